@@ -1,0 +1,19 @@
+"""fnarray: composable function transformations on immutable arrays (NumPy or CuPy),
+with a PyTorch-style training layer on top.  See README.md and API.md."""
+
+from fnarray.core import tree  # noqa: F401
+from fnarray.core.array import Array  # noqa: F401
+from fnarray.core.device import Device, default_device, devices  # noqa: F401
+from fnarray.core.shapes import (  # noqa: F401
+    bool_, complex64, complex128, float16, float32, float64, int8, int16, int32, int64,
+    uint8, uint16, uint32, uint64, result_type as _result_type)
+from fnarray.core.trace import ConcretizationError, UnexpectedTracerError  # noqa: F401
+from fnarray.api import *  # noqa: F401,F403
+from fnarray.api import abs, all, any, max, min, pow, round, sum  # noqa: F401,A004
+from fnarray.transforms import *  # noqa: F401,F403
+
+bool = bool_  # noqa: A001 - Array API dtype name
+__version__ = "0.1.0"
+__array_api_version__ = "2023.12"
+newaxis = None
+e, pi, inf, nan = 2.718281828459045, 3.141592653589793, float("inf"), float("nan")

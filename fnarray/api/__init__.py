@@ -1,0 +1,22 @@
+"""The user-facing NumPy / Array-API namespace, composed from primitives.
+
+Importing this package declares every primitive (``fnarray.ops``) and installs these
+functions as the operators of ``Array`` and of every tracer.
+"""
+
+import sys as _sys
+
+from fnarray.api._convert import astype  # noqa: F401
+from fnarray.api.creation import *  # noqa: F401,F403
+from fnarray.api.elementwise import *  # noqa: F401,F403
+from fnarray.api.reductions import *  # noqa: F401,F403
+from fnarray.api.manipulation import *  # noqa: F401,F403
+from fnarray.api.indexing import *  # noqa: F401,F403
+from fnarray.api.searching import *  # noqa: F401,F403
+from fnarray.api.contraction import *  # noqa: F401,F403
+from fnarray.api.elementwise import abs, pow, round  # noqa: F401,A004
+from fnarray.api.reductions import all, any, max, min, sum  # noqa: F401,A004
+import fnarray.ops  # noqa: F401,E402  (declares the primitives)
+from fnarray.core.array import install_api as _install
+
+_install(_sys.modules[__name__])

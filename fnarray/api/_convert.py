@@ -1,0 +1,137 @@
+"""Turning user input into arrays, and promoting operands to a common dtype.
+
+This is the hot path of every eager operation, so the common case — two ``Array``s of the
+same dtype — returns after two type checks.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from fnarray.core import device as _device
+from fnarray.core.array import Array, ArrayBase
+from fnarray.core.shapes import (DEFAULT_COMPLEX, DEFAULT_FLOAT, DEFAULT_INT, canonical_dtype,
+                                 result_type)
+from fnarray.core.trace import Tracer
+
+_PY_SCALARS = (bool, int, float, complex)
+
+
+def device_of(x):
+    """The device of an array or tracer (without needing a concrete value)."""
+    if isinstance(x, Array):
+        return x._device
+    if isinstance(x, Tracer):
+        return x.device
+    return _device.default()
+
+
+def from_python(obj, dtype=None, device=None, weak: bool = False) -> Array:
+    """Build an ``Array`` from Python / NumPy data (always copies NumPy input)."""
+    dev = _device.get_device(device)
+    if dtype is not None:
+        dtype = canonical_dtype(dtype)
+    if isinstance(obj, np.ndarray) or isinstance(obj, np.generic):
+        host = np.array(obj, dtype=dtype, copy=True)
+    else:
+        host = np.asarray(obj, dtype=dtype)
+        if dtype is None:
+            host = host.astype(_default_for(host.dtype), copy=False)
+        elif host is obj:
+            host = host.copy()
+    if host.dtype not in _SUPPORTED:
+        canonical_dtype(host.dtype)  # raises the standard message
+    return Array(dev.backend.from_host(host, dev.index), dev, weak)
+
+
+def _default_for(dt: np.dtype) -> np.dtype:
+    """Python floats/ints/complexes become fnarray's default dtypes."""
+    if dt.kind == "f":
+        return DEFAULT_FLOAT
+    if dt.kind == "c":
+        return DEFAULT_COMPLEX
+    if dt.kind in "iu":
+        return DEFAULT_INT
+    return dt
+
+
+_SUPPORTED = {np.dtype(t) for t in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8,
+                                      np.uint16, np.uint32, np.uint64, np.float16, np.float32,
+                                      np.float64, np.complex64, np.complex128)}
+
+
+def as_operand(x):
+    """An ``Array``/tracer as is; anything else converted (Python scalars become weak)."""
+    if isinstance(x, ArrayBase):
+        return x
+    if isinstance(x, _PY_SCALARS):
+        return from_python(x, weak=True)
+    if isinstance(x, (list, tuple)) and any(isinstance(e, ArrayBase) for e in _flat(x)):
+        from fnarray.api.manipulation import stack
+        return stack([as_operand(e) for e in x])
+    if hasattr(x, "__fnarray_array__"):
+        return x.__fnarray_array__()
+    return from_python(x)
+
+
+def _flat(x):
+    for e in x:
+        if isinstance(e, (list, tuple)):
+            yield from _flat(e)
+        else:
+            yield e
+
+
+def promote(op: str, *args):
+    """Operands as arrays of one common dtype, following fnarray's promotion rules."""
+    if len(args) == 2:
+        x, y = args
+        if type(x) is Array and type(y) is Array and x._value.dtype == y._value.dtype:
+            return args
+    items = []
+    for a in args:
+        if isinstance(a, ArrayBase):
+            items.append(a.dtype if not a.weak_type else _weak_kind(a.dtype))
+        elif isinstance(a, _PY_SCALARS):
+            items.append(a)
+        elif isinstance(a, numbers.Number) or isinstance(a, np.ndarray):
+            items.append(np.asarray(a).dtype)
+        else:
+            items.append(as_operand(a).dtype)
+    dt = result_type(*items)
+    dev = None
+    for a in args:
+        if isinstance(a, ArrayBase):
+            dev = device_of(a)
+            break
+    out = []
+    for a in args:
+        if isinstance(a, ArrayBase):
+            out.append(a if a.dtype == dt else astype(a, dt))
+        else:
+            out.append(from_python(a, dtype=dt, device=dev, weak=isinstance(a, _PY_SCALARS)))
+    return out
+
+
+def _weak_kind(dt):
+    return {"b": bool, "i": int, "u": int, "f": float, "c": complex}[dt.kind]
+
+
+def astype(x, dtype, copy: bool = True):
+    """``x`` converted to ``dtype`` (a new array; the original is untouched)."""
+    from fnarray.ops.elementwise import convert_element_type
+    dtype = canonical_dtype(dtype)
+    x = as_operand(x)
+    if x.dtype == dtype:
+        return x
+    return convert_element_type.bind(x, dtype=dtype)
+
+
+def to_inexact(x):
+    """Integer and boolean operands of float-valued functions become the default float."""
+    x = as_operand(x)
+    return x if x.dtype.kind in "fc" else astype(x, DEFAULT_FLOAT)
+
+

@@ -1,0 +1,220 @@
+"""Array creation.  New arrays are constants, so these are plain functions, not primitives;
+functions of an existing array (``tril``, ``diag``, ``*_like``) compose primitives."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fnarray.api._convert import as_operand, astype, device_of, from_python
+from fnarray.core import device as _device
+from fnarray.core.array import Array, ArrayBase
+from fnarray.core.shapes import DEFAULT_FLOAT, DEFAULT_INT, canonical_dtype
+from fnarray.core.trace import Tracer
+
+
+def asarray(obj, dtype=None, device=None, copy: bool | None = None):
+    """An array from ``obj``; NumPy input is copied unless ``copy=False``."""
+    if isinstance(obj, ArrayBase):
+        out = obj if dtype is None else astype(obj, dtype)
+        if device is not None and isinstance(out, Array):
+            out = device_put(out, device)
+        return out
+    if copy is False and isinstance(obj, np.ndarray) and device is None and (
+            dtype is None or np.dtype(dtype) == obj.dtype):
+        canonical_dtype(obj.dtype)
+        return Array(obj)
+    if dtype is None and isinstance(obj, (list, tuple)):
+        obj = as_operand(obj) if _holds_arrays(obj) else obj
+        if isinstance(obj, ArrayBase):
+            return obj if device is None else device_put(obj, device)
+    if hasattr(obj, "__dlpack__") and not isinstance(obj, np.ndarray) and type(obj).__module__.split(".")[0] in ("cupy", "torch"):
+        return from_dlpack(obj)
+    if hasattr(obj, "__fnarray_array__"):
+        return asarray(obj.__fnarray_array__(), dtype=dtype, device=device)
+    return from_python(obj, dtype=dtype, device=device)
+
+
+def _holds_arrays(obj) -> bool:
+    return any(isinstance(e, ArrayBase) or (isinstance(e, (list, tuple)) and _holds_arrays(e))
+               for e in obj)
+
+
+def array(obj, dtype=None, device=None, copy: bool = True):
+    return asarray(obj, dtype=dtype, device=device, copy=copy)
+
+
+def _shape(shape) -> tuple:
+    if isinstance(shape, (int, np.integer)):
+        return (int(shape),)
+    return tuple(int(s) for s in shape)
+
+
+def _fill(shape, value, dtype, device, default):
+    dtype = default if dtype is None else canonical_dtype(dtype)
+    dev = _device.get_device(device)
+    return Array(dev.xp.full(_shape(shape), value, dtype=dtype), dev)
+
+
+def zeros(shape, dtype=None, device=None) -> Array:
+    return _fill(shape, 0, dtype, device, DEFAULT_FLOAT)
+
+
+def ones(shape, dtype=None, device=None) -> Array:
+    return _fill(shape, 1, dtype, device, DEFAULT_FLOAT)
+
+
+def empty(shape, dtype=None, device=None) -> Array:
+    """Like ``zeros``: an uninitialised immutable array would be useless."""
+    return zeros(shape, dtype, device)
+
+
+def full(shape, fill_value, dtype=None, device=None) -> Array:
+    if dtype is None:
+        dtype = (fill_value.dtype if isinstance(fill_value, ArrayBase)
+                 else from_python(fill_value).dtype)
+    if isinstance(fill_value, Tracer):
+        return broadcast_like(fill_value, _shape(shape), dtype)
+    return _fill(shape, np.asarray(fill_value).item() if isinstance(fill_value, ArrayBase)
+                 else fill_value, dtype, device, DEFAULT_FLOAT)
+
+
+def broadcast_like(value, shape, dtype):
+    from fnarray.api.manipulation import broadcast_to
+    return broadcast_to(astype(value, dtype), shape)
+
+
+def _like(x, dtype, device):
+    x = as_operand(x)
+    return x.shape, (x.dtype if dtype is None else dtype), (device_of(x) if device is None else device)
+
+
+def zeros_like(x, dtype=None, device=None) -> Array:
+    return zeros(*_like(x, dtype, device))
+
+
+def ones_like(x, dtype=None, device=None) -> Array:
+    return ones(*_like(x, dtype, device))
+
+
+def empty_like(x, dtype=None, device=None) -> Array:
+    return zeros(*_like(x, dtype, device))
+
+
+def full_like(x, fill_value, dtype=None, device=None) -> Array:
+    shape, dt, dev = _like(x, dtype, device)
+    return full(shape, fill_value, dt, dev)
+
+
+def eye(n_rows: int, n_cols: int | None = None, k: int = 0, dtype=None, device=None) -> Array:
+    dev = _device.get_device(device)
+    dtype = DEFAULT_FLOAT if dtype is None else canonical_dtype(dtype)
+    return Array(dev.xp.eye(n_rows, n_cols, k, dtype=dtype), dev)
+
+
+def identity(n: int, dtype=None, device=None) -> Array:
+    return eye(n, dtype=dtype, device=device)
+
+
+def arange(start, stop=None, step=1, dtype=None, device=None) -> Array:
+    """Like ``numpy.arange``; integers give ``int64``, any float gives ``float32``."""
+    if stop is None:
+        start, stop = 0, start
+    vals = [float(v) if isinstance(v, ArrayBase) and v.dtype.kind == "f" else
+            (int(v) if isinstance(v, ArrayBase) else v) for v in (start, stop, step)]
+    if dtype is None:
+        dtype = DEFAULT_FLOAT if any(isinstance(v, float) for v in vals) else DEFAULT_INT
+    dev = _device.get_device(device)
+    return Array(dev.xp.arange(*vals, dtype=canonical_dtype(dtype)), dev)
+
+
+def linspace(start, stop, num: int = 50, endpoint: bool = True, dtype=None, device=None) -> Array:
+    dtype = DEFAULT_FLOAT if dtype is None else canonical_dtype(dtype)
+    dev = _device.get_device(device)
+    return Array(dev.xp.linspace(float(start), float(stop), int(num), endpoint=endpoint).astype(dtype), dev)
+
+
+def logspace(start, stop, num: int = 50, endpoint: bool = True, base=10.0, dtype=None, device=None):
+    from fnarray.api.elementwise import pow
+    return pow(float(base), linspace(start, stop, num, endpoint, dtype, device))
+
+
+def tri(n: int, m: int | None = None, k: int = 0, dtype=None, device=None) -> Array:
+    dev = _device.get_device(device)
+    dtype = DEFAULT_FLOAT if dtype is None else canonical_dtype(dtype)
+    return Array(dev.xp.tri(n, m, k, dtype=dtype), dev)
+
+
+def _triangle(x, k, lower):
+    from fnarray.api.elementwise import where
+    x = as_operand(x)
+    if x.ndim < 2:
+        raise ValueError(f"{'tril' if lower else 'triu'}: input must have at least 2 dimensions, got shape {x.shape}")
+    n, m = x.shape[-2:]
+    mask = tri(n, m, k if lower else k - 1, dtype=bool, device=device_of(x))
+    if not lower:
+        from fnarray.api.elementwise import logical_not
+        mask = logical_not(mask)
+    return where(mask, x, zeros((), x.dtype, device_of(x)))
+
+
+def tril(x, k: int = 0):
+    """Lower triangle of the last two axes (zero above the ``k``-th diagonal)."""
+    return _triangle(x, k, True)
+
+
+def triu(x, k: int = 0):
+    """Upper triangle of the last two axes (zero below the ``k``-th diagonal)."""
+    return _triangle(x, k, False)
+
+
+def diag(v, k: int = 0):
+    """1-D input: a 2-D array with ``v`` on diagonal ``k``; 2-D input: that diagonal."""
+    from fnarray.api.contraction import diagonal
+    v = as_operand(v)
+    if v.ndim == 2:
+        return diagonal(v, offset=k)
+    if v.ndim != 1:
+        raise ValueError(f"diag: input must be 1-D or 2-D, got shape {v.shape}")
+    n = v.shape[0] + abs(k)
+    rows = np.arange(v.shape[0]) + max(-k, 0)
+    cols = np.arange(v.shape[0]) + max(k, 0)
+    return zeros((n, n), v.dtype, device_of(v)).at[rows, cols].set(v)
+
+
+def meshgrid(*arrays, indexing: str = "xy"):
+    from fnarray.api.manipulation import broadcast_to, reshape
+    arrays = [as_operand(a) for a in arrays]
+    n = len(arrays)
+    shape = [a.size for a in arrays]
+    if indexing == "xy" and n >= 2:
+        shape[0], shape[1] = shape[1], shape[0]
+    out = []
+    for i, a in enumerate(arrays):
+        axis = i
+        if indexing == "xy" and n >= 2 and i < 2:
+            axis = 1 - i
+        s = [1] * n
+        s[axis] = a.size
+        out.append(broadcast_to(reshape(a, tuple(s)), tuple(shape)))
+    return out
+
+
+def device_put(x, device=None):
+    """``x`` on ``device`` (a copy when it moves; arrays never move implicitly)."""
+    dev = _device.get_device(device)
+    if isinstance(x, Tracer):
+        return x
+    x = asarray(x)
+    if x._device is dev:
+        return x
+    host = x._device.backend.to_host(x._value)
+    return Array(dev.backend.from_host(host, dev.index), dev, x.weak_type)
+
+
+def from_dlpack(obj, device=None, copy=None) -> Array:
+    """Zero-copy exchange with NumPy, CuPy, PyTorch... through DLPack."""
+    kind, _ = obj.__dlpack_device__()
+    if kind == 1:  # CPU
+        return Array(np.from_dlpack(obj))
+    dev = _device.get_device("cuda")  # pragma: no cover - needs a GPU
+    return Array(dev.xp.from_dlpack(obj), dev)  # pragma: no cover

@@ -1,0 +1,1 @@
+"""Backends: the only modules that import an array library's kernels."""

@@ -1,0 +1,63 @@
+"""Primitives: the indivisible operations every transformation understands.
+
+A ``Primitive`` is declared once, in ``fnarray/ops/``, with every rule it needs:
+
+* ``impl(xp, *buffers, **params)``   — the kernel, written against an array module ``xp``;
+* ``abstract(*avals, **params)``     — shape/dtype inference (used by the IR tracer);
+* ``jvp(primals, tangents, **params) -> (out, tangent_out)`` — forward mode; a tangent of
+  ``None`` is a symbolic zero;
+* ``vjp(ct, *primals, out, **params) -> tuple`` — reverse mode, one cotangent (or ``None``)
+  per input;
+* ``batch(values, dims, **params) -> (out, out_dim)`` — vmap.
+
+Rules are written with fnarray operations, never raw kernels, so they are differentiable and
+batchable themselves: that is what makes ``grad(grad(f))`` and ``vmap(grad(f))`` work.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+REGISTRY: dict[str, "Primitive"] = {}
+
+
+class Primitive:
+    """A named operation plus its rule slots; see the module docstring."""
+
+    __slots__ = ("name", "impl", "abstract", "jvp", "vjp", "batch",
+                 "multiple_results", "differentiable", "__weakref__")
+
+    def __init__(self, name: str, *, multiple_results: bool = False,
+                 differentiable: bool = True):
+        if name in REGISTRY:
+            raise ValueError(f"primitive {name!r} is declared twice")
+        self.name = name
+        self.multiple_results = multiple_results
+        self.differentiable = differentiable
+        self.impl: Callable | None = None
+        self.abstract: Callable | None = None
+        self.jvp: Callable | None = None
+        self.vjp: Callable | None = None
+        self.batch: Callable | None = None
+        REGISTRY[name] = self
+
+    def bind(self, *args, **params):
+        from fnarray.core.trace import bind
+        return bind(self, *args, **params)
+
+    def __repr__(self):
+        return self.name
+
+    def missing_rules(self) -> list[str]:
+        """Names of rule slots that are still empty (the registry test requires none)."""
+        return [slot for slot in ("impl", "abstract", "jvp", "vjp", "batch")
+                if getattr(self, slot) is None]
+
+
+def declare(name: str, *, impl: Callable, abstract: Callable, jvp: Callable, vjp: Callable,
+            batch: Callable, multiple_results: bool = False,
+            differentiable: bool = True) -> Primitive:
+    """Declare a primitive with all of its rules in one statement."""
+    p = Primitive(name, multiple_results=multiple_results, differentiable=differentiable)
+    p.impl, p.abstract, p.jvp, p.vjp, p.batch = impl, abstract, jvp, vjp, batch
+    return p

@@ -1,0 +1,147 @@
+"""Abstract values: shapes, dtypes, weak types, broadcasting and type promotion.
+
+An abstract value (``ShapedArray``) is what every transformation knows about an array
+without looking at its numbers.  Promotion follows NumPy 2 / the Array API standard, with
+one fnarray rule on top: Python scalars are *weak* (``float32_array * 2.0`` stays
+``float32``) and a Python float meeting an integer array gives the default float
+(``float32``), as JAX and PyTorch do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+bool_ = np.dtype(np.bool_)
+int8, int16, int32, int64 = (np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64))
+uint8, uint16, uint32, uint64 = (np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64))
+float16, float32, float64 = (np.dtype(t) for t in (np.float16, np.float32, np.float64))
+complex64, complex128 = np.dtype(np.complex64), np.dtype(np.complex128)
+
+DEFAULT_FLOAT = float32
+DEFAULT_INT = int64
+DEFAULT_COMPLEX = complex64
+
+SUPPORTED_DTYPES = frozenset(
+    [bool_, int8, int16, int32, int64, uint8, uint16, uint32, uint64,
+     float16, float32, float64, complex64, complex128]
+)
+
+
+def canonical_dtype(dtype) -> np.dtype:
+    """Turn anything NumPy accepts as a dtype into a supported ``np.dtype`` or raise."""
+    if dtype is float:
+        return DEFAULT_FLOAT
+    if dtype is int:
+        return DEFAULT_INT
+    if dtype is complex:
+        return DEFAULT_COMPLEX
+    if dtype is bool:
+        return bool_
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"{dtype!r} is not a dtype fnarray understands; use one of "
+                        f"{sorted(str(d) for d in SUPPORTED_DTYPES)}") from e
+    if dt not in SUPPORTED_DTYPES:
+        raise TypeError(f"dtype {dt} is not supported by fnarray; supported dtypes are "
+                        f"{sorted(str(d) for d in SUPPORTED_DTYPES)}")
+    return dt
+
+
+def is_float(dtype: np.dtype) -> bool:
+    return dtype.kind == "f"
+
+
+def is_inexact(dtype: np.dtype) -> bool:
+    return dtype.kind in "fc"
+
+
+def is_differentiable(dtype: np.dtype) -> bool:
+    """Only floating and complex values carry tangents and cotangents."""
+    return dtype.kind in "fc"
+
+
+class ShapedArray:
+    """What a transformation knows about a value: its shape, dtype and weak type."""
+
+    __slots__ = ("shape", "dtype", "weak_type")
+
+    def __init__(self, shape: tuple, dtype: np.dtype, weak_type: bool = False):
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.weak_type = weak_type
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    def __eq__(self, other):
+        return (isinstance(other, ShapedArray) and self.shape == other.shape
+                and self.dtype == other.dtype and self.weak_type == other.weak_type)
+
+    def __hash__(self):
+        return hash((self.shape, self.dtype, self.weak_type))
+
+    def str_short(self) -> str:
+        return f"{self.dtype.name}[{','.join(map(str, self.shape))}]"
+
+    def __repr__(self):
+        return f"ShapedArray({self.str_short()}{', weak' if self.weak_type else ''})"
+
+
+def broadcast_shapes(*shapes: tuple, op: str = "broadcast") -> tuple:
+    """NumPy broadcasting of shapes; the error names the op and every shape."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out = [1] * ndim
+    for s in shapes:
+        for i, d in enumerate(s, ndim - len(s)):
+            if d != 1:
+                if out[i] != 1 and out[i] != d:
+                    shown = " and ".join(str(tuple(x)) for x in shapes)
+                    raise ValueError(
+                        f"{op}: shapes {shown} cannot be broadcast together (dimension "
+                        f"{i - ndim} is {out[i]} vs {d}); reshape or expand_dims one operand "
+                        f"so that each dimension matches or is 1")
+                out[i] = d
+    return tuple(out)
+
+
+_KIND_ORDER = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+
+def result_type(*items) -> np.dtype:
+    """Promote dtypes and weak Python scalars the way fnarray's contract says.
+
+    ``items`` are ``np.dtype`` (strong) or Python ``bool/int/float/complex`` values or
+    types (weak).  Weak values only decide the *kind* of the result, never its width.
+    """
+    strong = []
+    weak_kind = -1
+    for it in items:
+        if isinstance(it, np.dtype):
+            strong.append(it)
+        else:
+            t = it if isinstance(it, type) else type(it)
+            k = 0 if t is bool else 1 if t is int else 2 if t is float else 3
+            weak_kind = max(weak_kind, k)
+    if not strong:
+        return {0: bool_, 1: DEFAULT_INT, 2: DEFAULT_FLOAT, 3: DEFAULT_COMPLEX}[weak_kind]
+    dt = strong[0]
+    for s in strong[1:]:
+        if s != dt:
+            dt = np.promote_types(dt, s)
+    if weak_kind > _KIND_ORDER[dt.kind]:
+        if weak_kind == 1:
+            dt = DEFAULT_INT
+        elif weak_kind == 2:
+            dt = DEFAULT_FLOAT if dt.kind in "biu" else dt
+        else:
+            dt = np.promote_types(dt if dt.kind == "f" else DEFAULT_FLOAT, DEFAULT_COMPLEX)
+    return dt

@@ -1,0 +1,218 @@
+"""The interpreter stack: traces, tracers, and ``bind``.
+
+Each active transformation owns a ``MainTrace`` with a level; ``bind`` hands a primitive to
+the highest-level trace among its arguments, and that trace's rule binds again on lower
+levels.  With no tracer among the arguments — the common eager case — ``bind`` is a short
+fast path: one kernel call and one ``Array`` construction.
+
+The stack is per thread, so independent transformations in different threads never see
+each other's tracers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+
+from fnarray.core.array import Array, ArrayBase
+from fnarray.core.shapes import ShapedArray
+
+
+class UnexpectedTracerError(RuntimeError):
+    """A traced value escaped the transformation that created it."""
+
+
+class ConcretizationError(TypeError):
+    """Python needed a concrete value (``if``, ``int()``, ...) but only a trace exists."""
+
+
+class MainTrace:
+    """One active transformation: its level, trace class and per-transform data."""
+
+    __slots__ = ("level", "trace_type", "data", "alive", "name")
+
+    def __init__(self, level: int, trace_type: type, name: str, data=None):
+        self.level = level
+        self.trace_type = trace_type
+        self.name = name
+        self.data = data
+        self.alive = True
+
+    def __repr__(self):
+        return f"MainTrace({self.name}, level={self.level})"
+
+
+class Trace:
+    """How one transformation interprets primitives; subclasses fill in the rules."""
+
+    __slots__ = ("main",)
+
+    def __init__(self, main: MainTrace):
+        self.main = main
+
+    # Subclasses define ``pure(value)`` (embed an ``Array`` or lower-level tracer at this
+    # level) and ``process_primitive(prim, tracers, params)``.
+
+    def lift(self, value):
+        return self.pure(value)
+
+    def full_raise(self, value):
+        if isinstance(value, Tracer):
+            main = value._trace.main
+            if main is self.main:
+                return value
+            if main.level < self.main.level:
+                return self.lift(value)
+            raise UnexpectedTracerError(
+                f"a value traced by {main.name} (level {main.level}) met {self.main.name} "
+                f"(level {self.main.level}) in the wrong order")
+        return self.pure(value)
+
+
+class Tracer(ArrayBase):
+    """A value under transformation; it quacks like an ``Array``.
+
+    Subclasses provide ``aval`` (a ``ShapedArray``) and, where a concrete value exists,
+    ``concrete()`` so that Python control flow works (define-by-run).
+    """
+
+    __slots__ = ("_trace",)
+    aval: ShapedArray
+
+    @property
+    def shape(self) -> tuple:
+        return self.aval.shape
+
+    @property
+    def dtype(self):
+        return self.aval.dtype
+
+    @property
+    def weak_type(self) -> bool:
+        return self.aval.weak_type
+
+    @property
+    def device(self):
+        return self.concrete().device
+
+    def concrete(self) -> Array:
+        """The concrete value behind this tracer, for Python control flow."""
+        raise ConcretizationError(
+            f"this value is traced by {self._trace.main.name} and has no concrete value")
+
+    def __bool__(self):
+        return bool(self.concrete())
+
+    def __int__(self):
+        return int(self.concrete())
+
+    def __float__(self):
+        return float(self.concrete())
+
+    def __complex__(self):
+        return complex(self.concrete())
+
+    def __index__(self):
+        return self.concrete().__index__()
+
+    def item(self, *args):
+        return self.concrete().item(*args)
+
+    def tolist(self):
+        return self.concrete().tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        return self.concrete().__array__(dtype, copy)
+
+    def __format__(self, spec):
+        return format(self.concrete(), spec)
+
+    def __repr__(self):
+        return f"{type(self).__name__}<{self._trace.main.name}>({self.aval.str_short()})"
+
+
+# --- the per-thread stack --------------------------------------------------------------
+
+class _Stack(threading.local):
+    def __init__(self):
+        self.mains: list[MainTrace] = []
+
+
+_stack = _Stack()
+BASE_LEVEL = 1  # level 0 is reserved for the compat layer's global tape
+
+
+@contextlib.contextmanager
+def new_main(trace_type: type, name: str, data=None):
+    """Push a new transformation level for the duration of the block."""
+    mains = _stack.mains
+    main = MainTrace(BASE_LEVEL + len(mains), trace_type, name, data)
+    mains.append(main)
+    try:
+        yield main
+    finally:
+        mains.pop()
+        main.alive = False
+
+
+# --- bind ------------------------------------------------------------------------------
+
+def bind(prim, *args, **params):
+    """Apply ``prim`` to ``args``: eagerly when no tracer is involved, else via its trace."""
+    dev = None
+    for a in args:
+        if type(a) is not Array:
+            return _bind_traced(prim, args, params)
+        if a._device is not dev:
+            if dev is not None:
+                raise _mixed_devices(prim, args)
+            dev = a._device
+    vals = [a._value for a in args]
+    try:
+        out = prim.impl(dev.xp, *vals, **params)
+    except (ValueError, IndexError, np.linalg.LinAlgError) as e:
+        raise _kernel_error(prim, args, params, e) from None
+    if prim.multiple_results:
+        return tuple(Array(o, dev) for o in out)
+    return Array(out, dev)
+
+
+def _bind_traced(prim, args, params):
+    top = None
+    for a in args:
+        if isinstance(a, Tracer):
+            main = a._trace.main
+            if not main.alive:
+                raise UnexpectedTracerError(
+                    f"{prim.name}: an intermediate value from {main.name} leaked out of that "
+                    f"transformation and was used after it finished. Return the value from "
+                    f"the transformed function instead of storing it (e.g. in a global or "
+                    f"closure) and using it later")
+            if top is None or main.level > top.level:
+                top = main
+        elif not isinstance(a, Array):
+            raise TypeError(f"{prim.name}: expected fnarray arrays, got {type(a).__name__}")
+    if top is None:  # only Arrays; reached when the fast path saw a non-exact type
+        return bind(prim, *[Array(a._value, a._device, a.weak_type) for a in args], **params)
+    trace = top.trace_type(top)
+    tracers = [trace.full_raise(a) for a in args]
+    return trace.process_primitive(prim, tracers, params)
+
+
+def _mixed_devices(prim, args):
+    devs = sorted({str(a._device) for a in args})
+    return ValueError(
+        f"{prim.name}: operands are on different devices ({' and '.join(devs)}); move them "
+        f"to one device first with fa.device_put(x, device) or x.to(device)")
+
+
+def _kernel_error(prim, args, params, err):
+    shapes = " and ".join(f"{a.dtype.name}{list(a.shape)}" for a in args)
+    extra = f" with {params}" if params else ""
+    return type(err)(f"{prim.name}: cannot apply to operands {shapes}{extra}: {err}")
+
+
+def current_level() -> int:
+    return BASE_LEVEL + len(_stack.mains) - 1

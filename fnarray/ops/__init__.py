@@ -1,0 +1,9 @@
+"""Primitives grouped by family; importing this package declares all of them."""
+
+from fnarray.ops import (  # noqa: F401  (import for the side effect of declaring)
+    elementwise,
+    reduction,
+    shape,
+    indexing,
+    linalg,
+)

@@ -1,0 +1,113 @@
+"""Contractions: ``dot_general``, the one bilinear primitive behind ``matmul``, ``dot``,
+``tensordot``, ``einsum`` and friends.
+
+``dot_general(a, b, contract=((ca...), (cb...)), batch=((ba...), (bb...)))`` pairs the
+listed axes; the result's axes are the batch axes, then ``a``'s free axes, then ``b``'s
+free axes, each in increasing order.  Matrix factorisations live in ``ops/decompositions.py``.
+"""
+
+from __future__ import annotations
+
+from fnarray import api as fa
+from fnarray.core.primitive import declare
+from fnarray.core.shapes import ShapedArray
+
+
+def _free(ndim, contract, batch):
+    used = set(contract) | set(batch)
+    return [i for i in range(ndim) if i not in used]
+
+
+def _dot_impl(xp, a, b, *, contract, batch):
+    (ca, cb), (ba, bb) = contract, batch
+    fa_, fb = _free(a.ndim, ca, ba), _free(b.ndim, cb, bb)
+    at = xp.transpose(a, (*ba, *fa_, *ca))
+    bt = xp.transpose(b, (*bb, *cb, *fb))
+    bshape = at.shape[:len(ba)]
+    m = 1
+    for i in fa_:
+        m *= a.shape[i]
+    k = 1
+    for i in ca:
+        k *= a.shape[i]
+    n = 1
+    for i in fb:
+        n *= b.shape[i]
+    out = xp.matmul(at.reshape(bshape + (m, k)), bt.reshape(bshape + (k, n)))
+    return out.reshape(bshape + tuple(a.shape[i] for i in fa_) + tuple(b.shape[i] for i in fb))
+
+
+def _dot_abstract(a, b, *, contract, batch):
+    (ca, cb), (ba, bb) = contract, batch
+    for i, j in zip(ca, cb):
+        if a.shape[i] != b.shape[j]:
+            raise ValueError(f"dot_general: contracting axis {i} of {a.shape} does not match "
+                             f"axis {j} of {b.shape}")
+    shape = (tuple(a.shape[i] for i in ba) + tuple(a.shape[i] for i in _free(a.ndim, ca, ba))
+             + tuple(b.shape[i] for i in _free(b.ndim, cb, bb)))
+    return ShapedArray(shape, a.dtype, a.weak_type and b.weak_type)
+
+
+def _dot_jvp(primals, tangents, *, contract, batch):
+    a, b = primals
+    ta, tb = tangents
+    out = dot_general.bind(a, b, contract=contract, batch=batch)
+    t = None
+    if ta is not None:
+        t = dot_general.bind(ta, b, contract=contract, batch=batch)
+    if tb is not None:
+        tb_out = dot_general.bind(a, tb, contract=contract, batch=batch)
+        t = tb_out if t is None else t + tb_out
+    return out, t
+
+
+def _grad_operand(ct, other, x_ndim, x_contract, x_batch, other_contract, other_batch, x_first):
+    """Cotangent of one operand: contract ``ct`` with the other operand's free axes, then
+    put the axes back into the operand's order."""
+    nb = len(x_batch)
+    x_free = _free(x_ndim, x_contract, x_batch)
+    o_free = _free(other.ndim, other_contract, other_batch)
+    # ct axes: batch, a-free, b-free.  The other operand's free axes sit in one block.
+    o_block = range(nb + len(x_free), ct.ndim) if x_first else range(nb, nb + len(o_free))
+    x_block = range(nb, nb + len(x_free)) if x_first else range(nb + len(o_free), ct.ndim)
+    g = dot_general.bind(ct, other, contract=(tuple(o_block), tuple(o_free)),
+                         batch=(tuple(range(nb)), tuple(other_batch)))
+    # g axes: batch, x-free (ct order), then the other's contracting axes in increasing
+    # order, each standing for its partner axis of x.
+    partners = [x_contract[other_contract.index(j)] for j in sorted(other_contract)]
+    src_order = list(x_batch) + [x_free[i - x_block.start] for i in x_block] + partners
+    perm = [src_order.index(i) for i in range(x_ndim)]
+    return fa.permute_dims(g, tuple(perm))
+
+
+def _dot_vjp(ct, a, b, *, out, contract, batch):
+    (ca, cb), (ba, bb) = contract, batch
+    ga = _grad_operand(ct, b, a.ndim, ca, ba, cb, bb, True) if a.dtype.kind in "fc" else None
+    gb = _grad_operand(ct, a, b.ndim, cb, bb, ca, ba, False) if b.dtype.kind in "fc" else None
+    return ga, gb
+
+
+def _dot_batch(vals, dims, *, contract, batch):
+    a, b = vals
+    da, db = dims
+    (ca, cb), (ba, bb) = contract, batch
+
+    def shift(axes, d):
+        return tuple(i + (i >= d) for i in axes)
+
+    if da is not None and db is not None:
+        new_contract = (shift(ca, da), shift(cb, db))
+        new_batch = ((da, *shift(ba, da)), (db, *shift(bb, db)))
+        return dot_general.bind(a, b, contract=new_contract, batch=new_batch), 0
+    if da is not None:
+        new = dict(contract=(shift(ca, da), cb), batch=(shift(ba, da), bb))
+        free = _free(a.ndim, *(new["contract"][0], new["batch"][0]))
+        return dot_general.bind(a, b, **new), len(ba) + free.index(da)
+    new = dict(contract=(ca, shift(cb, db)), batch=(ba, shift(bb, db)))
+    free = _free(b.ndim, new["contract"][1], new["batch"][1])
+    n_a_free = len(_free(a.ndim, ca, ba))
+    return dot_general.bind(a, b, **new), len(ba) + n_a_free + free.index(db)
+
+
+dot_general = declare("dot_general", impl=_dot_impl, abstract=_dot_abstract, jvp=_dot_jvp,
+                      vjp=_dot_vjp, batch=_dot_batch)

@@ -1,0 +1,11 @@
+"""Function transformations, re-exported at the top level of ``fnarray``."""
+
+from fnarray.transforms.custom import custom_jvp, custom_vjp, stop_gradient  # noqa: F401
+from fnarray.transforms.grad import (  # noqa: F401
+    grad, hessian, jacfwd, jacrev, linearize, value_and_grad)
+from fnarray.transforms.jvp import jvp  # noqa: F401
+from fnarray.transforms.reverse import vjp  # noqa: F401
+from fnarray.transforms.vmap import vmap  # noqa: F401
+
+__all__ = ["custom_jvp", "custom_vjp", "stop_gradient", "grad", "hessian", "jacfwd", "jacrev",
+           "linearize", "value_and_grad", "jvp", "vjp", "vmap"]

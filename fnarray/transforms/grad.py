@@ -1,0 +1,198 @@
+"""Derivative transforms built on ``jvp``, ``vjp`` and ``vmap``: ``grad``,
+``value_and_grad``, ``jacfwd``, ``jacrev``, ``hessian``, ``linearize``."""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, Sequence
+
+from fnarray.core import tree as tree_util
+from fnarray.transforms.jvp import jvp
+from fnarray.transforms.reverse import vjp
+from fnarray.transforms.vmap import vmap
+
+
+def _argnums_tuple(argnums) -> tuple[tuple, bool]:
+    if isinstance(argnums, int):
+        return (argnums,), True
+    return tuple(argnums), False
+
+
+def _split_args(args, argnums, fname):
+    for i in argnums:
+        if not -len(args) <= i < len(args):
+            raise TypeError(f"{fname}: argnums {i} is out of range for {len(args)} positional "
+                            f"argument(s)")
+    argnums = tuple(i % len(args) for i in argnums)
+
+    def with_diff(diff):
+        full = list(args)
+        for i, d in zip(argnums, diff):
+            full[i] = d
+        return full
+
+    return [args[i] for i in argnums], with_diff
+
+
+def _check_float_inputs(diff_args, fname):
+    from fnarray import api as fa
+    for leaf in tree_util.leaves(diff_args):
+        a = fa.asarray(leaf)
+        if a.dtype.kind not in "fc":
+            raise TypeError(
+                f"{fname} requires floating-point inputs, but got an input of dtype {a.dtype} "
+                f"(shape {a.shape}). Convert it with x.astype(fa.float32), or exclude it with "
+                f"argnums")
+
+
+def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """``(fun(*args), ∇fun(*args))`` for a scalar-output ``fun``."""
+    nums, single = _argnums_tuple(argnums)
+
+    @functools.wraps(fun)
+    def wrapped(*args, **kwargs):
+        from fnarray import api as fa
+        diff, with_diff = _split_args(args, nums, "grad")
+        _check_float_inputs(diff, "grad")
+        res = vjp(lambda *d: fun(*with_diff(d), **kwargs), *diff, has_aux=has_aux)
+        out, pullback = res[0], res[1]
+        if not (hasattr(out, "shape") and out.shape == ()):
+            shape = getattr(out, "shape", type(out).__name__)
+            raise TypeError(
+                f"grad requires a function with a scalar (shape ()) output, but it returned "
+                f"shape {shape}. For vector outputs use fa.vjp (a vector-Jacobian product) "
+                f"or fa.jacrev / fa.jacfwd (the full Jacobian); or reduce the output, e.g. "
+                f"with .sum()")
+        if out.dtype.kind not in "fc":
+            raise TypeError(f"grad requires a floating-point output, got {out.dtype}")
+        g = pullback(fa.ones((), dtype=out.dtype))
+        g = g[0] if single else tuple(g)
+        return ((out, res[2]), g) if has_aux else (out, g)
+
+    return wrapped
+
+
+def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """The gradient of a scalar-output ``fun`` with respect to ``argnums``."""
+    vg = value_and_grad(fun, argnums, has_aux)
+
+    @functools.wraps(fun)
+    def wrapped(*args, **kwargs):
+        (out, g) = vg(*args, **kwargs)
+        return (g, out[1]) if has_aux else g
+
+    return wrapped
+
+
+def _std_basis(flat):
+    """Identity basis over the flattened inputs: one tangent tuple per input element."""
+    from fnarray import api as fa
+    total = sum(x.size for x in flat)
+    dtype = flat[0].dtype if flat else fa.float32
+    eye = fa.eye(total, dtype=dtype)
+    out, start = [], 0
+    for x in flat:
+        out.append(fa.reshape(eye[:, start:start + x.size], (total,) + x.shape).astype(x.dtype))
+        start += x.size
+    return out, total
+
+
+def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """Jacobian by forward mode: one batched JVP over the input basis (``vmap`` of ``jvp``)."""
+    nums, single = _argnums_tuple(argnums)
+
+    def jacfun(*args):
+        from fnarray import api as fa
+        diff, with_diff = _split_args(args, nums, "jacfwd")
+        diff = tree_util.map(fa.asarray, diff)
+        _check_float_inputs(diff, "jacfwd")
+        flat, in_tree = tree_util.flatten(tuple(diff))
+        basis, total = _std_basis(flat)
+        aux_box = []
+
+        def f_flat(*leaves):
+            out = fun(*with_diff(tree_util.unflatten(in_tree, leaves)))
+            if has_aux:
+                out, aux = out
+                aux_box.append(aux)
+            return out
+
+        def push(*tangents):
+            return jvp(f_flat, tuple(flat), tuple(tangents))[1]
+
+        jac = vmap(push)(*basis)  # each output leaf: (total,) + out.shape
+        out = f_flat(*flat)
+        res = tree_util.map(lambda j, o: _split_jac(j, o, flat, in_tree, single, last=True), jac, out)
+        return (res, aux_box[-1]) if has_aux else res
+
+    return jacfun
+
+
+def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """Jacobian by reverse mode: one batched VJP over the output basis (``vmap`` of the pullback)."""
+    nums, single = _argnums_tuple(argnums)
+
+    def jacfun(*args):
+        from fnarray import api as fa
+        diff, with_diff = _split_args(args, nums, "jacrev")
+        diff = tree_util.map(fa.asarray, diff)
+        _check_float_inputs(diff, "jacrev")
+        flat, in_tree = tree_util.flatten(tuple(diff))
+        res = vjp(lambda *leaves: fun(*with_diff(tree_util.unflatten(in_tree, leaves))), *flat,
+                  has_aux=has_aux)
+        out, pullback = res[0], res[1]
+        o_flat, o_tree = tree_util.flatten(out)
+        basis, total = _std_basis([fa.asarray(o) for o in o_flat])
+        grads = vmap(lambda *cts: pullback(tree_util.unflatten(o_tree, cts)))(*basis)
+        # grads: tuple over inputs, each (total_out,) + in.shape
+        per_out, start = [], 0
+        for o in o_flat:
+            o = fa.asarray(o)
+            block = [fa.reshape(g[start:start + o.size], o.shape + g.shape[1:]) for g in grads]
+            start += o.size
+            per_in = tree_util.unflatten(in_tree, block)
+            per_out.append(per_in[0] if single else per_in)
+        jac = tree_util.unflatten(o_tree, per_out)
+        return (jac, res[2]) if has_aux else jac
+
+    return jacfun
+
+
+def _split_jac(j, out, flat, in_tree, single, last):
+    """Cut a forward-mode Jacobian ``(total_in,) + out.shape`` into per-input blocks
+    shaped ``out.shape + in.shape``."""
+    from fnarray import api as fa
+    blocks, start = [], 0
+    out_nd = j.ndim - 1
+    for x in flat:
+        blk = j[start:start + x.size]
+        blk = fa.reshape(blk, x.shape + j.shape[1:])
+        blk = fa.moveaxis(blk, tuple(range(x.ndim)), tuple(range(out_nd, out_nd + x.ndim))) if x.ndim else blk
+        blocks.append(blk)
+        start += x.size
+    per_in = tree_util.unflatten(in_tree, blocks)
+    return per_in[0] if single else per_in
+
+
+def hessian(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """Second derivatives: ``jacfwd(jacrev(fun))``."""
+    return jacfwd(jacrev(fun, argnums, has_aux), argnums, has_aux)
+
+
+def linearize(fun: Callable, *primals):
+    """``(fun(*primals), f_jvp)``; ``f_jvp(*tangents)`` reuses the recorded linearization.
+
+    The forward pass runs once, recording its residuals in a reverse-mode tape; ``f_jvp``
+    applies ``J`` by transposing that tape's (linear) pullback — no re-evaluation of ``fun``.
+    """
+    from fnarray import api as fa
+    out, pullback = vjp(fun, *primals)
+    out_zero = tree_util.map(fa.zeros_like, out)
+
+    def f_jvp(*tangents):
+        if len(tangents) != len(primals):
+            raise TypeError(f"linearize: f_jvp expects {len(primals)} tangent(s), got {len(tangents)}")
+        _, transpose = vjp(lambda ct: pullback(ct), out_zero)
+        return transpose(tuple(tangents))[0]
+
+    return out, f_jvp

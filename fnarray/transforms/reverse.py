@@ -1,0 +1,221 @@
+"""Reverse mode: a tape of primitive applications, walked backwards to pull cotangents.
+
+Each ``ReverseTracer`` points at the ``Node`` that produced it.  A node keeps what the
+primitive's VJP rule needs (its inputs and outputs) and links to its parent nodes; the
+backward pass visits nodes in reverse topological order, calls each rule, and sums
+cotangents.  Rules use fnarray operations, so a backward pass run inside another
+transformation is itself recorded (``grad(grad(f))``, ``jvp(grad(f))``).
+"""
+
+from __future__ import annotations
+
+from fnarray.core import tree as tree_util
+from fnarray.core.trace import Trace, Tracer, new_main
+
+
+class Node:
+    """One recorded primitive application (or a leaf, when ``prim`` is None)."""
+
+    __slots__ = ("prim", "params", "parents", "primals", "outs", "__weakref__")
+
+    def __init__(self, prim, params, parents, primals, outs):
+        self.prim = prim
+        self.params = params
+        self.parents = parents  # per input: (Node, output index) or None
+        self.primals = primals
+        self.outs = outs
+
+    def release(self):
+        """Drop saved values once a backward pass no longer needs them."""
+        self.parents = self.primals = self.outs = None
+
+
+class ReverseTracer(Tracer):
+    __slots__ = ("primal", "node", "index")
+
+    def __init__(self, trace, primal, node, index=0):
+        self._trace = trace
+        self.primal = primal
+        self.node = node
+        self.index = index
+
+    @property
+    def aval(self):
+        return self.primal.aval
+
+    @property
+    def device(self):
+        return self.primal.device
+
+    def concrete(self):
+        p = self.primal
+        return p.concrete() if isinstance(p, Tracer) else p
+
+
+class ReverseTrace(Trace):
+    __slots__ = ()
+
+    def pure(self, value):
+        return value  # constants are not recorded; rules see them as plain values
+
+    def full_raise(self, value):
+        if isinstance(value, ReverseTracer) and value._trace.main is self.main:
+            return value
+        return value  # lower-level tracers and arrays are constants here
+
+    def process_primitive(self, prim, tracers, params):
+        parents, primals, any_parent = [], [], False
+        for t in tracers:
+            if isinstance(t, ReverseTracer) and t._trace.main is self.main:
+                parents.append((t.node, t.index))
+                primals.append(t.primal)
+                any_parent = True
+            else:
+                parents.append(None)
+                primals.append(t)
+        out = prim.bind(*primals, **params)
+        if not any_parent or not prim.differentiable:
+            return out
+        node = Node(prim, params, parents, primals, out)
+        if prim.multiple_results:
+            return tuple(ReverseTracer(self, o, node, i) for i, o in enumerate(out))
+        return ReverseTracer(self, out, node)
+
+
+def toposort(roots: list[Node]) -> list[Node]:
+    """Nodes reachable from ``roots``, each after every node that consumes it."""
+    order, seen = [], set()
+    for root in roots:
+        if id(root) in seen:
+            continue
+        seen.add(id(root))
+        stack = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                order.append(node)
+                continue
+            stack.append((node, True))
+            for p in node.parents or ():
+                if p is not None and id(p[0]) not in seen:
+                    seen.add(id(p[0]))
+                    stack.append((p[0], False))
+    order.reverse()
+    return order
+
+
+def _add(a, b):
+    return b if a is None else a + b
+
+
+def backward(roots: list[tuple[Node, int]], cts: list, release: bool = False) -> dict:
+    """Pull ``cts`` from the given (node, index) outputs back to the leaves.
+
+    Returns ``{id(leaf_node): cotangent}``.  With ``release=True`` the visited nodes drop
+    their saved values (the compat layer's default, like PyTorch's ``retain_graph=False``).
+    """
+    from fnarray import api
+    acc: dict[int, list] = {}
+    for (node, idx), ct in zip(roots, cts):
+        slot = acc.setdefault(id(node), [None] * _n_outs(node))
+        slot[idx] = _add(slot[idx], ct)
+    leaves = {}
+    for node in toposort([n for n, _ in roots]):
+        node_cts = acc.pop(id(node), None)
+        if node_cts is None:
+            continue
+        if node.prim is None:
+            leaves[id(node)] = node_cts[0]
+            continue
+        if node.parents is None:
+            raise RuntimeError(
+                "backward through a graph a second time: its saved values were already freed. "
+                "Pass retain_graph=True to the first backward() if you need to go back twice")
+        if node.prim.multiple_results:
+            ct_in = [api.zeros_like(o) if c is None else c for c, o in zip(node_cts, node.outs)]
+        else:
+            ct_in = node_cts[0]
+        in_cts = node.prim.vjp(ct_in, *node.primals, out=node.outs, **node.params)
+        for parent, ct in zip(node.parents, in_cts):
+            if parent is None or ct is None:
+                continue
+            pnode, pidx = parent
+            slot = acc.setdefault(id(pnode), [None] * _n_outs(pnode))
+            slot[pidx] = _add(slot[pidx], ct)
+        if release:
+            node.release()
+    return leaves
+
+
+def _n_outs(node: Node) -> int:
+    if node.prim is not None and node.prim.multiple_results:
+        return len(node.outs)
+    return 1
+
+
+def vjp_flat(fun, primals: list):
+    """Trace ``fun`` (flat -> flat) in reverse mode; return outputs and a pullback."""
+    with new_main(ReverseTrace, "vjp") as main:
+        trace = ReverseTrace(main)
+        leaves = [Node(None, None, (), None, None) for _ in primals]
+        ins = [ReverseTracer(trace, p, n) for p, n in zip(primals, leaves)]
+        outs = fun(*ins)
+    out_primals, roots = [], []
+    for o in outs:
+        if isinstance(o, ReverseTracer) and o._trace.main is main:
+            out_primals.append(o.primal)
+            roots.append((o.node, o.index))
+        else:
+            out_primals.append(o)
+            roots.append(None)
+
+    def pullback(cts: list) -> list:
+        from fnarray import api
+        live = [(r, c) for r, c in zip(roots, cts) if r is not None]
+        got = backward([r for r, _ in live], [c for _, c in live]) if live else {}
+        return [got.get(id(n)) if got.get(id(n)) is not None else api.zeros_like(p)
+                for n, p in zip(leaves, primals)]
+
+    return out_primals, pullback
+
+
+def vjp(fun, *primals, has_aux: bool = False):
+    """``(fun(*primals), vjp_fn)``; ``vjp_fn(ct)`` returns one cotangent per primal."""
+    from fnarray import api
+    p_leaves, p_tree = tree_util.flatten(primals)
+    p_leaves = [api.asarray(p) for p in p_leaves]
+    out_info = []
+
+    def flat_fun(*leaves):
+        out = fun(*tree_util.unflatten(p_tree, leaves))
+        if has_aux:
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise TypeError("has_aux=True requires the function to return a pair "
+                                "(output, aux)")
+            out, aux = out
+            out_info.append(aux)
+        o_leaves, o_tree = tree_util.flatten(out)
+        out_info.insert(0, o_tree)
+        return o_leaves
+
+    out_leaves, pullback = vjp_flat(flat_fun, p_leaves)
+    out_tree = out_info[0]
+    out = tree_util.unflatten(out_tree, out_leaves)
+
+    def vjp_fn(cotangent):
+        c_leaves, c_tree = tree_util.flatten(cotangent)
+        if c_tree != out_tree:
+            raise ValueError(f"vjp_fn: cotangent structure {c_tree} does not match the "
+                             f"output structure {out_tree}")
+        cts = []
+        for c, o in zip(c_leaves, out_leaves):
+            c = api.asarray(c)
+            if c.shape != o.shape:
+                raise ValueError(f"vjp_fn: cotangent shape {c.shape} does not match output "
+                                 f"shape {o.shape}")
+            cts.append(c.astype(o.dtype) if c.dtype != o.dtype else c)
+        return tree_util.unflatten(p_tree, pullback(cts))
+
+    if has_aux:
+        return out, vjp_fn, out_info[1]
+    return out, vjp_fn
