@@ -208,6 +208,8 @@ class Array(ArrayBase):
 
     def __array__(self, dtype=None, copy=None):
         host = self._host()
+        if not isinstance(host, np.ndarray):  # NumPy ufuncs return scalars for 0-d inputs
+            host = np.asarray(host)
         if dtype is not None and np.dtype(dtype) != host.dtype:
             return host.astype(dtype)
         if copy:

@@ -25,7 +25,7 @@ class Primitive:
     """A named operation plus its rule slots; see the module docstring."""
 
     __slots__ = ("name", "impl", "abstract", "jvp", "vjp", "batch",
-                 "multiple_results", "differentiable", "__weakref__")
+                 "multiple_results", "differentiable", "ufunc", "__weakref__")
 
     def __init__(self, name: str, *, multiple_results: bool = False,
                  differentiable: bool = True):
@@ -39,6 +39,9 @@ class Primitive:
         self.jvp: Callable | None = None
         self.vjp: Callable | None = None
         self.batch: Callable | None = None
+        # For elementwise primitives that are exactly one ufunc: its name, so the jit
+        # executor may fuse them and write into dead intermediate buffers (``out=``).
+        self.ufunc: str | None = None
         REGISTRY[name] = self
 
     def bind(self, *args, **params):

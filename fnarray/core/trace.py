@@ -97,37 +97,38 @@ class Tracer(ArrayBase):
     def device(self):
         return self.concrete().device
 
-    def concrete(self) -> Array:
-        """The concrete value behind this tracer, for Python control flow."""
+    def concrete(self, why: str = "a concrete value") -> Array:
+        """The concrete value behind this tracer, for Python control flow; ``why`` names
+        the Python operation that needs it (for the error message when there is none)."""
         raise ConcretizationError(
-            f"this value is traced by {self._trace.main.name} and has no concrete value")
+            f"{why}: this value is traced by {self._trace.main.name} and has no concrete value")
 
     def __bool__(self):
-        return bool(self.concrete())
+        return bool(self.concrete("bool() (e.g. `if x:` or `while x:`)"))
 
     def __int__(self):
-        return int(self.concrete())
+        return int(self.concrete("int()"))
 
     def __float__(self):
-        return float(self.concrete())
+        return float(self.concrete("float()"))
 
     def __complex__(self):
-        return complex(self.concrete())
+        return complex(self.concrete("complex()"))
 
     def __index__(self):
-        return self.concrete().__index__()
+        return self.concrete("using the value as an index").__index__()
 
     def item(self, *args):
-        return self.concrete().item(*args)
+        return self.concrete(".item()").item(*args)
 
     def tolist(self):
-        return self.concrete().tolist()
+        return self.concrete(".tolist()").tolist()
 
     def __array__(self, dtype=None, copy=None):
-        return self.concrete().__array__(dtype, copy)
+        return self.concrete("conversion to a NumPy array").__array__(dtype, copy)
 
     def __format__(self, spec):
-        return format(self.concrete(), spec)
+        return format(self.concrete("formatting"), spec)
 
     def __repr__(self):
         return f"{type(self).__name__}<{self._trace.main.name}>({self.aval.str_short()})"

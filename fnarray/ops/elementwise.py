@@ -68,6 +68,7 @@ def unary(name, kernel, deriv=None, out_dtype=None):
                 jvp=_nondiff_jvp, vjp=_nondiff_vjp, batch=None,
                 differentiable=deriv is not None)
     p.batch = lambda vals, dims, **params: (p.bind(vals[0], **params), dims[0])
+    p.ufunc = kernel if isinstance(kernel, str) else None
     if deriv is not None:
         def jvp(primals, tangents, **params):
             x, = primals
@@ -90,6 +91,7 @@ def nary(name, kernel, partials=None, out_dtype=None):
                 jvp=_nondiff_jvp, vjp=_nondiff_vjp, batch=None,
                 differentiable=partials is not None)
     p.batch = batch_elementwise(p)
+    p.ufunc = kernel if isinstance(kernel, str) and kernel != "where" else None
     if partials is not None:
         def jvp(primals, tangents, **params):
             out = p.bind(*primals, **params)

@@ -9,3 +9,11 @@ from fnarray.transforms.vmap import vmap  # noqa: F401
 
 __all__ = ["custom_jvp", "custom_vjp", "stop_gradient", "grad", "hessian", "jacfwd", "jacrev",
            "linearize", "value_and_grad", "jvp", "vjp", "vmap"]
+
+from fnarray.transforms.ir import make_ir  # noqa: E402,F401
+from fnarray.transforms.jit import jit  # noqa: E402,F401
+
+__all__ += ["make_ir", "jit"]
+from fnarray.transforms.checkpoint import checkpoint, remat  # noqa: E402,F401
+
+__all__ += ["checkpoint", "remat"]

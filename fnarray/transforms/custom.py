@@ -44,6 +44,11 @@ def _transpose_linear(linear_fn, in_examples, cts):
     return pullback(list(cts))
 
 
+def _call_abstract(*avals, fun, **_):
+    from fnarray.transforms.ir import call_abstract
+    return call_abstract(*avals, fun=fun)
+
+
 # --- custom_jvp ------------------------------------------------------------------------------
 
 def call_impl(xp, *buffers, fun, **_):
@@ -88,7 +93,7 @@ def _pair(res):
     return list(out) + list(t)
 
 
-custom_jvp_call = declare("custom_jvp_call", impl=call_impl, abstract=None, jvp=_cj_jvp,
+custom_jvp_call = declare("custom_jvp_call", impl=call_impl, abstract=_call_abstract, jvp=_cj_jvp,
                           vjp=_cj_vjp, batch=_cj_batch, multiple_results=True)
 
 
@@ -171,7 +176,7 @@ def _cv_batch(vals, dims, *, fun, fwd, bwd):
     return outs, [0] * len(outs)
 
 
-custom_vjp_call = declare("custom_vjp_call", impl=call_impl, abstract=None, jvp=_cv_jvp,
+custom_vjp_call = declare("custom_vjp_call", impl=call_impl, abstract=_call_abstract, jvp=_cv_jvp,
                           vjp=_cv_vjp, batch=_cv_batch, multiple_results=True)
 
 

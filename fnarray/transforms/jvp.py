@@ -22,9 +22,9 @@ class JVPTracer(Tracer):
     def device(self):
         return self.primal.device
 
-    def concrete(self):
+    def concrete(self, why="a concrete value"):
         p = self.primal
-        return p.concrete() if isinstance(p, Tracer) else p
+        return p.concrete(why) if isinstance(p, Tracer) else p
 
 
 class JVPTrace(Trace):

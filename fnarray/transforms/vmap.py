@@ -26,14 +26,15 @@ class BatchTracer(Tracer):
     def device(self):
         return self.val.device
 
-    def concrete(self):
+    def concrete(self, why="a concrete value"):
         if self.bdim is None:
             v = self.val
-            return v.concrete() if isinstance(v, Tracer) else v
+            return v.concrete(why) if isinstance(v, Tracer) else v
+        from fnarray.transforms.ir import user_frame
         raise ConcretizationError(
-            "vmap: Python control flow (if/while/bool/int/float) on a value that differs "
-            "across the batch is not possible; each example would take a different branch. "
-            "Use fa.where(cond, a, b) to select per example, or move the decision outside vmap")
+            f"vmap: {why} on a value that differs across the batch{user_frame()}: each example "
+            f"would take a different branch. Use fa.where(cond, a, b) to select per example, "
+            f"or move the decision outside vmap (in_axes=None for an unbatched argument)")
 
 
 class BatchTrace(Trace):

@@ -1,0 +1,209 @@
+"""``jit``: trace once per input signature, optimise, compile, cache, execute.
+
+The signature is the pytree structure of the arguments plus, for every array leaf, its
+shape, dtype, weak type and device, plus the values of the static arguments.  A call with
+a known signature skips tracing entirely and runs the compiled straight-line code on the
+raw buffers.
+
+Python side effects in the jitted function (printing, appending to a list, reading a
+global) happen only while tracing, i.e. on the first call for each signature.  Under other
+transformations (``grad(jit(f))``, ``vmap(jit(f))``) the cached program is evaluated
+primitive by primitive, so those transformations see every equation.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable, Sequence
+
+from fnarray.core import tree as tree_util
+from fnarray.core.array import Array, ArrayBase
+from fnarray.core.trace import Tracer
+from fnarray.transforms import ir, passes
+from fnarray.transforms.executor import compile_program
+
+
+class _Compiled:
+    __slots__ = ("program", "out_tree", "run", "run_donating", "const_bufs", "device")
+
+    def __init__(self, program, out_tree, device, donated):
+        self.program = program
+        self.out_tree = out_tree
+        self.device = device
+        self.const_bufs = [c._value for c in program.consts]
+        self.run = compile_program(program, device.xp)
+        self.run_donating = (compile_program(program, device.xp, donated)
+                             if donated and device.platform == "cpu" else None)
+
+
+class DonatedBuffer:
+    """Stands in for the buffer of an array donated to a jitted call."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name):
+        raise RuntimeError("this array was donated to a jit-compiled function "
+                           "(donate_argnums) and its buffer was reused; use the function's "
+                           "outputs instead of the donated input")
+
+
+_DONATED = DonatedBuffer()
+
+
+class Jitted:
+    """A jit-compiled function; call it like the original."""
+
+    def __init__(self, fun: Callable, static_argnums=(), static_argnames=(), donate_argnums=()):
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.static_argnums = _as_tuple(static_argnums)
+        self.static_argnames = _as_tuple(static_argnames)
+        self.donate_argnums = _as_tuple(donate_argnums)
+        self._cache: dict = {}
+        self.trace_count = 0
+
+    def _cache_size(self) -> int:
+        return len(self._cache)
+
+    def _split(self, args, kwargs):
+        nargs = len(args)
+        static_pos = {i % nargs for i in self.static_argnums if -nargs <= i < nargs}
+        static = []
+        for i in sorted(static_pos):
+            static.append(("pos", i, args[i]))
+        for k in self.static_argnames:
+            if k in kwargs:
+                static.append(("kw", k, kwargs[k]))
+        for _, where, value in static:
+            try:
+                hash(value)
+            except TypeError:
+                raise TypeError(
+                    f"jit: static argument {where!r} of type {type(value).__name__} is not "
+                    f"hashable, so it cannot be part of the cache key; pass a hashable value "
+                    f"(e.g. a tuple instead of a list) or make the argument non-static") from None
+        dyn_args = tuple(a for i, a in enumerate(args) if i not in static_pos)
+        dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
+        return static, static_pos, dyn_args, dyn_kwargs
+
+    def _leaves(self, dyn_args, dyn_kwargs):
+        from fnarray import api as fa
+        leaves, in_tree = tree_util.flatten((dyn_args, dyn_kwargs))
+        out = []
+        for x in leaves:
+            if isinstance(x, ArrayBase):
+                out.append(x)
+            elif isinstance(x, (bool, int, float, complex)) or hasattr(x, "__array__"):
+                out.append(fa.asarray(x))
+            else:
+                raise TypeError(
+                    f"jit: argument leaf of type {type(x).__name__} is not an array; mark the "
+                    f"argument static with static_argnums=/static_argnames=")
+        return out, in_tree
+
+    def _signature(self, args, kwargs):
+        static, static_pos, dyn_args, dyn_kwargs = self._split(args, kwargs)
+        leaves, in_tree = self._leaves(dyn_args, dyn_kwargs)
+        sig = tuple((x.shape, x.dtype, x.weak_type, str(x.device)) for x in leaves)
+        key = (in_tree, sig, tuple((kind, w, v) for kind, w, v in static))
+        return key, leaves, in_tree, static, static_pos, len(args)
+
+    def _compile(self, key, leaves, in_tree, static, static_pos, nargs):
+        static_pos_vals = {w: v for kind, w, v in static if kind == "pos"}
+        static_kw_vals = {w: v for kind, w, v in static if kind == "kw"}
+        out_store: list = []
+
+        def flat_fun(*flat):
+            dyn_args, dyn_kwargs = tree_util.unflatten(in_tree, flat)
+            it = iter(dyn_args)
+            full = [static_pos_vals[i] if i in static_pos else next(it) for i in range(nargs)]
+            out = self.fun(*full, **dyn_kwargs, **static_kw_vals)
+            o_leaves, o_tree = tree_util.flatten(out)
+            out_store.append(o_tree)
+            return o_leaves
+
+        self.trace_count += 1
+        prog = ir.trace_flat(flat_fun, [(x.aval, x.device) for x in leaves], name="jit")
+        prog = passes.optimize(prog)
+        device = leaves[0].device if leaves else _default_device()
+        donated = frozenset(i for i, leaf in enumerate(self._donated_leaf_mask(in_tree, static_pos, nargs)) if leaf)
+        entry = _Compiled(prog, out_store[-1], device, donated)
+        self._cache[key] = entry
+        return entry
+
+    def _donated_leaf_mask(self, in_tree, static_pos, nargs):
+        """Per flat leaf: does it belong to a donated positional argument?"""
+        donate = {i % nargs for i in self.donate_argnums if -nargs <= i < nargs} if nargs else set()
+        dyn_positions = [i for i in range(nargs) if i not in static_pos]
+        mask = []
+        args_def = in_tree.children[0]
+        for pos, child in zip(dyn_positions, args_def.children):
+            mask += [pos in donate] * child.num_leaves
+        mask += [False] * in_tree.children[1].num_leaves
+        return mask
+
+    def lower(self, *args, **kwargs) -> ir.Program:
+        """The optimised program for these arguments (traced if not cached)."""
+        key, leaves, in_tree, static, static_pos, nargs = self._signature(args, kwargs)
+        entry = self._cache.get(key) or self._compile(key, leaves, in_tree, static, static_pos, nargs)
+        return entry.program
+
+    def __call__(self, *args, **kwargs):
+        key, leaves, in_tree, static, static_pos, nargs = self._signature(args, kwargs)
+        entry = self._cache.get(key)
+        if entry is None:
+            try:
+                entry = self._compile(key, leaves, in_tree, static, static_pos, nargs)
+            except ir.EscapedTracer:
+                # The function closes over a value traced by an enclosing transformation;
+                # run it directly so that transformation sees every operation.
+                return self.fun(*args, **kwargs)
+        if any(isinstance(x, Tracer) for x in leaves):
+            outs = ir.eval_program(entry.program, leaves)
+        else:
+            outs = self._execute(entry, leaves, in_tree, static_pos, nargs)
+        return tree_util.unflatten(entry.out_tree, outs)
+
+    def _execute(self, entry, leaves, in_tree, static_pos, nargs):
+        dev = entry.device
+        bufs = [x._value for x in leaves]
+        run = entry.run
+        if entry.run_donating is not None:
+            mask = self._donated_leaf_mask(in_tree, static_pos, nargs)
+            # Reuse a donated buffer only if nothing else can see it: it owns its memory
+            # and no view, NumPy alias or second Array refers to it.
+            safe = all(not m or (getattr(b, "flags", None) is not None and b.flags.owndata
+                                 and sys.getrefcount(b) <= 3)
+                       for b, m in zip(bufs, mask))
+            if safe:
+                run = entry.run_donating
+                for x, m in zip(leaves, mask):
+                    if m:
+                        x._value = _DONATED
+        outs = run(*entry.const_bufs, *bufs)
+        return [Array(o, dev) for o in outs]
+
+
+def _default_device():
+    from fnarray.core.device import default
+    return default()
+
+
+def _as_tuple(x) -> tuple:
+    if x is None:
+        return ()
+    if isinstance(x, (int, str)):
+        return (x,)
+    return tuple(x)
+
+
+def jit(fun: Callable | None = None, static_argnums: int | Sequence[int] = (),
+        static_argnames: str | Sequence[str] = (), donate_argnums: int | Sequence[int] = ()):
+    """Compile ``fun``: trace once per input signature, optimise, cache, execute.
+
+    Usable as ``jit(f, ...)`` or as a decorator ``@jit`` / ``@partial(jit, ...)``.
+    """
+    if fun is None:
+        return lambda f: Jitted(f, static_argnums, static_argnames, donate_argnums)
+    return Jitted(fun, static_argnums, static_argnames, donate_argnums)
