@@ -56,7 +56,7 @@ def _extremum(prim, name):
     def f(x, axis=None, keepdims: bool = False):
         x = as_operand(x)
         axes = normalize_axes(axis, x.ndim, name)
-        if any(x.shape[a] == 0 for a in axes):
+        if builtins.any(x.shape[a] == 0 for a in axes):
             raise ValueError(f"{name}: cannot reduce over a zero-size axis of an array with "
                              f"shape {x.shape} (there is no identity); check the input is non-empty")
         return prim.bind(x, axes=axes, keepdims=bool(keepdims))

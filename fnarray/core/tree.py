@@ -131,7 +131,7 @@ def map(f: Callable, tree, *rest, is_leaf: Callable | None = None):  # noqa: A00
     """Apply ``f`` leafwise to one or more trees of the same structure."""
     lv, td = flatten(tree, is_leaf)
     others = [flatten(r, is_leaf) for r in rest]
-    for olv, otd in others:
+    for _, otd in others:
         if otd != td:
             raise ValueError(f"tree.map: tree structures differ: {td} vs {otd}")
     return unflatten(td, [f(*xs) for xs in zip(lv, *(o[0] for o in others))])

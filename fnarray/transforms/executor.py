@@ -53,11 +53,12 @@ def compile_program(prog, xp, donated: frozenset = frozenset()):
 
 
 def _free_buffer(e, i, owned, last_use, consumers_all_ufunc, outputs):
-    """An input of equation ``i`` whose buffer dies here and may hold its result."""
+    """An input of equation ``i`` whose buffer dies here and may hold its result (never a
+    0-d one: NumPy returns scalars, not arrays, for 0-d ufunc results)."""
     out_aval = e.outvars[0].aval
     for v in e.invars:
         if (id(v) in owned and last_use.get(id(v)) == i and consumers_all_ufunc.get(id(v))
-                and id(v) not in outputs and v.aval.shape == out_aval.shape
+                and id(v) not in outputs and v.aval.shape == out_aval.shape and v.aval.shape
                 and v.aval.dtype == out_aval.dtype):
             owned.discard(id(v))
             return v

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 
 from fnarray.core import tree as tree_util
 from fnarray.core.array import Array, ArrayBase
+from fnarray.core.device import CPU
 from fnarray.core.trace import Tracer
 from fnarray.transforms import ir, passes
 from fnarray.transforms.executor import compile_program
@@ -127,7 +128,8 @@ class Jitted:
         prog = ir.trace_flat(flat_fun, [(x.aval, x.device) for x in leaves], name="jit")
         prog = passes.optimize(prog)
         device = leaves[0].device if leaves else _default_device()
-        donated = frozenset(i for i, leaf in enumerate(self._donated_leaf_mask(in_tree, static_pos, nargs)) if leaf)
+        mask = self._donated_leaf_mask(in_tree, static_pos, nargs)
+        donated = frozenset(i for i, leaf in enumerate(mask) if leaf)
         entry = _Compiled(prog, out_store[-1], device, donated)
         self._cache[key] = entry
         return entry
@@ -167,22 +169,32 @@ class Jitted:
 
     def _execute(self, entry, leaves, in_tree, static_pos, nargs):
         dev = entry.device
-        bufs = [x._value for x in leaves]
         run = entry.run
         if entry.run_donating is not None:
             mask = self._donated_leaf_mask(in_tree, static_pos, nargs)
             # Reuse a donated buffer only if nothing else can see it: it owns its memory
             # and no view, NumPy alias or second Array refers to it.
-            safe = all(not m or (getattr(b, "flags", None) is not None and b.flags.owndata
-                                 and sys.getrefcount(b) <= 3)
-                       for b, m in zip(bufs, mask))
-            if safe:
+            if all(not m or _unaliased(x) for x, m in zip(leaves, mask)):
                 run = entry.run_donating
+                bufs = [x._value for x in leaves]
                 for x, m in zip(leaves, mask):
                     if m:
                         x._value = _DONATED
-        outs = run(*entry.const_bufs, *bufs)
+                return [Array(o, dev) for o in run(*entry.const_bufs, *bufs)]
+        outs = run(*entry.const_bufs, *[x._value for x in leaves])
         return [Array(o, dev) for o in outs]
+
+
+def _buffer_refs(holder) -> int:
+    return sys.getrefcount(holder._value)
+
+
+def _unaliased(x) -> bool:
+    """True if ``x``'s buffer owns its memory and only ``x`` refers to it."""
+    buf = x._value
+    owns = getattr(getattr(buf, "flags", None), "owndata", False)
+    del buf
+    return owns and _buffer_refs(x) <= _BASELINE_REFS
 
 
 def _default_device():
@@ -207,3 +219,6 @@ def jit(fun: Callable | None = None, static_argnums: int | Sequence[int] = (),
     if fun is None:
         return lambda f: Jitted(f, static_argnums, static_argnames, donate_argnums)
     return Jitted(fun, static_argnums, static_argnames, donate_argnums)
+
+
+_BASELINE_REFS = _buffer_refs(Array(CPU.xp.empty(1)))

@@ -83,23 +83,26 @@ class ReverseTrace(Trace):
 
 
 def toposort(roots: list[Node]) -> list[Node]:
-    """Nodes reachable from ``roots``, each after every node that consumes it."""
-    order, seen = [], set()
-    for root in roots:
-        if id(root) in seen:
+    """Nodes reachable from ``roots``, each after every node that consumes it.
+
+    Iterative depth-first search: a node is marked when it is first *entered* (not when
+    pushed) and emitted after all its parents, so reversing the emission order puts every
+    consumer before the nodes it reads from.
+    """
+    order, entered = [], set()
+    stack = [(root, False) for root in reversed(roots)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
             continue
-        seen.add(id(root))
-        stack = [(root, False)]
-        while stack:
-            node, done = stack.pop()
-            if done:
-                order.append(node)
-                continue
-            stack.append((node, True))
-            for p in node.parents or ():
-                if p is not None and id(p[0]) not in seen:
-                    seen.add(id(p[0]))
-                    stack.append((p[0], False))
+        if id(node) in entered:
+            continue
+        entered.add(id(node))
+        stack.append((node, True))
+        for p in node.parents or ():
+            if p is not None and id(p[0]) not in entered:
+                stack.append((p[0], False))
     order.reverse()
     return order
 
