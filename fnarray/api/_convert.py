@@ -88,8 +88,14 @@ def promote(op: str, *args):
     """Operands as arrays of one common dtype, following fnarray's promotion rules."""
     if len(args) == 2:
         x, y = args
-        if type(x) is Array and type(y) is Array and x._value.dtype == y._value.dtype:
-            return args
+        tx, ty = type(x), type(y)
+        if tx is Array:
+            if ty is Array and x._value.dtype == y._value.dtype:
+                return args
+            if ty is float and x._value.dtype.kind == "f":  # array * 2.0: the scalar is weak
+                return x, Array(x._device.xp.asarray(y, dtype=x._value.dtype), x._device, True)
+        elif ty is Array and tx is float and y._value.dtype.kind == "f":
+            return Array(y._device.xp.asarray(x, dtype=y._value.dtype), y._device, True), y
     items = []
     for a in args:
         if isinstance(a, ArrayBase):

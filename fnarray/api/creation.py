@@ -27,11 +27,17 @@ def asarray(obj, dtype=None, device=None, copy: bool | None = None):
         obj = as_operand(obj) if _holds_arrays(obj) else obj
         if isinstance(obj, ArrayBase):
             return obj if device is None else device_put(obj, device)
-    if hasattr(obj, "__dlpack__") and not isinstance(obj, np.ndarray) and type(obj).__module__.split(".")[0] in ("cupy", "torch"):
+    if _foreign_device_array(obj):
         return from_dlpack(obj)
     if hasattr(obj, "__fnarray_array__"):
         return asarray(obj.__fnarray_array__(), dtype=dtype, device=device)
     return from_python(obj, dtype=dtype, device=device)
+
+
+def _foreign_device_array(obj) -> bool:
+    """A CuPy or PyTorch array: exchanged zero-copy through DLPack."""
+    return (hasattr(obj, "__dlpack__") and not isinstance(obj, np.ndarray)
+            and type(obj).__module__.split(".")[0] in ("cupy", "torch"))
 
 
 def _holds_arrays(obj) -> bool:
@@ -148,7 +154,8 @@ def _triangle(x, k, lower):
     from fnarray.api.elementwise import where
     x = as_operand(x)
     if x.ndim < 2:
-        raise ValueError(f"{'tril' if lower else 'triu'}: input must have at least 2 dimensions, got shape {x.shape}")
+        raise ValueError(f"{'tril' if lower else 'triu'}: input must have at least 2 "
+                         f"dimensions, got shape {x.shape}")
     n, m = x.shape[-2:]
     mask = tri(n, m, k if lower else k - 1, dtype=bool, device=device_of(x))
     if not lower:

@@ -43,17 +43,13 @@ def ravel(x):
 
 def permute_dims(x, axes):
     x = as_operand(x)
-    axes = tuple(int(a) % builtins_max(x.ndim, 1) for a in axes)
+    axes = tuple(int(a) % max(x.ndim, 1) for a in axes)
     if sorted(axes) != list(range(x.ndim)):
         raise ValueError(f"permute_dims: axes {axes} are not a permutation of the "
                          f"{x.ndim} axes of an array with shape {x.shape}")
     if axes == tuple(range(x.ndim)):
         return x
     return sh.transpose.bind(x, perm=axes)
-
-
-def builtins_max(a, b):
-    return a if a > b else b
 
 
 def transpose(x, axes=None):
@@ -146,7 +142,9 @@ def concatenate(arrays, axis=0):
         raise ValueError("concatenate: zero-dimensional arrays cannot be concatenated; use stack")
     ax = _axis(axis, nd, "concatenate")
     for a in arrays[1:]:
-        if a.ndim != nd or any(d1 != d2 for i, (d1, d2) in enumerate(zip(a.shape, arrays[0].shape)) if i != ax):
+        others_match = all(d1 == d2 for i, (d1, d2) in enumerate(zip(a.shape, arrays[0].shape))
+                           if i != ax)
+        if a.ndim != nd or not others_match:
             raise ValueError(
                 f"concatenate: all input shapes must match except along axis {ax}; got "
                 + ", ".join(str(b.shape) for b in arrays))
@@ -291,7 +289,7 @@ def tile(x, reps):
     reps = (1,) * (nd - len(reps)) + reps
     x = reshape(x, (1,) * (nd - x.ndim) + x.shape)
     inter = []
-    for r, d in zip(reps, x.shape):
+    for d in x.shape:
         inter += [1, d]
     x = reshape(x, tuple(inter))
     target = []

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+from fnarray.core.trace import bind as _bind
+
 REGISTRY: dict[str, "Primitive"] = {}
 
 
@@ -45,8 +47,8 @@ class Primitive:
         REGISTRY[name] = self
 
     def bind(self, *args, **params):
-        from fnarray.core.trace import bind
-        return bind(self, *args, **params)
+        """Apply this primitive (see ``fnarray.core.trace.bind``)."""
+        return _bind(self, *args, **params)
 
     def __repr__(self):
         return self.name

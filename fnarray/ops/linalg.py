@@ -20,6 +20,8 @@ def _free(ndim, contract, batch):
 
 def _dot_impl(xp, a, b, *, contract, batch):
     (ca, cb), (ba, bb) = contract, batch
+    if _is_matmul(a.ndim, b.ndim, ca, cb, ba, bb):
+        return xp.matmul(a, b)
     fa_, fb = _free(a.ndim, ca, ba), _free(b.ndim, cb, bb)
     at = xp.transpose(a, (*ba, *fa_, *ca))
     bt = xp.transpose(b, (*bb, *cb, *fb))
@@ -35,6 +37,16 @@ def _dot_impl(xp, a, b, *, contract, batch):
         n *= b.shape[i]
     out = xp.matmul(at.reshape(bshape + (m, k)), bt.reshape(bshape + (k, n)))
     return out.reshape(bshape + tuple(a.shape[i] for i in fa_) + tuple(b.shape[i] for i in fb))
+
+
+def _is_matmul(nda, ndb, ca, cb, ba, bb) -> bool:
+    """Is this contraction exactly ``matmul`` (so the kernel can be called directly)?"""
+    nb = len(ba)
+    if ba != bb or ba != tuple(range(nb)) or len(ca) != 1 or ca[0] != nda - 1:
+        return False
+    if nb == 0:
+        return nda <= 2 and ((ndb == 1 and cb == (0,)) or (ndb == 2 and cb == (0,)))
+    return nda == nb + 2 and ndb == nb + 2 and cb == (nb,)
 
 
 def _dot_abstract(a, b, *, contract, batch):
