@@ -27,7 +27,7 @@ class Primitive:
     """A named operation plus its rule slots; see the module docstring."""
 
     __slots__ = ("name", "impl", "abstract", "jvp", "vjp", "batch",
-                 "multiple_results", "differentiable", "ufunc", "__weakref__")
+                 "multiple_results", "differentiable", "ufunc", "vjp_selective", "__weakref__")
 
     def __init__(self, name: str, *, multiple_results: bool = False,
                  differentiable: bool = True):
@@ -44,6 +44,9 @@ class Primitive:
         # For elementwise primitives that are exactly one ufunc: its name, so the jit
         # executor may fuse them and write into dead intermediate buffers (``out=``).
         self.ufunc: str | None = None
+        # A selective VJP rule accepts ``needed=(bool, ...)`` and may return None for
+        # operands that need no cotangent (constants), skipping their computation.
+        self.vjp_selective = False
         REGISTRY[name] = self
 
     def bind(self, *args, **params):
@@ -61,8 +64,9 @@ class Primitive:
 
 def declare(name: str, *, impl: Callable, abstract: Callable, jvp: Callable, vjp: Callable,
             batch: Callable, multiple_results: bool = False,
-            differentiable: bool = True) -> Primitive:
+            differentiable: bool = True, vjp_selective: bool = False) -> Primitive:
     """Declare a primitive with all of its rules in one statement."""
     p = Primitive(name, multiple_results=multiple_results, differentiable=differentiable)
     p.impl, p.abstract, p.jvp, p.vjp, p.batch = impl, abstract, jvp, vjp, batch
+    p.vjp_selective = vjp_selective
     return p

@@ -106,12 +106,14 @@ def nary(name, kernel, partials=None, out_dtype=None):
                 t_out = fa.broadcast_to(t_out, out.shape)
             return out, t_out
 
-        def vjp(ct, *primals, out, **params):
+        def vjp(ct, *primals, out, needed=None, **params):
             return tuple(
-                None if partial is None or not _float(x) else unbroadcast(partial(ct, *primals, out), x.shape)
-                for x, partial in zip(primals, partials))
+                None if partial is None or not _float(x) or (needed is not None and not needed[i])
+                else unbroadcast(partial(ct, *primals, out), x.shape)
+                for i, (x, partial) in enumerate(zip(primals, partials)))
 
         p.jvp, p.vjp = jvp, vjp
+        p.vjp_selective = True
     return p
 
 

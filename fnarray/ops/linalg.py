@@ -75,27 +75,38 @@ def _dot_jvp(primals, tangents, *, contract, batch):
 
 def _grad_operand(ct, other, x_ndim, x_contract, x_batch, other_contract, other_batch, x_first):
     """Cotangent of one operand: contract ``ct`` with the other operand's free axes, then
-    put the axes back into the operand's order."""
+    put the axes back into the operand's order.
+
+    The contraction can be written with ``ct`` first (giving x's free axes, then its
+    contracting axes) or with ``other`` first (contracting axes, then free axes); the one
+    that already matches x's layout is used, so no transpose is needed in the common
+    matmul cases (e.g. the weight gradient of ``x @ w``)."""
     nb = len(x_batch)
     x_free = _free(x_ndim, x_contract, x_batch)
     o_free = _free(other.ndim, other_contract, other_batch)
     # ct axes: batch, a-free, b-free.  The other operand's free axes sit in one block.
     o_block = range(nb + len(x_free), ct.ndim) if x_first else range(nb, nb + len(o_free))
     x_block = range(nb, nb + len(x_free)) if x_first else range(nb + len(o_free), ct.ndim)
+    ct_x_free = [x_free[i - x_block.start] for i in x_block]
+    # The other operand's contracting axes, in increasing order, stand for their partners.
+    partners = [x_contract[other_contract.index(j)] for j in sorted(other_contract)]
+    ct_first = list(x_batch) + ct_x_free + partners
+    other_first = list(x_batch) + partners + ct_x_free
+    if other_first == list(range(x_ndim)) and ct_first != other_first:
+        return dot_general.bind(other, ct, contract=(tuple(o_free), tuple(o_block)),
+                                batch=(tuple(other_batch), tuple(range(nb))))
     g = dot_general.bind(ct, other, contract=(tuple(o_block), tuple(o_free)),
                          batch=(tuple(range(nb)), tuple(other_batch)))
-    # g axes: batch, x-free (ct order), then the other's contracting axes in increasing
-    # order, each standing for its partner axis of x.
-    partners = [x_contract[other_contract.index(j)] for j in sorted(other_contract)]
-    src_order = list(x_batch) + [x_free[i - x_block.start] for i in x_block] + partners
-    perm = [src_order.index(i) for i in range(x_ndim)]
+    perm = [ct_first.index(i) for i in range(x_ndim)]
     return fa.permute_dims(g, tuple(perm))
 
 
-def _dot_vjp(ct, a, b, *, out, contract, batch):
+def _dot_vjp(ct, a, b, *, out, contract, batch, needed=(True, True)):
     (ca, cb), (ba, bb) = contract, batch
-    ga = _grad_operand(ct, b, a.ndim, ca, ba, cb, bb, True) if a.dtype.kind in "fc" else None
-    gb = _grad_operand(ct, a, b.ndim, cb, bb, ca, ba, False) if b.dtype.kind in "fc" else None
+    ga = (_grad_operand(ct, b, a.ndim, ca, ba, cb, bb, True)
+          if needed[0] and a.dtype.kind in "fc" else None)
+    gb = (_grad_operand(ct, a, b.ndim, cb, bb, ca, ba, False)
+          if needed[1] and b.dtype.kind in "fc" else None)
     return ga, gb
 
 
@@ -122,4 +133,4 @@ def _dot_batch(vals, dims, *, contract, batch):
 
 
 dot_general = declare("dot_general", impl=_dot_impl, abstract=_dot_abstract, jvp=_dot_jvp,
-                      vjp=_dot_vjp, batch=_dot_batch)
+                      vjp=_dot_vjp, batch=_dot_batch, vjp_selective=True)

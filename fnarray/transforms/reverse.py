@@ -138,7 +138,11 @@ def backward(roots: list[tuple[Node, int]], cts: list, release: bool = False) ->
             ct_in = [api.zeros_like(o) if c is None else c for c, o in zip(node_cts, node.outs)]
         else:
             ct_in = node_cts[0]
-        in_cts = node.prim.vjp(ct_in, *node.primals, out=node.outs, **node.params)
+        if node.prim.vjp_selective:
+            needed = tuple(p is not None for p in node.parents)
+            in_cts = node.prim.vjp(ct_in, *node.primals, out=node.outs, needed=needed, **node.params)
+        else:
+            in_cts = node.prim.vjp(ct_in, *node.primals, out=node.outs, **node.params)
         for parent, ct in zip(node.parents, in_cts):
             if parent is None or ct is None:
                 continue
