@@ -134,6 +134,25 @@ class Tracer(ArrayBase):
         return f"{type(self).__name__}<{self._trace.main.name}>({self.aval.str_short()})"
 
 
+class PrimalTracer(Tracer):
+    """A tracer wrapping a primal value (forward and reverse mode): its shape, dtype,
+    device and concrete value are the primal's, so define-by-run control flow works."""
+
+    __slots__ = ("primal",)
+
+    @property
+    def aval(self) -> ShapedArray:
+        return self.primal.aval
+
+    @property
+    def device(self):
+        return self.primal.device
+
+    def concrete(self, why: str = "a concrete value"):
+        p = self.primal
+        return p.concrete(why) if isinstance(p, Tracer) else p
+
+
 # --- the per-thread stack --------------------------------------------------------------
 
 class _Stack(threading.local):

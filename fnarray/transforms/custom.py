@@ -26,15 +26,6 @@ def stop_gradient(x):
     return tree_util.map(lambda a: sorting.stop_gradient.bind(as_operand(a)), x)
 
 
-def _flat_call(fun, in_tree, n_out_holder):
-    def flat(*leaves):
-        out = fun(*tree_util.unflatten(in_tree, leaves))
-        o_leaves, o_tree = tree_util.flatten(out)
-        n_out_holder.append(o_tree)
-        return o_leaves
-    return flat
-
-
 def _transpose_linear(linear_fn, in_examples, cts):
     """Given a function linear in its arguments, apply its transpose to ``cts``."""
     from fnarray.transforms.reverse import vjp_flat
@@ -97,14 +88,44 @@ custom_jvp_call = declare("custom_jvp_call", impl=call_impl, abstract=_call_abst
                           vjp=_cj_vjp, batch=_cj_batch, multiple_results=True)
 
 
-class custom_jvp:  # noqa: N801 - JAX's name
-    """A function with a user-defined JVP rule: ``@custom_jvp`` then ``f.defjvp(rule)``
-    where ``rule(primals, tangents) -> (primal_out, tangent_out)``."""
+class _CustomRule:
+    """What ``custom_jvp`` and ``custom_vjp`` share: the wrapped function, its
+    non-differentiable (static) arguments, and flattening of the differentiable ones."""
 
     def __init__(self, fun, nondiff_argnums: tuple = ()):
         functools.update_wrapper(self, fun)
         self.fun = fun
         self.nondiff_argnums = tuple(nondiff_argnums)
+
+    def _prepare(self, args):
+        """``(leaves, rebuild, static_args, flat_fun, out_trees)`` for one call."""
+        from fnarray import api as fa
+        static = {i: args[i] for i in self.nondiff_argnums}
+        dyn = [a for i, a in enumerate(args) if i not in static]
+        leaves, in_tree = tree_util.flatten(tuple(dyn))
+        leaves = [fa.asarray(x) for x in leaves]
+        out_trees: list = []
+
+        def rebuild(flat):
+            """All positional arguments, with ``flat`` as the differentiable leaves."""
+            it = iter(tree_util.unflatten(in_tree, flat))
+            return [static[i] if i in static else next(it) for i in range(len(args))]
+
+        def flat_fun(*xs):
+            o, t = tree_util.flatten(self.fun(*rebuild(xs)))
+            out_trees.append(t)
+            return [fa.asarray(v) for v in o]
+
+        static_args = [args[i] for i in self.nondiff_argnums]
+        return leaves, rebuild, static_args, flat_fun, out_trees
+
+
+class custom_jvp(_CustomRule):  # noqa: N801 - JAX's name
+    """A function with a user-defined JVP rule: ``@custom_jvp`` then ``f.defjvp(rule)``
+    where ``rule(primals, tangents) -> (primal_out, tangent_out)``."""
+
+    def __init__(self, fun, nondiff_argnums: tuple = ()):
+        super().__init__(fun, nondiff_argnums)
         self.jvp_rule = None
 
     def defjvp(self, rule):
@@ -115,29 +136,13 @@ class custom_jvp:  # noqa: N801 - JAX's name
         from fnarray import api as fa
         if self.jvp_rule is None:
             raise AttributeError(f"custom_jvp {self.fun.__name__}: no JVP rule; call .defjvp first")
-        static = {i: args[i] for i in self.nondiff_argnums}
-        dyn = [a for i, a in enumerate(args) if i not in static]
-        leaves, in_tree = tree_util.flatten(tuple(dyn))
-        leaves = [fa.asarray(x) for x in leaves]
-
-        def full(d):
-            it = iter(d)
-            return [static[i] if i in static else next(it) for i in range(len(args))]
-
-        out_trees = []
-
-        def flat_fun(*xs):
-            out = self.fun(*full(tree_util.unflatten(in_tree, xs)))
-            o, t = tree_util.flatten(out)
-            out_trees.append(t)
-            return [fa.asarray(v) for v in o]
+        leaves, rebuild, static_args, flat_fun, out_trees = self._prepare(args)
+        static = set(self.nondiff_argnums)
 
         def flat_jvp(ps, ts):
-            p = full(tree_util.unflatten(in_tree, ps))
-            t = tree_util.unflatten(in_tree, ts)
-            static_args = [p[i] for i in self.nondiff_argnums]
-            dyn_p = tuple(a for i, a in enumerate(p) if i not in static)
-            out, t_out = self.jvp_rule(*static_args, dyn_p, tuple(t))
+            dyn_p = tuple(a for i, a in enumerate(rebuild(ps)) if i not in static)
+            dyn_t = tuple(a for i, a in enumerate(rebuild(ts)) if i not in static)
+            out, t_out = self.jvp_rule(*static_args, dyn_p, dyn_t)
             o_leaves, o_tree = tree_util.flatten(out)
             out_trees.append(o_tree)
             return ([fa.asarray(v) for v in o_leaves],
@@ -180,14 +185,12 @@ custom_vjp_call = declare("custom_vjp_call", impl=call_impl, abstract=_call_abst
                           vjp=_cv_vjp, batch=_cv_batch, multiple_results=True)
 
 
-class custom_vjp:  # noqa: N801 - JAX's name
+class custom_vjp(_CustomRule):  # noqa: N801 - JAX's name
     """A function with a user-defined VJP: ``f.defvjp(fwd, bwd)`` where
     ``fwd(*args) -> (out, residuals)`` and ``bwd(residuals, ct) -> tuple of cts``."""
 
     def __init__(self, fun, nondiff_argnums: tuple = ()):
-        functools.update_wrapper(self, fun)
-        self.fun = fun
-        self.nondiff_argnums = tuple(nondiff_argnums)
+        super().__init__(fun, nondiff_argnums)
         self.fwd = self.bwd = None
 
     def defvjp(self, fwd, bwd):
@@ -197,32 +200,16 @@ class custom_vjp:  # noqa: N801 - JAX's name
         from fnarray import api as fa
         if self.fwd is None:
             raise AttributeError(f"custom_vjp {self.fun.__name__}: no rule; call .defvjp first")
-        static = {i: args[i] for i in self.nondiff_argnums}
-        dyn = [a for i, a in enumerate(args) if i not in static]
-        leaves, in_tree = tree_util.flatten(tuple(dyn))
-        leaves = [fa.asarray(x) for x in leaves]
-        out_trees = []
-
-        def full(d):
-            it = iter(d)
-            return [static[i] if i in static else next(it) for i in range(len(args))]
-
-        def flat_fun(*xs):
-            out = self.fun(*full(tree_util.unflatten(in_tree, xs)))
-            o, t = tree_util.flatten(out)
-            out_trees.append(t)
-            return [fa.asarray(v) for v in o]
+        leaves, rebuild, static_args, flat_fun, out_trees = self._prepare(args)
 
         def flat_fwd(*xs):
-            out, res = self.fwd(*full(tree_util.unflatten(in_tree, xs)))
+            out, res = self.fwd(*rebuild(xs))
             o, t = tree_util.flatten(out)
             out_trees.append(t)
             return [fa.asarray(v) for v in o], res
 
         def flat_bwd(res, cts):
-            ct = tree_util.unflatten(out_trees[-1], cts)
-            static_args = [args[i] for i in self.nondiff_argnums]
-            grads = self.bwd(*static_args, res, ct)
+            grads = self.bwd(*static_args, res, tree_util.unflatten(out_trees[-1], cts))
             return [fa.asarray(g) for g in tree_util.leaves(tuple(grads))]
 
         outs = custom_vjp_call.bind(*leaves, fun=flat_fun, fwd=flat_fwd, bwd=flat_bwd)

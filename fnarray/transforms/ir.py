@@ -16,7 +16,6 @@ import itertools
 import os
 import traceback
 
-from fnarray.core import tree as tree_util
 from fnarray.core.array import Array
 from fnarray.core.shapes import ShapedArray
 from fnarray.core.trace import ConcretizationError, Trace, Tracer, new_main
@@ -250,13 +249,3 @@ def make_ir(fun, static_argnums=()):
         return jit(fun, static_argnums=static_argnums).lower(*args, **kwargs)
 
     return build
-
-
-def flatten_fun(fun, in_tree, out_store: list):
-    """Adapt a pytree function to the flat-list calling convention of ``trace_flat``."""
-    def flat(*leaves):
-        out = fun(*tree_util.unflatten(in_tree, leaves))
-        o_leaves, o_tree = tree_util.flatten(out)
-        out_store.append(o_tree)
-        return o_leaves
-    return flat

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 from fnarray.core import tree as tree_util
-from fnarray.core.trace import Trace, Tracer, new_main
+from fnarray.core.trace import PrimalTracer, Trace, new_main
 
 
-class JVPTracer(Tracer):
-    __slots__ = ("primal", "tangent")
+class JVPTracer(PrimalTracer):
+    """A primal with its tangent (``None`` for a symbolic zero)."""
+
+    __slots__ = ("tangent",)
 
     def __init__(self, trace, primal, tangent):
         self._trace = trace
         self.primal = primal
         self.tangent = tangent
-
-    @property
-    def aval(self):
-        return self.primal.aval
-
-    @property
-    def device(self):
-        return self.primal.device
-
-    def concrete(self, why="a concrete value"):
-        p = self.primal
-        return p.concrete(why) if isinstance(p, Tracer) else p
 
 
 class JVPTrace(Trace):

@@ -10,7 +10,7 @@ transformation is itself recorded (``grad(grad(f))``, ``jvp(grad(f))``).
 from __future__ import annotations
 
 from fnarray.core import tree as tree_util
-from fnarray.core.trace import Trace, Tracer, new_main
+from fnarray.core.trace import PrimalTracer, Trace, new_main
 
 
 class Node:
@@ -30,26 +30,16 @@ class Node:
         self.parents = self.primals = self.outs = None
 
 
-class ReverseTracer(Tracer):
-    __slots__ = ("primal", "node", "index")
+class ReverseTracer(PrimalTracer):
+    """A value recorded on the tape: its primal, and the node (and output index) that made it."""
+
+    __slots__ = ("node", "index")
 
     def __init__(self, trace, primal, node, index=0):
         self._trace = trace
         self.primal = primal
         self.node = node
         self.index = index
-
-    @property
-    def aval(self):
-        return self.primal.aval
-
-    @property
-    def device(self):
-        return self.primal.device
-
-    def concrete(self, why="a concrete value"):
-        p = self.primal
-        return p.concrete(why) if isinstance(p, Tracer) else p
 
 
 class ReverseTrace(Trace):
