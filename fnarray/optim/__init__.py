@@ -1,0 +1,3 @@
+"""Optimizers: pure update math (``fnarray.optim.functional``) and PyTorch-style classes."""
+
+from fnarray.optim import functional  # noqa: F401
