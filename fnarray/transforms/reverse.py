@@ -101,11 +101,18 @@ def _add(a, b):
     return b if a is None else a + b
 
 
-def backward(roots: list[tuple[Node, int]], cts: list, release: bool = False) -> dict:
+def backward(roots: list[tuple[Node, int]], cts: list, release: bool = False,
+             hooks=None) -> dict:
     """Pull ``cts`` from the given (node, index) outputs back to the leaves.
 
     Returns ``{id(leaf_node): cotangent}``.  With ``release=True`` the visited nodes drop
     their saved values (the compat layer's default, like PyTorch's ``retain_graph=False``).
+
+    ``hooks`` (optional, used by the compat layer's tape) is an object with three methods:
+    ``cotangents(node, cts) -> cts`` sees (and may replace) the summed cotangents of a
+    node's outputs before its rule runs; ``saved(node) -> (primals, outs)`` supplies the
+    values handed to the rule (it may check or re-wrap them); ``computed(node, in_cts)``
+    sees what the rule returned.
     """
     from fnarray import api
     acc: dict[int, list] = {}
@@ -117,6 +124,8 @@ def backward(roots: list[tuple[Node, int]], cts: list, release: bool = False) ->
         node_cts = acc.pop(id(node), None)
         if node_cts is None:
             continue
+        if hooks is not None:
+            node_cts = hooks.cotangents(node, node_cts)
         if node.prim is None:
             leaves[id(node)] = node_cts[0]
             continue
@@ -124,15 +133,18 @@ def backward(roots: list[tuple[Node, int]], cts: list, release: bool = False) ->
             raise RuntimeError(
                 "backward through a graph a second time: its saved values were already freed. "
                 "Pass retain_graph=True to the first backward() if you need to go back twice")
+        primals, outs = (node.primals, node.outs) if hooks is None else hooks.saved(node)
         if node.prim.multiple_results:
-            ct_in = [api.zeros_like(o) if c is None else c for c, o in zip(node_cts, node.outs)]
+            ct_in = [api.zeros_like(o) if c is None else c for c, o in zip(node_cts, outs)]
         else:
             ct_in = node_cts[0]
         if node.prim.vjp_selective:
             needed = tuple(p is not None for p in node.parents)
-            in_cts = node.prim.vjp(ct_in, *node.primals, out=node.outs, needed=needed, **node.params)
+            in_cts = node.prim.vjp(ct_in, *primals, out=outs, needed=needed, **node.params)
         else:
-            in_cts = node.prim.vjp(ct_in, *node.primals, out=node.outs, **node.params)
+            in_cts = node.prim.vjp(ct_in, *primals, out=outs, **node.params)
+        if hooks is not None:
+            hooks.computed(node, in_cts)
         for parent, ct in zip(node.parents, in_cts):
             if parent is None or ct is None:
                 continue

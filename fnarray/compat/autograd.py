@@ -1,0 +1,301 @@
+"""``backward()``, ``autograd.grad`` and friends: the compat tape walked by the engine's own
+``reverse.backward``.
+
+The hooks object handed to ``reverse.backward`` is the only compat-specific part: it runs
+tensor hooks, checks that no tensor a node read was changed in place since, re-wraps the
+saved values as tensors when ``create_graph=True`` (so the backward pass is itself
+recorded), and, under ``detect_anomaly``, names the forward operation whose backward
+produced a NaN.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+
+from fnarray import api as fa
+from fnarray.compat import grad_mode
+from fnarray.compat.tape import CompatNode
+from fnarray.compat.tensor import Tensor
+from fnarray.core.array import Array
+from fnarray.transforms import reverse
+
+
+class GradFn:
+    """The ``grad_fn`` of a non-leaf tensor: a view of its recorded node."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: CompatNode):
+        self.node = node
+
+    def name(self) -> str:
+        return self.node.name
+
+    @property
+    def next_functions(self) -> tuple:
+        out = []
+        for parent in _outer_parents(self.node):
+            if parent is None:
+                out.append((None, 0))
+            elif parent[0].prim is None:
+                out.append((AccumulateGrad(parent[0]), 0))
+            else:
+                out.append((GradFn(parent[0]), parent[1]))
+        return tuple(out)
+
+    def register_hook(self, hook):
+        return add_hook(self.node, 0, hook)
+
+    def __eq__(self, other):
+        return isinstance(other, GradFn) and other.node is self.node
+
+    def __hash__(self):
+        return id(self.node)
+
+    def __repr__(self):
+        return f"<{self.name()} object at {hex(id(self.node))}>"
+
+
+class AccumulateGrad(GradFn):
+    """The ``grad_fn`` slot of a leaf in ``next_functions``: it accumulates into ``.grad``."""
+
+    __slots__ = ()
+
+    @property
+    def variable(self):
+        return self.node.tensor()
+
+    @property
+    def next_functions(self) -> tuple:
+        return ()
+
+
+def _outer_parents(node):
+    """The parents of the compat-level operation that ``node`` ends: nodes recorded by the
+    same operation (same group) are looked through."""
+    out, stack = [], list(reversed(node.parents or ()))
+    while stack:
+        p = stack.pop()
+        if p is not None and p[0].prim is not None and p[0].group == node.group:
+            stack.extend(reversed(p[0].parents or ()))
+        else:
+            out.append(p)
+    return out
+
+
+class _HookHandle:
+    def __init__(self, hooks: list, fn):
+        self.hooks, self.fn = hooks, fn
+
+    def remove(self):
+        if self.fn in self.hooks:
+            self.hooks.remove(self.fn)
+
+
+def add_hook(node: CompatNode, index: int, fn) -> _HookHandle:
+    if node.hooks is None:
+        node.hooks = {}
+    hooks = node.hooks.setdefault(index, [])
+    hooks.append(fn)
+    return _HookHandle(hooks, fn)
+
+
+# --- anomaly detection ------------------------------------------------------------------
+
+class _Anomaly(threading.local):
+    def __init__(self):
+        self.enabled = False
+
+
+_anomaly = _Anomaly()
+
+
+class detect_anomaly:
+    """Within the block, a backward rule that produces NaN raises an error naming the
+    forward operation (its ``grad_fn``) that created the values."""
+
+    def __init__(self, check_nan: bool = True):
+        self.check_nan = check_nan
+
+    def __enter__(self):
+        self.prev = _anomaly.enabled
+        _anomaly.enabled = self.check_nan
+        return self
+
+    def __exit__(self, *exc):
+        _anomaly.enabled = self.prev
+        return False
+
+
+def set_detect_anomaly(mode: bool) -> None:
+    _anomaly.enabled = bool(mode)
+
+
+# --- the backward pass --------------------------------------------------------------------
+
+def _value(x):
+    return x._value if isinstance(x, Tensor) else x
+
+
+class _TapeHooks:
+    """Per-backward callbacks for ``reverse.backward`` (see the module docstring)."""
+
+    def __init__(self, create_graph: bool, wanted: dict):
+        self.create_graph = create_graph
+        self.wanted = wanted  # (id(node), index) -> None, filled with cotangents
+        self.leaves = []  # (leaf node, cotangent) in the order reached
+
+    def cotangents(self, node, cts):
+        if node.hooks:
+            cts = list(cts)
+            for i, fns in node.hooks.items():
+                for fn in list(fns):
+                    if cts[i] is None:
+                        continue
+                    res = fn(self._tensor(cts[i]))
+                    if res is not None:
+                        cts[i] = res if self.create_graph else _value(res)
+        for i, c in enumerate(cts):
+            if (id(node), i) in self.wanted:
+                self.wanted[(id(node), i)] = c
+        if node.prim is None:
+            self.leaves.append((node, cts[0]))
+        return cts
+
+    def saved(self, node):
+        for cell, version, pos in node.versions:
+            if cell[0] != version:
+                shape = list(np.shape(node.primals[pos])) if node.primals else "?"
+                dtype = getattr(node.primals[pos], "dtype", "?") if node.primals else "?"
+                raise RuntimeError(
+                    f"one of the variables needed for gradient computation has been modified "
+                    f"by an inplace operation: [fnarray.Tensor of shape {shape}, dtype "
+                    f"{dtype}], which is input {pos} of {node.name}, is at version {cell[0]}; "
+                    f"expected version {version} instead. Replace the in-place operation "
+                    f"(e.g. x.add_(1) or x[i] = v) by its out-of-place form (x = x + 1), or "
+                    f"clone() the tensor before changing it")
+        if not self.create_graph:
+            return node.primals, node.outs
+        primals = [Tensor._make(p, par[0], par[1]) if par is not None else p
+                   for p, par in zip(node.primals, node.parents)]
+        if node.prim.multiple_results:
+            outs = [Tensor._make(o, node, i) for i, o in enumerate(node.outs)]
+        else:
+            outs = Tensor._make(node.outs, node, 0)
+        return primals, outs
+
+    def computed(self, node, in_cts):
+        if not _anomaly.enabled:
+            return
+        for ct in in_cts:
+            if ct is None:
+                continue
+            host = np.asarray(_value(ct) if isinstance(_value(ct), Array)
+                              else _value(ct).concrete())
+            if host.dtype.kind in "fc" and np.isnan(host).any():
+                raise RuntimeError(
+                    f"Function '{node.name}' returned nan values in its output. The forward "
+                    f"operation that created them is {node.name[:-len('Backward0')] or '?'} "
+                    f"(primitive '{node.prim.name}'); check its inputs for values outside its "
+                    f"domain")
+
+    def _tensor(self, ct):
+        return ct if isinstance(ct, Tensor) else Tensor._make(ct, None, 0)
+
+
+def _roots_and_cts(tensors, grad_tensors, create_graph):
+    roots, cts = [], []
+    for i, t in enumerate(tensors):
+        if t._node is None:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not "
+                               f"have a grad_fn")
+        g = None if grad_tensors is None else grad_tensors[i]
+        if g is None:
+            if t.size_in_elements() != 1:
+                raise RuntimeError(
+                    f"grad can be implicitly created only for scalar outputs (this output "
+                    f"has shape {list(t.shape)}); pass gradient= with the same shape")
+            g = fa.ones(t._value.shape, t.dtype, t.device)
+        g = g if isinstance(g, Tensor) else Tensor._make(fa.asarray(g), None, 0)
+        if tuple(g.shape) != tuple(t.shape):
+            raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of "
+                               f"{list(g.shape)} and output[{i}] has a shape of "
+                               f"{list(t.shape)}")
+        if g.dtype != t.dtype:
+            g = g.to(t.dtype)
+        roots.append((t._node, t._index))
+        cts.append(g if create_graph else g._value)
+    return roots, cts
+
+
+def _run(tensors, grad_tensors, retain_graph, create_graph, wanted):
+    if retain_graph is None:
+        retain_graph = create_graph
+    roots, cts = _roots_and_cts(tensors, grad_tensors, create_graph)
+    hooks = _TapeHooks(create_graph, wanted)
+    with grad_mode.set_grad_enabled(create_graph):
+        reverse.backward(roots, cts, release=not retain_graph, hooks=hooks)
+    return hooks
+
+
+def _as_list(x):
+    if x is None:
+        return None
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool = False,
+             inputs=None) -> None:
+    """Accumulate gradients of ``tensors`` into the ``.grad`` of the leaves (or ``inputs``)."""
+    tensors = _as_list(tensors)
+    grad_tensors = _as_list(grad_tensors)
+    if inputs is not None:
+        inputs = _as_list(inputs)
+        grads = grad(tensors, inputs, grad_tensors, retain_graph, create_graph,
+                      allow_unused=True)
+        for t, g in zip(inputs, grads):
+            if g is not None:
+                _accumulate(t, g)
+        return
+    hooks = _run(tensors, grad_tensors, retain_graph, create_graph, {})
+    for node, ct in hooks.leaves:
+        t = node.tensor() if node.tensor is not None else None
+        if t is not None and ct is not None:
+            _accumulate(t, ct if isinstance(ct, Tensor) else Tensor._make(ct, None, 0))
+
+
+def _accumulate(t: Tensor, g: Tensor) -> None:
+    if g.dtype != t.dtype:
+        g = g.to(t.dtype)
+    t._grad = g if t._grad is None else t._grad + g
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
+         allow_unused: bool = False, only_inputs: bool = True):
+    """The gradients of ``outputs`` with respect to ``inputs`` (a tuple), without touching
+    any ``.grad``."""
+    outputs, inputs = _as_list(outputs), _as_list(inputs)
+    grad_outputs = _as_list(grad_outputs)
+    wanted = {}
+    for i, t in enumerate(inputs):
+        if t._node is None:
+            raise RuntimeError(f"One of the differentiated Tensors (input {i}) does not "
+                               f"require grad")
+        wanted[(id(t._node), t._index)] = None
+    _run(outputs, grad_outputs, retain_graph, create_graph, wanted)
+    result = []
+    for i, t in enumerate(inputs):
+        g = wanted[(id(t._node), t._index)]
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError(
+                    f"One of the differentiated Tensors (input {i}) appears to not have been "
+                    f"used in the graph. Set allow_unused=True if this is the desired "
+                    f"behavior.")
+            result.append(None)
+        else:
+            result.append(g if isinstance(g, Tensor) else Tensor._make(g, None, 0))
+    return tuple(result)

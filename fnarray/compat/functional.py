@@ -1,0 +1,180 @@
+"""Tensor creation under PyTorch names and signatures (``zeros(2, 3, dtype=...)``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fnarray import api as fa
+from fnarray.compat import random as _random
+from fnarray.compat.tensor import Tensor, _shape_args
+from fnarray.core.shapes import DEFAULT_FLOAT
+
+
+def _finish(value, requires_grad: bool) -> Tensor:
+    t = Tensor._make(value, None, 0)
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def _dt(dtype):
+    return None if dtype is None else np.dtype(dtype)
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A new tensor holding a copy of ``data`` (nested lists, scalars, arrays, tensors)."""
+    if isinstance(data, Tensor):
+        data = data.detach()._value
+    elif isinstance(data, (list, tuple)):
+        data = _unwrap_nested(data)
+    return _finish(fa.asarray(data, dtype=_dt(dtype), device=device, copy=True), requires_grad)
+
+
+def _unwrap_nested(data):
+    if isinstance(data, Tensor):
+        return np.asarray(data.detach().concrete("tensor()"))
+    if isinstance(data, (list, tuple)):
+        return [_unwrap_nested(d) for d in data]
+    return data
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """``data`` as a tensor, without a copy when it already is one of that dtype/device."""
+    if isinstance(data, Tensor):
+        return data.to(device=device, dtype=dtype) if (dtype or device) else data
+    if isinstance(data, fa.ArrayBase):
+        value = data if dtype is None else fa.astype(data, _dt(dtype))
+        return Tensor._make(value, None, 0)
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(ndarray: np.ndarray) -> Tensor:
+    """A tensor holding a copy of ``ndarray`` (fnarray values never change, so unlike
+    PyTorch later writes to ``ndarray`` are not seen)."""
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
+    return Tensor._make(fa.asarray(ndarray, copy=True), None, 0)
+
+
+def _filled(fill, size, dtype, device, requires_grad, default=DEFAULT_FLOAT):
+    shape = _shape_args(size)
+    return _finish(fa.full(shape, fill, dtype=_dt(dtype) or default, device=device),
+                   requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _filled(0, size, dtype, device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _filled(1, size, dtype, device, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    fill_value = fill_value.item() if isinstance(fill_value, Tensor) else fill_value
+    if dtype is None:
+        dtype = np.asarray(fill_value).dtype
+        dtype = np.int64 if dtype.kind in "iu" else (
+            np.bool_ if dtype.kind == "b" else DEFAULT_FLOAT)
+    return _filled(fill_value, (tuple(size),), dtype, device, requires_grad)
+
+
+def rand(*size, dtype=None, device=None, requires_grad: bool = False,
+         generator=None) -> Tensor:
+    return _finish(_random.uniform(_shape_args(size), dtype, device), requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad: bool = False,
+          generator=None) -> Tensor:
+    return _finish(_random.normal(_shape_args(size), dtype, device), requires_grad)
+
+
+def randint(low, high=None, size=None, *, dtype=None, device=None,
+            requires_grad: bool = False) -> Tensor:
+    if size is None:  # randint(high, size)
+        low, high, size = 0, low, high
+    return _finish(_random.randint(low, high, tuple(size), dtype, device), requires_grad)
+
+
+def randperm(n: int, *, dtype=None, device=None) -> Tensor:
+    keys = _random.uniform((n,), np.float32, device)
+    return Tensor._make(fa.argsort(keys).astype(_dt(dtype) or np.int64), None, 0)
+
+
+def _like(fn, input, dtype, device, requires_grad):
+    return fn(*input.shape, dtype=dtype or input.dtype, device=device or input.device,
+              requires_grad=requires_grad)
+
+
+def zeros_like(input, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _like(zeros, input, dtype, device, requires_grad)
+
+
+def ones_like(input, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _like(ones, input, dtype, device, requires_grad)
+
+
+def empty_like(input, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _like(zeros, input, dtype, device, requires_grad)
+
+
+def rand_like(input, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _like(rand, input, dtype, device, requires_grad)
+
+
+def randn_like(input, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _like(randn, input, dtype, device, requires_grad)
+
+
+def full_like(input, fill_value, dtype=None, device=None,
+              requires_grad: bool = False) -> Tensor:
+    return full(input.shape, fill_value, dtype=dtype or input.dtype,
+                device=device or input.device, requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, *, dtype=None, device=None,
+           requires_grad: bool = False) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    if dtype is None and all(float(v).is_integer() and not isinstance(v, float)
+                             for v in (start, end, step)):
+        dtype = np.int64
+    return _finish(fa.arange(start, end, step, dtype=_dt(dtype) or DEFAULT_FLOAT,
+                             device=device), requires_grad)
+
+
+def linspace(start, end, steps: int, *, dtype=None, device=None,
+             requires_grad: bool = False) -> Tensor:
+    return _finish(fa.linspace(start, end, steps, dtype=_dt(dtype) or DEFAULT_FLOAT,
+                               device=device), requires_grad)
+
+
+def eye(n: int, m: int | None = None, *, dtype=None, device=None,
+        requires_grad: bool = False) -> Tensor:
+    return _finish(fa.eye(n, m, dtype=_dt(dtype) or DEFAULT_FLOAT, device=device),
+                   requires_grad)
+
+
+def flatten(input, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    return input.flatten(start_dim, end_dim)
+
+
+def _linalg():
+    import fnarray.api.linalg as la  # written alongside the compat layer; imported lazily
+    return la
+
+
+def det(input) -> Tensor:
+    from fnarray.compat.tape import op_scope
+    with op_scope("LinalgDetBackward0"):
+        return _linalg().det(input)
+
+
+def svd(input, some: bool = True, compute_uv: bool = True):
+    """``(U, S, V)`` with ``input = U diag(S) V^T`` (PyTorch's ``torch.svd``: V, not Vh)."""
+    from fnarray.compat.tape import op_scope
+    with op_scope("LinalgSvdBackward0"):
+        u, s, vh = _linalg().svd(input, full_matrices=not some)
+        return u, s, fa.matrix_transpose(vh)

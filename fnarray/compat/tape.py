@@ -1,0 +1,129 @@
+"""The compat layer's recording: the reverse trace of ``fnarray.transforms.reverse`` with a
+global lifetime, at interpreter level 0 (below every transformation).
+
+``Tensor`` is this trace's tracer: ``bind`` hands any primitive with a tensor operand to
+``CompatTrace.process_primitive``, which applies the primitive to the tensors' values
+and, when grad mode is on and an operand requires grad, records a ``CompatNode`` — a
+``reverse.Node`` plus what the PyTorch-style surface needs (the ``grad_fn`` name, the
+version of every tensor it read, hooks).  ``backward()`` then runs the very same
+``reverse.backward`` that ``fa.vjp`` uses.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+from fnarray.compat import grad_mode
+from fnarray.core.trace import MainTrace, Trace
+from fnarray.transforms.reverse import Node
+
+TENSOR: type = None  # the Tensor class, set by fnarray.compat.tensor (it imports this module)
+
+
+class CompatNode(Node):
+    """A recorded primitive application (or a leaf tensor when ``prim`` is None).
+
+    ``name`` is the PyTorch ``grad_fn`` name, ``group`` ties together the nodes one
+    compat-level operation recorded, ``versions`` lists ``(version cell, version, input
+    position)`` for the tensors it read, ``hooks`` maps output index -> gradient hooks and
+    ``tensor`` is a weak reference to the leaf tensor (leaves only).
+    """
+
+    __slots__ = ("name", "group", "versions", "hooks", "tensor")
+
+    def __init__(self, prim, params, parents, primals, outs, name="", group=0, versions=()):
+        super().__init__(prim, params, parents, primals, outs)
+        self.name = name
+        self.group = group
+        self.versions = versions
+        self.hooks = None
+        self.tensor = None
+
+
+class _OpState(threading.local):
+    def __init__(self):
+        self.name = None
+        self.group = 0
+
+
+_op = _OpState()
+_groups = itertools.count(1)
+
+
+class op_scope:
+    """Name the nodes recorded inside the block (the outermost scope wins), so that
+    ``grad_fn`` reads ``<MulBackward0>`` whatever primitives the operation used."""
+
+    __slots__ = ("name", "outer")
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        self.outer = _op.name
+        if self.outer is None:
+            _op.name = self.name
+            _op.group = next(_groups)
+        return self
+
+    def __exit__(self, *exc):
+        if self.outer is None:
+            _op.name = None
+        return False
+
+
+def _default_name(prim) -> str:
+    return "".join(w.capitalize() for w in prim.name.split("_")) + "Backward0"
+
+
+class CompatTrace(Trace):
+    """Level 0: unwraps tensors, applies the primitive, records when needed."""
+
+    __slots__ = ()
+
+    def pure(self, value):
+        return value  # arrays and Python constants are not recorded
+
+    def process_primitive(self, prim, tracers, params):
+        tensor_t = TENSOR
+        record = grad_mode._state.enabled and prim.differentiable
+        vals, parents, versions, any_parent = [], [], [], False
+        for i, t in enumerate(tracers):
+            if isinstance(t, tensor_t):
+                vals.append(t._value)
+                if record and t._node is not None:
+                    parents.append((t._node, t._index))
+                    any_parent = True
+                else:
+                    parents.append(None)
+                versions.append((t._version, t._version[0], i))
+            else:
+                vals.append(t)
+                parents.append(None)
+        out = prim.bind(*vals, **params)
+        make = tensor_t._make
+        if not any_parent:
+            if prim.multiple_results:
+                return tuple(make(o, None, 0) for o in out)
+            return make(out, None, 0)
+        name = _op.name
+        if name is None:
+            name, group = _default_name(prim), next(_groups)
+        else:
+            group = _op.group
+        node = CompatNode(prim, params, parents, vals, out, name, group, tuple(versions))
+        if prim.multiple_results:
+            return tuple(make(o, node, i) for i, o in enumerate(out))
+        return make(out, node, 0)
+
+
+MAIN = MainTrace(0, CompatTrace, "compat")  # never popped: the tape lives forever
+TRACE = CompatTrace(MAIN)
+
+
+def leaf_node(tensor_ref) -> CompatNode:
+    """A fresh leaf for a tensor that starts requiring grad."""
+    node = CompatNode(None, None, (), None, None, "AccumulateGrad")
+    node.tensor = tensor_ref
+    return node
