@@ -1,0 +1,369 @@
+"""Matrix factorisations and solves: ``cholesky``, ``qr``, ``eigh``, ``svd``, ``solve``,
+``det`` and ``slogdet``.
+
+Every primitive acts on the last two axes and treats the leading axes as a batch (as
+``numpy.linalg`` does), so each batching rule only moves the batch axis to the front.
+
+Derivatives follow the standard matrix-calculus identities; each VJP is written as the exact
+transpose of its JVP (so ``<ct, J t> == <J^T ct, t>`` holds to rounding).  Assumptions:
+
+* ``cholesky`` and ``eigh`` factor the *symmetric part* ``(a + a^T) / 2`` of their input, so
+  they are smooth functions of every entry and their derivatives see symmetrised tangents
+  (NumPy reads one triangle instead; the two agree on symmetric input).
+* ``eigh`` needs distinct eigenvalues and ``svd`` distinct, non-zero singular values for the
+  eigen-/singular-vector derivatives (they divide by the gaps); eigen-/singular-values alone
+  are differentiable, but the rules compute the full formula, so repeated values give
+  non-finite vector derivatives as in JAX.  Eigen-/singular-vectors are determined up to sign;
+  the derivative is that of the vectors NumPy returns, continued smoothly.
+* ``qr`` (reduced) needs a full-rank leading ``k x k`` block (``k = min(m, n)``).
+* ``solve``, ``det`` and ``slogdet`` need a non-singular matrix for their derivatives.
+Real input only: these are the derivatives of real matrix functions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fnarray import api as fa
+from fnarray.core.primitive import declare
+from fnarray.core.shapes import ShapedArray
+from fnarray.ops._util import bdim_to_front, batch_size
+
+
+# --- helpers (all fnarray ops, so rules stay differentiable and batchable) -----------------------
+
+def _t(x):
+    return fa.matrix_transpose(x)
+
+
+def _sym(x):
+    return (x + _t(x)) * 0.5
+
+
+def _mm(*xs):
+    out = xs[0]
+    for x in xs[1:]:
+        out = fa.matmul(out, x)
+    return out
+
+
+def _diag(x):
+    """The main diagonal of the last two axes, as the last axis."""
+    return fa.diagonal(x, axis1=-2, axis2=-1)
+
+
+def _eye_like(x, n):
+    from fnarray.api._convert import device_of
+    return fa.eye(n, dtype=x.dtype, device=device_of(x))
+
+
+def _diag_embed(v):
+    """``(..., k) -> (..., k, k)`` with ``v`` on the diagonal."""
+    return fa.expand_dims(v, -1) * _eye_like(v, v.shape[-1])
+
+
+def _gap_inverse(w):
+    """``F[i, j] = 1 / (w[j] - w[i])`` off the diagonal, 0 on it (for ascending ``w``)."""
+    diff = fa.expand_dims(w, -2) - fa.expand_dims(w, -1)
+    eye = _eye_like(w, w.shape[-1])
+    return (1.0 - eye) / (diff + eye)
+
+
+def _solve(a, b):
+    return solve.bind(a, b)
+
+
+def _right_solve(b, a):
+    """``b a^{-1}``."""
+    return _t(_solve(_t(a), _t(b)))
+
+
+def _square_check(op, a):
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"{op}: expected a stack of square matrices (..., n, n), got shape "
+                         f"{a.shape}")
+
+
+def _linalg_call(op, fn, *args):
+    """Run a NumPy/CuPy factorisation, naming the fnarray op when LAPACK refuses."""
+    try:
+        return fn(*args)
+    except np.linalg.LinAlgError as e:
+        hint = {"cholesky": "the input must be symmetric positive definite",
+                "solve": "the matrix is singular; use fa.linalg.pinv or lstsq-style methods"}
+        raise np.linalg.LinAlgError(f"{op}: {e} ({hint.get(op, 'check the input')})") from None
+
+
+def _batch_front(prim, n_out):
+    """Batching for a primitive on stacked matrices: batch axes to the front, bind again."""
+    def rule(vals, dims, **params):
+        size = batch_size(vals, dims)
+        moved = [bdim_to_front(v, d, size) for v, d in zip(vals, dims)]
+        out = prim.bind(*moved, **params)
+        return out, ((0,) * n_out if prim.multiple_results else 0)
+    return rule
+
+
+# --- cholesky ---------------------------------------------------------------------------------
+
+def _phi(x):
+    """Lower triangle with the diagonal halved (self-adjoint under <., .>)."""
+    return fa.tril(x) - 0.5 * _diag_embed(_diag(x))
+
+
+def _chol_jvp(primals, tangents):
+    a, = primals
+    l = cholesky.bind(a)
+    s = _sym(tangents[0])
+    x = _right_solve(_solve(l, s), _t(l))      # L^{-1} S L^{-T}
+    return l, _mm(l, _phi(x))
+
+
+def _chol_vjp(ct, a, *, out):
+    l = out
+    p = _phi(_mm(_t(l), ct))
+    return (_sym(_right_solve(_solve(_t(l), p), l)),)   # sym(L^{-T} P L^{-1})
+
+
+def _chol_abstract(a):
+    _square_check("cholesky", a)
+    return a
+
+
+cholesky = declare(
+    "cholesky",
+    impl=lambda xp, a: _linalg_call("cholesky", xp.linalg.cholesky, (a + xp.swapaxes(a, -1, -2)) / 2),
+    abstract=_chol_abstract, jvp=_chol_jvp, vjp=_chol_vjp, batch=None)
+cholesky.batch = _batch_front(cholesky, 1)
+
+
+# --- qr (reduced) -----------------------------------------------------------------------------
+
+def _skew_lower(c):
+    """``Omega = tril(c, -1) - tril(c, -1)^T``: the skew part determined by ``c``."""
+    low = fa.tril(c, -1)
+    return low - _t(low)
+
+
+def _qr_square_jvp(q, r, da):
+    """(dQ, dR) for ``A = QR`` with ``A`` of shape (m, k), m >= k."""
+    b = _right_solve(da, r)                    # dA R^{-1}
+    c = _mm(_t(q), b)
+    omega = _skew_lower(c)
+    dq = b - _mm(q, c) + _mm(q, omega)
+    dr = _mm(c - omega, r)
+    return dq, dr
+
+
+def _qr_square_vjp(q, r, qbar, rbar):
+    m = _mm(rbar, _t(r)) - _mm(_t(q), qbar)
+    bbar = qbar + _mm(q, m - fa.tril(m - _t(m), -1))
+    return _right_solve(bbar, _t(r))           # Bbar R^{-T}
+
+
+def _qr_jvp(primals, tangents):
+    a, = primals
+    q, r = qr.bind(a)
+    da = tangents[0]
+    m, n = a.shape[-2:]
+    if m >= n:
+        dq, dr = _qr_square_jvp(q, r, da)
+        return (q, r), (dq, dr)
+    # Wide: A = [X Y] with X square; R = [R_X, Q^T Y].
+    dq, drx = _qr_square_jvp(q, r[..., :m], da[..., :m])
+    dry = _mm(_t(dq), a[..., m:]) + _mm(_t(q), da[..., m:])
+    return (q, r), (dq, fa.concatenate([drx, dry], axis=-1))
+
+
+def _qr_vjp(cts, a, *, out):
+    qbar, rbar = cts
+    q, r = out
+    m, n = a.shape[-2:]
+    if m >= n:
+        return (_qr_square_vjp(q, r, qbar, rbar),)
+    ry = rbar[..., m:]
+    xbar = _qr_square_vjp(q, r[..., :m], qbar + _mm(a[..., m:], _t(ry)), rbar[..., :m])
+    return (fa.concatenate([xbar, _mm(q, ry)], axis=-1),)
+
+
+def _qr_abstract(a):
+    if a.ndim < 2:
+        raise ValueError(f"qr: expected a stack of matrices (..., m, n), got shape {a.shape}")
+    m, n = a.shape[-2:]
+    k = min(m, n)
+    batch = a.shape[:-2]
+    return (ShapedArray(batch + (m, k), a.dtype), ShapedArray(batch + (k, n), a.dtype))
+
+
+qr = declare(
+    "qr", impl=lambda xp, a: tuple(xp.linalg.qr(a, mode="reduced")),
+    abstract=_qr_abstract, jvp=_qr_jvp, vjp=_qr_vjp, batch=None, multiple_results=True)
+qr.batch = _batch_front(qr, 2)
+
+
+# --- eigh -------------------------------------------------------------------------------------
+
+def _eigh_jvp(primals, tangents):
+    a, = primals
+    w, v = eigh.bind(a)
+    p = _mm(_t(v), _sym(tangents[0]), v)       # V^T S V
+    return (w, v), (_diag(p), _mm(v, _gap_inverse(w) * p))
+
+
+def _eigh_vjp(cts, a, *, out):
+    wbar, vbar = cts
+    w, v = out
+    inner = _diag_embed(wbar) + _gap_inverse(w) * _mm(_t(v), vbar)
+    return (_sym(_mm(v, inner, _t(v))),)
+
+
+def _eigh_abstract(a):
+    _square_check("eigh", a)
+    return (ShapedArray(a.shape[:-1], a.dtype), ShapedArray(a.shape, a.dtype))
+
+
+eigh = declare(
+    "eigh",
+    impl=lambda xp, a: tuple(xp.linalg.eigh((a + xp.swapaxes(a, -1, -2)) / 2)),
+    abstract=_eigh_abstract, jvp=_eigh_jvp, vjp=_eigh_vjp, batch=None, multiple_results=True)
+eigh.batch = _batch_front(eigh, 2)
+
+
+# --- svd (reduced) ----------------------------------------------------------------------------
+
+def _svd_parts(s):
+    """``F`` (inverse gaps of the squared singular values) and ``1/s`` as a row vector."""
+    return _gap_inverse(s * s), fa.expand_dims(1.0 / s, -2)
+
+
+def _svd_jvp(primals, tangents):
+    a, = primals
+    u, s, vh = svd.bind(a)
+    v = _t(vh)
+    da = tangents[0]
+    f, s_inv = _svd_parts(s)
+    row, col = fa.expand_dims(s, -2), fa.expand_dims(s, -1)   # multiply columns / rows by s
+    p = _mm(_t(u), da, v)
+    omega_u = f * (p * row + col * _t(p))
+    omega_v = f * (col * p + _t(p) * row)
+    du = _mm(u, omega_u) + (_mm(da, v) - _mm(u, p)) * s_inv
+    dv = _mm(v, omega_v) + (_mm(_t(da), u) - _mm(v, _t(p))) * s_inv
+    return (u, s, vh), (du, _diag(p), _t(dv))
+
+
+def _svd_vjp(cts, a, *, out):
+    ubar, sbar, vhbar = cts
+    u, s, vh = out
+    v, vbar = _t(vh), _t(vhbar)
+    f, s_inv = _svd_parts(s)
+    row, col = fa.expand_dims(s, -2), fa.expand_dims(s, -1)
+    utu = _mm(_t(u), ubar)
+    vtv = _mm(_t(v), vbar)
+    g, h = f * utu, f * vtv
+    pbar = (g + _t(g)) * row + col * (h + _t(h)) + _diag_embed(sbar)
+    abar = (_mm(u, pbar, vh)
+            + _mm((ubar - _mm(u, utu)) * s_inv, vh)
+            + _mm(u, _t((vbar - _mm(v, vtv)) * s_inv)))
+    return (abar,)
+
+
+def _svd_abstract(a):
+    if a.ndim < 2:
+        raise ValueError(f"svd: expected a stack of matrices (..., m, n), got shape {a.shape}")
+    m, n = a.shape[-2:]
+    k = min(m, n)
+    batch = a.shape[:-2]
+    return (ShapedArray(batch + (m, k), a.dtype), ShapedArray(batch + (k,), a.dtype),
+            ShapedArray(batch + (k, n), a.dtype))
+
+
+svd = declare(
+    "svd", impl=lambda xp, a: tuple(xp.linalg.svd(a, full_matrices=False)),
+    abstract=_svd_abstract, jvp=_svd_jvp, vjp=_svd_vjp, batch=None, multiple_results=True)
+svd.batch = _batch_front(svd, 3)
+
+
+# --- solve ------------------------------------------------------------------------------------
+
+def _solve_jvp(primals, tangents):
+    a, b = primals
+    da, db = tangents
+    x = solve.bind(a, b)
+    rhs = None if db is None else db
+    if da is not None:
+        rhs = -_mm(da, x) if rhs is None else rhs - _mm(da, x)
+    return x, (None if rhs is None else solve.bind(a, rhs))
+
+
+def _solve_vjp(ct, a, b, *, out):
+    bbar = solve.bind(_t(a), ct)
+    return -_mm(bbar, _t(out)), bbar
+
+
+def _solve_abstract(a, b):
+    _square_check("solve", a)
+    if b.ndim != a.ndim or b.shape[:-1] != a.shape[:-1]:
+        raise ValueError(f"solve: right-hand side of shape {b.shape} does not match the "
+                         f"matrices of shape {a.shape}; expected (..., {a.shape[-1]}, k) with "
+                         f"the same leading axes")
+    return ShapedArray(b.shape, a.dtype)
+
+
+solve = declare(
+    "solve", impl=lambda xp, a, b: _linalg_call("solve", xp.linalg.solve, a, b),
+    abstract=_solve_abstract, jvp=_solve_jvp, vjp=_solve_vjp, batch=None)
+solve.batch = _batch_front(solve, 1)
+
+
+# --- det and slogdet ----------------------------------------------------------------------------
+
+def _trace_inv_prod(a, da):
+    """``tr(A^{-1} dA)`` over the last two axes."""
+    return fa.sum(_diag(_solve(a, da)), axis=-1)
+
+
+def _inv_t(a):
+    return _t(_solve(a, fa.broadcast_to(_eye_like(a, a.shape[-1]), a.shape)))
+
+
+def _det_jvp(primals, tangents):
+    a, = primals
+    d = det.bind(a)
+    return d, d * _trace_inv_prod(a, tangents[0])
+
+
+def _det_vjp(ct, a, *, out):
+    return (fa.expand_dims(fa.expand_dims(ct * out, -1), -1) * _inv_t(a),)
+
+
+def _det_abstract(a):
+    _square_check("det", a)
+    return ShapedArray(a.shape[:-2], a.dtype)
+
+
+det = declare("det", impl=lambda xp, a: xp.asarray(xp.linalg.det(a)),
+              abstract=_det_abstract, jvp=_det_jvp, vjp=_det_vjp, batch=None)
+det.batch = _batch_front(det, 1)
+
+
+def _slogdet_jvp(primals, tangents):
+    a, = primals
+    sign, logabs = slogdet.bind(a)
+    return (sign, logabs), (None, _trace_inv_prod(a, tangents[0]))
+
+
+def _slogdet_vjp(cts, a, *, out):
+    _, ct = cts
+    return (fa.expand_dims(fa.expand_dims(ct, -1), -1) * _inv_t(a),)
+
+
+def _slogdet_abstract(a):
+    _square_check("slogdet", a)
+    return (ShapedArray(a.shape[:-2], a.dtype), ShapedArray(a.shape[:-2], a.dtype))
+
+
+slogdet = declare(
+    "slogdet", impl=lambda xp, a: tuple(xp.asarray(r) for r in xp.linalg.slogdet(a)),
+    abstract=_slogdet_abstract, jvp=_slogdet_jvp, vjp=_slogdet_vjp, batch=None,
+    multiple_results=True)
+slogdet.batch = _batch_front(slogdet, 2)
