@@ -6,4 +6,5 @@ from fnarray.ops import (  # noqa: F401  (import for the side effect of declarin
     shape,
     indexing,
     linalg,
+    decompositions,
 )
