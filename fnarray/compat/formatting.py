@@ -76,7 +76,7 @@ def _body(values: np.ndarray, fmt: _Formatter, indent: int, summarize: bool) -> 
     idx = list(range(EDGEITEMS)) + [None] + list(range(n - EDGEITEMS, n)) if cut \
         else list(range(n))
     if values.ndim == 1:
-        items = ["..." if i is None else fmt.format(values[i]) for i in idx]
+        items = [" ..." if i is None else fmt.format(values[i]) for i in idx]
         per_line = max(1, (LINEWIDTH - indent) // (fmt.width + 2))
         lines = [", ".join(items[s:s + per_line]) for s in range(0, len(items), per_line)]
         return "[" + (",\n" + " " * (indent + 1)).join(lines) + "]"

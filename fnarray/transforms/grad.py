@@ -65,7 +65,8 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
                 f"with .sum()")
         if out.dtype.kind not in "fc":
             raise TypeError(f"grad requires a floating-point output, got {out.dtype}")
-        g = pullback(fa.ones((), dtype=out.dtype))
+        g = pullback(tree_util.map(lambda o: fa.ones((), dtype=o.dtype), out))  # out may be a
+        # one-leaf pytree such as a compat Tensor
         g = g[0] if single else tuple(g)
         return ((out, res[2]), g) if has_aux else (out, g)
 
