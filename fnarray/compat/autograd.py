@@ -76,14 +76,21 @@ class AccumulateGrad(GradFn):
 def _outer_parents(node):
     """The parents of the compat-level operation that ``node`` ends: nodes recorded by the
     same operation (same group) are looked through."""
-    out, stack = [], list(reversed(node.parents or ()))
+    out, stack = [], _inputs(node)
     while stack:
         p = stack.pop()
         if p is not None and p[0].prim is not None and p[0].group == node.group:
-            stack.extend(reversed(p[0].parents or ()))
+            stack.extend(_inputs(p[0]))
         else:
             out.append(p)
     return out
+
+
+def _inputs(node):
+    """A node's parents, in reverse order, without Python-scalar constants (weak-typed)."""
+    primals = node.primals or [None] * len(node.parents or ())
+    return [p for p, v in zip(reversed(node.parents or ()), reversed(primals))
+            if p is not None or not getattr(v, "weak_type", False)]
 
 
 class _HookHandle:

@@ -12,6 +12,7 @@ import numpy as np
 from fnarray import api as fa
 from fnarray.compat.tape import op_scope
 from fnarray.compat.tensor import Tensor, _dims, _raw, values_indices
+from fnarray.transforms import stop_gradient
 
 METHODS: dict = {}  # name -> function, installed on Tensor below
 FUNCTIONS: dict = {}  # name -> function, exported by fnarray.compat
@@ -325,7 +326,7 @@ def norm(input, p="fro", dim=None, keepdim: bool = False):
 def softmax(input, dim, dtype=None):
     with op_scope("SoftmaxBackward0"):
         x = input if dtype is None else fa.astype(input, dtype)
-        z = x - fa.stop_gradient(fa.max(x, axis=dim, keepdims=True))
+        z = x - stop_gradient(fa.max(x, axis=dim, keepdims=True))
         e = fa.exp(z)
         return e / fa.sum(e, axis=dim, keepdims=True)
 

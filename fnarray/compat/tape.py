@@ -45,6 +45,7 @@ class _OpState(threading.local):
     def __init__(self):
         self.name = None
         self.group = 0
+        self.updating = None  # the version cell of the tensor an in-place update rewrites
 
 
 _op = _OpState()
@@ -97,7 +98,8 @@ class CompatTrace(Trace):
                     any_parent = True
                 else:
                     parents.append(None)
-                versions.append((t._version, t._version[0], i))
+                if t._version is not _op.updating:  # an update replaces what it reads
+                    versions.append((t._version, t._version[0], i))
             else:
                 vals.append(t)
                 parents.append(None)

@@ -562,15 +562,20 @@ class Tensor(Tracer):
 
     def _inplace(self, compute, name: str) -> "Tensor":
         self._check_inplace()
-        with op_scope(name):
-            new = compute(self)
-            if not isinstance(new, Tensor):
-                new = Tensor._make(fa.asarray(new), None, 0)
-            if new.dtype != self.dtype:
-                new = fa.astype(new, self.dtype)
-            if tuple(new.shape) != tuple(self.shape):
-                new = fa.broadcast_to(new, tuple(self.shape))
-        _write(self, new)
+        self._version[0] += 1
+        outer, tape._op.updating = tape._op.updating, self._version
+        try:
+            with op_scope(name):
+                new = compute(self)
+                if not isinstance(new, Tensor):
+                    new = Tensor._make(fa.asarray(new), None, 0)
+                if new.dtype != self.dtype:
+                    new = fa.astype(new, self.dtype)
+                if tuple(new.shape) != tuple(self.shape):
+                    new = fa.broadcast_to(new, tuple(self.shape))
+                _write(self, new)
+        finally:
+            tape._op.updating = outer
         return self
 
     def _refresh_views(self):
@@ -684,7 +689,6 @@ def _write(t: Tensor, new: Tensor) -> None:
         root._value = new._value  # a leaf keeps its identity (and its .grad)
     else:
         root._value, root._node, root._index = new._value, new._node, new._index
-    root._version[0] += 1
     root._refresh_views()
 
 
