@@ -6,18 +6,16 @@ trace (``tape.py``), so ``loss.backward()`` runs the same primitive rules as ``f
 
 import numpy as _np
 
-_builtin_int = type(0)  # ``int`` below is the dtype, as in PyTorch
-
-from fnarray.compat import autograd  # noqa: F401
+from fnarray.compat import autograd, cuda  # noqa: F401
 from fnarray.compat.functional import *  # noqa: F401,F403
 from fnarray.compat.grad_mode import (enable_grad, inference_mode, is_grad_enabled,  # noqa: F401
                                       no_grad, set_grad_enabled)
 from fnarray.compat.ops import FUNCTIONS as _FUNCTIONS
 from fnarray.compat.random import initial_seed, manual_seed  # noqa: F401
 from fnarray.compat.tensor import Size, Tensor  # noqa: F401
-from fnarray.compat import cuda  # noqa: F401
 
 globals().update(_FUNCTIONS)
+_builtin_int = type(0)  # ``int`` below is the dtype, as in PyTorch
 
 float32 = float = _np.dtype(_np.float32)  # noqa: A001
 float64 = double = _np.dtype(_np.float64)

@@ -10,7 +10,6 @@ produced a NaN.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 
 import numpy as np

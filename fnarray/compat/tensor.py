@@ -419,9 +419,6 @@ class Tensor(Tracer):
 
     def view(self, *shape) -> "Tensor":
         shape = _shape_args(shape)
-        if len(shape) == 1 and not isinstance(shape[0], int) and shape[0] is not None \
-                and not isinstance(shape[0], (int, np.integer)):
-            return self.to(shape[0])
         if not self._contig:
             raise RuntimeError(
                 "view size is not compatible with input tensor's size and stride (at least "
