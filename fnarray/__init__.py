@@ -9,8 +9,10 @@ from fnarray.core.shapes import (  # noqa: F401
     uint8, uint16, uint32, uint64, result_type as _result_type)
 from fnarray.core.trace import ConcretizationError, UnexpectedTracerError  # noqa: F401
 from fnarray.api import *  # noqa: F401,F403
+from fnarray import random  # noqa: E402,F401
 from fnarray.api import abs, all, any, max, min, pow, round, sum  # noqa: F401,A004
 from fnarray.transforms import *  # noqa: F401,F403
+del nn  # noqa: F821 (fnarray.api.nn came in with `import *`; fnarray.nn is the layers)
 
 bool = bool_  # noqa: A001 - Array API dtype name
 __version__ = "0.1.0"

@@ -7,4 +7,5 @@ from fnarray.ops import (  # noqa: F401  (import for the side effect of declarin
     indexing,
     linalg,
     decompositions,
+    conv, random_bits,
 )
