@@ -82,9 +82,24 @@ def _scatter_jvp(primals, tangents, *, mode):
 
 def _scatter_vjp(ct, x, *args, out, mode):
     *idx, v = args
-    ct_x = ct if mode == "add" else scatter.bind(ct, *idx, fa.zeros_like(v), mode="set")
     ct_v = gather.bind(ct, *idx)
+    if mode == "add":
+        return (ct,) + (None,) * len(idx) + (ct_v,)
+    ct_x = scatter.bind(ct, *idx, fa.zeros_like(v), mode="set")
+    ct_v = fa.where(_last_writes(x, idx, v), ct_v, fa.zeros((), ct_v.dtype))
     return (ct_x,) + (None,) * len(idx) + (ct_v,)
+
+
+def _last_writes(x, idx, v):
+    """For ``mode='set'``: which updates land (of repeated indices, the last write wins, as
+    in the kernel), shaped to broadcast against ``v``.  Only they receive a cotangent."""
+    s = idx[0].shape
+    n = idx[0].size
+    order = fa.reshape(fa.arange(n, dtype=int64, device=x.device), s)
+    unset = fa.full(x.shape[:len(idx)], -1, dtype=int64, device=x.device)
+    winner = scatter.bind(unset, *idx, order, mode="set")
+    landed = gather.bind(winner, *idx) == order
+    return fa.reshape(landed, s + (1,) * (v.ndim - len(s)))
 
 
 def _scatter_batch(vals, dims, *, mode):
