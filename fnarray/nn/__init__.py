@@ -1,0 +1,29 @@
+"""``fnarray.nn``: PyTorch-style modules on the functional core.
+
+``from fnarray import nn`` gives ``Module``, ``Parameter``, the containers, the layers,
+``nn.functional`` (as ``F``), ``nn.init``, ``nn.utils`` and ``nn.functional_call``.
+"""
+
+from fnarray.nn import functional, init, utils  # noqa: F401
+from fnarray.nn.containers import (  # noqa: F401
+    Flatten, Identity, ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential, Unflatten)
+from fnarray.nn.functional_call import functional_call  # noqa: F401
+from fnarray.nn.layers.activation import (  # noqa: F401
+    CELU, ELU, GELU, SELU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU, LogSigmoid, LogSoftmax,
+    Mish, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Softmin, Softplus, Softsign, Tanh, Tanhshrink)
+from fnarray.nn.layers.conv import (  # noqa: F401
+    Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d)
+from fnarray.nn.layers.dropout import Dropout, Dropout1d, Dropout2d, Dropout3d  # noqa: F401
+from fnarray.nn.layers.embedding import Embedding  # noqa: F401
+from fnarray.nn.layers.linear import Bilinear, Linear  # noqa: F401
+from fnarray.nn.layers.loss import (  # noqa: F401
+    BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropyLoss, HuberLoss, KLDivLoss,
+    L1Loss, MSELoss, NLLLoss, SmoothL1Loss)
+from fnarray.nn.layers.normalization import (  # noqa: F401
+    BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d,
+    InstanceNorm3d, LayerNorm)
+from fnarray.nn.layers.pooling import (  # noqa: F401
+    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
+    AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d)
+from fnarray.nn.module import Module  # noqa: F401
+from fnarray.nn.parameter import Buffer, Parameter  # noqa: F401

@@ -1,0 +1,196 @@
+"""Normalisation layers: BatchNorm1d/2d/3d, InstanceNorm1d/2d/3d, LayerNorm, GroupNorm."""
+
+from __future__ import annotations
+
+import fnarray as fa
+from fnarray.nn import functional as F, init
+from fnarray.nn.layers._util import check_features, empty_parameter
+from fnarray.nn.module import Module
+
+
+class _NormBase(Module):
+    """Affine parameters (weight 1, bias 0) and optional running statistics as buffers:
+    ``running_mean`` 0, ``running_var`` 1, ``num_batches_tracked`` 0 (int64)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, device=None, dtype=None):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        if affine:
+            self.weight = empty_parameter((num_features,), dtype, device)
+            self.bias = empty_parameter((num_features,), dtype, device)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            dt = fa.float32 if dtype is None else dtype
+            self.register_buffer("running_mean", fa.zeros((num_features,), dtype=dt))
+            self.register_buffer("running_var", fa.ones((num_features,), dtype=dt))
+            self.register_buffer("num_batches_tracked", fa.asarray(0, dtype=fa.int64))
+        else:
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(name, None)
+        self.reset_parameters()
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            init.zeros_(self.running_mean)
+            init.ones_(self.running_var)
+            self.num_batches_tracked = fa.asarray(0, dtype=fa.int64)
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            init.ones_(self.weight)
+            init.zeros_(self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class _BatchNorm(_NormBase):
+    dims = (2, 3)
+
+    def forward(self, input):
+        if input.ndim not in self.dims:
+            raise ValueError(f"{self!r}: expected {' or '.join(f'{d}D' for d in self.dims)} "
+                             f"input, got input of shape {tuple(input.shape)}")
+        check_features(self, input, 1, self.num_features, "channels")
+        use_batch = self.training or not self.track_running_stats
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked = self.num_batches_tracked + 1
+            if self.momentum is None:  # cumulative moving average
+                momentum = 1.0 / float(self.num_batches_tracked)
+        if not use_batch:
+            return F.batch_norm(input, self.running_mean, self.running_var, self.weight,
+                                self.bias, False, momentum, self.eps)
+        out = F.batch_norm(input, None, None, self.weight, self.bias, True, momentum, self.eps)
+        if self.training and self.track_running_stats:
+            self._update_running_stats(input, momentum)
+        return out
+
+    def _update_running_stats(self, input, momentum) -> None:
+        """Blend the batch statistics into the buffers (by assignment, so that under
+        ``functional_call`` the substituted buffers are updated, not the module's)."""
+        mean, var, n = F.batch_norm_stats(fa.stop_gradient(input))
+        unbiased = var * (n / (n - 1))
+        rm, rv = self.running_mean, self.running_var
+        self.running_mean = (1 - momentum) * _raw(rm) + momentum * fa.astype(mean, rm.dtype)
+        self.running_var = (1 - momentum) * _raw(rv) + momentum * fa.astype(unbiased, rv.dtype)
+
+
+def _raw(x):
+    """The core value of a tensor buffer (so updates are never recorded for backward)."""
+    return getattr(x, "array", x)
+
+
+class BatchNorm1d(_BatchNorm):
+    dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    dims = (4,)
+
+
+class BatchNorm3d(_BatchNorm):
+    dims = (5,)
+
+
+class _InstanceNorm(_NormBase):
+    spatial = 2
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = False, track_running_stats: bool = False, device=None, dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+
+    def forward(self, input):
+        if input.ndim not in (self.spatial + 1, self.spatial + 2):
+            raise ValueError(f"{self!r}: expected {self.spatial + 1}D or {self.spatial + 2}D "
+                             f"input, got input of shape {tuple(input.shape)}")
+        unbatched = input.ndim == self.spatial + 1
+        x = fa.expand_dims(input, 0) if unbatched else input
+        check_features(self, x, 1, self.num_features, "channels")
+        use_stats = self.training or not self.track_running_stats
+        out = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                              use_stats, self.momentum, self.eps)
+        return fa.squeeze(out, axis=0) if unbatched else out
+
+
+class InstanceNorm1d(_InstanceNorm):
+    spatial = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    spatial = 2
+
+
+class InstanceNorm3d(_InstanceNorm):
+    spatial = 3
+
+
+class LayerNorm(Module):
+    """Normalise over the trailing ``normalized_shape`` axes; weight 1, bias 0."""
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True, device=None, dtype=None):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps = shape, eps
+        self.elementwise_affine = elementwise_affine
+        if elementwise_affine:
+            self.weight = empty_parameter(shape, dtype, device)
+            if bias:
+                self.bias = empty_parameter(shape, dtype, device)
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, input):
+        k = len(self.normalized_shape)
+        if tuple(input.shape[input.ndim - k:]) != self.normalized_shape:
+            raise ValueError(f"{self!r}: expected input with trailing shape "
+                             f"{self.normalized_shape}, got input of shape {tuple(input.shape)}")
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
+
+
+class GroupNorm(Module):
+    """Normalise groups of channels per sample; weight 1, bias 0."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 device=None, dtype=None):
+        super().__init__()
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
+                             f"num_groups ({num_groups})")
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
+        if affine:
+            self.weight = empty_parameter((num_channels,), dtype, device)
+            self.bias = empty_parameter((num_channels,), dtype, device)
+            init.ones_(self.weight)
+            init.zeros_(self.bias)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, input):
+        check_features(self, input, 1, self.num_channels, "channels")
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
