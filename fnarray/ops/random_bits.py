@@ -93,7 +93,7 @@ def _random_bits_impl(xp, key, *, shape):
     counter = xp.broadcast_to(xp.arange(blocks, dtype=xp.uint32), (lead, blocks)).reshape(-1)
     y0, y1 = threefry(xp, k0, k1, xp.zeros_like(counter), counter)
     words = xp.stack([y0, y1], axis=-1).reshape(lead, 2 * blocks)[:, :n]
-    return xp.ascontiguousarray(words).reshape(*batch, *shape)
+    return xp.ascontiguousarray(words).reshape((*batch, *shape))
 
 
 def _random_bits_abstract(key, *, shape):

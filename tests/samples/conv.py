@@ -1,0 +1,58 @@
+"""Samples for the convolution primitives: 1-d and 2-d, with groups, strides, dilation and
+asymmetric padding, including size-0 batches."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from tests.samples import Sample, floats
+
+
+@st.composite
+def _geometry(draw):
+    """A consistent (input, weight, params) configuration for ``conv``."""
+    nd = draw(st.integers(1, 2))
+    n = draw(st.integers(0, 2))
+    groups = draw(st.integers(1, 2))
+    cg, og = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    strides = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+    padding = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(nd))
+    out = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    spatial = tuple(max(1, (o - 1) * s + d * (k - 1) + 1 - lo - hi)
+                    for o, s, d, k, (lo, hi) in zip(out, strides, dilation, kernel, padding))
+    return dict(x=(n, groups * cg, *spatial), w=(groups * og, cg, *kernel),
+                params=dict(strides=strides, padding=padding, dilation=dilation),
+                groups=groups)
+
+
+def _out(spatial, kernel, p):
+    return tuple((n + lo + hi - d * (k - 1) - 1) // s + 1 for n, k, s, (lo, hi), d in
+                 zip(spatial, kernel, p["strides"], p["padding"], p["dilation"]))
+
+
+def _conv():
+    return _geometry().flatmap(lambda g: st.tuples(floats(g["x"]), floats(g["w"])).map(
+        lambda a: Sample(args=a, params=dict(g["params"], groups=g["groups"]), diff=(0, 1))))
+
+
+def _patches():
+    return _geometry().flatmap(lambda g: floats(g["x"]).map(
+        lambda x: Sample(args=(x,), params=dict(g["params"], kernel=g["w"][2:]))))
+
+
+def _patches_transpose():
+    def build(g):
+        kernel, spatial = g["w"][2:], g["x"][2:]
+        cols = (*g["x"][:2], *_out(spatial, kernel, g["params"]), *kernel)
+        return floats(cols).map(lambda c: Sample(
+            args=(c,), params=dict(g["params"], kernel=kernel, in_spatial=spatial)))
+    return _geometry().flatmap(build)
+
+
+SAMPLES = {
+    "conv": _conv,
+    "conv_patches": _patches,
+    "conv_patches_transpose": _patches_transpose,
+}
