@@ -147,9 +147,12 @@ def check_jvp(f: Callable, primals: Sequence, *, atol=None, rtol=None, eps=None,
                   [t for t, _ in pairs], [e for _, e in pairs], atol, rtol)
 
 
-def check_vjp(f: Callable, primals: Sequence, *, atol=None, rtol=None,
-              name: str = "f", seed: int = 0) -> None:
-    """``vjp(f)`` agrees with ``jvp(f)``: ``<ct, J t> == <J^T ct, t>`` for random t, ct."""
+def check_vjp(f: Callable, primals: Sequence, *, atol=None, rtol=None, eps=None,
+              name: str = "f", seed: int = 0, numerical: bool = False) -> None:
+    """``vjp(f)`` agrees with ``jvp(f)``: ``<ct, J t> == <J^T ct, t>`` for random t, ct.
+
+    With ``numerical=True``, ``J t`` comes from central finite differences instead of
+    ``jvp(f)`` (so the check does not trust the forward-mode rule either)."""
     from fnarray.transforms.jvp import jvp
     from fnarray.transforms.reverse import vjp
     primals = list(primals)
@@ -159,16 +162,23 @@ def check_vjp(f: Callable, primals: Sequence, *, atol=None, rtol=None,
     out, pullback = vjp(flat, *primals)
     cts = [_random_like(rng, o) if _inexact(o) else _zeros(o) for o in out]
     ct_in = pullback(cts)
-    _, t_out = jvp(flat, tuple(primals), tuple(tangents))
+    if numerical:
+        t_out = numerical_jvp(f, primals, tangents, eps)
+    else:
+        t_out = jvp(flat, tuple(primals), tuple(tangents))[1]
     keep = [i for i, o in enumerate(out) if _inexact(o)]
     lhs, lscale = _inner([cts[i] for i in keep], [t_out[i] for i in keep])
     rhs, rscale = _inner(ct_in, tangents)
     tol = default_tolerance(_lowest_precision(primals))
     atol, rtol = tol if atol is None else atol, tol if rtol is None else rtol
     bound = atol + rtol * max(lscale, rscale)
+    if numerical:  # each finite-difference entry may be off by atol
+        bound += atol * sum(float(np.sum(np.abs(_host(cts[i])))) for i in keep)
+    reference = "finite differences" if numerical else "JVP"
     if not abs(lhs - rhs) <= bound:
         raise AssertionError(
-            f"check_grads: VJP of {name} vs JVP (dot-product identity <ct, J t> == <J^T ct, t>) "
+            f"check_grads: VJP of {name} vs {reference} (dot-product identity "
+            f"<ct, J t> == <J^T ct, t>) "
             f"failed: <ct, J t> = {lhs!r} but <J^T ct, t> = {rhs!r}; abs error "
             f"{abs(lhs - rhs):.3g} exceeds the tolerance {bound:.3g} (atol={atol:.3g}, "
             f"rtol={rtol:.3g} relative to the terms' magnitude {max(lscale, rscale):.3g})")
@@ -224,7 +234,9 @@ def _check(f, xs, order, modes, tols, eps, name):
 
             _check(f_jvp, xs + ts, order - 1, modes, tols, eps, f"jvp({name})")
     if "rev" in modes:
-        check_vjp(f, xs, name=name, **tols)
+        # Without the forward check, J t comes from finite differences so that a wrong
+        # rule cannot vouch for itself (a custom_vjp's JVP is derived from its VJP).
+        check_vjp(f, xs, eps=eps, name=name, numerical="fwd" not in modes, **tols)
         if order > 1:
             outs = f(*xs)
             diff_out = [i for i, o in enumerate(outs) if _inexact(o)]

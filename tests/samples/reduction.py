@@ -54,7 +54,7 @@ def _bools(s):
 
 SAMPLES = {
     "reduce_sum": lambda: reduce(lambda s: floats(s, noncontiguous=True)),
-    "reduce_prod": lambda: reduce(),
+    "reduce_prod": lambda: reduce(lambda s: floats(s, -1.3, 1.3)),
     "reduce_max": lambda: reduce(distinct, min_side=1),
     "reduce_min": lambda: reduce(distinct, min_side=1),
     "reduce_and": lambda: reduce(_bools),
@@ -62,7 +62,7 @@ SAMPLES = {
     "argmax": arg_reduce,
     "argmin": arg_reduce,
     "cumsum": lambda: scan(),
-    "cumprod": lambda: scan(),
+    "cumprod": lambda: scan(-1.3, 1.3),
 }
 
 
