@@ -16,6 +16,8 @@ transpose of its JVP (so ``<ct, J t> == <J^T ct, t>`` holds to rounding).  Assum
   non-finite vector derivatives as in JAX.  Eigen-/singular-vectors are determined up to sign;
   the derivative is that of the vectors NumPy returns, continued smoothly.
 * ``qr`` (reduced) needs a full-rank leading ``k x k`` block (``k = min(m, n)``).
+* ``cholesky`` of a matrix that is not positive definite is all NaN (as in JAX), so one
+  bad matrix does not abort a batch; ``fa.linalg.cholesky`` documents this too.
 * ``solve``, ``det`` and ``slogdet`` need a non-singular matrix for their derivatives.
 Real input only: these are the derivatives of real matrix functions.
 """
@@ -84,14 +86,14 @@ def _square_check(op, a):
                          f"{a.shape}")
 
 
-def _linalg_call(op, fn, *args):
-    """Run a NumPy/CuPy factorisation, naming the fnarray op when LAPACK refuses."""
+def _solve_kernel(xp, a, b):
+    """``xp.linalg.solve``, naming the fnarray op when LAPACK finds a singular matrix."""
     try:
-        return fn(*args)
+        return xp.linalg.solve(a, b)
     except np.linalg.LinAlgError as e:
-        hint = {"cholesky": "the input must be symmetric positive definite",
-                "solve": "the matrix is singular; use fa.linalg.pinv or lstsq-style methods"}
-        raise np.linalg.LinAlgError(f"{op}: {e} ({hint.get(op, 'check the input')})") from None
+        raise np.linalg.LinAlgError(
+            f"solve: {e}: the matrix of shape {a.shape} is singular; use fa.linalg.pinv for a "
+            f"least-squares solution") from None
 
 
 def _batch_front(prim, n_out):
@@ -130,9 +132,24 @@ def _chol_abstract(a):
     return a
 
 
+def _chol_impl(xp, a):
+    """Cholesky factor of the symmetric part; matrices that are not positive definite get a
+    NaN factor (as in JAX) instead of aborting the whole batch."""
+    sym = (a + xp.swapaxes(a, -1, -2)) / 2
+    try:
+        return xp.linalg.cholesky(sym)
+    except np.linalg.LinAlgError:
+        out = xp.full(sym.shape, xp.nan, dtype=sym.dtype)
+        for idx in np.ndindex(sym.shape[:-2]):  # error path only: find the failing matrices
+            try:
+                out[idx] = xp.linalg.cholesky(sym[idx])
+            except np.linalg.LinAlgError:
+                pass
+        return out
+
+
 cholesky = declare(
-    "cholesky",
-    impl=lambda xp, a: _linalg_call("cholesky", xp.linalg.cholesky, (a + xp.swapaxes(a, -1, -2)) / 2),
+    "cholesky", impl=_chol_impl,
     abstract=_chol_abstract, jvp=_chol_jvp, vjp=_chol_vjp, batch=None)
 cholesky.batch = _batch_front(cholesky, 1)
 
@@ -310,7 +327,7 @@ def _solve_abstract(a, b):
 
 
 solve = declare(
-    "solve", impl=lambda xp, a, b: _linalg_call("solve", xp.linalg.solve, a, b),
+    "solve", impl=_solve_kernel,
     abstract=_solve_abstract, jvp=_solve_jvp, vjp=_solve_vjp, batch=None)
 solve.batch = _batch_front(solve, 1)
 
