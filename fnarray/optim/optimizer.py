@@ -1,0 +1,165 @@
+"""PyTorch-style stateful optimizers over the pure update math of ``optim.functional``.
+
+An optimizer keeps ``param_groups`` (lists of parameter handles plus per-group options) and
+``state`` (one leaf-state ``NamedTuple`` per parameter).  ``step()`` builds the functional
+optimizer from each group's current options (so a scheduler's new ``lr`` takes effect),
+runs its ``update`` on the parameters that have a gradient, and rebinds the handles.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import fnarray as fa
+from fnarray.compat.grad_mode import enable_grad
+from fnarray.compat.tensor import Tensor
+from fnarray.optim import functional as of
+
+
+class _Required:
+    def __repr__(self):
+        return "<required parameter>"
+
+
+required = _Required()
+
+
+class Optimizer:
+    """Base class: ``Optimizer(params, defaults)`` where ``params`` is an iterable of
+    tensors or of dicts (param groups with their own options)."""
+
+    #: the factory in ``optim.functional`` and the options it takes (set by subclasses)
+    functional: Callable | None = None
+    options: tuple = ()
+
+    def __init__(self, params, defaults: dict):
+        self.defaults = dict(defaults)
+        self.state: dict = {}
+        self.param_groups: list[dict] = []
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            "Tensors or dicts, but got a Tensor")
+        params = list(params)
+        if not params:
+            raise ValueError("optimizer got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for g in groups:
+            self.add_param_group(g)
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group; options it does not give come from the optimizer's defaults."""
+        group = dict(param_group)
+        params = group["params"]
+        group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        for p in group["params"]:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, but one of the params is "
+                                f"{type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError("can't optimize a non-leaf Tensor")
+        for name, default in self.defaults.items():
+            if default is required and name not in group:
+                raise ValueError(f"parameter group didn't specify a value of required "
+                                 f"optimization parameter {name}")
+            group.setdefault(name, default)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in group["params"]):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.grad = None if set_to_none else Tensor(fa.zeros_like(p.grad.array))
+
+    def _transform(self, group: dict) -> of.Optimizer:
+        return type(self).functional(**{k: group[k] for k in self.options})
+
+    def step(self, closure: Callable | None = None):
+        """One update of every parameter that has a gradient; ``closure`` (re-evaluating the
+        loss) is called first when given, and its result returned."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            opt = self._transform(group)
+            states = [self.state[p] if p in self.state else opt.init(p.array) for p in params]
+            new_values, new_states = opt.update([p.grad.array for p in params], states,
+                                                [p.array for p in params])
+            for p, v, s in zip(params, new_values, new_states):
+                p.data = v
+                self.state[p] = s
+        return loss
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict:
+        """``{"state": {index: {field: value}}, "param_groups": [options + "params": indices]}``
+        with parameters numbered in group order, as PyTorch does."""
+        index, groups = {}, []
+        for group in self.param_groups:
+            ids = []
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+                ids.append(index[id(p)])
+            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
+        state = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p in self.state:
+                    state[index[id(p)]] = _state_to_dict(self.state[p])
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore options and per-parameter state saved by ``state_dict``."""
+        saved = state_dict["param_groups"]
+        if len(saved) != len(self.param_groups):
+            raise ValueError(f"loaded state dict has {len(saved)} parameter groups, the optimizer "
+                             f"has {len(self.param_groups)}")
+        by_index = {}
+        for group, sg in zip(self.param_groups, saved):
+            if len(group["params"]) != len(sg["params"]):
+                raise ValueError(f"loaded state dict contains a parameter group with "
+                                 f"{len(sg['params'])} parameters that doesn't match the size of "
+                                 f"optimizer's group ({len(group['params'])})")
+            for p, i in zip(group["params"], sg["params"]):
+                by_index[i] = p
+            group.update({k: v for k, v in sg.items() if k != "params"})
+        self.state = {}
+        for i, fields in state_dict["state"].items():
+            p = by_index[int(i)]
+            self.state[p] = _state_from_dict(fields, p)
+
+    def __repr__(self) -> str:
+        lines = [type(self).__name__ + " ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for k in sorted(group):
+                if k != "params":
+                    lines.append(f"    {k}: {group[k]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def _state_to_dict(leaf) -> dict:
+    out = {"__kind__": type(leaf).__name__}
+    out.update({k: v for k, v in leaf._asdict().items() if v is not None})
+    return out
+
+
+def _state_from_dict(fields: dict, p) -> tuple:
+    cls = of.LEAF_STATES[fields["__kind__"]]
+    values = {}
+    for name in cls._fields:
+        v = fields.get(name)
+        if v is not None:
+            v = fa.asarray(v.array if isinstance(v, Tensor) else v)
+            if v.ndim and v.dtype != p.dtype:
+                v = fa.astype(v, p.dtype)
+        values[name] = v
+    return cls(**values)
