@@ -28,11 +28,19 @@ def device_of(x):
     return _device.default()
 
 
+def checked_dtype(dtype, op: str):
+    """``canonical_dtype(dtype)``, with the operation named in the error message."""
+    try:
+        return canonical_dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"{op}: {e}") from None
+
+
 def from_python(obj, dtype=None, device=None, weak: bool = False) -> Array:
     """Build an ``Array`` from Python / NumPy data (always copies NumPy input)."""
     dev = _device.get_device(device)
     if dtype is not None:
-        dtype = canonical_dtype(dtype)
+        dtype = checked_dtype(dtype, "asarray")
     if isinstance(obj, np.ndarray) or isinstance(obj, np.generic):
         host = np.array(obj, dtype=dtype, copy=True)
     else:
@@ -42,7 +50,7 @@ def from_python(obj, dtype=None, device=None, weak: bool = False) -> Array:
         elif host is obj:
             host = host.copy()
     if host.dtype not in _SUPPORTED:
-        canonical_dtype(host.dtype)  # raises the standard message
+        checked_dtype(host.dtype, "asarray")  # raises the standard message
     return Array(dev.backend.from_host(host, dev.index), dev, weak)
 
 
@@ -128,7 +136,7 @@ def _weak_kind(dt):
 def astype(x, dtype, copy: bool = True):
     """``x`` converted to ``dtype`` (a new array; the original is untouched)."""
     from fnarray.ops.elementwise import convert_element_type
-    dtype = canonical_dtype(dtype)
+    dtype = checked_dtype(dtype, "astype")
     x = as_operand(x)
     if x.dtype == dtype:
         return x

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from fnarray.api._convert import as_operand, astype, device_of, from_python
+from fnarray.api._convert import as_operand, astype, checked_dtype, device_of, from_python
 from fnarray.core import device as _device
 from fnarray.core.array import Array, ArrayBase
-from fnarray.core.shapes import DEFAULT_FLOAT, DEFAULT_INT, canonical_dtype
+from fnarray.core.shapes import DEFAULT_FLOAT, DEFAULT_INT
 from fnarray.core.trace import Tracer
 
 
@@ -21,7 +21,7 @@ def asarray(obj, dtype=None, device=None, copy: bool | None = None):
         return out
     if copy is False and isinstance(obj, np.ndarray) and device is None and (
             dtype is None or np.dtype(dtype) == obj.dtype):
-        canonical_dtype(obj.dtype)
+        checked_dtype(obj.dtype, "asarray")
         return Array(obj)
     if dtype is None and isinstance(obj, (list, tuple)):
         obj = as_operand(obj) if _holds_arrays(obj) else obj
@@ -55,18 +55,18 @@ def _shape(shape) -> tuple:
     return tuple(int(s) for s in shape)
 
 
-def _fill(shape, value, dtype, device, default):
-    dtype = default if dtype is None else canonical_dtype(dtype)
+def _fill(shape, value, dtype, device, default, op="full"):
+    dtype = default if dtype is None else checked_dtype(dtype, op)
     dev = _device.get_device(device)
     return Array(dev.xp.full(_shape(shape), value, dtype=dtype), dev)
 
 
 def zeros(shape, dtype=None, device=None) -> Array:
-    return _fill(shape, 0, dtype, device, DEFAULT_FLOAT)
+    return _fill(shape, 0, dtype, device, DEFAULT_FLOAT, "zeros")
 
 
 def ones(shape, dtype=None, device=None) -> Array:
-    return _fill(shape, 1, dtype, device, DEFAULT_FLOAT)
+    return _fill(shape, 1, dtype, device, DEFAULT_FLOAT, "ones")
 
 
 def empty(shape, dtype=None, device=None) -> Array:
@@ -113,7 +113,7 @@ def full_like(x, fill_value, dtype=None, device=None) -> Array:
 
 def eye(n_rows: int, n_cols: int | None = None, k: int = 0, dtype=None, device=None) -> Array:
     dev = _device.get_device(device)
-    dtype = DEFAULT_FLOAT if dtype is None else canonical_dtype(dtype)
+    dtype = DEFAULT_FLOAT if dtype is None else checked_dtype(dtype, "eye")
     return Array(dev.xp.eye(n_rows, n_cols, k, dtype=dtype), dev)
 
 
@@ -130,11 +130,11 @@ def arange(start, stop=None, step=1, dtype=None, device=None) -> Array:
     if dtype is None:
         dtype = DEFAULT_FLOAT if any(isinstance(v, float) for v in vals) else DEFAULT_INT
     dev = _device.get_device(device)
-    return Array(dev.xp.arange(*vals, dtype=canonical_dtype(dtype)), dev)
+    return Array(dev.xp.arange(*vals, dtype=checked_dtype(dtype, "arange")), dev)
 
 
 def linspace(start, stop, num: int = 50, endpoint: bool = True, dtype=None, device=None) -> Array:
-    dtype = DEFAULT_FLOAT if dtype is None else canonical_dtype(dtype)
+    dtype = DEFAULT_FLOAT if dtype is None else checked_dtype(dtype, "linspace")
     dev = _device.get_device(device)
     return Array(dev.xp.linspace(float(start), float(stop), int(num), endpoint=endpoint).astype(dtype), dev)
 
@@ -146,7 +146,7 @@ def logspace(start, stop, num: int = 50, endpoint: bool = True, base=10.0, dtype
 
 def tri(n: int, m: int | None = None, k: int = 0, dtype=None, device=None) -> Array:
     dev = _device.get_device(device)
-    dtype = DEFAULT_FLOAT if dtype is None else canonical_dtype(dtype)
+    dtype = DEFAULT_FLOAT if dtype is None else checked_dtype(dtype, "tri")
     return Array(dev.xp.tri(n, m, k, dtype=dtype), dev)
 
 
