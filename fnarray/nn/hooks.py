@@ -25,7 +25,7 @@ def run_with_backward_hooks(module, args, kwargs):
     args = tuple(_mark(a) for a in args)
     inputs = [a for a in args if isinstance(a, Tensor) and a.requires_grad]
     out = module.forward(*args, **kwargs)
-    out_leaves, out_def = tree.flatten(out)
+    out_leaves, out_def = tree.flatten(out, is_leaf=lambda v: isinstance(v, Tensor))
     marked = [_mark(o) for o in out_leaves]
     outputs = [o for o in marked if isinstance(o, Tensor) and o.requires_grad]
     if not outputs:
