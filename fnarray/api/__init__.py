@@ -5,6 +5,7 @@ functions as the operators of ``Array`` and of every tracer.
 """
 
 import sys as _sys
+import types as _types
 
 from fnarray.api._convert import astype  # noqa: F401
 from fnarray.api.creation import *  # noqa: F401,F403
@@ -22,3 +23,10 @@ import fnarray.ops  # noqa: F401,E402  (declares the primitives)
 from fnarray.core.array import install_api as _install
 
 _install(_sys.modules[__name__])
+
+# What ``from fnarray.api import *`` exports: the functions and classes defined by
+# fnarray, not the submodules or the helpers they import.
+__all__ = sorted(
+    n for n, v in list(globals().items())
+    if not n.startswith("_") and not isinstance(v, _types.ModuleType)
+    and getattr(v, "__module__", "").startswith("fnarray."))
