@@ -7,5 +7,6 @@ from fnarray.ops import (  # noqa: F401  (import for the side effect of declarin
     indexing,
     linalg,
     decompositions,
+    fft,
     conv, random_bits,
 )
