@@ -70,11 +70,17 @@ _SUPPORTED = {np.dtype(t) for t in (np.bool_, np.int8, np.int16, np.int32, np.in
                                       np.float64, np.complex64, np.complex128)}
 
 
+def _is_python_scalar(x) -> bool:
+    """A Python ``bool/int/float/complex`` (weakly typed); NumPy scalars such as
+    ``np.float64`` subclass ``float`` but carry a dtype, so they are not."""
+    return isinstance(x, _PY_SCALARS) and not isinstance(x, np.generic)
+
+
 def as_operand(x):
     """An ``Array``/tracer as is; anything else converted (Python scalars become weak)."""
     if isinstance(x, ArrayBase):
         return x
-    if isinstance(x, _PY_SCALARS):
+    if _is_python_scalar(x):
         return from_python(x, weak=True)
     if isinstance(x, (list, tuple)) and any(isinstance(e, ArrayBase) for e in _flat(x)):
         from fnarray.api.manipulation import stack
@@ -108,7 +114,7 @@ def promote(op: str, *args):
     for a in args:
         if isinstance(a, ArrayBase):
             items.append(a.dtype if not a.weak_type else _weak_kind(a.dtype))
-        elif isinstance(a, _PY_SCALARS):
+        elif _is_python_scalar(a):
             items.append(a)
         elif isinstance(a, numbers.Number) or isinstance(a, np.ndarray):
             items.append(np.asarray(a).dtype)
@@ -125,7 +131,7 @@ def promote(op: str, *args):
         if isinstance(a, ArrayBase):
             out.append(a if a.dtype == dt else astype(a, dt))
         else:
-            out.append(from_python(a, dtype=dt, device=dev, weak=isinstance(a, _PY_SCALARS)))
+            out.append(from_python(a, dtype=dt, device=dev, weak=_is_python_scalar(a)))
     return out
 
 
