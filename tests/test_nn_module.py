@@ -200,8 +200,8 @@ def test_losses_match_numpy():
     np.testing.assert_allclose(nn.HuberLoss(delta=0.5)(torch.tensor(logits), torch.tensor(probs)).item(),
                                np.where(np.abs(d) < 0.5, 0.5 * d ** 2, 0.5 * (np.abs(d) - 0.25)).mean(),
                                rtol=1e-10)
-    np.testing.assert_allclose(F.kl_div(torch.tensor(logp), torch.tensor(probs), reduction="batchmean").item(),
-                               (probs * (np.log(probs) - logp)).sum() / 6, rtol=1e-10)
+    kl = F.kl_div(torch.tensor(logp), torch.tensor(probs), reduction="batchmean")
+    np.testing.assert_allclose(kl.item(), (probs * (np.log(probs) - logp)).sum() / 6, rtol=1e-10)
     with pytest.raises(ValueError, match="not a valid value for reduction"):
         F.mse_loss(torch.zeros(2), torch.zeros(2), reduction="avg")
 
@@ -319,3 +319,68 @@ def test_utils_clip_and_vectors():
     np.testing.assert_allclose(vec.detach().numpy(), [1, 2, 2])
     nn.utils.vector_to_parameters(torch.tensor([5.0, 6.0, 7.0]), [p, q])
     np.testing.assert_allclose(q.detach().numpy(), [7.0])
+
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def test_lstm_matches_numpy_and_shapes():
+    torch.manual_seed(0)
+    lstm = nn.LSTM(3, 4, num_layers=2, batch_first=True, bidirectional=True).double()
+    assert repr(lstm) == "LSTM(3, 4, num_layers=2, batch_first=True, bidirectional=True)"
+    x = np.random.default_rng(0).normal(size=(2, 5, 3))
+    out, (h, c) = lstm(torch.tensor(x))
+    assert tuple(out.shape) == (2, 5, 8) and tuple(h.shape) == (4, 2, 4) and tuple(c.shape) == (4, 2, 4)
+    p = {k: v.detach().numpy() for k, v in lstm.named_parameters()}
+
+    def run(seq, suffix, layer):
+        hh, cc, outs = np.zeros((2, 4)), np.zeros((2, 4)), []
+        for xt in seq:
+            g = (xt @ p[f"weight_ih_l{layer}{suffix}"].T + p[f"bias_ih_l{layer}{suffix}"]
+                 + hh @ p[f"weight_hh_l{layer}{suffix}"].T + p[f"bias_hh_l{layer}{suffix}"])
+            i, f, gg, o = np.split(g, 4, axis=-1)
+            cc = _sigmoid(f) * cc + _sigmoid(i) * np.tanh(gg)
+            hh = _sigmoid(o) * np.tanh(cc)
+            outs.append(hh)
+        return np.stack(outs)
+
+    seq = x.transpose(1, 0, 2)
+    fwd = run(seq, "", 0)
+    bwd = run(seq[::-1], "_reverse", 0)[::-1]
+    layer1 = np.concatenate([fwd, bwd], -1)
+    fwd2 = run(layer1, "", 1)
+    np.testing.assert_allclose(out.detach().numpy()[:, :, :4], fwd2.transpose(1, 0, 2), rtol=1e-10)
+    gru = nn.GRU(3, 2)
+    o, hn = gru(torch.randn(7, 3))
+    assert tuple(o.shape) == (7, 2) and tuple(hn.shape) == (1, 2)
+    cell = nn.LSTMCell(3, 2)
+    h1, c1 = cell(torch.randn(4, 3))
+    assert tuple(h1.shape) == (4, 2)
+
+
+def test_lstm_sequence_classifier_trains():
+    torch.manual_seed(0)
+
+    class Classifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(2, 8, batch_first=True)
+            self.head = nn.Linear(8, 2)
+
+        def forward(self, x):
+            _, (h, _) = self.lstm(x)
+            return self.head(h[-1])
+
+    model = Classifier()
+    x = torch.randn(32, 6, 2)
+    y = torch.tensor((x.numpy().sum((1, 2)) > 0).astype(np.int64))
+    opt = optim.Adam(model.parameters(), lr=0.05)
+    losses = []
+    for _ in range(15):
+        opt.zero_grad()
+        loss = nn.CrossEntropyLoss()(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0], losses

@@ -62,7 +62,7 @@ def test_class_matches_functional_and_state_dict_round_trip(cls, fn, kw):
     other_opt.load_state_dict(opt.state_dict())
     train(model, opt, 5)
     train(other, other_opt, 5)
-    for (k, p), (_, q) in zip(model.named_parameters(), other.named_parameters()):
+    for p, q in zip(model.parameters(), other.parameters()):
         np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
 
 

@@ -25,5 +25,6 @@ from fnarray.nn.layers.normalization import (  # noqa: F401
 from fnarray.nn.layers.pooling import (  # noqa: F401
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
     AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d)
+from fnarray.nn.layers.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
 from fnarray.nn.module import Module  # noqa: F401
 from fnarray.nn.parameter import Buffer, Parameter  # noqa: F401

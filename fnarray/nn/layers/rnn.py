@@ -1,0 +1,214 @@
+"""Recurrent layers: RNN, LSTM, GRU (multi-layer, bidirectional) and their cells.
+
+Parameters follow PyTorch's names, shapes and gate order (LSTM: input, forget, cell,
+output; GRU: reset, update, new) and are all initialised U(-1/sqrt(hidden), 1/sqrt(hidden)).
+The time loop is a Python loop over the sequence, composed of ``fa`` operations.
+"""
+
+from __future__ import annotations
+
+import math
+
+import fnarray as fa
+from fnarray.nn import functional as F, init
+from fnarray.nn.layers._util import check_features, empty_parameter
+from fnarray.nn.module import Module
+
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+def _cell_step(mode, x, state, w_ih, w_hh, b_ih, b_hh):
+    """One time step: ``state`` is h, or (h, c) for LSTM; returns the new state."""
+    h = state[0] if mode == "LSTM" else state
+    gi = F.linear(x, w_ih, b_ih)
+    gh = F.linear(h, w_hh, b_hh)
+    if mode == "RNN_TANH":
+        return fa.tanh(gi + gh)
+    if mode == "RNN_RELU":
+        return F.relu(gi + gh)
+    if mode == "LSTM":
+        i, f, g, o = fa.split(gi + gh, 4, axis=-1)
+        c = fa.sigmoid(f) * state[1] + fa.sigmoid(i) * fa.tanh(g)
+        return fa.sigmoid(o) * fa.tanh(c), c
+    ir, iz, in_ = fa.split(gi, 3, axis=-1)
+    hr, hz, hn = fa.split(gh, 3, axis=-1)
+    r, z = fa.sigmoid(ir + hr), fa.sigmoid(iz + hz)
+    n = fa.tanh(in_ + r * hn)
+    return (1 - z) * n + z * h
+
+
+class _RNNBase(Module):
+    mode = "RNN_TANH"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device=None, dtype=None):
+        super().__init__()
+        if not 0 <= dropout <= 1:
+            raise ValueError(f"{type(self).__name__}: dropout should be in [0, 1], got {dropout}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
+        self.bidirectional = bidirectional
+        gates = _GATES[self.mode] * hidden_size
+        for layer in range(num_layers):
+            for suffix in ("", "_reverse")[:2 if bidirectional else 1]:
+                n_in = input_size if layer == 0 else hidden_size * (2 if bidirectional else 1)
+                self.register_parameter(f"weight_ih_l{layer}{suffix}",
+                                        empty_parameter((gates, n_in), dtype, device))
+                self.register_parameter(f"weight_hh_l{layer}{suffix}",
+                                        empty_parameter((gates, hidden_size), dtype, device))
+                if bias:
+                    self.register_parameter(f"bias_ih_l{layer}{suffix}",
+                                            empty_parameter((gates,), dtype, device))
+                    self.register_parameter(f"bias_hh_l{layer}{suffix}",
+                                            empty_parameter((gates,), dtype, device))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
+        for p in self.parameters():
+            init.uniform_(p, -bound, bound)
+
+    def _weights(self, layer: int, suffix: str):
+        get = lambda n: getattr(self, f"{n}_l{layer}{suffix}") if self.bias or n.startswith("w") else None
+        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
+
+    def _zeros(self, x, batch):
+        n = self.num_layers * (2 if self.bidirectional else 1)
+        shape = (n, self.hidden_size) if batch is None else (n, batch, self.hidden_size)
+        return fa.zeros(shape, dtype=x.dtype, device=fa.device_of(x))
+
+    def forward(self, input, hx=None):
+        batched = input.ndim == 3
+        if input.ndim not in (2, 3):
+            raise ValueError(f"{self!r}: expected a 2-D (unbatched) or 3-D input, got shape "
+                             f"{tuple(input.shape)}")
+        check_features(self, input, -1, self.input_size, "features")
+        x = input if batched else fa.expand_dims(input, 1)
+        if batched and self.batch_first:
+            x = fa.swapaxes(x, 0, 1)  # (T, N, F)
+        lstm = self.mode == "LSTM"
+        if hx is None:
+            h0 = self._zeros(x, x.shape[1])
+            hx = (h0, h0) if lstm else h0
+        elif not batched:
+            hx = tuple(fa.expand_dims(h, 1) for h in hx) if lstm else fa.expand_dims(hx, 1)
+        dirs = 2 if self.bidirectional else 1
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            outs = []
+            for d, suffix in enumerate(("", "_reverse")[:dirs]):
+                k = layer * dirs + d
+                state = (hx[0][k], hx[1][k]) if lstm else hx[k]
+                steps = range(x.shape[0] - 1, -1, -1) if d else range(x.shape[0])
+                seq = [None] * x.shape[0]
+                for t in steps:
+                    state = _cell_step(self.mode, x[t], state, *self._weights(layer, suffix))
+                    seq[t] = state[0] if lstm else state
+                outs.append(fa.stack(seq))
+                h_n.append(state[0] if lstm else state)
+                if lstm:
+                    c_n.append(state[1])
+            x = outs[0] if dirs == 1 else fa.concatenate(outs, axis=-1)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout)
+        out = x
+        if batched and self.batch_first:
+            out = fa.swapaxes(out, 0, 1)
+        h = fa.stack(h_n)
+        if not batched:
+            out, h = fa.squeeze(out, axis=1), fa.squeeze(h, axis=1)
+        if lstm:
+            c = fa.stack(c_n)
+            return out, (h, c if batched else fa.squeeze(c, axis=1))
+        return out, h
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        return s
+
+
+class RNN(_RNNBase):
+    """Elman RNN: ``h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)`` (or relu)."""
+
+    def __init__(self, *args, nonlinearity: str = "tanh", **kwargs):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNN: unknown nonlinearity {nonlinearity!r}; use 'tanh' or 'relu'")
+        self.mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        self.nonlinearity = nonlinearity
+        super().__init__(*args, **kwargs)
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s + (", nonlinearity=relu" if self.nonlinearity == "relu" else "")
+
+
+class LSTM(_RNNBase):
+    """Long short-term memory; returns ``output, (h_n, c_n)``."""
+
+    mode = "LSTM"
+
+
+class GRU(_RNNBase):
+    """Gated recurrent unit."""
+
+    mode = "GRU"
+
+
+class _CellBase(Module):
+    mode = "RNN_TANH"
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
+                 dtype=None):
+        super().__init__()
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        gates = _GATES[self.mode] * hidden_size
+        self.weight_ih = empty_parameter((gates, input_size), dtype, device)
+        self.weight_hh = empty_parameter((gates, hidden_size), dtype, device)
+        if bias:
+            self.bias_ih = empty_parameter((gates,), dtype, device)
+            self.bias_hh = empty_parameter((gates,), dtype, device)
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        bound = 1.0 / math.sqrt(hidden_size) if hidden_size > 0 else 0
+        for p in self.parameters():
+            init.uniform_(p, -bound, bound)
+
+    def forward(self, input, hx=None):
+        check_features(self, input, -1, self.input_size, "features")
+        shape = tuple(input.shape[:-1]) + (self.hidden_size,)
+        if hx is None:
+            z = fa.zeros(shape, dtype=input.dtype, device=fa.device_of(input))
+            hx = (z, z) if self.mode == "LSTM" else z
+        return _cell_step(self.mode, input, hx, self.weight_ih, self.weight_hh, self.bias_ih,
+                          self.bias_hh)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        return s if self.bias else s + ", bias=False"
+
+
+class RNNCell(_CellBase):
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity: str = "tanh",
+                 device=None, dtype=None):
+        self.mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        super().__init__(input_size, hidden_size, bias, device, dtype)
+
+
+class LSTMCell(_CellBase):
+    mode = "LSTM"
+
+
+class GRUCell(_CellBase):
+    mode = "GRU"
