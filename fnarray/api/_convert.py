@@ -111,9 +111,12 @@ def promote(op: str, *args):
         elif ty is Array and tx is float and y._value.dtype.kind == "f":
             return Array(y._device.xp.asarray(x, dtype=y._value.dtype), y._device, True), y
     items = []
+    # Weak arrays (from Python scalars) yield to strong operands; among themselves they
+    # promote by their actual dtypes, so float64 weak values stay float64.
+    any_strong = any(isinstance(a, ArrayBase) and not a.weak_type for a in args)
     for a in args:
         if isinstance(a, ArrayBase):
-            items.append(a.dtype if not a.weak_type else _weak_kind(a.dtype))
+            items.append(a.dtype if (any_strong is False or not a.weak_type) else _weak_kind(a.dtype))
         elif _is_python_scalar(a):
             items.append(a)
         elif isinstance(a, numbers.Number) or isinstance(a, np.ndarray):
