@@ -207,17 +207,17 @@ class OneCycleLR(LRScheduler):
         if epoch > self.total_steps - 1:
             raise ValueError(f"OneCycleLR: tried to step {epoch + 1} times; total_steps is "
                              f"{self.total_steps}")
-        start_step = 0.0
-        for i, (end, (lo, hi)) in enumerate(self._phases):
-            if epoch <= end or i == len(self._phases) - 1:
-                pct = (epoch - start_step) / (end - start_step)
-                if momentum:  # momentum runs opposite to the learning rate
-                    swap = {"initial_lr": "max_momentum", "max_lr": "base_momentum",
-                            "min_lr": "max_momentum"}
-                    return self._anneal(bounds[swap[lo]], bounds[swap[hi]], pct)
-                return self._anneal(bounds[lo], bounds[hi], pct)
-            start_step = end
-        raise AssertionError("unreachable: the last phase always matches")
+        start_step, phase = 0.0, 0
+        while epoch > self._phases[phase][0] and phase < len(self._phases) - 1:
+            start_step = self._phases[phase][0]
+            phase += 1
+        end, (lo, hi) = self._phases[phase]
+        pct = (epoch - start_step) / (end - start_step)
+        if momentum:  # momentum runs opposite to the learning rate
+            swap = {"initial_lr": "max_momentum", "max_lr": "base_momentum",
+                    "min_lr": "max_momentum"}
+            lo, hi = swap[lo], swap[hi]
+        return self._anneal(bounds[lo], bounds[hi], pct)
 
     def lr_at(self, epoch):
         return [self._at(epoch, b, False) for b in self._bounds]
