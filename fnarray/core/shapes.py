@@ -129,7 +129,8 @@ def result_type(*items) -> np.dtype:
             strong.append(it)
         else:
             t = it if isinstance(it, type) else type(it)
-            k = 0 if t is bool else 1 if t is int else 2 if t is float else 3
+            k = (0 if issubclass(t, bool) else 1 if issubclass(t, int)
+                 else 2 if issubclass(t, float) else 3)
             weak_kind = max(weak_kind, k)
     if not strong:
         return {0: bool_, 1: DEFAULT_INT, 2: DEFAULT_FLOAT, 3: DEFAULT_COMPLEX}[weak_kind]
