@@ -190,16 +190,19 @@ class _Builder:
         self.eqns: list[Equation] = []
         self.constvars: list[Var] = []
         self.consts: list[Array] = []
-        self._const_ids: dict[int, IRTracer] = {}
+        self._const_ids: dict = {}
 
     def const(self, trace, value: Array):
-        t = self._const_ids.get(id(value))
+        """The program constant for ``value``; equal scalars share one constant."""
+        key = (("scalar", value.dtype, value.weak_type, value.__array__().tobytes())
+               if value.ndim == 0 else id(value))  # by bytes: -0.0 and 0.0 stay apart
+        t = self._const_ids.get(key)
         if t is None:
             v = Var(value.aval)
             self.constvars.append(v)
             self.consts.append(value)
             t = IRTracer(trace, v, value.device)
-            self._const_ids[id(value)] = t
+            self._const_ids[key] = t
         return t
 
 
