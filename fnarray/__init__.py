@@ -13,6 +13,7 @@ from fnarray import random  # noqa: E402,F401
 from fnarray.api import abs, all, any, max, min, pow, round, sum  # noqa: F401,A004
 from fnarray.transforms import *  # noqa: F401,F403
 from fnarray import fft, linalg  # noqa: F401,E402
+from fnarray.io import SerializationError, load, save  # noqa: F401,E402
 
 bool = bool_  # noqa: A001 - Array API dtype name
 __version__ = "0.1.0"
