@@ -11,6 +11,8 @@ from fnarray.nn.functional_call import functional_call  # noqa: F401
 from fnarray.nn.layers.activation import (  # noqa: F401
     CELU, ELU, GELU, SELU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU, LogSigmoid, LogSoftmax,
     Mish, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Softmin, Softplus, Softsign, Tanh, Tanhshrink)
+from fnarray.nn.layers.attention import (  # noqa: F401
+    MultiheadAttention, NonDynamicallyQuantizableLinear)
 from fnarray.nn.layers.conv import (  # noqa: F401
     Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d)
 from fnarray.nn.layers.dropout import Dropout, Dropout1d, Dropout2d, Dropout3d  # noqa: F401
@@ -26,5 +28,6 @@ from fnarray.nn.layers.pooling import (  # noqa: F401
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
     AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d)
 from fnarray.nn.layers.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
+from fnarray.nn.layers.transformer import TransformerEncoder, TransformerEncoderLayer  # noqa: F401
 from fnarray.nn.module import Module  # noqa: F401
 from fnarray.nn.parameter import Buffer, Parameter  # noqa: F401

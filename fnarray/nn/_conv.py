@@ -8,6 +8,10 @@ the function and both shapes, and calls ``fa.conv``, ``fa.conv_transpose``, ``fa
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 import fnarray as fa
 
 
@@ -115,15 +119,53 @@ def _pool_args(spatial, name, kernel_size, stride, padding, dilation=1):
 def max_pool_nd(spatial: int):
     name = f"max_pool{spatial}d"
 
-    def max_pool(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False):
+    def max_pool(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+                 return_indices: bool = False):
         x, added = _batched(input, spatial, name)
         k, s, p, d = _pool_args(spatial, name, kernel_size, stride, padding, dilation)
         out = fa.max_pool(x, k, stride=s, padding=p, dilation=d, ceil_mode=ceil_mode)
-        return _unbatch(out, added)
+        if not return_indices:
+            return _unbatch(out, added)
+        indices = _argmax_indices(x, out.shape[2:], k, s, p, d)
+        return _unbatch(out, added), _unbatch(indices, added)
 
     max_pool.__name__ = name
-    max_pool.__doc__ = f"PyTorch's ``F.{name}``: the max over each (dilated) window."
+    max_pool.__doc__ = (f"PyTorch's ``F.{name}``: the max over each (dilated) window; with "
+                        f"``return_indices=True`` also the flat spatial index of each maximum.")
     return max_pool
+
+
+def _window_table(spatial, out, kernel, strides, padding, dilation):
+    """For every output position and kernel tap (flattened to ``(prod(out), prod(kernel))``)
+    the flat index into the input's spatial grid, or ``prod(spatial)`` for a tap that lies
+    in the padding (NumPy, computed from the static geometry)."""
+    flat = np.zeros((1, 1), dtype=np.int64)
+    valid = np.ones((1, 1), dtype=bool)
+    for n, o, k, s, p, d in zip(spatial, out, kernel, strides, padding, dilation):
+        taps = (np.arange(o) * s - p)[:, None] + d * np.arange(k)[None, :]  # (o, k)
+        flat = (flat[:, None, :, None] * n + taps[None, :, None, :]).reshape(
+            flat.shape[0] * o, flat.shape[1] * k)
+        inside = (taps >= 0) & (taps < n)
+        valid = (valid[:, None, :, None] & inside[None, :, None, :]).reshape(flat.shape)
+    return np.where(valid, flat, math.prod(spatial))
+
+
+def _argmax_indices(x, out, kernel, strides, padding, dilation):
+    """PyTorch's ``return_indices``: for each window of ``x`` (N, C, *spatial), the flat
+    index (over the spatial axes) of its first maximum, as int64 of shape (N, C, *out).
+    Composed of core ops: gather each window's taps (padding taps read -inf), argmax."""
+    lead, spatial = tuple(x.shape[:2]), tuple(x.shape[2:])
+    table = _window_table(spatial, out, kernel, strides, padding, dilation)
+    values = fa.reshape(fa.stop_gradient(x), (*lead, math.prod(spatial)))
+    lowest = -math.inf if values.dtype.kind == "f" else np.iinfo(values.dtype).min
+    fill = fa.full((*lead, 1), lowest, dtype=values.dtype, device=fa.device_of(values))
+    values = fa.concatenate([values, fill], axis=-1)
+    windows = fa.reshape(fa.take(values, table.reshape(-1), axis=-1), (*lead, *table.shape))
+    first_max = fa.argmax(windows, axis=-1)
+    table = fa.asarray(table, device=fa.device_of(values))
+    picked = fa.take_along_axis(fa.broadcast_to(table, (*lead, *table.shape)),
+                                fa.expand_dims(first_max, -1), axis=-1)
+    return fa.reshape(picked, (*lead, *out))
 
 
 def avg_pool_nd(spatial: int):

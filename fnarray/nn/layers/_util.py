@@ -15,8 +15,16 @@ def empty_parameter(shape, dtype=None, device=None) -> Parameter:
     return Parameter(value if device is None else fa.device_put(value, str(device)))
 
 
+def describe(layer) -> str:
+    """A one-line name for error messages: ``Name(extra_repr)``, or ``layer`` itself when it
+    is already a string."""
+    if isinstance(layer, str):
+        return layer
+    return f"{layer._get_name()}({layer.extra_repr()})"
+
+
 def check_features(layer, x, axis: int, expected: int, what: str) -> None:
     """Raise a ValueError naming the layer and both shapes when ``x.shape[axis] != expected``."""
     if x.ndim == 0 or x.ndim <= (axis if axis >= 0 else -axis - 1) or x.shape[axis] != expected:
-        raise ValueError(f"{layer!r}: expected input with {expected} {what} (dimension {axis}), "
-                         f"got input of shape {tuple(x.shape)}")
+        raise ValueError(f"{describe(layer)}: expected input with {expected} {what} (dimension "
+                         f"{axis}), got input of shape {tuple(x.shape)}")
