@@ -107,6 +107,8 @@ def _encode(obj, entries: list, where: str, depth: int) -> dict:
                          f"(is there a reference cycle?)")
     if obj is None:
         return {"t": "none"}
+    if isinstance(obj, np.generic):  # before the Python types: np.float64 is a float
+        return _encode_buffer("npscalar", np.asarray(obj), None, entries)
     if isinstance(obj, bool):
         return {"t": "bool", "v": obj}
     if isinstance(obj, int):
@@ -125,8 +127,6 @@ def _encode(obj, entries: list, where: str, depth: int) -> dict:
         return {"t": "tensor", "requires_grad": bool(obj.requires_grad), "array": node}
     if isinstance(obj, np.ndarray):
         return _encode_buffer("ndarray", obj, None, entries)
-    if isinstance(obj, np.generic):
-        return _encode_buffer("npscalar", np.asarray(obj), None, entries)
     if type(obj) in (list, tuple):
         items = [_encode(v, entries, f"{where}[{i}]", depth + 1) for i, v in enumerate(obj)]
         return {"t": type(obj).__name__, "items": items}
