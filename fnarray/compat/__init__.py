@@ -6,12 +6,12 @@ trace (``tape.py``), so ``loss.backward()`` runs the same primitive rules as ``f
 
 import numpy as _np
 
-from fnarray.compat import autograd, cuda  # noqa: F401
+from fnarray.compat import autograd, cuda, linalg, return_types  # noqa: F401
 from fnarray.compat.functional import *  # noqa: F401,F403
 from fnarray.compat.grad_mode import (enable_grad, inference_mode, is_grad_enabled,  # noqa: F401
                                       no_grad, set_grad_enabled)
 from fnarray.compat.ops import FUNCTIONS as _FUNCTIONS
-from fnarray.compat.random import initial_seed, manual_seed  # noqa: F401
+from fnarray.compat.random import Generator, default_generator, initial_seed, manual_seed  # noqa: F401,E501
 from fnarray.compat.tensor import Size, Tensor  # noqa: F401
 
 globals().update(_FUNCTIONS)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from fnarray import api as fa
-from fnarray.compat import random as _random
+from fnarray.compat import linalg as _linalg, random as _random, return_types
+from fnarray.compat.tape import op_scope
 from fnarray.compat.tensor import Tensor, _shape_args
 from fnarray.core.shapes import DEFAULT_FLOAT
 
@@ -83,24 +84,35 @@ def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False)
 
 def rand(*size, dtype=None, device=None, requires_grad: bool = False,
          generator=None) -> Tensor:
-    return _finish(_random.uniform(_shape_args(size), dtype, device), requires_grad)
+    """Uniform values in [0, 1) (float32 unless ``dtype``)."""
+    return _finish(_random.uniform(_shape_args(size), dtype, device, generator), requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad: bool = False,
           generator=None) -> Tensor:
-    return _finish(_random.normal(_shape_args(size), dtype, device), requires_grad)
+    """Standard normal values (float32 unless ``dtype``)."""
+    return _finish(_random.normal(_shape_args(size), dtype, device, generator), requires_grad)
 
 
 def randint(low, high=None, size=None, *, dtype=None, device=None,
-            requires_grad: bool = False) -> Tensor:
+            requires_grad: bool = False, generator=None) -> Tensor:
+    """Integers uniform in ``[low, high)``; ``randint(high, size)`` starts at 0."""
     if size is None:  # randint(high, size)
         low, high, size = 0, low, high
-    return _finish(_random.randint(low, high, tuple(size), dtype, device), requires_grad)
+    return _finish(_random.randint(low, high, tuple(size), dtype, device, generator),
+                   requires_grad)
 
 
-def randperm(n: int, *, dtype=None, device=None) -> Tensor:
-    keys = _random.uniform((n,), np.float32, device)
-    return Tensor._make(fa.argsort(keys).astype(_dt(dtype) or np.int64), None, 0)
+def randperm(n: int, *, dtype=None, device=None, generator=None) -> Tensor:
+    """A random ordering of ``0 .. n-1`` (int64 unless ``dtype``)."""
+    return Tensor._make(_random.permutation(n, _dt(dtype), device, generator), None, 0)
+
+
+def bernoulli(input, p=None, *, generator=None) -> Tensor:
+    """0/1 draws of ``input``'s dtype, 1 with probability ``input`` (or ``p``)."""
+    probs = input.detach()._value if p is None else fa.full(input.shape, p, input.dtype)
+    return Tensor._make(_random.bernoulli(probs, input.dtype, input.device, generator),
+                        None, 0)
 
 
 def _like(fn, input, dtype, device, requires_grad):
@@ -161,20 +173,21 @@ def flatten(input, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     return input.flatten(start_dim, end_dim)
 
 
-def _linalg():
-    import fnarray.api.linalg as la  # written alongside the compat layer; imported lazily
-    return la
-
-
 def det(input) -> Tensor:
-    from fnarray.compat.tape import op_scope
-    with op_scope("LinalgDetBackward0"):
-        return _linalg().det(input)
+    """The determinant (of each matrix in a stack)."""
+    return _linalg.det(input)
 
 
 def svd(input, some: bool = True, compute_uv: bool = True):
-    """``(U, S, V)`` with ``input = U diag(S) V^T`` (PyTorch's ``torch.svd``: V, not Vh)."""
-    from fnarray.compat.tape import op_scope
+    """``(U, S, V)`` with ``input = U diag(S) V^T`` (``torch.svd``: V, not Vh).  ``some``
+    keeps the reduced factors; ``compute_uv=False`` returns zero-filled full-size U and
+    V, as PyTorch does."""
+    if not compute_uv:
+        m, n = input.shape[-2:]
+        batch = tuple(input.shape[:-2])
+        zeros_uv = [Tensor._make(fa.zeros(batch + (k, k), input.dtype, input.device), None, 0)
+                    for k in (m, n)]
+        return return_types.svd(zeros_uv[0], _linalg.svdvals(input), zeros_uv[1])
+    u, s, vh = _linalg.svd(input, full_matrices=not some)
     with op_scope("LinalgSvdBackward0"):
-        u, s, vh = _linalg().svd(input, full_matrices=not some)
-        return u, s, fa.matrix_transpose(vh)
+        return return_types.svd(u, s, fa.matrix_transpose(vh))

@@ -11,7 +11,8 @@ import numpy as np
 
 from fnarray import api as fa
 from fnarray.compat.tape import op_scope
-from fnarray.compat.tensor import Tensor, _dims, _raw, values_indices
+from fnarray.compat import return_types
+from fnarray.compat.tensor import Tensor, _dims, _raw
 from fnarray.transforms import stop_gradient
 
 METHODS: dict = {}  # name -> function, installed on Tensor below
@@ -252,6 +253,8 @@ def var_mean(input, dim=None, unbiased=None, keepdim: bool = False, *, correctio
 
 
 def _extremum(fa_reduce, fa_arg, fa_pair, name):
+    result = getattr(return_types, name.lower())
+
     def op(input, dim=None, keepdim: bool = False):
         if isinstance(dim, Tensor):
             with op_scope(("Maximum" if name == "Max" else "Minimum") + "Backward0"):
@@ -262,7 +265,7 @@ def _extremum(fa_reduce, fa_arg, fa_pair, name):
         with op_scope(name + "Backward0"):
             values = fa_reduce(input, axis=dim, keepdims=keepdim)
         idx = fa_arg(input.detach(), axis=dim, keepdims=keepdim)
-        return values_indices(values, idx)
+        return result(values, idx)
     op.__name__ = name.lower()
     return op
 
@@ -457,7 +460,7 @@ def trace(input):
 def sort(input, dim: int = -1, descending: bool = False):
     idx = fa.argsort(input.detach(), axis=dim, descending=descending)
     with op_scope("SortBackward0"):
-        return values_indices(fa.take_along_axis(input, _raw(idx), axis=dim), idx)
+        return return_types.sort(fa.take_along_axis(input, _raw(idx), axis=dim), idx)
 
 
 def argsort(input, dim: int = -1, descending: bool = False):
@@ -466,7 +469,7 @@ def argsort(input, dim: int = -1, descending: bool = False):
 
 def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):  # noqa: A002
     values, idx = sort(input, dim, descending=largest)
-    return values_indices(values.narrow(dim, 0, k), idx.narrow(dim, 0, k))
+    return return_types.topk(values.narrow(dim, 0, k), idx.narrow(dim, 0, k))
 
 
 def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:

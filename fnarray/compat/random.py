@@ -1,7 +1,9 @@
-"""PyTorch's global random state on top of fnarray's functional keys.
+"""PyTorch's stateful random numbers on top of fnarray's functional keys (``fa.random``).
 
-``manual_seed(s)`` resets one global key; each draw splits it, so a seed gives the same
-sequence of tensors on every backend.  The numbers differ from PyTorch's generator.
+A ``Generator`` holds one key; every draw splits it into a new state and a key for the
+draw, so a seed gives the same sequence of tensors on every backend.  The global default
+generator is what ``manual_seed`` resets and what functions use without ``generator=``.
+The numbers differ from PyTorch's (a different algorithm), not their distributions.
 """
 
 from __future__ import annotations
@@ -10,54 +12,96 @@ import threading
 
 import numpy as np
 
-_lock = threading.Lock()
-_state = {"key": None, "seed": 0}
+from fnarray.api import random as fr
 
 
-def _fa_random():
-    import fnarray.api.random as fr  # written alongside this module; imported lazily
-    return fr
+class Generator:
+    """An independent random stream: ``Generator().manual_seed(0)`` and pass it as
+    ``generator=`` to ``rand``, ``randn``, ``randint``, ``randperm`` and the in-place
+    ``normal_``/``uniform_``/``bernoulli_``."""
+
+    def __init__(self, device="cpu"):
+        self.device = device
+        self._lock = threading.Lock()
+        self._seed = 0
+        self._key = None
+
+    def manual_seed(self, seed: int) -> "Generator":
+        """Restart the stream from ``seed``; returns the generator (for chaining)."""
+        key = fr.key(int(seed))
+        with self._lock:
+            self._key, self._seed = key, int(seed)
+        return self
+
+    def initial_seed(self) -> int:
+        return self._seed
+
+    def get_state(self):
+        """The current state (a key); ``set_state`` restores it."""
+        return self._key
+
+    def set_state(self, state) -> "Generator":
+        self._key = state
+        return self
+
+    def next_key(self):
+        """A fresh key for one draw, advancing the stream."""
+        with self._lock:
+            if self._key is None:
+                self._key = fr.key(self._seed)
+            keys = fr.split(self._key, 2)
+            self._key = keys[0]
+        return keys[1]
 
 
-def manual_seed(seed: int):
-    """Reset the global generator; returns the seed (PyTorch returns a Generator)."""
-    with _lock:
-        _state["key"] = _fa_random().key(int(seed))
-        _state["seed"] = int(seed)
-    return seed
+default_generator = Generator()
+
+
+def manual_seed(seed: int) -> Generator:
+    """Reset the global generator; returns it, as PyTorch does."""
+    return default_generator.manual_seed(seed)
 
 
 def initial_seed() -> int:
-    return _state["seed"]
+    return default_generator.initial_seed()
 
 
-def next_key():
-    """A fresh key, advancing the global state."""
-    with _lock:
-        if _state["key"] is None:
-            _state["key"] = _fa_random().key(_state["seed"])
-        keys = _fa_random().split(_state["key"], 2)
-        _state["key"], sub = keys[0], keys[1]
-    return sub
+def _key(generator):
+    return (default_generator if generator is None else generator).next_key()
 
 
 def _float(dtype):
     return np.dtype(np.float32 if dtype is None else dtype)
 
 
-def uniform(shape, dtype=None, device=None):
+def _placed(value, device):
+    return value if device is None else value.to(device)
+
+
+def uniform(shape, dtype=None, device=None, generator=None):
     """Uniform [0, 1) values as a core array."""
-    out = _fa_random().uniform(next_key(), tuple(shape), _float(dtype))
-    return out if device is None else out.to(device)
+    return _placed(fr.uniform(_key(generator), tuple(shape), _float(dtype)), device)
 
 
-def normal(shape, dtype=None, device=None):
+def normal(shape, dtype=None, device=None, generator=None):
     """Standard normal values as a core array."""
-    out = _fa_random().normal(next_key(), tuple(shape), _float(dtype))
-    return out if device is None else out.to(device)
+    return _placed(fr.normal(_key(generator), tuple(shape), _float(dtype)), device)
 
 
-def randint(low: int, high: int, shape, dtype=None, device=None):
-    out = _fa_random().randint(next_key(), tuple(shape), low, high,
-                               np.dtype(np.int64 if dtype is None else dtype))
-    return out if device is None else out.to(device)
+def randint(low: int, high: int, shape, dtype=None, device=None, generator=None):
+    """Integers uniform in ``[low, high)`` as a core array (int64 by default)."""
+    out = fr.randint(_key(generator), tuple(shape), low, high,
+                     np.dtype(np.int64 if dtype is None else dtype))
+    return _placed(out, device)
+
+
+def permutation(n: int, dtype=None, device=None, generator=None):
+    """A random ordering of ``range(n)`` as a core array (int64 by default)."""
+    out = fr.permutation(_key(generator), int(n))
+    return _placed(out.astype(np.dtype(np.int64 if dtype is None else dtype)), device)
+
+
+def bernoulli(p, dtype, device=None, generator=None):
+    """0/1 values of ``dtype`` that are 1 with probability ``p`` (a core array of the
+    shape of ``p``)."""
+    return _placed(fr.bernoulli(_key(generator), p).astype(dtype), device)

@@ -18,7 +18,6 @@ that read an older version.
 from __future__ import annotations
 
 import weakref
-from collections import namedtuple
 
 import numpy as np
 
@@ -28,9 +27,6 @@ from fnarray.compat.tape import op_scope
 from fnarray.core import tree as tree_util
 from fnarray.core.array import Array
 from fnarray.core.trace import Tracer
-
-_TO_DTYPE = {}  # filled by fnarray.compat: method name -> dtype (float(), long(), ...)
-
 
 class Size(tuple):
     """A tensor's shape: a tuple that prints as ``Size([2, 3])``."""
@@ -57,9 +53,6 @@ class _CallableSize(int):
 
     def __call__(self, dim: int | None = None):
         return Size(self.shape) if dim is None else self.shape[dim]
-
-
-values_indices = namedtuple("values_indices", ["values", "indices"])
 
 
 def _named(name):
@@ -348,16 +341,21 @@ class Tensor(Tracer):
             out.requires_grad_(True)
         return out
 
-    def to(self, *args, **kwargs) -> "Tensor":
-        """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or ``to(other_tensor)``."""
-        dtype, device = kwargs.get("dtype"), kwargs.get("device")
+    def to(self, *args, dtype=None, device=None, non_blocking: bool = False,
+           copy: bool = False, memory_format=None) -> "Tensor":
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other_tensor)`` or the
+        keywords ``dtype=``/``device=``; ``self`` when nothing changes (unless ``copy``)."""
         for a in args:
             if isinstance(a, Tensor):
                 dtype, device = a.dtype, a.device
-            elif isinstance(a, (str,)) or hasattr(a, "platform") or hasattr(a, "type"):
-                device = a
-            elif a is not None:
+            elif _is_dtype(a):
                 dtype = a
+            elif isinstance(a, (str, int)) or _is_device(a):
+                device = f"cuda:{a}" if isinstance(a, int) else a
+            elif a is not None:
+                raise TypeError(f"Tensor.to: expected a dtype, a device or a tensor, got "
+                                f"{type(a).__name__} ({a!r:.40}); e.g. x.to(torch.float64), "
+                                f"x.to('cuda') or x.to(other)")
         out = self
         if dtype is not None and np.dtype(dtype) != self.dtype:
             with op_scope("ToCopyBackward0"):
@@ -366,11 +364,8 @@ class Tensor(Tracer):
             from fnarray.core.device import get_device
             dev = get_device(device)
             if dev is not out.device:
-                with op_scope("ToCopyBackward0"):
-                    moved = fa.device_put(out._value, dev)
-                    out = Tensor._make(moved, None, 0) if out._node is None else \
-                        _move_recorded(out, dev)
-        return out
+                out = _moved(out, dev)
+        return out.clone() if copy and out is self else out
 
     def cpu(self) -> "Tensor":
         return self.to("cpu")
@@ -646,16 +641,29 @@ class Tensor(Tracer):
     def masked_fill_(self, mask, value):
         return self._inplace(lambda s: s.masked_fill(mask, value), "MaskedFillBackward0")
 
-    def normal_(self, mean: float = 0.0, std: float = 1.0):
-        from fnarray.compat import random
-        return self._inplace(lambda s: random.normal(s.shape, s.dtype, s.device) * std + mean,
-                             "NormalBackward0")
-
-    def uniform_(self, a: float = 0.0, b: float = 1.0):
+    def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None):
+        """Refill with normal values of mean ``mean`` and standard deviation ``std``."""
         from fnarray.compat import random
         return self._inplace(
-            lambda s: random.uniform(s.shape, s.dtype, s.device) * (b - a) + a,
+            lambda s: random.normal(s.shape, s.dtype, s.device, generator) * std + mean,
+            "NormalBackward0")
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator=None):
+        """Refill with values uniform in ``[a, b)``."""
+        from fnarray.compat import random
+        return self._inplace(
+            lambda s: random.uniform(s.shape, s.dtype, s.device, generator) * (b - a) + a,
             "UniformBackward0")
+
+    def bernoulli_(self, p: float = 0.5, *, generator=None):
+        """Refill with 0/1 values that are 1 with probability ``p`` (a float or tensor)."""
+        from fnarray.compat import random
+
+        def draw(s):
+            kind = s.dtype if s.dtype.kind == "f" else np.dtype(np.float32)
+            probs = fa.broadcast_to(fa.asarray(_raw(p), dtype=kind), s.shape)
+            return random.bernoulli(probs, s.dtype, s.device, generator)
+        return self._inplace(draw, "BernoulliBackward0")
 
     def __iadd__(self, other):
         return self.add_(other)
@@ -689,9 +697,29 @@ def _write(t: Tensor, new: Tensor) -> None:
     root._refresh_views()
 
 
-def _move_recorded(t: Tensor, dev) -> Tensor:
-    with op_scope("ToCopyBackward0"):
-        return fa.device_put(t, dev)
+def _moved(t: Tensor, dev) -> Tensor:
+    """``t`` copied to ``dev``.  There is no transfer primitive to record, so a leaf that
+    requires grad becomes a new leaf on ``dev``, and a computed tensor must be moved
+    before the computation (its graph cannot span two devices)."""
+    if t._node is not None and not t.is_leaf and grad_mode._state.enabled:
+        raise RuntimeError(
+            f"Tensor.to: cannot move a computed tensor (grad_fn={t._node.name}) from "
+            f"{t.device} to {dev} while recording gradients; move the leaves (inputs and "
+            f"parameters) to {dev} first, or move t.detach()")
+    out = Tensor._make(fa.device_put(t._value, dev), None, 0)
+    return out.requires_grad_(True) if t._node is not None and t.is_leaf else out
+
+
+def _is_device(obj) -> bool:
+    """A core ``Device`` (it has a ``platform``) or a ``torch.device`` (a string ``type``)."""
+    return hasattr(obj, "platform") or isinstance(getattr(obj, "type", None), str)
+
+
+def _is_dtype(obj) -> bool:
+    """A dtype as ``to()`` accepts it: ``torch.float64``, ``np.float32``, ``float``."""
+    if isinstance(obj, np.dtype):
+        return True
+    return isinstance(obj, type) and issubclass(obj, (np.generic, bool, int, float, complex))
 
 
 def _rebuild(host, requires_grad):
