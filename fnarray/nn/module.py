@@ -151,9 +151,12 @@ class Module:
 
     def __setattr__(self, name: str, value) -> None:
         if SUBSTITUTION.stack:
+            # functional_call never writes to the module: a substituted name, or any buffer
+            # (e.g. running statistics, whose new value may be a transformation's tracer),
+            # is rebound in the call's own table and read back from there
             table = SUBSTITUTION.stack[-1].get(id(self))
-            if table is not None and name in table:
-                table[name] = value  # e.g. running statistics updated under functional_call
+            if (table is not None and name in table) or name in self.__dict__.get("_buffers", ()):
+                SUBSTITUTION.stack[-1].setdefault(id(self), {})[name] = value
                 return
         d = self.__dict__
         if isinstance(value, Parameter):

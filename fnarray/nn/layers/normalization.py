@@ -49,6 +49,16 @@ class _NormBase(Module):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
 
+    def _blend_running_stats(self, mean, var, n: int, momentum: float) -> None:
+        """Blend batch statistics (``var`` biased, over ``n`` values per channel) into the
+        buffers, with the unbiased variance as PyTorch does.  By assignment, so that under
+        ``functional_call`` the module itself is never written to; gradient-free."""
+        mean, var = fa.stop_gradient(mean), fa.stop_gradient(var)
+        unbiased = var * (n / (n - 1)) if n > 1 else var
+        rm, rv = self.running_mean, self.running_var
+        self.running_mean = (1 - momentum) * _raw(rm) + momentum * fa.astype(mean, rm.dtype)
+        self.running_var = (1 - momentum) * _raw(rv) + momentum * fa.astype(unbiased, rv.dtype)
+
 
 class _BatchNorm(_NormBase):
     dims = (2, 3)
@@ -69,17 +79,8 @@ class _BatchNorm(_NormBase):
                                 self.bias, False, momentum, self.eps)
         out = F.batch_norm(input, None, None, self.weight, self.bias, True, momentum, self.eps)
         if self.training and self.track_running_stats:
-            self._update_running_stats(input, momentum)
+            self._blend_running_stats(*F.batch_norm_stats(input), momentum)
         return out
-
-    def _update_running_stats(self, input, momentum) -> None:
-        """Blend the batch statistics into the buffers (by assignment, so that under
-        ``functional_call`` the substituted buffers are updated, not the module's)."""
-        mean, var, n = F.batch_norm_stats(fa.stop_gradient(input))
-        unbiased = var * (n / (n - 1))
-        rm, rv = self.running_mean, self.running_var
-        self.running_mean = (1 - momentum) * _raw(rm) + momentum * fa.astype(mean, rm.dtype)
-        self.running_var = (1 - momentum) * _raw(rv) + momentum * fa.astype(unbiased, rv.dtype)
 
 
 def _raw(x):
@@ -114,8 +115,14 @@ class _InstanceNorm(_NormBase):
         x = fa.expand_dims(input, 0) if unbatched else input
         check_features(self, x, 1, self.num_features, "channels")
         use_stats = self.training or not self.track_running_stats
-        out = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                              use_stats, self.momentum, self.eps)
+        if use_stats and self.track_running_stats:
+            axes = tuple(range(2, x.ndim))
+            n = x.size // (x.shape[0] * x.shape[1])
+            self._blend_running_stats(fa.mean(fa.mean(x, axis=axes), axis=0),
+                                      fa.mean(fa.var(x, axis=axes), axis=0), n, self.momentum)
+        running = (None, None) if use_stats else (self.running_mean, self.running_var)
+        out = F.instance_norm(x, *running, self.weight, self.bias, use_stats, self.momentum,
+                              self.eps)
         return fa.squeeze(out, axis=0) if unbatched else out
 
 
