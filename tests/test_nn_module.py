@@ -384,3 +384,86 @@ def test_lstm_sequence_classifier_trains():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.6 * losses[0], losses
+
+
+def _max_pool2d_indices_reference(x, k, s, p, d, out_hw):
+    """First-maximum flat index of each (dilated, padded) window, by explicit loops."""
+    n, c, h, w = x.shape
+    idx = np.zeros((n, c) + out_hw, dtype=np.int64)
+    for i in range(out_hw[0]):
+        for j in range(out_hw[1]):
+            taps = [(i * s - p + a * d, j * s - p + b * d) for a in range(k) for b in range(k)]
+            taps = [(r, q) for r, q in taps if 0 <= r < h and 0 <= q < w]
+            vals = np.stack([x[:, :, r, q] for r, q in taps], -1)
+            first = vals.argmax(-1)
+            flat = np.array([r * w + q for r, q in taps])
+            idx[:, :, i, j] = flat[first]
+    return idx
+
+
+def test_max_pool_return_indices():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    out, idx = nn.MaxPool2d(2, return_indices=True)(x)
+    assert idx.dtype == torch.int64 and idx.tolist() == [[[[5, 7], [13, 15]]]]
+    np.testing.assert_array_equal(out.numpy(), [[[[5, 7], [13, 15]]]])
+    rng = np.random.default_rng(0)
+    xs = rng.integers(0, 4, size=(2, 3, 7, 6)).astype(np.float64)  # many ties: first wins
+    for k, s, p, d, ceil in [(2, 2, 0, 1, False), (3, 2, 1, 1, True), (2, 1, 1, 2, False)]:
+        out, idx = F.max_pool2d(fa.asarray(xs), k, s, p, d, ceil_mode=ceil, return_indices=True)
+        ref = _max_pool2d_indices_reference(xs, k, s, p, d, tuple(out.shape[2:]))
+        np.testing.assert_array_equal(np.asarray(idx), ref)
+        picked = np.take_along_axis(xs.reshape(2, 3, -1), np.asarray(idx).reshape(2, 3, -1), -1)
+        np.testing.assert_array_equal(picked.reshape(out.shape), np.asarray(out))
+    x1 = rng.normal(size=(3, 8))  # unbatched (C, L)
+    out, idx = nn.MaxPool1d(3, stride=2, return_indices=True)(torch.tensor(x1))
+    taps = np.stack([np.arange(3) + 2 * i for i in range(3)])  # (out, k)
+    first = x1[:, taps].argmax(-1)  # (C, out)
+    np.testing.assert_array_equal(idx.numpy(), taps[np.arange(3)[None, :], first])
+    # the values keep their gradient; the indices are integers
+    distinct = fa.asarray(xs + rng.random(xs.shape))
+    g = fa.grad(lambda v: fa.sum(F.max_pool2d(v, 2, return_indices=True)[0]))(distinct)
+    assert g.shape == xs.shape and float(fa.sum(g)) == pytest.approx(2 * 3 * 3 * 3)
+
+
+def test_bad_input_names_every_layer_kind():
+    cases = [
+        (lambda: nn.Bilinear(2, 3, 4)(torch.zeros(5, 2), torch.zeros(5, 4)),
+         r"Bilinear\(in1_features=2.*expected input with 3 features in input2.*\(5, 4\)"),
+        (lambda: nn.Conv1d(3, 2, 2)(torch.zeros(1, 4, 5)),
+         r"Conv1d\(3, 2.*expected input with 3 channels.*\(1, 4, 5\)"),
+        (lambda: nn.ConvTranspose2d(3, 2, 2)(torch.zeros(1, 2, 4, 4)),
+         r"ConvTranspose2d\(3, 2.*expected input with 3 channels.*\(1, 2, 4, 4\)"),
+        (lambda: nn.BatchNorm2d(3)(torch.zeros(4, 5, 2, 2)),
+         r"BatchNorm2d\(3, .*expected input with 3 channels.*\(4, 5, 2, 2\)"),
+        (lambda: nn.InstanceNorm1d(3)(torch.zeros(2, 4, 5)),
+         r"InstanceNorm1d\(3, .*expected input with 3 channels.*\(2, 4, 5\)"),
+        (lambda: nn.LayerNorm(4)(torch.zeros(4, 5)),
+         r"LayerNorm\(\(4,\).*trailing shape \(4,\).*\(4, 5\)"),
+        (lambda: nn.GroupNorm(2, 4)(torch.zeros(4, 6, 2)),
+         r"GroupNorm\(2, 4.*expected input with 4 channels.*\(4, 6, 2\)"),
+        (lambda: nn.RNN(3, 2)(torch.zeros(5, 1, 4)),
+         r"RNN\(3, 2\): expected input with 3 features.*\(5, 1, 4\)"),
+        (lambda: nn.GRU(3, 2)(torch.zeros(5, 1, 3), torch.zeros(2, 1, 2)),
+         r"GRU\(3, 2\): expected hx of shape \(1, 1, 2\), got shape \(2, 1, 2\)"),
+        (lambda: nn.LSTM(3, 2)(torch.zeros(5, 3), (torch.zeros(1, 2), torch.zeros(1, 3))),
+         r"LSTM\(3, 2\): expected c_0 of shape \(1, 2\), got shape \(1, 3\)"),
+        (lambda: nn.LSTMCell(3, 2)(torch.zeros(5, 4)),
+         r"LSTMCell\(3, 2\): expected input with 3 features.*\(5, 4\)"),
+        (lambda: nn.Embedding(5, 3)(torch.tensor([1, 7])),
+         r"Embedding\(5, 3\): .*index 7 is out of bounds.*size 5"),
+        (lambda: nn.MaxPool2d(5)(torch.zeros(1, 1, 3, 3)),
+         r"MaxPool2d\(kernel_size=5.*window \(5, 5\).*\(3, 3\)"),
+        (lambda: nn.AdaptiveAvgPool2d(2)(torch.zeros(3)),
+         r"AdaptiveAvgPool2d\(output_size=2\).*got shape \(3,\)"),
+        (lambda: nn.Unflatten(1, (2, 3))(torch.zeros(2, 5)),
+         r"Unflatten\(dim=1.*input shape \(2, 5\) into \(2, 3\)"),
+        (lambda: nn.MultiheadAttention(8, 2)(*[torch.zeros(3, 2, 6)] * 3),
+         r"MultiheadAttention\(embed_dim=8.*8 features in query.*\(3, 2, 6\)"),
+        (lambda: nn.TransformerEncoderLayer(8, 2, 16)(torch.zeros(3, 2, 6)),
+         r"TransformerEncoderLayer\(d_model=8, nhead=2\).*8 features.*\(3, 2, 6\)"),
+        (lambda: nn.CrossEntropyLoss(weight=torch.ones(3))(torch.zeros(3, 4), torch.tensor([0, 1, 2])),
+         r"cross_entropy: weight must have shape \(4,\).*\(3, 4\).*\(3,\)"),
+    ]
+    for fn, pattern in cases:
+        with pytest.raises((ValueError, IndexError), match=pattern):
+            fn()

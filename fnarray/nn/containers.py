@@ -8,6 +8,7 @@ from collections import OrderedDict
 from typing import Iterable
 
 import fnarray as fa
+from fnarray.nn.layers._util import check_numel
 from fnarray.nn.module import Module, _addindent
 from fnarray.nn.parameter import Parameter
 
@@ -316,6 +317,7 @@ class Unflatten(Module):
         self.dim, self.unflattened_size = dim, tuple(unflattened_size)
 
     def forward(self, input):
+        check_numel(self, input, self.dim, self.unflattened_size)
         shape = tuple(input.shape)
         d = self.dim % len(shape)
         return fa.reshape(input, shape[:d] + self.unflattened_size + shape[d + 1:])

@@ -455,6 +455,14 @@ def _class_targets(input, target, name):
                          f"of shape {expected}, got {tuple(target.shape)}")
 
 
+def _class_weight(input, weight, class_dim, name):
+    """A class ``weight`` must have one entry per class."""
+    if weight is not None and tuple(weight.shape) != (input.shape[class_dim],):
+        raise ValueError(f"{name}: weight must have shape ({input.shape[class_dim]},) (one per "
+                         f"class of the input of shape {tuple(input.shape)}), got shape "
+                         f"{tuple(weight.shape)}")
+
+
 def _pick(values, target, class_dim):
     """``values[n, target[n, ...], ...]`` along ``class_dim``, for in-range targets."""
     idx = fa.expand_dims(target, class_dim)
@@ -470,6 +478,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
                         f"{target.dtype}")
     _class_targets(input, target, "nll_loss")
     class_dim = 1 if input.ndim > 1 else 0
+    _class_weight(input, weight, class_dim, "nll_loss")
     valid = target != ignore_index
     safe = fa.where(valid, target, 0)
     picked = _pick(input, safe, class_dim)
@@ -488,6 +497,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     reduction = _legacy_reduction(size_average, reduce, reduction)
     class_dim = 1 if input.ndim > 1 else 0
     n_classes = input.shape[class_dim]
+    _class_weight(input, weight, class_dim, "cross_entropy")
     logp = log_softmax(input, class_dim)
     wshape = (n_classes,) + (1,) * (input.ndim - class_dim - 1)
     if target.dtype.kind == "f":

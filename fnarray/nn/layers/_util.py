@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
+
 import fnarray as fa
 from fnarray.core.shapes import canonical_dtype
 from fnarray.nn.parameter import Parameter
@@ -28,3 +31,28 @@ def check_features(layer, x, axis: int, expected: int, what: str) -> None:
     if x.ndim == 0 or x.ndim <= (axis if axis >= 0 else -axis - 1) or x.shape[axis] != expected:
         raise ValueError(f"{describe(layer)}: expected input with {expected} {what} (dimension "
                          f"{axis}), got input of shape {tuple(x.shape)}")
+
+
+@contextlib.contextmanager
+def errors_named(layer):
+    """Re-raise a ValueError/IndexError from the functions a layer calls with the layer's
+    description in front, so the message names the layer as well as the operation."""
+    try:
+        yield
+    except (ValueError, IndexError) as e:
+        raise type(e)(f"{describe(layer)}: {e}") from None
+
+
+def check_shape(layer, x, expected: tuple, what: str) -> None:
+    """Raise a ValueError naming the layer when ``x.shape != expected``."""
+    if tuple(x.shape) != tuple(expected):
+        raise ValueError(f"{describe(layer)}: expected {what} of shape {tuple(expected)}, got "
+                         f"shape {tuple(x.shape)}")
+
+
+def check_numel(layer, x, dim: int, sizes: tuple) -> None:
+    """Raise a ValueError naming the layer when axis ``dim`` of ``x`` cannot be split into
+    ``sizes``."""
+    if x.ndim == 0 or not -x.ndim <= dim < x.ndim or x.shape[dim] != math.prod(sizes):
+        raise ValueError(f"{describe(layer)}: cannot split dimension {dim} of input shape "
+                         f"{tuple(x.shape)} into {sizes} (needs {math.prod(sizes)} elements)")

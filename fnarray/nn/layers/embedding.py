@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnarray as fa
 from fnarray.nn import functional as F, init
-from fnarray.nn.layers._util import empty_parameter
+from fnarray.nn.layers._util import empty_parameter, errors_named
 from fnarray.nn.module import Module
 from fnarray.nn.parameter import Parameter
 
@@ -39,7 +39,8 @@ class Embedding(Module):
     def forward(self, input):
         if input.dtype.kind not in "iu":
             raise TypeError(f"{self!r}: expected integer indices, got dtype {input.dtype}")
-        return F.embedding(input, self.weight, self.padding_idx)
+        with errors_named(self):  # an index outside [0, num_embeddings)
+            return F.embedding(input, self.weight, self.padding_idx)
 
     @classmethod
     def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx=None, **kwargs):

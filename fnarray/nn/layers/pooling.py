@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fnarray.nn import functional as F
+from fnarray.nn.layers._util import errors_named
 from fnarray.nn.module import Module
 
 
@@ -20,8 +21,10 @@ class _MaxPoolNd(Module):
     def forward(self, input):
         """The pooled input; with ``return_indices`` also the flat spatial index of each
         window's maximum (PyTorch's layout, usable with ``max_unpool``)."""
-        return type(self).fn(input, self.kernel_size, self.stride, self.padding, self.dilation,
-                             ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+        with errors_named(self):
+            return type(self).fn(input, self.kernel_size, self.stride, self.padding,
+                                 self.dilation, ceil_mode=self.ceil_mode,
+                                 return_indices=self.return_indices)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -52,8 +55,9 @@ class _AvgPoolNd(Module):
         self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
     def forward(self, input):
-        return type(self).fn(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                             self.count_include_pad, self.divisor_override)
+        with errors_named(self):
+            return type(self).fn(input, self.kernel_size, self.stride, self.padding,
+                                 self.ceil_mode, self.count_include_pad, self.divisor_override)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -84,7 +88,8 @@ class _AdaptivePoolNd(Module):
         self.output_size = output_size
 
     def forward(self, input):
-        return type(self).fn(input, self.output_size)
+        with errors_named(self):
+            return type(self).fn(input, self.output_size)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"

@@ -11,7 +11,7 @@ import math
 
 import fnarray as fa
 from fnarray.nn import functional as F, init
-from fnarray.nn.layers._util import check_features, empty_parameter
+from fnarray.nn.layers._util import check_features, check_shape, empty_parameter
 from fnarray.nn.module import Module
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
@@ -91,8 +91,10 @@ class _RNNBase(Module):
         if hx is None:
             h0 = self._zeros(x, x.shape[1])
             hx = (h0, h0) if lstm else h0
-        elif not batched:
-            hx = tuple(fa.expand_dims(h, 1) for h in hx) if lstm else fa.expand_dims(hx, 1)
+        else:
+            self._check_hidden(hx, x.shape[1] if batched else None)
+            if not batched:
+                hx = tuple(fa.expand_dims(h, 1) for h in hx) if lstm else fa.expand_dims(hx, 1)
         dirs = 2 if self.bidirectional else 1
         h_n, c_n = [], []
         for layer in range(self.num_layers):
@@ -122,6 +124,16 @@ class _RNNBase(Module):
             c = fa.stack(c_n)
             return out, (h, c if batched else fa.squeeze(c, axis=1))
         return out, h
+
+    def _check_hidden(self, hx, batch) -> None:
+        """``hx`` (and ``c_0`` for LSTM) must be (layers * directions, [N,] hidden_size)."""
+        n = self.num_layers * (2 if self.bidirectional else 1)
+        shape = (n, self.hidden_size) if batch is None else (n, batch, self.hidden_size)
+        if self.mode == "LSTM":
+            check_shape(self, hx[0], shape, "h_0")
+            check_shape(self, hx[1], shape, "c_0")
+        else:
+            check_shape(self, hx, shape, "hx")
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -191,6 +203,11 @@ class _CellBase(Module):
         if hx is None:
             z = fa.zeros(shape, dtype=input.dtype, device=fa.device_of(input))
             hx = (z, z) if self.mode == "LSTM" else z
+        elif self.mode == "LSTM":
+            check_shape(self, hx[0], shape, "h_0")
+            check_shape(self, hx[1], shape, "c_0")
+        else:
+            check_shape(self, hx, shape, "hx")
         return _cell_step(self.mode, input, hx, self.weight_ih, self.weight_hh, self.bias_ih,
                           self.bias_hh)
 

@@ -9,6 +9,7 @@ from typing import Callable
 from fnarray.nn import functional as F
 from fnarray.nn.containers import ModuleList
 from fnarray.nn.layers.attention import MultiheadAttention
+from fnarray.nn.layers._util import check_features
 from fnarray.nn.layers.dropout import Dropout
 from fnarray.nn.layers.linear import Linear
 from fnarray.nn.layers.normalization import LayerNorm
@@ -49,6 +50,9 @@ class TransformerEncoderLayer(Module):
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal: bool = False):
         """``src``: ``(S, N, d_model)`` (``(N, S, d_model)`` with ``batch_first``) or
         unbatched ``(S, d_model)``; masks as in ``MultiheadAttention``."""
+        d_model, nhead = self.self_attn.embed_dim, self.self_attn.num_heads
+        check_features(f"TransformerEncoderLayer(d_model={d_model}, nhead={nhead})", src, -1,
+                       d_model, "features")
         x = src
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
