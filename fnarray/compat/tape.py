@@ -33,7 +33,10 @@ class CompatNode(Node):
     __slots__ = ("name", "group", "versions", "hooks", "tensor")
 
     def __init__(self, prim, params, parents, primals, outs, name="", group=0, versions=()):
-        super().__init__(prim, params, parents, primals, outs)
+        # The base fields are set here rather than through ``super().__init__``: a node
+        # is made for every recorded primitive, and the extra call is measurable.
+        self.prim, self.params, self.parents = prim, params, parents
+        self.primals, self.outs = primals, outs
         self.name = name
         self.group = group
         self.versions = versions
@@ -74,8 +77,16 @@ class op_scope:
         return False
 
 
+_default_names: dict = {}
+
+
 def _default_name(prim) -> str:
-    return "".join(w.capitalize() for w in prim.name.split("_")) + "Backward0"
+    """``MulBackward0`` for the primitive ``mul`` (cached: asked once per recorded node)."""
+    name = _default_names.get(prim)
+    if name is None:
+        name = "".join(w.capitalize() for w in prim.name.split("_")) + "Backward0"
+        _default_names[prim] = name
+    return name
 
 
 class CompatTrace(Trace):
@@ -88,36 +99,39 @@ class CompatTrace(Trace):
 
     def process_primitive(self, prim, tracers, params):
         tensor_t = TENSOR
-        record = grad_mode._state.enabled and prim.differentiable
-        vals, parents, versions, any_parent = [], [], [], False
-        for i, t in enumerate(tracers):
-            if isinstance(t, tensor_t):
-                vals.append(t._value)
-                if record and t._node is not None:
-                    parents.append((t._node, t._index))
-                    any_parent = True
-                else:
-                    parents.append(None)
-                if t._version is not _op.updating:  # an update replaces what it reads
-                    versions.append((t._version, t._version[0], i))
-            else:
-                vals.append(t)
-                parents.append(None)
+        vals = [t._value if isinstance(t, tensor_t) else t for t in tracers]
         out = prim.bind(*vals, **params)
         make = tensor_t._make
-        if not any_parent:
-            if prim.multiple_results:
-                return tuple(make(o, None, 0) for o in out)
-            return make(out, None, 0)
-        name = _op.name
-        if name is None:
-            name, group = _default_name(prim), next(_groups)
-        else:
-            group = _op.group
-        node = CompatNode(prim, params, parents, vals, out, name, group, tuple(versions))
+        if grad_mode._state.enabled and prim.differentiable:
+            for t in tracers:
+                if isinstance(t, tensor_t) and t._node is not None:
+                    return _record(prim, params, tracers, vals, out)
         if prim.multiple_results:
-            return tuple(make(o, node, i) for i, o in enumerate(out))
-        return make(out, node, 0)
+            return tuple(make(o, None, 0) for o in out)
+        return make(out, None, 0)
+
+
+def _record(prim, params, tracers, vals, out):
+    """Wrap ``out`` as tensors that are outputs of a new node reading ``tracers``."""
+    tensor_t, updating = TENSOR, _op.updating
+    parents, versions = [], []
+    for i, t in enumerate(tracers):
+        if isinstance(t, tensor_t):
+            parents.append((t._node, t._index) if t._node is not None else None)
+            if t._version is not updating:  # an update replaces what it reads
+                versions.append((t._version, t._version[0], i))
+        else:
+            parents.append(None)
+    name = _op.name
+    if name is None:
+        name, group = _default_name(prim), next(_groups)
+    else:
+        group = _op.group
+    node = CompatNode(prim, params, parents, vals, out, name, group, versions)
+    make = tensor_t._make
+    if prim.multiple_results:
+        return tuple(make(o, node, i) for i, o in enumerate(out))
+    return make(out, node, 0)
 
 
 MAIN = MainTrace(0, CompatTrace, "compat")  # never popped: the tape lives forever

@@ -88,32 +88,28 @@ def _raw(x):
 class Tensor(Tracer):
     """A PyTorch-style tensor; see the module docstring."""
 
-    _make_count = 0
+    # Defaults shared by every tensor until set on one (most tensors are not views, have
+    # no .grad and never change): ``_make`` then only writes what differs per tensor.
+    _trace = tape.TRACE
+    _base = None
+    _view_fn = None
+    _views = None
+    _contig = True
+    _grad = None
 
     def __init__(self, data=None, dtype=None, device=None, requires_grad: bool = False):
         if isinstance(data, Tensor):
             data = data._value
-        value = fa.asarray([] if data is None else data, dtype=dtype, device=device)
-        self._init(value, None, 0)
+        self._value = fa.asarray([] if data is None else data, dtype=dtype, device=device)
+        self._node, self._index, self._version = None, 0, [0]
         if requires_grad:
             self.requires_grad_(True)
 
-    def _init(self, value, node, index):
-        self._trace = tape.TRACE
-        self._value = value
-        self._node = node
-        self._index = index
-        self._version = [0]
-        self._base = None
-        self._view_fn = None
-        self._views = None
-        self._contig = True
-        self._grad = None
-
     @classmethod
     def _make(cls, value, node, index):
-        t = Tensor.__new__(Tensor)
-        t._init(value, node, index)
+        """A fresh (non-view) tensor holding ``value``, output ``index`` of ``node``."""
+        t = _new_tensor(Tensor)
+        t._value, t._node, t._index, t._version = value, node, index, [0]
         return t
 
     __hash__ = object.__hash__
@@ -143,6 +139,10 @@ class Tensor(Tracer):
     @property
     def shape(self) -> Size:
         return Size(self._value.shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self._value.shape)
 
     @property
     def dtype(self):
@@ -695,6 +695,9 @@ def _write(t: Tensor, new: Tensor) -> None:
     else:
         root._value, root._node, root._index = new._value, new._node, new._index
     root._refresh_views()
+
+
+_new_tensor = object.__new__
 
 
 def _moved(t: Tensor, dev) -> Tensor:
