@@ -179,6 +179,7 @@ def test_named_results_print_like_pytorch():
 
 
 def test_save_load_round_trip(tmp_path):
+    pytest.importorskip("fnarray.io")
     w = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
     state = {"w": w, "step": 3, "ids": torch.tensor([1, 2], dtype=torch.int32)}
     torch.save(state, tmp_path / "ckpt.fa")
