@@ -12,8 +12,9 @@ accuracy and loss.
 Where the data comes from, in order: ``--data DIR``; ``$FNARRAY_DATA``; ``../shared/data/mnist``
 next to the working directory; the cache directory (``~/.cache/fnarray/mnist``); a
 download from the MNIST mirrors into the cache.  If none of those work (a fresh offline
-machine), it falls back to the 1,797 handwritten digits bundled with scikit-learn
-(8x8 images upscaled to 28x28), so the command always runs.  It prints which data it used.
+machine), it falls back to synthetic digits drawn from a built-in 5x7 bitmap font
+(``fnarray/examples/synthetic_digits.py``), so the command always runs.  It prints which
+data it used.
 """
 
 from __future__ import annotations
@@ -70,19 +71,16 @@ def mnist_splits(root: Path):
     return train, test, f"MNIST from {root} ({len(train)} train / {len(test)} test images)"
 
 
-def digits_splits():
-    """The scikit-learn digits, upscaled to 28x28, as a last-resort offline dataset."""
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    imgs = np.kron(d.images / 16.0, np.ones((3, 3)))  # 8x8 -> 24x24
-    imgs = np.pad(imgs, ((0, 0), (2, 2), (2, 2))).astype(np.float32)[:, None]
-    imgs = (imgs - 0.1307) / 0.3081
-    labels = d.target.astype(np.int64)
-    n_test = len(imgs) // 5
-    train = TensorDataset(torch.tensor(imgs[:-n_test]), torch.tensor(labels[:-n_test]))
-    test = TensorDataset(torch.tensor(imgs[-n_test:]), torch.tensor(labels[-n_test:]))
-    return train, test, (f"scikit-learn digits upscaled to 28x28 ({len(train)} train / "
-                         f"{len(test)} test images): no MNIST files found")
+def synthetic_splits():
+    """Procedurally drawn digits (see ``synthetic_digits``): the offline last resort."""
+    from fnarray.examples.synthetic_digits import make_digits
+    images, labels = make_digits(N_TRAIN // 4 + N_TEST // 4, seed=0)
+    x = (images[:, None].astype(np.float32) / 255.0 - 0.1307) / 0.3081
+    n_test = N_TEST // 4
+    train = TensorDataset(torch.tensor(x[:-n_test]), torch.tensor(labels[:-n_test]))
+    test = TensorDataset(torch.tensor(x[-n_test:]), torch.tensor(labels[-n_test:]))
+    return train, test, (f"synthetic digits drawn from a bitmap font ({len(train)} train / "
+                         f"{len(test)} test images): no MNIST files were found")
 
 
 def resolve_data(arg: str | None):
@@ -93,14 +91,14 @@ def resolve_data(arg: str | None):
     for root in candidates:
         try:
             return mnist_splits(root)
-        except (FileNotFoundError, RuntimeError, ValueError):
+        except (OSError, RuntimeError, ValueError):
             continue
     try:
         datasets.MNIST(str(CACHE), train=False, download=True)
         return mnist_splits(CACHE)
     except Exception as e:  # noqa: BLE001 - offline: fall back, and say why
         print(f"download failed ({type(e).__name__}: {e}); using the bundled fallback")
-    return digits_splits()
+    return synthetic_splits()
 
 
 def train_epoch(model, loader, optimizer, epoch, progress):
