@@ -6,7 +6,7 @@ from fnarray.core.array import Array  # noqa: F401
 from fnarray.core.device import Device, default_device, devices  # noqa: F401
 from fnarray.core.shapes import (  # noqa: F401
     bool_, complex64, complex128, float16, float32, float64, int8, int16, int32, int64,
-    uint8, uint16, uint32, uint64, result_type as _result_type)
+    uint8, uint16, uint32, uint64)
 from fnarray.core.trace import ConcretizationError, UnexpectedTracerError  # noqa: F401
 from fnarray.api import *  # noqa: F401,F403
 from fnarray import random  # noqa: E402,F401
@@ -16,6 +16,7 @@ from fnarray import fft, linalg  # noqa: F401,E402
 from fnarray.io import SerializationError, load, save  # noqa: F401,E402
 
 bool = bool_  # noqa: A001 - Array API dtype name
+__array_namespace_info__ = array_namespace_info  # noqa: F405
 __version__ = "0.1.0"
 __array_api_version__ = "2023.12"
 newaxis = None
