@@ -42,8 +42,8 @@ def sgd_step_fa(params, x, y):
     return loss, fa.tree.map(lambda p, g: p - LR * g, params, grads)
 
 
-def sgd_step_np(params, x, y):
-    """Hand-written forward and backward pass of the same network."""
+def forward_np(params, x):
+    """Hand-written forward pass: the activations, pre-activations and softmax pieces."""
     acts, pre = [x], []
     h = x
     for w, b in params[:-1]:
@@ -56,39 +56,35 @@ def sgd_step_np(params, x, y):
     m = logits.max(axis=1, keepdims=True)
     e = np.exp(logits - m)
     s = e.sum(axis=1, keepdims=True)
-    logp = logits - m - np.log(s)
-    loss = -(logp * y).sum(axis=1).mean()
-    g = (e / s - y) / x.shape[0]
-    new = []
+    return acts, pre, logits - m - np.log(s), e / s
+
+
+def backward_np(params, acts, pre, g):
+    """Hand-written backward pass from the logits' cotangent ``g``; per layer, the
+    cotangent at its output and its input activation."""
+    out = []
     for i in range(len(params) - 1, -1, -1):
-        w, b = params[i]
-        gw, gb = acts[i].T @ g, g.sum(axis=0)
+        out.append((acts[i], g))
         if i:
-            g = (g @ w.T) * (pre[i - 1] > 0)
-        new.append((w - LR * gw, b - LR * gb))
-    return loss, new[::-1]
+            g = (g @ params[i][0].T) * (pre[i - 1] > 0)
+    return out[::-1]
+
+
+def sgd_step_np(params, x, y):
+    """Hand-written forward and backward pass of the same network."""
+    acts, pre, logp, probs = forward_np(params, x)
+    loss = -(logp * y).sum(axis=1).mean()
+    layers = backward_np(params, acts, pre, (probs - y) / x.shape[0])
+    new = [(w - LR * (a.T @ g), b - LR * g.sum(axis=0))
+           for (w, b), (a, g) in zip(params, layers)]
+    return loss, new
 
 
 def per_example_np(params, x, y):
     """Per-example gradients of the same loss, batched by hand with einsum."""
-    acts, pre = [x], []
-    h = x
-    for w, b in params[:-1]:
-        z = h @ w + b
-        pre.append(z)
-        h = np.maximum(z, 0)
-        acts.append(h)
-    w, b = params[-1]
-    logits = h @ w + b
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    g = e / e.sum(axis=1, keepdims=True) - y
-    grads = []
-    for i in range(len(params) - 1, -1, -1):
-        w, _ = params[i]
-        grads.append((np.einsum("bi,bj->bij", acts[i], g), g))
-        if i:
-            g = (g @ w.T) * (pre[i - 1] > 0)
-    return grads[::-1]
+    acts, pre, _, probs = forward_np(params, x)
+    layers = backward_np(params, acts, pre, probs - y)
+    return [(np.einsum("bi,bj->bij", a, g), g) for a, g in layers]
 
 
 def best_ms(f, number=5, repeat=5) -> float:

@@ -98,33 +98,37 @@ def _std_basis(flat):
     return out, total
 
 
+def _flat_diff_args(args, nums, fname):
+    """The differentiated arguments as flat float arrays, their structure, and a function
+    rebuilding the full argument list from them."""
+    from fnarray import api as fa
+    diff, with_diff = _split_args(args, nums, fname)
+    diff = tree_util.map(fa.asarray, diff)
+    _check_float_inputs(diff, fname)
+    flat, in_tree = tree_util.flatten(tuple(diff))
+    return flat, in_tree, with_diff
+
+
 def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
     """Jacobian by forward mode: one batched JVP over the input basis (``vmap`` of ``jvp``)."""
     nums, single = _argnums_tuple(argnums)
 
     def jacfun(*args):
-        from fnarray import api as fa
-        diff, with_diff = _split_args(args, nums, "jacfwd")
-        diff = tree_util.map(fa.asarray, diff)
-        _check_float_inputs(diff, "jacfwd")
-        flat, in_tree = tree_util.flatten(tuple(diff))
+        flat, in_tree, with_diff = _flat_diff_args(args, nums, "jacfwd")
         basis, total = _std_basis(flat)
-        aux_box = []
 
         def f_flat(*leaves):
             out = fun(*with_diff(tree_util.unflatten(in_tree, leaves)))
-            if has_aux:
-                out, aux = out
-                aux_box.append(aux)
-            return out
+            return out[0] if has_aux else out
 
         def push(*tangents):
             return jvp(f_flat, tuple(flat), tuple(tangents))[1]
 
         jac = vmap(push)(*basis)  # each output leaf: (total,) + out.shape
-        out = f_flat(*flat)
-        res = tree_util.map(lambda j, o: _split_jac(j, o, flat, in_tree, single, last=True), jac, out)
-        return (res, aux_box[-1]) if has_aux else res
+        res = tree_util.map(lambda j: _split_jac(j, flat, in_tree, single), jac)
+        if has_aux:  # aux from a plain call: inside vmap it would be a batched tracer
+            return res, fun(*with_diff(tree_util.unflatten(in_tree, flat)))[1]
+        return res
 
     return jacfun
 
@@ -135,10 +139,7 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
 
     def jacfun(*args):
         from fnarray import api as fa
-        diff, with_diff = _split_args(args, nums, "jacrev")
-        diff = tree_util.map(fa.asarray, diff)
-        _check_float_inputs(diff, "jacrev")
-        flat, in_tree = tree_util.flatten(tuple(diff))
+        flat, in_tree, with_diff = _flat_diff_args(args, nums, "jacrev")
         res = vjp(lambda *leaves: fun(*with_diff(tree_util.unflatten(in_tree, leaves))), *flat,
                   has_aux=has_aux)
         out, pullback = res[0], res[1]
@@ -159,7 +160,7 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
     return jacfun
 
 
-def _split_jac(j, out, flat, in_tree, single, last):
+def _split_jac(j, flat, in_tree, single):
     """Cut a forward-mode Jacobian ``(total_in,) + out.shape`` into per-input blocks
     shaped ``out.shape + in.shape``."""
     from fnarray import api as fa
