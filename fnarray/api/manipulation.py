@@ -16,7 +16,8 @@ def _axis(axis, ndim, op):
 def reshape(x, shape, copy=None):
     """``x`` with a new shape of the same size; one entry may be -1."""
     x = as_operand(x)
-    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+    if type(shape) is not tuple or not all(type(s) is int for s in shape):
+        shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
     if -1 in shape:
         known = 1
         for s in shape:

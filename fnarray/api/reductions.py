@@ -13,6 +13,8 @@ def normalize_axes(axis, ndim: int, op: str) -> tuple:
     """``axis`` (None, int or sequence) as a sorted tuple of non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
+    if type(axis) is int and 0 <= axis < ndim:  # the common case, kept short
+        return (axis,)
     axes = (axis,) if isinstance(axis, int) or hasattr(axis, "__index__") else tuple(axis)
     out = []
     for a in axes:

@@ -190,6 +190,14 @@ class Array(ArrayBase):
         return self._value.dtype
 
     @property
+    def ndim(self) -> int:
+        return self._value.ndim
+
+    @property
+    def size(self) -> int:
+        return self._value.size
+
+    @property
     def device(self):
         return self._device
 
