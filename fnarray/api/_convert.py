@@ -110,6 +110,8 @@ def promote(op: str, *args):
                 return x, Array(x._device.xp.asarray(y, dtype=x._value.dtype), x._device, True)
         elif ty is Array and tx is float and y._value.dtype.kind == "f":
             return Array(y._device.xp.asarray(x, dtype=y._value.dtype), y._device, True), y
+        if isinstance(x, ArrayBase) and isinstance(y, ArrayBase) and x.dtype == y.dtype:
+            return args  # tracers (and tensors) of one dtype: nothing to promote
     items = []
     # Weak arrays (from Python scalars) yield to strong operands; among themselves they
     # promote by their actual dtypes, so float64 weak values stay float64.
