@@ -231,7 +231,7 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool
                 else (False if flat.dtype.kind == "b" else int(np.iinfo(flat.dtype).min)))
         flat = mp.pad(flat, widths, constant_values=fill)
     win = _windows(flat, geom, ((0, 0),) * nd)
-    y = red.max(win, axis=tuple(range(win.ndim - nd, win.ndim)))
+    y = red.max(win, axis=tuple(range(2, 2 + nd)))  # windows are (M, 1, *kernel, *out)
     return _unflatten(y, geom)
 
 
@@ -262,7 +262,7 @@ def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
     flat, geom = _pool_geometry("avg_pool", x, kernel_size, stride, padding, 1, ceil_mode)
     nd = len(geom["kernel"])
     win = _windows(flat, geom, tuple((p, p + e) for p, e in zip(geom["pad"], geom["extra"])))
-    total = red.sum(win, axis=tuple(range(win.ndim - nd, win.ndim)))
+    total = red.sum(win, axis=tuple(range(2, 2 + nd)))
     if divisor_override is not None:
         return _unflatten(total / divisor_override, geom)
     div = creation.asarray(_avg_divisor(geom, count_include_pad), dtype=total.dtype,

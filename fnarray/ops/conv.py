@@ -6,9 +6,12 @@ Layouts follow PyTorch: the input is ``(N, C_in, *spatial)``, the weight
 parameters (all tuples with one entry per spatial axis): ``strides``, ``padding`` as
 explicit ``((lo, hi), ...)`` zero padding, ``dilation``; plus ``groups``.
 
-``conv_patches(x)`` has shape ``(N, C, *out_spatial, *kernel)``: entry ``[n, c, i.., k..]``
-is the padded input at ``i * stride + k * dilation``.  A convolution is a contraction of
-the patches with the weight, so:
+``conv_patches(x)`` has shape ``(N, C, *kernel, *out_spatial)``: entry ``[n, c, k.., i..]``
+is the padded input at ``i * stride + k * dilation``.  Keeping the output positions last
+makes every contraction below a plain batched matrix product over the batch axis ``N``
+with no transposed copies (a window of one sample and channel is a ``(C*K, out)`` matrix,
+as the output ``(C_out, out)`` is), and lets pooling reduce over the outer kernel axes.
+A convolution is a contraction of the patches with the weight, so:
 
 * the weight cotangent contracts the output cotangent with the patches of the input;
 * the input cotangent contracts the output cotangent with the weight, giving patch-shaped
@@ -41,15 +44,15 @@ def out_spatial(spatial, kernel, strides, padding, dilation) -> tuple:
 # --- kernels ---------------------------------------------------------------------------------
 
 def _windows(xp, x, kernel, strides, padding, dilation):
-    """A strided view ``(N, C, *out, *kernel)`` of the zero-padded input (no copy beyond
+    """A strided view ``(N, C, *kernel, *out)`` of the zero-padded input (no copy beyond
     the padding)."""
     if any(lo or hi for lo, hi in padding):
         x = xp.pad(x, ((0, 0), (0, 0), *padding))
     spatial_strides = x.strides[2:]
     out = out_spatial(x.shape[2:], kernel, strides, ((0, 0),) * len(kernel), dilation)
-    shape = (*x.shape[:2], *out, *kernel)
-    steps = (*x.strides[:2], *(s * st for s, st in zip(spatial_strides, strides)),
-             *(s * d for s, d in zip(spatial_strides, dilation)))
+    shape = (*x.shape[:2], *kernel, *out)
+    steps = (*x.strides[:2], *(s * d for s, d in zip(spatial_strides, dilation)),
+             *(s * st for s, st in zip(spatial_strides, strides)))
     return xp.lib.stride_tricks.as_strided(x, shape=shape, strides=steps, writeable=False)
 
 
@@ -61,43 +64,38 @@ def _patches_transpose_impl(xp, cols, *, in_spatial, kernel, strides, padding, d
     """col2im: add every window's column back onto the (padded) input grid, one kernel
     offset at a time (a loop over the kernel's ``prod(kernel)`` offsets, not the data)."""
     nd = len(kernel)
-    lead, out = cols.shape[:2], cols.shape[2:2 + nd]
+    lead, out = cols.shape[:2], cols.shape[2 + nd:]
     padded = tuple(n + lo + hi for n, (lo, hi) in zip(in_spatial, padding))
     acc = xp.zeros((*lead, *padded), dtype=cols.dtype)
     if all(out):
         for offs in itertools.product(*(range(k) for k in kernel)):
             region = tuple(slice(o * d, o * d + (m - 1) * s + 1, s)
                            for o, d, m, s in zip(offs, dilation, out, strides))
-            acc[(Ellipsis, *region)] += cols[(Ellipsis, *offs)]
+            acc[(Ellipsis, *region)] += cols[(slice(None), slice(None), *offs)]
     crop = tuple(slice(lo, lo + n) for n, (lo, _) in zip(in_spatial, padding))
     return xp.ascontiguousarray(acc[(Ellipsis, *crop)])
 
 
 def _conv_impl(xp, x, w, *, strides, padding, dilation, groups):
-    """Grouped im2col + one batched matmul: ``(g, N*out, C/g*K) @ (g, C/g*K, O/g)``."""
+    """Grouped im2col + one batched matmul, ``(g, O/g, C/g*K) @ (N, g, C/g*K, out)``, whose
+    result is already in the output layout ``(N, g, O/g, out)``."""
     nd = x.ndim - 2
     kernel = w.shape[2:]
     win = _windows(xp, x, kernel, strides, padding, dilation)
     n, c = x.shape[:2]
-    out = win.shape[2:2 + nd]
+    out = win.shape[2 + nd:]
     o, g = w.shape[0], groups
-    cg, og, k = c // g, o // g, math.prod(kernel)
-    m = n * math.prod(out)
-    win = win.reshape(n, g, cg, *out, *kernel)
-    # (g, n, *out, cg, *kernel): rows are output positions, columns a window.
-    perm = (1, 0, *range(3, 3 + nd), 2, *range(3 + nd, 3 + 2 * nd))
-    cols = xp.transpose(win, perm).reshape(g, m, cg * k)
-    wm = xp.transpose(w.reshape(g, og, cg * k), (0, 2, 1))
-    y = xp.matmul(cols, wm).reshape(g, n, *out, og)
-    y = xp.transpose(y, (1, 0, 1 + nd + 1, *range(2, 2 + nd)))
-    return xp.ascontiguousarray(y).reshape(n, o, *out)
+    ck = c // g * math.prod(kernel)
+    cols = win.reshape(n, g, ck, math.prod(out))  # the one copy: im2col
+    y = xp.matmul(w.reshape(g, o // g, ck), cols)
+    return y.reshape(n, o, *out)
 
 
 # --- the linear pair ---------------------------------------------------------------------------
 
 def _patches_abstract(a, *, kernel, strides, padding, dilation):
     out = out_spatial(a.shape[2:], kernel, strides, padding, dilation)
-    return ShapedArray((*a.shape[:2], *out, *kernel), a.dtype, a.weak_type)
+    return ShapedArray((*a.shape[:2], *kernel, *out), a.dtype, a.weak_type)
 
 
 def _patches_transpose_abstract(a, *, in_spatial, kernel, strides, padding, dilation):
@@ -142,13 +140,12 @@ def transposed_conv(ct, w, in_spatial, *, strides, padding, dilation, groups):
     transposed convolution.  ``ct`` is ``(N, C_out, *out)``, the result ``(N, C_in, *in)``."""
     n, o, out = ct.shape[0], ct.shape[1], ct.shape[2:]
     cg, kernel, g = w.shape[1], w.shape[2:], groups
-    nd = len(kernel)
     ctg = fa.reshape(ct, (n, g, o // g, *out))
-    wg = fa.reshape(w, (g, o // g, cg, *kernel))
-    # (g, cg, *kernel, n, *out) -> (n, g, cg, *out, *kernel)
-    cols = dot_general.bind(wg, ctg, contract=((1,), (2,)), batch=((0,), (1,)))
-    cols = fa.permute_dims(cols, (2 + nd, 0, 1, *range(3 + nd, 3 + 2 * nd), *range(2, 2 + nd)))
-    cols = fa.reshape(cols, (n, g * cg, *out, *kernel))
+    # The weight, broadcast over the samples (a view), makes the contraction one
+    # (cg*K, o/g) @ (o/g, out) product per sample and group, landing in the patch layout.
+    wg = fa.broadcast_to(fa.reshape(w, (1, g, o // g, cg, *kernel)), (n, g, o // g, cg, *kernel))
+    cols = dot_general.bind(wg, ctg, contract=((2,), (2,)), batch=((0, 1), (0, 1)))
+    cols = fa.reshape(cols, (n, g * cg, *kernel, *out))
     return conv_patches_transpose.bind(cols, in_spatial=tuple(in_spatial), kernel=kernel,
                                        strides=strides, padding=padding, dilation=dilation)
 
@@ -159,10 +156,16 @@ def _weight_cotangent(ct, x, w_shape, *, strides, padding, dilation, groups):
     cg = x.shape[1] // g
     patches = conv_patches.bind(x, kernel=kernel, strides=strides, padding=padding,
                                 dilation=dilation)
-    pg = fa.reshape(patches, (n, g, cg, *out, *kernel))
+    pg = fa.reshape(patches, (n, g, cg, *kernel, *out))
     ctg = fa.reshape(ct, (n, g, o // g, *out))
-    spatial = tuple(range(3, 3 + nd))
-    gw = dot_general.bind(ctg, pg, contract=((0, *spatial), (0, *spatial)),
+    ct_out, p_out = tuple(range(3, 3 + nd)), tuple(range(3 + nd, 3 + 2 * nd))
+    if o // g <= math.prod(out):
+        # One (o/g, out) @ (out, cg*K) product per sample, summed over the samples: no
+        # transposed copies, and the per-sample results are no larger than the patches.
+        per_sample = dot_general.bind(ctg, pg, contract=(ct_out, p_out),
+                                      batch=((0, 1), (0, 1)))  # (n, g, o/g, cg, *kernel)
+        return fa.reshape(fa.sum(per_sample, axis=0), tuple(w_shape))
+    gw = dot_general.bind(ctg, pg, contract=((0, *ct_out), (0, *p_out)),
                           batch=((1,), (1,)))  # (g, o/g, cg, *kernel)
     return fa.reshape(gw, tuple(w_shape))
 
