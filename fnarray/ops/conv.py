@@ -62,16 +62,24 @@ def _patches_impl(xp, x, *, kernel, strides, padding, dilation):
 
 def _patches_transpose_impl(xp, cols, *, in_spatial, kernel, strides, padding, dilation):
     """col2im: add every window's column back onto the (padded) input grid, one kernel
-    offset at a time (a loop over the kernel's ``prod(kernel)`` offsets, not the data)."""
+    offset at a time (a loop over the kernel's ``prod(kernel)`` offsets, not the data).
+    Where no two windows share a grid cell (e.g. pooling with stride == kernel), each
+    offset's cells are written once, so a plain assignment replaces the addition."""
     nd = len(kernel)
     lead, out = cols.shape[:2], cols.shape[2 + nd:]
     padded = tuple(n + lo + hi for n, (lo, hi) in zip(in_spatial, padding))
     acc = xp.zeros((*lead, *padded), dtype=cols.dtype)
+    disjoint = all(k == 1 or m == 1 or s >= d * (k - 1) + 1
+                   for k, m, s, d in zip(kernel, out, strides, dilation))
     if all(out):
         for offs in itertools.product(*(range(k) for k in kernel)):
-            region = tuple(slice(o * d, o * d + (m - 1) * s + 1, s)
-                           for o, d, m, s in zip(offs, dilation, out, strides))
-            acc[(Ellipsis, *region)] += cols[(slice(None), slice(None), *offs)]
+            region = (Ellipsis, *(slice(o * d, o * d + (m - 1) * s + 1, s)
+                                  for o, d, m, s in zip(offs, dilation, out, strides)))
+            col = cols[(slice(None), slice(None), *offs)]
+            if disjoint:
+                acc[region] = col
+            else:
+                acc[region] += col
     crop = tuple(slice(lo, lo + n) for n, (lo, _) in zip(in_spatial, padding))
     return xp.ascontiguousarray(acc[(Ellipsis, *crop)])
 
