@@ -149,10 +149,12 @@ def transposed_conv(ct, w, in_spatial, *, strides, padding, dilation, groups):
     n, o, out = ct.shape[0], ct.shape[1], ct.shape[2:]
     cg, kernel, g = w.shape[1], w.shape[2:], groups
     ctg = fa.reshape(ct, (n, g, o // g, *out))
-    # The weight, broadcast over the samples (a view), makes the contraction one
-    # (cg*K, o/g) @ (o/g, out) product per sample and group, landing in the patch layout.
-    wg = fa.broadcast_to(fa.reshape(w, (1, g, o // g, cg, *kernel)), (n, g, o // g, cg, *kernel))
-    cols = dot_general.bind(wg, ctg, contract=((2,), (2,)), batch=((0, 1), (0, 1)))
+    wg = fa.reshape(w, (g, o // g, cg, *kernel))
+    nd = len(kernel)
+    # One (cg*K, o/g) @ (o/g, n*out) product per group, then (g, cg, *kernel, n, *out) ->
+    # (n, g, cg, *kernel, *out): a view, which col2im reads one kernel offset at a time.
+    cols = dot_general.bind(wg, ctg, contract=((1,), (2,)), batch=((0,), (1,)))
+    cols = fa.permute_dims(cols, (2 + nd, 0, 1, *range(2, 2 + nd), *range(3 + nd, 3 + 2 * nd)))
     cols = fa.reshape(cols, (n, g * cg, *kernel, *out))
     return conv_patches_transpose.bind(cols, in_spatial=tuple(in_spatial), kernel=kernel,
                                        strides=strides, padding=padding, dilation=dilation)
