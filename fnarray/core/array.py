@@ -7,6 +7,8 @@ on a tracer inside ``grad`` run exactly the same code.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fnarray.core import device as _device
@@ -33,10 +35,7 @@ class ArrayBase:
 
     @property
     def size(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     @property
     def T(self):

@@ -9,6 +9,8 @@ one fnarray rule on top: Python scalars are *weak* (``float32_array * 2.0`` stay
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 bool_ = np.dtype(np.bool_)
@@ -77,10 +79,7 @@ class ShapedArray:
 
     @property
     def size(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     def __eq__(self, other):
         return (isinstance(other, ShapedArray) and self.shape == other.shape

@@ -56,3 +56,14 @@ def check_numel(layer, x, dim: int, sizes: tuple) -> None:
     if x.ndim == 0 or not -x.ndim <= dim < x.ndim or x.shape[dim] != math.prod(sizes):
         raise ValueError(f"{describe(layer)}: cannot split dimension {dim} of input shape "
                          f"{tuple(x.shape)} into {sizes} (needs {math.prod(sizes)} elements)")
+
+
+def reset_weight_and_bias(layer) -> None:
+    """PyTorch's default for Linear and Conv layers: Kaiming-uniform weights (a=sqrt(5)) and
+    biases uniform in +-1/sqrt(fan_in)."""
+    from fnarray.nn import init
+    init.kaiming_uniform_(layer.weight, a=math.sqrt(5))
+    if layer.bias is not None:
+        fan_in, _ = init._calculate_fan_in_and_fan_out(layer.weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        init.uniform_(layer.bias, -bound, bound)

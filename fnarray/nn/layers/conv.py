@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 
-from fnarray.nn import functional as F, init
+from fnarray.nn import functional as F
 from fnarray.nn._conv import ntuple
-from fnarray.nn.layers._util import check_features, empty_parameter
+from fnarray.nn.layers._util import check_features, empty_parameter, reset_weight_and_bias
 from fnarray.nn.module import Module
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -49,11 +48,7 @@ class _ConvNd(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        reset_weight_and_bias(self)
 
     def _check_input(self, input) -> None:
         axis = 1 if input.ndim == self.spatial + 2 else 0

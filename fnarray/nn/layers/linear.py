@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from fnarray.nn import functional as F, init
-from fnarray.nn.layers._util import check_features, empty_parameter
+from fnarray.nn.layers._util import check_features, empty_parameter, reset_weight_and_bias
 from fnarray.nn.module import Module
 
 
@@ -28,10 +28,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        reset_weight_and_bias(self)
 
     def forward(self, input):
         check_features(self, input, -1, self.in_features, "features")
