@@ -238,7 +238,7 @@ class _Reader:
         except SerializationError:
             raise
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
-                KeyError, IndexError, OverflowError, NotImplementedError, RuntimeError) as e:
+                KeyError, IndexError, OverflowError, RuntimeError) as e:
             # zipfile reports damaged containers through many exception types
             raise self.fail(f"the file is truncated or corrupted ({type(e).__name__}: {e})") from e
 

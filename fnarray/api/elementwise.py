@@ -9,20 +9,17 @@ from fnarray.core.shapes import DEFAULT_FLOAT, bool_
 from fnarray.ops import elementwise as ew
 
 
+def _unary(prim, convert=as_operand, note=""):
+    """The user function for a unary primitive; ``convert`` prepares the operand."""
+    def f(x):
+        return prim.bind(convert(x))
+    f.__name__ = prim.name
+    f.__doc__ = f"Elementwise {prim.name}{note}."
+    return f
+
+
 def _unary_float(prim):
-    def f(x):
-        return prim.bind(to_inexact(x))
-    f.__name__ = prim.name
-    f.__doc__ = f"Elementwise {prim.name}; integer input is computed in the default float."
-    return f
-
-
-def _unary(prim):
-    def f(x):
-        return prim.bind(as_operand(x))
-    f.__name__ = prim.name
-    f.__doc__ = f"Elementwise {prim.name}."
-    return f
+    return _unary(prim, to_inexact, "; integer input is computed in the default float")
 
 
 def _binary(prim, name):
