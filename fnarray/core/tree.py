@@ -3,11 +3,19 @@
 Tuples, lists, dicts (sorted by key), ``None``, namedtuples, dataclasses registered with
 ``register_dataclass`` and classes registered with ``register_node`` are containers; any
 other object is a leaf.
+
+As in JAX, ``map(f, tree, *rest)`` takes its structure from the first tree, which may be a
+*prefix* of the others: a leaf of ``tree`` pairs with a whole subtree of each of ``rest``.
+Key paths (``flatten_with_path`` and friends) name each leaf's position with JAX's key
+entries: ``SequenceKey`` (tuples, lists), ``DictKey``, ``GetAttrKey`` (namedtuples and
+registered dataclasses) and ``FlattenedIndexKey`` (other registered nodes).
 """
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
+import functools
 from typing import Any, Callable, NamedTuple
 
 
@@ -36,7 +44,12 @@ def register_dataclass(cls: type) -> type:
     names = [f.name for f in dataclasses.fields(cls)]
     register_node(cls, lambda o: ([getattr(o, n) for n in names], None),
                   lambda _, c: cls(**dict(zip(names, c))))
+    _field_names[cls] = tuple(names)
     return cls
+
+
+# Field names of registered dataclasses, for their key paths (``GetAttrKey``).
+_field_names: dict[type, tuple] = {}
 
 
 def _node_type(x) -> _NodeType | None:
@@ -67,6 +80,20 @@ class PyTreeDef:
     def __hash__(self):
         return hash(self._key())
 
+    @property
+    def num_nodes(self) -> int:
+        """Nodes in the structure, leaves included (as JAX counts them)."""
+        return 1 + sum(c.num_nodes for c in self.children)
+
+    def unflatten(self, leaves):
+        """Rebuild a pytree of this structure from its leaves (``tree.unflatten(self, ...)``)."""
+        return unflatten(self, leaves)
+
+    def flatten_up_to(self, tree) -> list:
+        """The subtrees of ``tree`` at this structure's leaves (this structure must be a
+        prefix of ``tree``'s)."""
+        return flatten_up_to(self, tree)
+
     def __repr__(self):
         if self.node_type is None:
             return "*"
@@ -91,14 +118,18 @@ def flatten(tree, is_leaf: Callable | None = None) -> tuple[list, PyTreeDef]:
             leaves.append(x)
             return LEAF
         children, aux = nt.flatten(x)
-        key = type(x) if type(x) in _registry else (type(x), "namedtuple")
-        return PyTreeDef(key, aux, tuple(rec(c) for c in children))
+        return PyTreeDef(_node_key(x), aux, tuple(rec(c) for c in children))
 
     return leaves, rec(tree)
 
 
 def unflatten(treedef: PyTreeDef, leaves) -> Any:
     """Rebuild a pytree of the given structure from its leaves."""
+    leaves = list(leaves)
+    if len(leaves) != treedef.num_leaves:
+        few = "too few" if len(leaves) < treedef.num_leaves else "too many"
+        raise ValueError(f"tree.unflatten: {few} leaves for tree structure {treedef}: it has "
+                         f"{treedef.num_leaves} leaves but {len(leaves)} were given")
     it = iter(leaves)
 
     def rec(td):
@@ -110,13 +141,36 @@ def unflatten(treedef: PyTreeDef, leaves) -> Any:
             return key[0](*kids)
         return _registry[key].unflatten(td.aux, kids)
 
-    out = rec(treedef)
-    if next(it, _SENTINEL) is not _SENTINEL:
-        raise ValueError(f"too many leaves for tree structure {treedef}")
+    return rec(treedef)
+
+
+def _node_key(x):
+    """The ``PyTreeDef.node_type`` of a container ``x``."""
+    return type(x) if type(x) in _registry else (type(x), "namedtuple")
+
+
+def flatten_up_to(treedef: PyTreeDef, tree) -> list:
+    """The subtrees of ``tree`` found at the leaves of ``treedef`` (a prefix of ``tree``'s
+    structure), or a ``ValueError`` naming where the two differ."""
+    out: list = []
+
+    def rec(td, t, where):
+        if td.node_type is None:
+            out.append(t)
+            return
+        nt = _node_type(t)
+        if nt is None or _node_key(t) != td.node_type:
+            raise ValueError(f"tree structures differ at {where or 'the root'}: expected "
+                             f"{td}, got {type(t).__name__} {t!r:.80}")
+        children, aux = nt.flatten(t)
+        if aux != td.aux or len(children) != len(td.children):
+            raise ValueError(f"tree structures differ at {where or 'the root'}: expected "
+                             f"{td}, got {structure(t)}")
+        for i, (c, ctd) in enumerate(zip(children, td.children)):
+            rec(ctd, c, f"{where}[{td.aux[i]!r}]" if td.node_type is dict else f"{where}[{i}]")
+
+    rec(treedef, tree, "")
     return out
-
-
-_SENTINEL = object()
 
 
 def leaves(tree, is_leaf: Callable | None = None) -> list:
@@ -128,13 +182,57 @@ def structure(tree, is_leaf: Callable | None = None) -> PyTreeDef:
 
 
 def map(f: Callable, tree, *rest, is_leaf: Callable | None = None):  # noqa: A001
-    """Apply ``f`` leafwise to one or more trees of the same structure."""
+    """Apply ``f`` leafwise to ``tree`` and the matching parts of ``rest``.
+
+    Each tree in ``rest`` has ``tree``'s structure or has it as a prefix: where ``tree``
+    has a leaf, ``f`` receives that leaf and the whole corresponding subtree of each of
+    ``rest`` (JAX's semantics; ``is_leaf`` applies to ``tree``)."""
     lv, td = flatten(tree, is_leaf)
-    others = [flatten(r, is_leaf) for r in rest]
-    for _, otd in others:
-        if otd != td:
-            raise ValueError(f"tree.map: tree structures differ: {td} vs {otd}")
-    return unflatten(td, [f(*xs) for xs in zip(lv, *(o[0] for o in others))])
+    return unflatten(td, [f(*xs) for xs in zip(lv, *_rest_up_to(td, rest, "map"))])
+
+
+def _rest_up_to(td: PyTreeDef, rest, op: str) -> list:
+    """Each tree of ``rest`` flattened up to ``td``, or an error naming ``op``."""
+    try:
+        return [flatten_up_to(td, r) for r in rest]
+    except ValueError as e:
+        raise ValueError(f"tree.{op}: {e}; every tree after the first must have the first "
+                         f"tree's structure or have it as a prefix") from None
+
+
+_NO_INIT = object()
+
+
+def reduce(function: Callable, tree, initializer: Any = _NO_INIT,  # noqa: A001
+           is_leaf: Callable | None = None):
+    """``functools.reduce(function, leaves(tree)[, initializer])``."""
+    lv = leaves(tree, is_leaf)
+    if initializer is _NO_INIT:
+        if not lv:
+            raise TypeError("tree.reduce: the tree has no leaves and no initializer was given")
+        return functools.reduce(function, lv)
+    return functools.reduce(function, lv, initializer)
+
+
+def all(tree, is_leaf: Callable | None = None) -> bool:  # noqa: A001
+    """True if every leaf is truthy (``True`` for a tree without leaves)."""
+    return builtins.all(leaves(tree, is_leaf))
+
+
+def transpose(outer_treedef: PyTreeDef, inner_treedef: PyTreeDef | None, tree):
+    """Turn a tree of structure ``outer`` of trees of structure ``inner`` into an ``inner``
+    tree of ``outer`` trees (``inner_treedef=None`` takes it from the first inner tree)."""
+    inners = flatten_up_to(outer_treedef, tree)
+    if inner_treedef is None:
+        inner_treedef = structure(inners[0]) if inners else LEAF
+    try:
+        grid = [flatten_up_to(inner_treedef, t) for t in inners]
+    except ValueError as e:
+        raise ValueError(f"tree.transpose: an inner tree does not match the inner structure "
+                         f"{inner_treedef}: {e}") from None
+    columns = [unflatten(outer_treedef, [row[j] for row in grid])
+               for j in range(inner_treedef.num_leaves)]
+    return unflatten(inner_treedef, columns)
 
 
 def broadcast_prefix(prefix, tree, is_leaf: Callable | None = None) -> list:
@@ -155,3 +253,83 @@ def broadcast_prefix(prefix, tree, is_leaf: Callable | None = None) -> list:
 
     rec(prefix, tree)
     return out
+
+
+# --- key paths ----------------------------------------------------------------------------------
+
+class SequenceKey(NamedTuple):
+    """The position of a child in a tuple or list."""
+    idx: int
+
+    def __str__(self):
+        return f"[{self.idx!r}]"
+
+
+class DictKey(NamedTuple):
+    """The key of a child in a dict."""
+    key: Any
+
+    def __str__(self):
+        return f"[{self.key!r}]"
+
+
+class GetAttrKey(NamedTuple):
+    """The attribute name of a child of a namedtuple or registered dataclass."""
+    name: str
+
+    def __str__(self):
+        return f".{self.name}"
+
+
+class FlattenedIndexKey(NamedTuple):
+    """The position of a child among a registered node's flattened children."""
+    key: int
+
+    def __str__(self):
+        return f"[<flat index {self.key}>]"
+
+
+def keystr(path: tuple) -> str:
+    """A key path as a string, e.g. ``"['params'][0].w"``."""
+    return "".join(str(k) for k in path)
+
+
+def _child_keys(x, children, aux) -> list:
+    t = type(x)
+    if t is dict:
+        return [DictKey(k) for k in aux]
+    if t in (tuple, list):
+        return [SequenceKey(i) for i in range(len(children))]
+    names = getattr(x, "_fields", None) if isinstance(x, tuple) else _field_names.get(t)
+    if names is not None:
+        return [GetAttrKey(n) for n in names]
+    return [FlattenedIndexKey(i) for i in range(len(children))]
+
+
+def flatten_with_path(tree, is_leaf: Callable | None = None) -> tuple[list, PyTreeDef]:
+    """``([(key_path, leaf), ...], treedef)``: each leaf with the path of keys reaching it."""
+    out: list = []
+
+    def rec(x, path):
+        nt = None if (is_leaf is not None and is_leaf(x)) else _node_type(x)
+        if nt is None:
+            out.append((path, x))
+            return
+        children, aux = nt.flatten(x)
+        for k, c in zip(_child_keys(x, children, aux), children):
+            rec(c, (*path, k))
+
+    rec(tree, ())
+    return out, structure(tree, is_leaf)
+
+
+def leaves_with_path(tree, is_leaf: Callable | None = None) -> list:
+    """``[(key_path, leaf), ...]`` in leaf order."""
+    return flatten_with_path(tree, is_leaf)[0]
+
+
+def map_with_path(f: Callable, tree, *rest, is_leaf: Callable | None = None):
+    """Like ``map``, with the key path of each leaf of ``tree`` as ``f``'s first argument."""
+    pairs, td = flatten_with_path(tree, is_leaf)
+    others = _rest_up_to(td, rest, "map_with_path")
+    return unflatten(td, [f(p, x, *xs) for (p, x), *xs in zip(pairs, *others)])
