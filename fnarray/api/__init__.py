@@ -17,6 +17,7 @@ from fnarray.api.searching import *  # noqa: F401,F403
 from fnarray.api.contraction import *  # noqa: F401,F403
 from fnarray.api.nn import *  # noqa: F401,F403
 from fnarray.api.einsum import einsum  # noqa: F401
+from fnarray.api.special import digamma, lgamma, polygamma  # noqa: F401
 from fnarray.api.dtype_functions import *  # noqa: F401,F403
 from fnarray.api.elementwise import abs, pow, round  # noqa: F401,A004
 from fnarray.api.reductions import all, any, max, min, sum  # noqa: F401,A004

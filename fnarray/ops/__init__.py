@@ -9,4 +9,5 @@ from fnarray.ops import (  # noqa: F401  (import for the side effect of declarin
     decompositions,
     fft,
     conv, random_bits,
+    special,
 )
