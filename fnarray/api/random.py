@@ -24,6 +24,7 @@ from fnarray.api._convert import as_operand, astype, device_of, from_python, to_
 from fnarray.api.indexing import take
 from fnarray.api.nn import log_softmax
 from fnarray.api.searching import argsort
+from fnarray.core.array import ArrayBase
 from fnarray.core.shapes import DEFAULT_INT, canonical_dtype, float32, uint32, uint64
 from fnarray.ops.random_bits import threefry2x32, random_bits
 
@@ -35,7 +36,12 @@ __all__ = ["key", "split", "fold_in", "bits", "uniform", "normal", "randint", "b
 
 def key(seed: int, device=None):
     """A key from an integer seed in ``[-2**63, 2**64)`` (negative seeds wrap modulo
-    2**64): the high and low 32-bit words of the seed."""
+    2**64): the high and low 32-bit words of the seed.
+
+    The seed may be an integer array scalar, traced under ``jit``/``vmap`` too; as in JAX,
+    a seed narrower than 64 bits has a zero high word."""
+    if isinstance(seed, ArrayBase):
+        return _key_from_array(seed)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"random.key: the seed must be an int, got {type(seed).__name__}")
     seed = int(seed)
@@ -44,6 +50,19 @@ def key(seed: int, device=None):
     seed %= 2 ** 64
     return from_python(np.array([seed >> 32, seed & 0xFFFFFFFF], dtype=np.uint32),
                        device=device)
+
+
+def _key_from_array(seed):
+    """``key`` for an integer array scalar, with array operations (so it can be traced)."""
+    if seed.dtype.kind not in "iu" or seed.shape:
+        raise TypeError(f"random.key: the seed must be an integer scalar, got {seed.dtype} of "
+                        f"shape {seed.shape}")
+    if seed.dtype.itemsize == 8:
+        high = astype(ew.bitwise_right_shift(seed, 32), uint32)
+    else:
+        high = creation.zeros((), dtype=uint32, device=device_of(seed))
+    low = astype(seed, uint32)  # integer conversion keeps the low 32 bits
+    return mp.stack([high, low])
 
 
 def _check_key(k, op: str):

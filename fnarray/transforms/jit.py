@@ -14,7 +14,9 @@ primitive by primitive, so those transformations see every equation.
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
+import types
 from typing import Callable, Sequence
 
 from fnarray.core import tree as tree_util
@@ -58,11 +60,16 @@ class Jitted:
     def __init__(self, fun: Callable, static_argnums=(), static_argnames=(), donate_argnums=()):
         functools.update_wrapper(self, fun)
         self.fun = fun
-        self.static_argnums = _as_tuple(static_argnums)
-        self.static_argnames = _as_tuple(static_argnames)
+        self.static_argnums, self.static_argnames = _static_args(
+            fun, _as_tuple(static_argnums), _as_tuple(static_argnames))
         self.donate_argnums = _as_tuple(donate_argnums)
         self._cache: dict = {}
         self.trace_count = 0
+
+    def __get__(self, obj, objtype=None):
+        """As a method decorator, bind the instance as the first argument (``self`` is
+        then argument 0, e.g. for ``static_argnums=0``), as a plain function would."""
+        return self if obj is None else types.MethodType(self, obj)
 
     def _cache_size(self) -> int:
         return len(self._cache)
@@ -200,6 +207,30 @@ def _unaliased(x) -> bool:
 def _default_device():
     from fnarray.core.device import default
     return default()
+
+
+def _static_args(fun, argnums: tuple, argnames: tuple) -> tuple[tuple, tuple]:
+    """Complete ``static_argnums`` and ``static_argnames`` from each other through
+    ``fun``'s signature, so a static parameter is static whether it is passed by position
+    or by keyword (as JAX does)."""
+    try:
+        params = list(inspect.signature(fun).parameters.values())
+    except (TypeError, ValueError):  # builtins and other callables without a signature
+        return argnums, argnames
+    positional = [p for p in params
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    fixed_arity = not any(p.kind is p.VAR_POSITIONAL for p in params)
+    # Negative indices count from the end of the signature, not of one call's arguments.
+    nums = [i + len(positional) if i < 0 and fixed_arity else i for i in argnums]
+    names = list(argnames)
+    for j in nums:
+        if (0 <= j < len(positional) and positional[j].kind is positional[j].POSITIONAL_OR_KEYWORD
+                and positional[j].name not in names):
+            names.append(positional[j].name)
+    for j, p in enumerate(positional):
+        if p.name in argnames and p.kind is p.POSITIONAL_OR_KEYWORD and j not in nums:
+            nums.append(j)
+    return tuple(nums), tuple(names)
 
 
 def _as_tuple(x) -> tuple:

@@ -99,19 +99,22 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
     """Vectorise ``fun`` over a batch axis of its inputs; see API.md section 2."""
     from fnarray import api
 
-    def batched(*args):
-        a_leaves, a_tree = tree_util.flatten(args)
+    def batched(*args, **kwargs):
+        # Keyword arguments are batched along axis 0, whatever in_axes says (as in JAX).
+        a_leaves, a_tree = tree_util.flatten((args, kwargs))
+        n_pos = len(tree_util.leaves(args))
         if isinstance(in_axes, list):
             axes_prefix = tuple(in_axes)
         else:
             axes_prefix = in_axes
         if isinstance(axes_prefix, int) or axes_prefix is None:
-            dims = [axes_prefix] * len(a_leaves)
+            dims = [axes_prefix] * n_pos
         else:
             if not isinstance(axes_prefix, tuple) or len(axes_prefix) != len(args):
                 raise ValueError(f"vmap: in_axes {in_axes!r} must be an int, None, or a tuple "
                                  f"with one entry per positional argument ({len(args)})")
             dims = tree_util.broadcast_prefix(axes_prefix, args)
+        dims += [0] * (len(a_leaves) - n_pos)
         a_leaves = [api.asarray(a) if d is not None else a for a, d in zip(a_leaves, dims)]
         sizes = set()
         for a, d in zip(a_leaves, dims):
@@ -132,7 +135,8 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
         out_tree = []
 
         def flat_fun(*leaves):
-            out = fun(*tree_util.unflatten(a_tree, leaves))
+            f_args, f_kwargs = tree_util.unflatten(a_tree, leaves)
+            out = fun(*f_args, **f_kwargs)
             o_leaves, o_tree = tree_util.flatten(out)
             out_tree.append(o_tree)
             return o_leaves
