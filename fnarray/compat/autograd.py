@@ -173,7 +173,7 @@ class _TapeHooks:
 
     def saved(self, node):
         for cell, version, pos in node.versions:
-            if cell[0] != version:
+            if cell[0] != version and _rule_reads(node, pos):
                 shape = list(np.shape(node.primals[pos])) if node.primals else "?"
                 dtype = getattr(node.primals[pos], "dtype", "?") if node.primals else "?"
                 raise RuntimeError(
@@ -210,6 +210,48 @@ class _TapeHooks:
 
     def _tensor(self, ct):
         return ct if isinstance(ct, Tensor) else Tensor._make(ct, None, 0)
+
+
+def _rule_reads(node, pos: int) -> bool:
+    """Whether ``node``'s backward rule reads its input ``pos`` (PyTorch checks the version
+    only of the tensors a backward saved: ``h + 10`` saves nothing, ``h * w`` saves both).
+
+    Asked only when that input changed in place since it was recorded: the rule is traced
+    on abstract values into an IR program, and the input counts as read when any equation
+    that reaches a cotangent uses it.  A rule that cannot be traced abstractly counts as
+    reading everything (the safe answer).
+    """
+    from fnarray.transforms.ir import trace_flat
+
+    prim, n = node.prim, len(node.primals)
+    outs = list(node.outs) if prim.multiple_results else [node.outs]
+    args = [*outs, *node.primals, *outs]  # cotangents take the outputs' avals
+
+    def rule(*xs):
+        cts, primals, out = xs[:len(outs)], xs[len(outs):len(outs) + n], xs[len(outs) + n:]
+        ct = list(cts) if prim.multiple_results else cts[0]
+        out = list(out) if prim.multiple_results else out[0]
+        kw = {"needed": tuple(p is not None for p in node.parents)} if prim.vjp_selective \
+            else {}
+        res = prim.vjp(ct, *primals, out=out, **kw, **node.params)
+        return [r for r in res if r is not None]
+
+    try:
+        prog = trace_flat(rule, [(fa.asarray(a).aval if not hasattr(a, "aval") else a.aval,
+                                  _device_of(a)) for a in args], name="saved")
+    except Exception:  # noqa: BLE001 - untraceable rule: assume it reads its inputs
+        return True
+    live = {id(v) for v in prog.outvars}
+    for eqn in reversed(prog.eqns):
+        if any(id(v) in live for v in eqn.outvars):
+            live.update(id(v) for v in eqn.invars)
+    return id(prog.invars[len(outs) + pos]) in live
+
+
+def _device_of(x):
+    from fnarray.core.device import default
+    dev = getattr(x, "_device", None) or getattr(x, "device", None)
+    return dev if dev is not None and not isinstance(dev, str) else default()
 
 
 def _roots_and_cts(tensors, grad_tensors, create_graph):

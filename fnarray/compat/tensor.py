@@ -96,6 +96,7 @@ class Tensor(Tracer):
     _views = None
     _contig = True
     _grad = None
+    _detached = False  # a view through ``detach()``/``.data``: writes are not recorded
 
     def __init__(self, data=None, dtype=None, device=None, requires_grad: bool = False):
         if isinstance(data, Tensor):
@@ -407,9 +408,12 @@ class Tensor(Tracer):
                 return fn(inner(b))
         out._base, out._view_fn, out._version = root, full, root._version
         out._contig = contiguous and self._contig
+        if name == "Detach" or self._detached:
+            out._detached = True
         if root._views is None:
-            root._views = weakref.WeakSet()
-        root._views.add(out)
+            # keyed by identity: a WeakSet would compare tensors with ``==`` (elementwise)
+            root._views = weakref.WeakValueDictionary()
+        root._views[id(out)] = out
         return out
 
     def view(self, *shape) -> "Tensor":
@@ -547,6 +551,8 @@ class Tensor(Tracer):
     # --- in-place updates ---------------------------------------------------------------
     def _check_inplace(self):
         root = self if self._base is None else self._base
+        if self._detached:
+            return  # ``p.data.fill_(v)``, ``p.detach().zero_()``: allowed, as in PyTorch
         if grad_mode._state.enabled and root._node is not None and root._node.prim is None:
             which = "a leaf Variable" if root is self else "a view of a leaf Variable"
             raise RuntimeError(f"{which} that requires grad is being used in an in-place "
@@ -557,24 +563,31 @@ class Tensor(Tracer):
         self._version[0] += 1
         outer, tape._op.updating = tape._op.updating, self._version
         try:
-            with op_scope(name):
-                new = compute(self)
-                if not isinstance(new, Tensor):
-                    new = Tensor._make(fa.asarray(new), None, 0)
-                if new.dtype != self.dtype:
-                    new = fa.astype(new, self.dtype)
-                if tuple(new.shape) != tuple(self.shape):
-                    new = fa.broadcast_to(new, tuple(self.shape))
-                _write(self, new)
+            if self._detached:
+                with grad_mode.no_grad():
+                    self._apply_update(compute, name)
+            else:
+                self._apply_update(compute, name)
         finally:
             tape._op.updating = outer
         return self
+
+    def _apply_update(self, compute, name: str) -> None:
+        with op_scope(name):
+            new = compute(self)
+            if not isinstance(new, Tensor):
+                new = Tensor._make(fa.asarray(new), None, 0)
+            if new.dtype != self.dtype:
+                new = fa.astype(new, self.dtype)
+            if tuple(new.shape) != tuple(self.shape):
+                new = fa.broadcast_to(new, tuple(self.shape))
+            _write(self, new)
 
     def _refresh_views(self):
         if self._views is None:
             return
         with grad_mode.enable_grad():
-            for v in list(self._views):
+            for v in list(self._views.values()):
                 fresh = v._view_fn(self)
                 v._value, v._node, v._index = fresh._value, fresh._node, fresh._index
 
@@ -690,8 +703,11 @@ def _write(t: Tensor, new: Tensor) -> None:
             flat = fa.reshape(root, (-1,))
             flat = flat.at[fa.reshape(pos._value, (-1,))].set(fa.reshape(new, (-1,)))
             new = fa.reshape(flat, root._value.shape)
-    if root._node is not None and root._node.prim is None and new._node is None:
-        root._value = new._value  # a leaf keeps its identity (and its .grad)
+    if t._detached or (root._node is not None and root._node.prim is None
+                       and new._node is None):
+        # a leaf keeps its identity (and its .grad); a write through ``detach()`` changes
+        # the values only, never the root's place in the graph
+        root._value = new._value
     else:
         root._value, root._node, root._index = new._value, new._node, new._index
     root._refresh_views()
