@@ -19,6 +19,7 @@ from fnarray.api.nn import *  # noqa: F401,F403
 from fnarray.api.einsum import einsum  # noqa: F401
 from fnarray.api.special import digamma, lgamma, polygamma  # noqa: F401
 from fnarray.api.dtype_functions import *  # noqa: F401,F403
+from fnarray.api.device_utils import *  # noqa: F401,F403
 from fnarray.api.elementwise import abs, pow, round  # noqa: F401,A004
 from fnarray.api.reductions import all, any, max, min, sum  # noqa: F401,A004
 import fnarray.ops  # noqa: F401,E402  (declares the primitives)

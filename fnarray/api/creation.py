@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from fnarray.api._convert import as_operand, astype, checked_dtype, device_of, from_python
-from fnarray.core import device as _device
+from fnarray.core import device as _device, tree as _tree
 from fnarray.core.array import Array, ArrayBase
 from fnarray.core.shapes import DEFAULT_FLOAT, DEFAULT_INT
 from fnarray.core.trace import Tracer
@@ -207,8 +207,17 @@ def meshgrid(*arrays, indexing: str = "xy"):
 
 
 def device_put(x, device=None):
-    """``x`` on ``device`` (a copy when it moves; arrays never move implicitly)."""
+    """``x`` on ``device`` (a copy when it moves; arrays never move implicitly).  ``x`` may
+    be a pytree: every leaf is put on ``device`` and the structure is kept."""
     dev = _device.get_device(device)
+    if not isinstance(x, ArrayBase):
+        leaves, treedef = _tree.flatten(x)
+        if treedef is not _tree.LEAF:
+            return _tree.unflatten(treedef, [_put(leaf, dev) for leaf in leaves])
+    return _put(x, dev)
+
+
+def _put(x, dev):
     if isinstance(x, Tracer):
         return x
     x = asarray(x)

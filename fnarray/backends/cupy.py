@@ -28,3 +28,9 @@ def to_host(value):  # pragma: no cover
 def from_host(value, index: int = 0):  # pragma: no cover
     with cupy.cuda.Device(index):
         return cupy.asarray(value)
+
+
+def synchronize(value) -> None:  # pragma: no cover
+    """Wait until the work queued on ``value``'s device has finished."""
+    with cupy.cuda.Device(value.device.id):
+        cupy.cuda.get_current_stream().synchronize()

@@ -209,6 +209,12 @@ class Array(ArrayBase):
 
     to = to_device
 
+    def block_until_ready(self):
+        """Wait until the kernels computing this array have finished; returns the array
+        (NumPy kernels are synchronous; on a GPU this waits for the device's stream)."""
+        self._device.backend.synchronize(self._value)
+        return self
+
     # --- conversion to Python / NumPy
     def _host(self) -> np.ndarray:
         return self._device.backend.to_host(self._value)

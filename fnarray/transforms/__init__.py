@@ -17,3 +17,6 @@ __all__ += ["make_ir", "jit"]
 from fnarray.transforms.checkpoint import checkpoint, remat  # noqa: E402,F401
 
 __all__ += ["checkpoint", "remat"]
+from fnarray.transforms.disable_jit import disable_jit  # noqa: E402,F401
+
+__all__ += ["disable_jit"]

@@ -24,6 +24,7 @@ from fnarray.core.array import Array, ArrayBase
 from fnarray.core.device import CPU
 from fnarray.core.trace import Tracer
 from fnarray.transforms import ir, passes
+from fnarray.transforms.disable_jit import jit_disabled
 from fnarray.transforms.executor import compile_program
 
 
@@ -159,6 +160,8 @@ class Jitted:
         return entry.program
 
     def __call__(self, *args, **kwargs):
+        if jit_disabled():
+            return self.fun(*args, **kwargs)
         key, leaves, in_tree, static, static_pos, nargs = self._signature(args, kwargs)
         entry = self._cache.get(key)
         if entry is None:
