@@ -18,6 +18,7 @@ import functools
 from fnarray.core import tree as tree_util
 from fnarray.core.primitive import declare
 from fnarray.ops import sorting
+from fnarray.transforms import rule_checks
 
 
 def stop_gradient(x):
@@ -98,7 +99,7 @@ class _CustomRule:
         self.nondiff_argnums = tuple(nondiff_argnums)
 
     def _prepare(self, args):
-        """``(leaves, rebuild, static_args, flat_fun, out_trees)`` for one call."""
+        """``(leaves, in_tree, rebuild, static_args, flat_fun, out_trees)`` for one call."""
         from fnarray import api as fa
         static = {i: args[i] for i in self.nondiff_argnums}
         dyn = [a for i, a in enumerate(args) if i not in static]
@@ -117,7 +118,7 @@ class _CustomRule:
             return [fa.asarray(v) for v in o]
 
         static_args = [args[i] for i in self.nondiff_argnums]
-        return leaves, rebuild, static_args, flat_fun, out_trees
+        return leaves, in_tree, rebuild, static_args, flat_fun, out_trees
 
 
 class custom_jvp(_CustomRule):  # noqa: N801 - JAX's name
@@ -136,17 +137,23 @@ class custom_jvp(_CustomRule):  # noqa: N801 - JAX's name
         from fnarray import api as fa
         if self.jvp_rule is None:
             raise AttributeError(f"custom_jvp {self.fun.__name__}: no JVP rule; call .defjvp first")
-        leaves, rebuild, static_args, flat_fun, out_trees = self._prepare(args)
+        leaves, _, rebuild, static_args, flat_fun, out_trees = self._prepare(args)
         static = set(self.nondiff_argnums)
 
         def flat_jvp(ps, ts):
             dyn_p = tuple(a for i, a in enumerate(rebuild(ps)) if i not in static)
             dyn_t = tuple(a for i, a in enumerate(rebuild(ts)) if i not in static)
-            out, t_out = self.jvp_rule(*static_args, dyn_p, dyn_t)
+            res = self.jvp_rule(*static_args, dyn_p, dyn_t)
+            if not (isinstance(res, (tuple, list)) and len(res) == 2):
+                raise TypeError(
+                    f"custom_jvp {self.fun.__name__}: the JVP rule "
+                    f"{getattr(self.jvp_rule, '__name__', self.jvp_rule)} must return a pair "
+                    f"(primal_out, tangent_out), got {type(res).__name__}")
+            out, t_out = res
             o_leaves, o_tree = tree_util.flatten(out)
             out_trees.append(o_tree)
             return ([fa.asarray(v) for v in o_leaves],
-                    [fa.asarray(v) for v in tree_util.leaves(t_out)])
+                    rule_checks.check_tangents(self.fun, self.jvp_rule, out, t_out))
 
         outs = custom_jvp_call.bind(*leaves, fun=flat_fun, jvp=flat_jvp, out_tree=None)
         return tree_util.unflatten(out_trees[-1], outs)
@@ -200,7 +207,7 @@ class custom_vjp(_CustomRule):  # noqa: N801 - JAX's name
         from fnarray import api as fa
         if self.fwd is None:
             raise AttributeError(f"custom_vjp {self.fun.__name__}: no rule; call .defvjp first")
-        leaves, rebuild, static_args, flat_fun, out_trees = self._prepare(args)
+        leaves, in_tree, rebuild, static_args, flat_fun, out_trees = self._prepare(args)
 
         def flat_fwd(*xs):
             out, res = self.fwd(*rebuild(xs))
@@ -210,7 +217,7 @@ class custom_vjp(_CustomRule):  # noqa: N801 - JAX's name
 
         def flat_bwd(res, cts):
             grads = self.bwd(*static_args, res, tree_util.unflatten(out_trees[-1], cts))
-            return [fa.asarray(g) for g in tree_util.leaves(tuple(grads))]
+            return rule_checks.match_cotangents(self.fun, self.bwd, grads, in_tree, leaves)
 
         outs = custom_vjp_call.bind(*leaves, fun=flat_fun, fwd=flat_fwd, bwd=flat_bwd)
         return tree_util.unflatten(out_trees[-1], outs)
