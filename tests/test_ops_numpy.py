@@ -44,8 +44,8 @@ def test_weak_python_scalars_do_not_widen():
     assert (x32 * 1j).dtype == fa.complex64
     assert fa.asarray(2.0).dtype == fa.float32
     assert fa.asarray(2).dtype == fa.int64
-    # NumPy scalars carry their dtype (NumPy 2 semantics): they are not weak
-    assert (x32 * np.float64(2.0)).dtype == fa.float64
+    # NumPy scalars are weak next to an array, like Python scalars (API.md promotion)
+    assert (x32 * np.float64(2.0)).dtype == fa.float32
     assert (fa.ones(2, dtype=fa.float64) / np.float64(2.0)).dtype == fa.float64
     assert (fa.ones(2, dtype=fa.float64) + np.float32(1.0)).dtype == fa.float64
 
@@ -61,7 +61,11 @@ def test_array_promotion_table(a, b):
             np.dtype(a).itemsize, np.dtype(b).itemsize) == 8:
         pytest.skip("int64/uint64 mixes are implementation-defined in the Array API")
     got = (fa.ones(2, dtype=a) + fa.ones(2, dtype=b)).dtype
-    assert got == np.promote_types(a, b)
+    ka, kb = np.dtype(a).kind in "fc", np.dtype(b).kind in "fc"
+    if ka != kb:  # JAX's lattice across kinds: the inexact operand's dtype wins
+        assert got == (a if ka else b)
+    else:
+        assert got == np.promote_types(a, b)
 
 
 @given(arrays(), st.sampled_from([np.float32, np.float64, np.int32, np.int64]))

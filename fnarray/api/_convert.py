@@ -114,13 +114,17 @@ def promote(op: str, *args):
             return args  # tracers (and tensors) of one dtype: nothing to promote
     items = []
     # Weak arrays (from Python scalars) yield to strong operands; among themselves they
-    # promote by their actual dtypes, so float64 weak values stay float64.
+    # promote by their actual dtypes, so float64 weak values stay float64.  NumPy scalars
+    # (``np.float64(2)``, ``np.sqrt(d)``) are weak next to an array, like Python scalars.
     any_strong = any(isinstance(a, ArrayBase) and not a.weak_type for a in args)
+    any_array = any_strong or any(isinstance(a, ArrayBase) for a in args)
     for a in args:
         if isinstance(a, ArrayBase):
             items.append(a.dtype if (any_strong is False or not a.weak_type) else _weak_kind(a.dtype))
         elif _is_python_scalar(a):
             items.append(a)
+        elif any_array and isinstance(a, np.generic):
+            items.append(_weak_kind(a.dtype))
         elif isinstance(a, numbers.Number) or isinstance(a, np.ndarray):
             items.append(np.asarray(a).dtype)
         else:
@@ -135,6 +139,9 @@ def promote(op: str, *args):
     for a in args:
         if isinstance(a, ArrayBase):
             out.append(a if a.dtype == dt else astype(a, dt))
+        elif any_array and isinstance(a, np.generic):
+            # by value, as a Python scalar: np.int64(300) next to int8 overflows, never wraps
+            out.append(from_python(a.item(), dtype=dt, device=dev))
         else:
             out.append(from_python(a, dtype=dt, device=dev, weak=_is_python_scalar(a)))
     return out

@@ -1,10 +1,12 @@
 """Abstract values: shapes, dtypes, weak types, broadcasting and type promotion.
 
 An abstract value (``ShapedArray``) is what every transformation knows about an array
-without looking at its numbers.  Promotion follows NumPy 2 / the Array API standard, with
-one fnarray rule on top: Python scalars are *weak* (``float32_array * 2.0`` stays
-``float32``) and a Python float meeting an integer array gives the default float
-(``float32``), as JAX and PyTorch do.
+without looking at its numbers.  Promotion within a kind (bool, integer, float, complex)
+follows NumPy 2 / the Array API standard's tables.  Across kinds it follows JAX's lattice:
+an integer or bool array meeting a float or complex one takes the inexact operand's dtype
+(``float32 * int64 -> float32``, not NumPy's ``float64``).  Python (and NumPy) scalars are
+*weak*: they decide only the kind of the result, never its width (``float32_array * 2.0``
+stays ``float32``; a float scalar meeting an integer array gives the default float).
 """
 
 from __future__ import annotations
@@ -115,6 +117,18 @@ def broadcast_shapes(*shapes: tuple, op: str = "broadcast") -> tuple:
 _KIND_ORDER = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
 
 
+def promote_strong(dtypes) -> np.dtype:
+    """The common dtype of strong dtypes: the inexact (float/complex) operands alone decide
+    when there are any (JAX's lattice), otherwise the Array API / NumPy tables apply."""
+    inexact = [d for d in dtypes if d.kind in "fc"]
+    pool = inexact or dtypes
+    dt = pool[0]
+    for d in pool[1:]:
+        if d != dt:
+            dt = np.promote_types(dt, d)
+    return dt
+
+
 def result_type(*items) -> np.dtype:
     """Promote dtypes and weak Python scalars the way fnarray's contract says.
 
@@ -133,10 +147,7 @@ def result_type(*items) -> np.dtype:
             weak_kind = max(weak_kind, k)
     if not strong:
         return {0: bool_, 1: DEFAULT_INT, 2: DEFAULT_FLOAT, 3: DEFAULT_COMPLEX}[weak_kind]
-    dt = strong[0]
-    for s in strong[1:]:
-        if s != dt:
-            dt = np.promote_types(dt, s)
+    dt = promote_strong(strong)
     if weak_kind > _KIND_ORDER[dt.kind]:
         if weak_kind == 1:
             dt = DEFAULT_INT
