@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fnarray.api import index_modes
 from fnarray.api._convert import as_operand, astype, device_of
 from fnarray.core.array import ArrayBase
 from fnarray.core.shapes import bool_, broadcast_shapes, int64
@@ -189,26 +190,68 @@ class _IndexRef:
         self.x = x
         self.key = key
 
-    def get(self):
-        return getitem(self.x, self.key)
+    def get(self, *, mode: str | None = None, fill_value=None,
+            indices_are_sorted: bool = False, unique_indices: bool = False):
+        """``x[key]``; ``mode``/``fill_value`` handle out-of-bounds indices as in JAX (see
+        ``fnarray/api/index_modes.py``).  The two ``indices_*`` flags are JAX's performance
+        hints and do not change the result."""
+        if mode is None and fill_value is None:
+            return getitem(self.x, self.key)
+        index_modes.check_mode(mode, "get")
+        return index_modes.get(self.x, self.key, mode or "fill", fill_value)
 
-    def set(self, values):
-        return self._update(values, "set", None)
+    def set(self, values, *, mode: str | None = None, indices_are_sorted: bool = False,
+            unique_indices: bool = False):
+        """``x`` with ``values`` written at ``key`` (of repeated indices the last wins)."""
+        return self._method(mode, "set", lambda r: r._update(values, "set", None))
 
-    def add(self, values):
-        return self._update(values, "add", None)
+    def add(self, values, *, mode: str | None = None, indices_are_sorted: bool = False,
+            unique_indices: bool = False):
+        """``x`` with ``values`` added at ``key`` (repeated indices accumulate)."""
+        return self._method(mode, "add", lambda r: r._update(values, "add", None))
 
-    def multiply(self, values):
+    def multiply(self, values, *, mode: str | None = None, indices_are_sorted: bool = False,
+                 unique_indices: bool = False):
         from fnarray.api.elementwise import multiply
-        return self._update(values, "set", multiply)
+        return self._method(mode, "multiply", lambda r: r._update(values, "set", multiply))
 
-    def min(self, values):
+    def divide(self, values, *, mode: str | None = None, indices_are_sorted: bool = False,
+               unique_indices: bool = False):
+        """``x`` divided by ``values`` at ``key`` (integer arrays keep their dtype)."""
+        from fnarray.api.elementwise import divide
+        return self._method(mode, "divide", lambda r: r._update(
+            values, "set", lambda old, new: astype(divide(old, new), old.dtype)))
+
+    def power(self, values, *, mode: str | None = None, indices_are_sorted: bool = False,
+              unique_indices: bool = False):
+        """``x`` raised to ``values`` at ``key``."""
+        from fnarray.api.elementwise import pow as pow_
+        return self._method(mode, "power", lambda r: r._update(
+            values, "set", lambda old, new: astype(pow_(old, new), old.dtype)))
+
+    def min(self, values, *, mode: str | None = None, indices_are_sorted: bool = False,
+            unique_indices: bool = False):
         from fnarray.api.elementwise import minimum
-        return self._update(values, "set", minimum)
+        return self._method(mode, "min", lambda r: r._update(values, "set", minimum))
 
-    def max(self, values):
+    def max(self, values, *, mode: str | None = None, indices_are_sorted: bool = False,
+            unique_indices: bool = False):
         from fnarray.api.elementwise import maximum
-        return self._update(values, "set", maximum)
+        return self._method(mode, "max", lambda r: r._update(values, "set", maximum))
+
+    def apply(self, func, *, mode: str | None = None, indices_are_sorted: bool = False,
+              unique_indices: bool = False):
+        """``x`` with the elementwise function ``func`` applied at ``key`` (once per
+        distinct position)."""
+        return self._method(mode, "apply", lambda r: r._update(
+            0, "set", lambda old, _: astype(func(old), old.dtype)))
+
+    def _method(self, mode, name: str, run):
+        """``run(ref)`` performs the strict update on a ``_IndexRef``; ``mode`` wraps it."""
+        if mode is None:
+            return run(self)
+        index_modes.check_mode(mode, name)
+        return index_modes.update(self, mode, run)
 
     def _update(self, values, mode, combine):
         """Scatter ``values``; ``combine(old, new)`` makes the value for read-modify-write
