@@ -19,7 +19,8 @@ import numpy as np
 from fnarray.api import creation, elementwise as ew, manipulation as mp, reductions as red
 from fnarray.api._convert import as_operand, astype, device_of, promote, to_inexact
 from fnarray.core.shapes import DEFAULT_FLOAT, canonical_dtype
-from fnarray.ops import conv as _conv
+from fnarray.ops import activation as _act, conv as _conv
+from fnarray.ops._util import normalize_axis
 from fnarray.ops.sorting import stop_gradient as _stop_gradient
 
 __all__ = [
@@ -345,8 +346,7 @@ def log_softmax(x, axis=-1):
     x = to_inexact(x)
     if x.size == 0:
         return x
-    s = _shifted(x, axis)
-    return s - ew.log(red.sum(ew.exp(s), axis=axis, keepdims=True))
+    return _act.log_softmax.bind(x, axis=normalize_axis(axis, x.ndim, "log_softmax"))
 
 
 # --- activations ------------------------------------------------------------------------------
@@ -354,7 +354,9 @@ def log_softmax(x, axis=-1):
 def relu(x):
     """``max(x, 0)``; its derivative at 0 is taken as 0 (as in PyTorch and JAX)."""
     x = as_operand(x)
-    return ew.where(x > 0, x, 0)
+    if x.dtype.kind != "f":
+        return ew.where(x > 0, x, 0)
+    return _act.clamp.bind(x, lo=0.0, hi=None, inclusive=False)
 
 
 def relu6(x):
@@ -365,13 +367,17 @@ def relu6(x):
 def hardtanh(x, min_val: float = -1.0, max_val: float = 1.0):
     """``x`` clamped to ``[min_val, max_val]``; derivative 0 at (and beyond) the bounds."""
     x = to_inexact(x)
-    return ew.where(x <= min_val, min_val, ew.where(x >= max_val, max_val, x))
+    if x.dtype.kind != "f":
+        return ew.where(x <= min_val, min_val, ew.where(x >= max_val, max_val, x))
+    return _act.clamp.bind(x, lo=float(min_val), hi=float(max_val), inclusive=False)
 
 
 def leaky_relu(x, negative_slope: float = 0.01):
     """``x`` for ``x > 0``, else ``negative_slope * x``."""
     x = to_inexact(x)
-    return ew.where(x > 0, x, x * negative_slope)
+    if x.dtype.kind != "f":
+        return ew.where(x > 0, x, x * negative_slope)
+    return _act.leaky_relu.bind(x, slope=float(negative_slope))
 
 
 def _negative_part(x):
@@ -394,16 +400,23 @@ def selu(x):
     return _SELU_SCALE * elu(x, _SELU_ALPHA)
 
 
-def gelu(x, approximate: str = "none"):
-    """``x * Phi(x)`` with the exact normal CDF (``approximate='none'``, via ``erf``) or
-    the tanh approximation (``approximate='tanh'``)."""
+_GELU_MODES = {True: True, "tanh": True, False: False, "none": False}
+
+
+def gelu(x, approximate: bool | str = True):
+    """``x * Phi(x)``.  As in ``jax.nn.gelu``, the default ``approximate=True`` uses the tanh
+    approximation and ``approximate=False`` the exact normal CDF (via ``erf``); PyTorch's
+    spellings ``'tanh'`` and ``'none'`` are accepted too.  (``nn.functional.gelu`` keeps
+    PyTorch's exact default.)"""
     x = to_inexact(x)
-    if approximate == "none":
+    mode = _GELU_MODES.get(approximate) if isinstance(approximate, (bool, str)) else None
+    if mode is None:
+        raise ValueError(f"gelu: approximate must be True/False (or 'tanh'/'none'), got "
+                         f"{approximate!r}")
+    if not mode:
         return 0.5 * x * (1.0 + ew.erf(x * (1.0 / math.sqrt(2.0))))
-    if approximate == "tanh":
-        inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)
-        return 0.5 * x * (1.0 + ew.tanh(inner))
-    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)
+    return 0.5 * x * (1.0 + ew.tanh(inner))
 
 
 def silu(x):

@@ -222,7 +222,16 @@ minimum = nary("min", "minimum", (
 atan2 = nary("atan2", "arctan2", (
     lambda t, x, y, o: t * y / (x * x + y * y),
     lambda t, x, y, o: -t * x / (x * x + y * y)))
-hypot = nary("hypot", "hypot", (lambda t, x, y, o: t * x / o, lambda t, x, y, o: t * y / o))
+
+
+def _over_hypot(t, v, o):
+    """``t * v / o`` for hypot's partials, taken as 0 at the origin (``o == 0``): the
+    minimum-norm subgradient, which is also what JAX's ``grad(hypot)(0., 0.)`` gives."""
+    return t * fa.where(o == 0, 0.0, v / fa.where(o == 0, 1.0, o))
+
+
+hypot = nary("hypot", "hypot", (lambda t, x, y, o: _over_hypot(t, x, o),
+                                lambda t, x, y, o: _over_hypot(t, y, o)))
 copysign = nary("copysign", "copysign", (
     lambda t, x, y, o: t * fa.where(fa.signbit(x) == fa.signbit(y), 1.0, -1.0), None))
 rem = nary("rem", "remainder", (_first, lambda t, x, y, o: -t * fa.floor_divide(x, y)))
