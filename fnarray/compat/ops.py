@@ -11,6 +11,7 @@ import numpy as np
 
 from fnarray import api as fa
 from fnarray.compat.tape import op_scope
+from fnarray.ops import activation as _activation
 from fnarray.compat import return_types
 from fnarray.compat.tensor import Tensor, _dims, _raw
 from fnarray.transforms import stop_gradient
@@ -63,7 +64,7 @@ for _alias, _name in (("negative", "neg"), ("absolute", "abs"), ("arcsin", "asin
 
 def relu(input):
     with op_scope("ReluBackward0"):
-        return fa.maximum(input, fa.zeros((), input.dtype))
+        return fa.relu(input)
 
 
 def round(input, decimals: int = 0):  # noqa: A001
@@ -73,6 +74,12 @@ def round(input, decimals: int = 0):  # noqa: A001
 
 def clamp(input, min=None, max=None):  # noqa: A002
     with op_scope("ClampBackward1"):
+        if (input.dtype.kind == "f" and not isinstance(min, Tensor)
+                and not isinstance(max, Tensor) and (min is not None or max is not None)):
+            # One pass each way; the gradient flows where min <= x <= max, as in PyTorch.
+            return _activation.clamp.bind(input, lo=None if min is None else float(min),
+                                          hi=None if max is None else float(max),
+                                          inclusive=True)
         out = input
         if min is not None:
             out = fa.maximum(out, min if isinstance(min, Tensor) else

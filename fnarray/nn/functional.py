@@ -20,8 +20,8 @@ from fnarray.nn import _conv as _c
 
 
 def relu(input, inplace: bool = False):
-    """``max(x, 0)``; the derivative at 0 is 0, as in PyTorch."""
-    return fa.where(input > 0, input, 0.0)
+    """``max(x, 0)``; the derivative at 0 is 0, as in PyTorch (one pass each way)."""
+    return fa.relu(input)
 
 
 def relu6(input, inplace: bool = False):
@@ -29,7 +29,7 @@ def relu6(input, inplace: bool = False):
 
 
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
-    return fa.where(input > 0, input, input * negative_slope)
+    return fa.leaky_relu(input, negative_slope)
 
 
 def elu(input, alpha: float = 1.0, inplace: bool = False):
@@ -83,8 +83,7 @@ def mish(input, inplace: bool = False):
 
 def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
     """Clamp to ``[min_val, max_val]``; the derivative is 0 outside the open interval."""
-    inside = (input > min_val) & (input < max_val)
-    return fa.where(inside, input, fa.stop_gradient(fa.clip(input, min_val, max_val)))
+    return fa.hardtanh(input, min_val, max_val)
 
 
 def hardsigmoid(input, inplace: bool = False):
@@ -131,8 +130,7 @@ def log_softmax(input, dim: int | None = None, _stacklevel: int = 3, dtype=None)
     if dtype is not None:
         input = fa.astype(input, dtype)
     dim = _softmax_dim(input, dim, "log_softmax")
-    shifted = input - fa.stop_gradient(fa.max(input, axis=dim, keepdims=True))
-    return shifted - fa.log(fa.sum(fa.exp(shifted), axis=dim, keepdims=True))
+    return fa.log_softmax(input, axis=dim)
 
 
 def softmin(input, dim: int | None = None, _stacklevel: int = 3, dtype=None):
@@ -183,14 +181,16 @@ adaptive_max_pool2d = _c.adaptive_pool_nd(2, "max")
 
 
 def _keep_mask(input, p: float, shape, key):
-    """A float mask of ``shape`` whose entries are 1 with probability ``1 - p``."""
+    """A float mask of ``shape`` whose entries are ``1 / (1 - p)`` with probability ``1 - p``
+    and 0 otherwise: the dropout scale is folded into the mask, so dropout's forward and
+    backward passes are one product each."""
     if key is not None:
         from fnarray.api import random as fr
         u = fr.uniform(key, shape, input.dtype)
     else:
         from fnarray.compat import random as global_rng
         u = global_rng.uniform(shape, input.dtype, fa.device_of(input))
-    return fa.astype(u >= p, input.dtype)
+    return fa.astype(u >= p, input.dtype) * (1.0 / (1.0 - p))
 
 
 def _check_p(p: float, name: str) -> None:
@@ -205,7 +205,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False,
         return input
     if p == 1.0:
         return input * 0.0
-    return input * _keep_mask(input, p, tuple(input.shape), key) / (1.0 - p)
+    return input * _keep_mask(input, p, tuple(input.shape), key)
 
 
 def _feature_dropout(input, p, training, key, spatial: int, name: str):
@@ -221,7 +221,7 @@ def _feature_dropout(input, p, training, key, spatial: int, name: str):
                          f"{tuple(input.shape)}")
     lead = 2 if batched or input.ndim == 2 else 1
     shape = tuple(input.shape[:lead]) + (1,) * (input.ndim - lead)
-    return input * _keep_mask(input, p, shape, key) / (1.0 - p)
+    return input * _keep_mask(input, p, shape, key)
 
 
 def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = False, *, key=None):

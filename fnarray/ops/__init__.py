@@ -10,4 +10,5 @@ from fnarray.ops import (  # noqa: F401  (import for the side effect of declarin
     fft,
     conv, random_bits,
     special,
+    activation,
 )
