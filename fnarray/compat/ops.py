@@ -359,7 +359,10 @@ _register("var_mean", var_mean, method=False)
 
 # --- selection, joining, shape --------------------------------------------------------
 
-def where(condition, input, other):
+def where(condition, input=None, other=None):
+    """``where(c, x, y)`` selects; ``where(c)`` alone is ``nonzero(c, as_tuple=True)``."""
+    if input is None and other is None:
+        return tuple(_as_tensor(i) for i in fa.nonzero(_as_tensor(condition).detach()))
     with op_scope("WhereBackward0"):
         return fa.where(condition, input, other)
 
@@ -377,23 +380,6 @@ def index_select(input, dim, index):
 def gather(input, dim, index):
     with op_scope("GatherBackward0"):
         return fa.take_along_axis(input, _raw(index), axis=dim)
-
-
-def scatter(input, dim, index, src=None, *, value=None, reduce=None):
-    """Out-of-place ``scatter`` (``src`` tensor or ``value`` scalar; ``reduce='add'``)."""
-    src = value if src is None else src
-    index = _raw(index)
-    idx = list(np.indices(index.shape, sparse=True))
-    key = tuple(index if d == dim % input.ndim else fa.asarray(i) for d, i in enumerate(idx))
-    if isinstance(src, Tensor) or hasattr(src, "shape"):
-        src = src[tuple(slice(0, n) for n in index.shape)]
-    with op_scope("ScatterBackward0"):
-        upd = input.at[key]
-        return upd.add(src) if reduce == "add" else upd.set(src)
-
-
-def scatter_add(input, dim, index, src):
-    return scatter(input, dim, index, src, reduce="add")
 
 
 def cat(tensors, dim: int = 0):
@@ -464,13 +450,15 @@ def trace(input):
         return fa.trace(input)
 
 
-def sort(input, dim: int = -1, descending: bool = False):
+def sort(input, dim: int = -1, descending: bool = False, *, stable: bool = False):
+    """Sorted values and indices; always stable (ties keep their order), which is what
+    ``stable=True`` asks for and a valid order for ``stable=False``."""
     idx = fa.argsort(input.detach(), axis=dim, descending=descending)
     with op_scope("SortBackward0"):
         return return_types.sort(fa.take_along_axis(input, _raw(idx), axis=dim), idx)
 
 
-def argsort(input, dim: int = -1, descending: bool = False):
+def argsort(input, dim: int = -1, descending: bool = False, *, stable: bool = False):
     return fa.argsort(input.detach(), axis=dim, descending=descending)
 
 
@@ -496,8 +484,8 @@ def equal(input, other) -> bool:
 builtin_bool = bool
 
 for _name, _f in (("where", where), ("masked_fill", masked_fill),
-                  ("index_select", index_select), ("gather", gather), ("scatter", scatter),
-                  ("scatter_add", scatter_add), ("flip", flip), ("roll", roll),
+                  ("index_select", index_select), ("gather", gather), ("flip", flip),
+                  ("roll", roll),
                   ("repeat_interleave", repeat_interleave), ("tril", tril), ("triu", triu),
                   ("diag", diag), ("trace", trace), ("sort", sort), ("argsort", argsort),
                   ("topk", topk), ("allclose", allclose), ("isclose", isclose),

@@ -24,6 +24,11 @@ class Device:
         self.backend = backend
         self.xp = backend.xp
 
+    @property
+    def type(self) -> str:
+        """The platform name, as ``torch.device.type`` reads it (``'cpu'``, ``'cuda'``)."""
+        return self.platform
+
     def __repr__(self):
         return "cpu" if self.platform == "cpu" else f"{self.platform}:{self.index}"
 
