@@ -27,7 +27,8 @@ class Primitive:
     """A named operation plus its rule slots; see the module docstring."""
 
     __slots__ = ("name", "impl", "abstract", "jvp", "vjp", "batch",
-                 "multiple_results", "differentiable", "ufunc", "vjp_selective", "__weakref__")
+                 "multiple_results", "differentiable", "ufunc", "vjp_selective", "effectful",
+                 "__weakref__")
 
     def __init__(self, name: str, *, multiple_results: bool = False,
                  differentiable: bool = True):
@@ -47,6 +48,9 @@ class Primitive:
         # A selective VJP rule accepts ``needed=(bool, ...)`` and may return None for
         # operands that need no cotangent (constants), skipping their computation.
         self.vjp_selective = False
+        # An effectful primitive (a host callback such as ``fa.debug.print``) must run
+        # whenever the program runs: optimisation passes never drop, merge or fold it.
+        self.effectful = False
         REGISTRY[name] = self
 
     def bind(self, *args, **params):
@@ -64,9 +68,11 @@ class Primitive:
 
 def declare(name: str, *, impl: Callable, abstract: Callable, jvp: Callable, vjp: Callable,
             batch: Callable, multiple_results: bool = False,
-            differentiable: bool = True, vjp_selective: bool = False) -> Primitive:
+            differentiable: bool = True, vjp_selective: bool = False,
+            effectful: bool = False) -> Primitive:
     """Declare a primitive with all of its rules in one statement."""
     p = Primitive(name, multiple_results=multiple_results, differentiable=differentiable)
     p.impl, p.abstract, p.jvp, p.vjp, p.batch = impl, abstract, jvp, vjp, batch
     p.vjp_selective = vjp_selective
+    p.effectful = effectful
     return p

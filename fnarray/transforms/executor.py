@@ -43,6 +43,9 @@ def compile_program(prog, xp, donated: frozenset = frozenset()):
         else:
             env[f"k{i}"] = functools.partial(e.prim.impl, **e.params) if e.params else e.prim.impl
             call = f"k{i}(xp, {ins})" if ins else f"k{i}(xp)"
+        if not e.outvars:  # an effect (host callback) with no result
+            lines.append(f"    {call}")
+            continue
         lines.append(f"    {outs}{',' if e.prim.multiple_results and len(e.outvars) == 1 else ''} = {call}")
     lines.append(f"    return [{', '.join(name(v) for v in prog.outvars)}]")
     src = "\n".join(lines)

@@ -84,11 +84,16 @@ class Program:
             lines.append("  consts " + " ".join(typed(v) for v in self.constvars))
         lines.append("  inputs " + " ".join(typed(v) for v in self.invars))
         for i, e in enumerate(self.eqns):
-            params = " ".join(f"{k}={_short(v)}" for k, v in e.params.items())
+            subs = {k: v for k, v in e.params.items() if _sub_programs(v)}
+            params = " ".join(f"{k}={_short(v)}" for k, v in e.params.items() if k not in subs)
             head = " ".join(typed(v) for v in e.outvars)
             args = " ".join(name(v) for v in e.invars)
             fused = f"    # fused group {group_of[i]}" if i in group_of else ""
             lines.append(f"  {head} = {e.prim.name}{'[' + params + ']' if params else ''} {args}{fused}")
+            for k, v in subs.items():  # sub-programs of control flow, nested and indented
+                for j, sub in enumerate(_sub_programs(v)):
+                    label = k if isinstance(v, Program) else f"{k}[{j}]"
+                    lines.append(f"    {label} = " + str(sub).replace("\n", "\n    "))
         lines.append("  outputs " + " ".join(name(v) for v in self.outvars))
         return "{\n" + "\n".join(lines) + "\n}"
 
@@ -102,6 +107,15 @@ def _letters(i: int) -> str:
         i, r = divmod(i - 1, 26)
         s = chr(97 + r) + s
     return s
+
+
+def _sub_programs(v) -> list:
+    """The programs held by an equation parameter (one, or a tuple of branches)."""
+    if isinstance(v, Program):
+        return [v]
+    if isinstance(v, tuple) and v and all(isinstance(p, Program) for p in v):
+        return list(v)
+    return []
 
 
 def _short(v):

@@ -7,11 +7,12 @@ from fnarray.transforms.ir import Equation, Program, Var
 
 
 def dce(prog: Program) -> Program:
-    """Drop equations whose outputs nothing uses (every primitive is pure)."""
+    """Drop equations whose outputs nothing uses (every primitive but the effectful ones,
+    host callbacks, is pure)."""
     live = {id(v) for v in prog.outvars}
     kept = []
     for e in reversed(prog.eqns):
-        if any(id(v) in live for v in e.outvars):
+        if e.prim.effectful or any(id(v) in live for v in e.outvars):
             kept.append(e)
             live.update(id(v) for v in e.invars)
     kept.reverse()
@@ -39,7 +40,7 @@ def cse(prog: Program) -> Program:
     eqns = []
     for e in prog.eqns:
         invars = [subst.get(id(v), v) for v in e.invars]
-        pk = _params_key(e.params)
+        pk = None if e.prim.effectful else _params_key(e.params)
         key = None if pk is None else (e.prim, tuple(id(v) for v in invars), pk)
         if key is not None and key in seen:
             for old, new in zip(e.outvars, seen[key].outvars):
@@ -60,7 +61,8 @@ def fold_constants(prog: Program) -> Program:
     constvars, consts = list(prog.constvars), list(prog.consts)
     eqns = []
     for e in prog.eqns:
-        if e.invars and all(id(v) in const_val for v in e.invars):
+        if (e.invars and not e.prim.effectful
+                and all(id(v) in const_val for v in e.invars)):
             out = e.prim.bind(*[const_val[id(v)] for v in e.invars], **e.params)
             outs = out if e.prim.multiple_results else [out]
             for v, o in zip(e.outvars, outs):

@@ -25,12 +25,14 @@ class Sample:
     ``diff``: positions of the operands to differentiate (the others stay constant).
     ``batchable``: positions that may be given a batch axis in the vmap test
     (default: all operands).
+    ``modes``: the derivative modes the primitive supports (``while`` is forward-only).
     """
 
     args: tuple
     params: dict = dataclasses.field(default_factory=dict)
     diff: tuple = (0,)
     batchable: tuple | None = None
+    modes: tuple = ("fwd", "rev")
 
 
 def shapes(min_dims=0, max_dims=3, min_side=0, max_side=4):

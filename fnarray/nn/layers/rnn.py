@@ -2,7 +2,9 @@
 
 Parameters follow PyTorch's names, shapes and gate order (LSTM: input, forget, cell,
 output; GRU: reset, update, new) and are all initialised U(-1/sqrt(hidden), 1/sqrt(hidden)).
-The time loop is a Python loop over the sequence, composed of ``fa`` operations.
+The time loop of each layer and direction is one ``fa.scan`` over the cell step
+(``recurrent_layer``), so ``fa.jit`` of a recurrent network traces a single step and its
+program does not grow with the sequence length.
 """
 
 from __future__ import annotations
@@ -35,6 +37,23 @@ def _cell_step(mode, x, state, w_ih, w_hh, b_ih, b_hh):
     r, z = fa.sigmoid(ir + hr), fa.sigmoid(iz + hz)
     n = fa.tanh(in_ + r * hn)
     return (1 - z) * n + z * h
+
+
+def recurrent_layer(mode: str, x, state, w_ih, w_hh, b_ih=None, b_hh=None,
+                    reverse: bool = False):
+    """One layer and direction of a recurrent network, the functional form of the modules.
+
+    ``mode`` is ``"RNN_TANH"``, ``"RNN_RELU"``, ``"LSTM"`` or ``"GRU"``; ``x`` is
+    ``(T, N, F)``; ``state`` is ``h`` (or ``(h, c)`` for LSTM) of shape ``(N, H)``.
+    Returns ``(outputs (T, N, H), final_state)``; ``reverse=True`` runs from the last step
+    to the first (the backward direction of a bidirectional layer).
+    """
+    def step(carry, x_t):
+        new = _cell_step(mode, x_t, carry, w_ih, w_hh, b_ih, b_hh)
+        return new, new[0] if mode == "LSTM" else new
+
+    final, outputs = fa.scan(step, state, x, reverse=reverse)
+    return outputs, final
 
 
 class _RNNBase(Module):
@@ -102,12 +121,9 @@ class _RNNBase(Module):
             for d, suffix in enumerate(("", "_reverse")[:dirs]):
                 k = layer * dirs + d
                 state = (hx[0][k], hx[1][k]) if lstm else hx[k]
-                steps = range(x.shape[0] - 1, -1, -1) if d else range(x.shape[0])
-                seq = [None] * x.shape[0]
-                for t in steps:
-                    state = _cell_step(self.mode, x[t], state, *self._weights(layer, suffix))
-                    seq[t] = state[0] if lstm else state
-                outs.append(fa.stack(seq))
+                seq, state = recurrent_layer(self.mode, x, state, *self._weights(layer, suffix),
+                                             reverse=bool(d))
+                outs.append(seq)
                 h_n.append(state[0] if lstm else state)
                 if lstm:
                     c_n.append(state[1])

@@ -1,0 +1,196 @@
+"""``scan``: a loop over the leading axis of its inputs, carrying a state.
+
+Operands are ``consts + init + xs``; the parameter ``body`` is a closed program
+``(consts, carry, x) -> (carry, y)`` traced once from the user's function, so a scan of any
+length is one equation (the IR does not grow with the trip count).  The kernel runs the
+body's compiled code once per step and stacks the ``y``s.
+
+Rules transform the body and bind ``scan`` again:
+
+* JVP — a scan of the JVP of the body (the tangents of the carries become carries);
+* VJP — the body's forward-and-backward program is split: a forward scan stores, per
+  iteration, the values the backward part needs (the residuals), then a scan in the
+  opposite direction runs the backward part, accumulating the cotangents of the constants
+  in its carry.  With ``checkpoint`` around the body, only the body's inputs are stored;
+* batching — a scan of the vmapped body, with the batch axis of ``xs`` just after time.
+"""
+
+from __future__ import annotations
+
+from fnarray.core.primitive import declare
+from fnarray.core.shapes import ShapedArray
+from fnarray.transforms import subprogram as sp
+
+
+def _split(seq, n_consts, n_carry):
+    seq = list(seq)
+    return seq[:n_consts], seq[n_consts:n_consts + n_carry], seq[n_consts + n_carry:]
+
+
+def _impl(xp, *bufs, body, n_consts, n_carry, length, reverse):
+    run = sp.runner(body, xp)
+    consts, carry, xs = _split(bufs, n_consts, n_carry)
+    steps = []
+    for t in (range(length - 1, -1, -1) if reverse else range(length)):
+        out = run(*consts, *carry, *[x[t, ...] for x in xs])
+        carry = out[:n_carry]
+        steps.append(out[n_carry:])
+    if reverse:
+        steps.reverse()
+    y_avals = sp.out_avals(body)[n_carry:]
+    ys = [xp.stack([s[k] for s in steps]) if steps else xp.empty((0, *a.shape), a.dtype)
+          for k, a in enumerate(y_avals)]
+    return [xp.asarray(c) for c in carry] + ys
+
+
+def _abstract(*avals, body, n_consts, n_carry, length, reverse):
+    outs = sp.out_avals(body)
+    return outs[:n_carry] + [ShapedArray((length, *a.shape), a.dtype, a.weak_type)
+                             for a in outs[n_carry:]]
+
+
+def _slice_aval(a: ShapedArray) -> ShapedArray:
+    return ShapedArray(a.shape[1:], a.dtype, a.weak_type)
+
+
+def _jvp(primals, tangents, *, body, n_consts, n_carry, length, reverse):
+    from fnarray.transforms.jvp import jvp_flat
+    consts, init, xs = _split(primals, n_consts, n_carry)
+    tc, _, tx = _split(tangents, n_consts, n_carry)
+    nz_c = [t is not None and sp.is_float(p.aval) for p, t in zip(consts, tc)]
+    nz_x = [t is not None and sp.is_float(p.aval) for p, t in zip(xs, tx)]
+    f_carry = [sp.is_float(a) for a in sp.in_avals(body)[n_consts:n_consts + n_carry]]
+    outs = sp.out_avals(body)
+    f_y = [sp.is_float(a) for a in outs[n_carry:]]
+    body_in = sp.in_avals(body)
+    c_av, k_av, x_av = _split(body_in, n_consts, n_carry)
+    avals = (c_av + _pick(c_av, nz_c) + k_av + _pick(k_av, f_carry) + x_av + _pick(x_av, nz_x))
+    n_c2, n_k2 = n_consts + sum(nz_c), n_carry + sum(f_carry)
+
+    def jbody(*args):
+        cs, ks, xx = _split(args, n_c2, n_k2)
+        c, c_t = cs[:n_consts], _fill(cs[n_consts:], nz_c, c_av)
+        k, k_t = ks[:n_carry], _fill(ks[n_carry:], f_carry, k_av)
+        x, x_t = xx[:len(x_av)], _fill(xx[len(x_av):], nz_x, x_av)
+        o, o_t = jvp_flat(lambda *a: sp.call(body, a), c + k + x, c_t + k_t + x_t)
+        return (o[:n_carry] + _pick(o_t[:n_carry], f_carry) + o[n_carry:]
+                + _pick(o_t[n_carry:], f_y))
+
+    jprog = sp.trace_avals(jbody, avals, "scan_jvp")
+    t_c, t_k, t_x = _pick(tc, nz_c), _instantiate(tangents[n_consts:n_consts + n_carry], init,
+                                                 f_carry), _pick(tx, nz_x)
+    res = scan_p.bind(*consts, *t_c, *init, *t_k, *xs, *t_x, body=jprog, n_consts=n_c2,
+                      n_carry=n_k2, length=length, reverse=reverse)
+    k_out, kt_out, ys = res[:n_carry], res[n_carry:n_k2], res[n_k2:]
+    y_out, yt_out = ys[:len(f_y)], ys[len(f_y):]
+    return (list(k_out) + list(y_out),
+            _unpick(kt_out, f_carry) + _unpick(yt_out, f_y))
+
+
+def _pick(seq, mask):
+    return [s for s, m in zip(seq, mask) if m]
+
+
+def _unpick(seq, mask):
+    it = iter(seq)
+    return [next(it) if m else None for m in mask]
+
+
+def _fill(given, mask, avals):
+    """Full tangent list: ``given`` where ``mask``, zeros elsewhere."""
+    it = iter(given)
+    return [next(it) if m else sp.zeros_for(a) for m, a in zip(mask, avals)]
+
+
+def _instantiate(tangents, primals, mask):
+    from fnarray import api as fa
+    return [(fa.zeros_like(p) if t is None else t) for t, p, m in zip(tangents, primals, mask) if m]
+
+
+def _vjp(cts, *primals, out, body, n_consts, n_carry, length, reverse):
+    from fnarray import api as fa
+    from fnarray.transforms.reverse import vjp_flat
+    consts, init, xs = _split(primals, n_consts, n_carry)
+    c_av, k_av, x_av = _split(sp.in_avals(body), n_consts, n_carry)
+    o_av = sp.out_avals(body)
+    f_in = [sp.is_float(a) for a in c_av + k_av + x_av]
+    f_out = [sp.is_float(a) for a in o_av]
+    n_in = len(f_in)
+
+    def joint(*args):
+        prim_in, cts_in = args[:n_in], args[n_in:]
+        o, pullback = vjp_flat(lambda *a: sp.call(body, a), list(prim_in))
+        grads = pullback(_fill(cts_in, f_out, o_av))
+        return list(o) + _pick(grads, f_in)
+
+    jprog = sp.optimize(sp.trace_avals(joint, c_av + k_av + x_av + _pick(o_av, f_out),
+                                       "scan_vjp"))
+    fwd, bwd, residuals = sp.split_forward_backward(jprog, n_in, len(o_av))
+    const_ids = {id(v): i for i, v in enumerate(jprog.invars[:n_consts])}
+    stacked = [v for v in residuals if id(v) not in const_ids]
+    const_res = [const_ids[id(v)] for v in residuals if id(v) in const_ids]
+    # Forward: the body's outputs plus the residuals that change per iteration.
+    fwd.outvars = fwd.outvars[:len(o_av)] + stacked
+    res_stacked = scan_p.bind(*primals, body=fwd, n_consts=n_consts, n_carry=n_carry,
+                              length=length, reverse=reverse)[len(o_av):]
+    # Backward: carry (cotangents of the float constants, cotangent of the carry); per
+    # iteration it reads the stored residuals and the cotangents of y.
+    res_order = {id(v): i for i, v in enumerate(residuals)}
+    f_c, f_k, f_x = _split(f_in, n_consts, n_carry)
+    f_y = f_out[n_carry:]
+    n_fc, n_fk = sum(f_c), sum(f_k)
+    bwd_consts = [consts[i] for i in const_res]
+
+    def back(*args):
+        bc, carry, xx = _split(args, len(bwd_consts), n_fc + n_fk)
+        acc, ct_k = carry[:n_fc], carry[n_fc:]
+        res_t, ct_y = xx[:len(stacked)], xx[len(stacked):]
+        res_vals = [None] * len(residuals)
+        for i, val in zip(const_res, bc):
+            res_vals[res_order[id(jprog.invars[i])]] = val
+        for v, val in zip(stacked, res_t):
+            res_vals[res_order[id(v)]] = val
+        g = sp.call(bwd, res_vals + list(ct_k) + list(ct_y))
+        g_c, g_k, g_x = g[:n_fc], g[n_fc:n_fc + n_fk], g[n_fc + n_fk:]
+        return [a + b for a, b in zip(acc, g_c)] + list(g_k) + list(g_x)
+
+    stacked_av = [_slice_aval(r.aval) for r in res_stacked]
+    back_avals = ([jprog.invars[i].aval for i in const_res] + _pick(c_av, f_c) + _pick(k_av, f_k)
+                  + stacked_av + [_slice_aval(c.aval) for c in _pick(cts[n_carry:], f_y)])
+    bprog = sp.trace_avals(back, back_avals, "scan_transpose")
+    ct_k0 = _pick(cts[:n_carry], f_k)
+    acc0 = [fa.zeros_like(c) for c in _pick(consts, f_c)]
+    res = scan_p.bind(*bwd_consts, *acc0, *ct_k0, *res_stacked, *_pick(cts[n_carry:], f_y),
+                      body=bprog, n_consts=len(bwd_consts), n_carry=n_fc + n_fk, length=length,
+                      reverse=not reverse)
+    g_c, g_k, g_x = res[:n_fc], res[n_fc:n_fc + n_fk], res[n_fc + n_fk:]
+    return tuple(_unpick(g_c, f_c) + _unpick(g_k, f_k) + _unpick(g_x, f_x))
+
+
+def _batch(vals, dims, *, body, n_consts, n_carry, length, reverse):
+    from fnarray.ops._util import batch_size, bdim_to_front, move_bdim
+    from fnarray.transforms.vmap import vmap_flat
+    size = batch_size(vals, dims)
+    consts, init, xs = _split(vals, n_consts, n_carry)
+    dc, _, dx = _split(dims, n_consts, n_carry)
+    consts = [c if d is None else move_bdim(c, d, 0) for c, d in zip(consts, dc)]
+    init = [bdim_to_front(k, d, size) for k, d in zip(init, dims[n_consts:n_consts + n_carry])]
+    xs = [x if d is None else move_bdim(x, d, 1) for x, d in zip(xs, dx)]
+    c_av, k_av, x_av = _split(sp.in_avals(body), n_consts, n_carry)
+    in_dims = ([None if d is None else 0 for d in dc] + [0] * n_carry
+               + [None if d is None else 0 for d in dx])
+    avals = ([_batched(a, d, size) for a, d in zip(c_av, dc)] + [_batched(a, 0, size) for a in k_av]
+             + [_batched(a, d, size) for a, d in zip(x_av, dx)])
+    bprog = sp.trace_avals(lambda *a: vmap_flat(lambda *b: sp.call(body, b), list(a), in_dims,
+                                                size), avals, "scan_batch")
+    outs = scan_p.bind(*consts, *init, *xs, body=bprog, n_consts=n_consts, n_carry=n_carry,
+                       length=length, reverse=reverse)
+    return outs, [0] * n_carry + [1] * (len(outs) - n_carry)
+
+
+def _batched(a: ShapedArray, d, size) -> ShapedArray:
+    return a if d is None else ShapedArray((size, *a.shape), a.dtype, a.weak_type)
+
+
+scan_p = declare("scan", impl=_impl, abstract=_abstract, jvp=_jvp, vjp=_vjp, batch=_batch,
+                 multiple_results=True)
