@@ -53,12 +53,13 @@ def _host(x) -> np.ndarray:
 
 
 def _inner(xs, ys) -> tuple[float, float]:
-    """The real inner product of two lists of arrays, and the sum of the absolute values of
-    its terms (the scale that the rounding error of the inner product is relative to)."""
+    """The pairing of cotangents with tangents, ``Re sum(x * y)`` (JAX's convention: a VJP
+    is the transpose of the JVP, not its conjugate transpose), and the sum of the absolute
+    values of its terms (the scale that its rounding error is relative to)."""
     total, scale = 0.0, 0.0
     for x, y in zip(xs, ys):
         x, y = _host(x), _host(y)
-        prod = (x.real * y.real + x.imag * y.imag) if np.iscomplexobj(x) or np.iscomplexobj(y) \
+        prod = (x.real * y.real - x.imag * y.imag) if np.iscomplexobj(x) or np.iscomplexobj(y) \
             else x.astype(np.float64) * y.astype(np.float64)
         total += float(np.sum(prod))
         scale += float(np.sum(np.abs(prod)))

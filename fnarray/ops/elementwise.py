@@ -4,8 +4,13 @@ Every elementwise primitive gets its shape inference, batching and (for differen
 both derivative modes from the family: a unary op declares its derivative ``d(x, out)`` once,
 and a binary op declares, per operand, how its partial derivative applies to a tangent
 ``(t, x, y, out) -> contribution``.  Because the Jacobians are diagonal, the same function
-serves the JVP and (summed back over broadcast axes) the VJP.  Derivatives are for real
-inputs; complex inputs are computed but not differentiated.
+serves the JVP and (summed back over broadcast axes) the VJP.
+
+Complex numbers follow JAX's convention: a holomorphic op's JVP is ``f'(z) t`` and its VJP
+``ct f'(z)`` (the transpose, without conjugation: cotangents pair with tangents through
+``Re sum(ct * t)``), so the same ``deriv`` serves real and complex inputs.  The ops that
+are not holomorphic (``abs``, ``real``, ``imag``, ``conj`` and complex/real conversion)
+declare their real-linear JVPs and the transposes of those.
 """
 
 from __future__ import annotations
@@ -134,7 +139,9 @@ sinh = unary("sinh", "sinh", lambda x, o: fa.cosh(x))
 cosh = unary("cosh", "cosh", lambda x, o: fa.sinh(x))
 tanh = unary("tanh", "tanh", lambda x, o: 1.0 - o * o)
 asinh = unary("asinh", "arcsinh", lambda x, o: fa.rsqrt(x * x + 1.0))
-acosh = unary("acosh", "arccosh", lambda x, o: fa.rsqrt(x * x - 1.0))
+# 1/sqrt(x-1)/sqrt(x+1), not 1/sqrt(x*x-1): equal for real x > 1, and on the principal
+# branch for complex x too.
+acosh = unary("acosh", "arccosh", lambda x, o: fa.rsqrt(x - 1.0) * fa.rsqrt(x + 1.0))
 atanh = unary("atanh", "arctanh", lambda x, o: 1.0 / (1.0 - x * x))
 exp = unary("exp", "exp", lambda x, o: o)
 exp2 = unary("exp2", "exp2", lambda x, o: o * math.log(2.0))
@@ -147,6 +154,7 @@ sqrt = unary("sqrt", "sqrt", lambda x, o: 0.5 / o)
 rsqrt = unary("rsqrt", lambda xp, x: 1 / xp.sqrt(x), lambda x, o: -0.5 * o / x)
 # |x| has subgradient 0 at 0 (sign(0) == 0), as in JAX and PyTorch.
 abs_ = unary("abs", "abs", lambda x, o: fa.sign(x))
+abs_.abstract = lambda a, **_: ShapedArray(a.shape, _real_of(a.dtype), a.weak_type)
 logistic = unary("logistic", lambda xp, x: _stable_sigmoid(xp, x), lambda x, o: o * (1.0 - o))
 erf = unary("erf", lambda xp, x: _erf(xp, x),
             lambda x, o: (2.0 / math.sqrt(math.pi)) * fa.exp(-x * x))
@@ -177,6 +185,10 @@ def _erf(xp, x):
     return out if xp is np else xp.asarray(out)
 
 
+def _real_of(dtype) -> np.dtype:
+    return np.dtype(np.zeros((), dtype).real.dtype)
+
+
 def _complex_part(kernel):
     def impl(xp, x):
         out = getattr(xp, kernel)(x)
@@ -184,14 +196,55 @@ def _complex_part(kernel):
     return impl
 
 
-real = unary("real", _complex_part("real"), lambda x, o: 1.0)
-conj = unary("conj", "conj", lambda x, o: 1.0)
-imag = declare("imag", impl=_complex_part("imag"), abstract=_abstract(),
-               jvp=_nondiff_jvp, vjp=_nondiff_vjp, batch=None, differentiable=False)
-imag.batch = lambda vals, dims, **params: (imag.bind(vals[0]), dims[0])
-for _p in (real, imag):
-    _p.abstract = (lambda a, **_: ShapedArray(
-        a.shape, np.dtype(np.zeros((), a.dtype).real.dtype), a.weak_type))
+def _linear_unary(name, kernel, transpose, out_dtype=None):
+    """A real-linear unary op ``f`` (``real``, ``imag``, ``conj``): its JVP is ``f(t)``;
+    ``transpose(ct, x)`` is its transpose under the pairing ``Re sum(ct * t)``."""
+    p = unary(name, kernel, out_dtype=out_dtype)
+    p.differentiable = True
+    p.jvp = lambda primals, tangents, **_: (p.bind(primals[0]), p.bind(tangents[0]))
+    p.vjp = lambda ct, x, *, out, **_: (transpose(ct, x),)
+    return p
+
+
+def _part_abstract(a, **_):
+    return ShapedArray(a.shape, _real_of(a.dtype), a.weak_type)
+
+
+def _to_input_dtype(ct, x):
+    return ct if ct.dtype == x.dtype else convert_element_type.bind(ct, dtype=x.dtype)
+
+
+# real(t) pairs with ct as Re(ct t) for real ct, so its transpose is ct itself (as x's
+# dtype); imag(t) pairs as Re(-i ct t), so its transpose is -i ct (zero for real x).
+real = _linear_unary("real", _complex_part("real"), _to_input_dtype)
+imag = _linear_unary("imag", _complex_part("imag"), lambda ct, x: (
+    _to_input_dtype(ct, x) * (-1j) if x.dtype.kind == "c" else None))
+conj = _linear_unary("conj", "conj", lambda ct, x: conj.bind(ct))
+real.abstract = imag.abstract = _part_abstract
+
+
+def _abs_jvp(primals, tangents, **_):
+    x, = primals
+    out = abs_.bind(x)
+    if x.dtype.kind != "c":
+        return out, tangents[0] * fa.sign(x)
+    # d|z| = Re(conj(z) dz) / |z|, taken as 0 at z == 0 (as for real inputs).
+    return out, real.bind(conj.bind(_unit(x, out)) * tangents[0])
+
+
+def _abs_vjp(ct, x, *, out, **_):
+    if x.dtype.kind != "c":
+        return (ct * fa.sign(x),)
+    return (_to_input_dtype(ct, x) * conj.bind(_unit(x, out)),)
+
+
+def _unit(x, out):
+    """``x / |x|``, 0 where ``x == 0``."""
+    zero = out == 0
+    return fa.where(zero, 0.0, x / fa.where(zero, 1.0, out).astype(x.dtype))
+
+
+abs_.jvp, abs_.vjp = _abs_jvp, _abs_vjp
 
 
 # --- binary and ternary ops -----------------------------------------------------------------
@@ -264,13 +317,19 @@ select.abstract = lambda c, x, y, **_: ShapedArray(
 def _convert_jvp(primals, tangents, *, dtype):
     x, = primals
     out = convert_element_type.bind(x, dtype=dtype)
+    if dtype.kind not in "fc":
+        return out, None
     t = tangents[0]
-    return out, (convert_element_type.bind(t, dtype=dtype) if dtype.kind in "fc" else None)
+    if t.dtype.kind == "c" and dtype.kind != "c":  # complex -> real keeps the real part
+        t = real.bind(t)
+    return out, convert_element_type.bind(t, dtype=dtype)
 
 
 def _convert_vjp(ct, x, *, out, dtype):
     if x.dtype.kind not in "fc" or ct is None:
         return (None,)
+    if ct.dtype.kind == "c" and x.dtype.kind != "c":  # real -> complex: Re pairs with t
+        ct = real.bind(ct)
     return (convert_element_type.bind(ct, dtype=x.dtype),)
 
 

@@ -3,18 +3,19 @@
 whose sizes are already final (``fa.fft`` pads or truncates before binding).
 
 All three are linear, so the JVP applies the primitive to the tangent and the VJP applies
-the adjoint to the cotangent.  Complex convention: a complex value is a pair of reals, and a
-cotangent pairs with a tangent through the real inner product
-``<ct, t> = sum(Re ct * Re t + Im ct * Im t) = Re sum(conj(ct) * t)`` (the convention of
-``fnarray.testing``), so each VJP is the adjoint (conjugate transpose) of the map:
+the transpose to the cotangent.  Complex convention (JAX's, as everywhere in fnarray): a
+cotangent pairs with a tangent through ``<ct, t> = Re sum(ct * t)``, so a VJP is the
+transpose of the map, without conjugation.  The transpose ``L^T`` of a map relates to its
+adjoint (conjugate transpose) ``L^*`` by ``L^T(ct) = conj(L^*(conj(ct)))``; the adjoints are:
 
-* ``fft`` with normalisation ``norm``: its adjoint is the inverse transform with the dual
-  normalisation (``backward`` <-> ``forward``, ``ortho`` unchanged);
-* ``rfft``: the adjoint is ``irfft`` with the dual normalisation of the cotangent whose
-  interior bins (those with a mirrored partner) are halved;
-* ``irfft``: the adjoint is ``rfft`` with the dual normalisation, interior bins doubled.
-  ``irfft`` reads only the real part of the zero (and, for even length, the Nyquist) bin,
-  and its adjoint returns a real cotangent there, matching.
+* ``fft`` with normalisation ``norm``: the inverse transform with the dual normalisation
+  (``backward`` <-> ``forward``, ``ortho`` unchanged) -- so, the DFT matrix being symmetric,
+  the transpose is the same transform;
+* ``rfft``: ``irfft`` with the dual normalisation of the cotangent whose interior bins
+  (those with a mirrored partner) are halved;
+* ``irfft``: ``rfft`` with the dual normalisation, interior bins doubled.  ``irfft`` reads
+  only the real part of the zero (and, for even length, the Nyquist) bin, and its adjoint
+  returns a real cotangent there, matching.
 """
 
 from __future__ import annotations
@@ -74,8 +75,7 @@ def _fft_impl(xp, x, *, axes, inverse, norm):
 
 
 def _fft_vjp(ct, x, *, out, axes, inverse, norm):
-    ct = fa.astype(ct, out.dtype)
-    return (fft.bind(ct, axes=axes, inverse=not inverse, norm=_DUAL[norm]),)
+    return (fft.bind(fa.astype(ct, out.dtype), axes=axes, inverse=inverse, norm=norm),)
 
 
 fft = declare("fft", impl=_fft_impl, abstract=lambda a, **_: a, jvp=None, vjp=_fft_vjp,
@@ -97,7 +97,7 @@ def _rfft_abstract(a, *, axes, norm):
 
 def _rfft_vjp(ct, x, *, out, axes, norm):
     n = x.shape[axes[-1]]
-    ct = fa.astype(ct, out.dtype) * _half_weights(ct, n, axes[-1])
+    ct = fa.conj(fa.astype(ct, out.dtype)) * _half_weights(ct, n, axes[-1])
     return (irfft.bind(ct, axes=axes, n=n, norm=_DUAL[norm]),)
 
 
@@ -124,7 +124,7 @@ def _irfft_abstract(a, *, axes, n, norm):
 
 def _irfft_vjp(ct, x, *, out, axes, n, norm):
     spectrum = rfft.bind(fa.astype(ct, out.dtype), axes=axes, norm=_DUAL[norm])
-    return (spectrum / _half_weights(spectrum, n, axes[-1]),)
+    return (fa.conj(spectrum / _half_weights(spectrum, n, axes[-1])),)
 
 
 irfft = declare("irfft", impl=_irfft_impl, abstract=_irfft_abstract, jvp=None,

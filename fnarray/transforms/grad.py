@@ -34,7 +34,9 @@ def _split_args(args, argnums, fname):
     return [args[i] for i in argnums], with_diff
 
 
-def _check_float_inputs(diff_args, fname):
+def _check_float_inputs(diff_args, fname, holomorphic=False, complex_ok=True):
+    """Inputs to differentiate: floating point; complex only with ``holomorphic=True`` (which
+    requires it) or in reverse mode (``complex_ok``), as in JAX."""
     from fnarray import api as fa
     for leaf in tree_util.leaves(diff_args):
         a = fa.asarray(leaf)
@@ -43,17 +45,50 @@ def _check_float_inputs(diff_args, fname):
                 f"{fname} requires floating-point inputs, but got an input of dtype {a.dtype} "
                 f"(shape {a.shape}). Convert it with x.astype(fa.float32), or exclude it with "
                 f"argnums")
+        if holomorphic and a.dtype.kind != "c":
+            raise TypeError(f"{fname} with holomorphic=True requires inputs with complex "
+                            f"dtype, but got {a.dtype} (shape {a.shape}); convert it with "
+                            f"x.astype(fa.complex64)")
+        if not holomorphic and not complex_ok and a.dtype.kind == "c":
+            raise TypeError(
+                f"{fname} requires real-valued inputs, but got {a.dtype} (shape {a.shape}). "
+                f"For holomorphic differentiation, pass holomorphic=True; for non-holomorphic "
+                f"functions of complex inputs use fa.jvp directly or {_OTHER_MODE[fname]}")
 
 
-def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
-    """``(fun(*args), ∇fun(*args))`` for a scalar-output ``fun``."""
+_OTHER_MODE = {"jacfwd": "fa.jacrev", "jacrev": "fa.jacfwd", "grad": "fa.jacfwd"}
+
+
+def _check_output_dtype(out_leaves, fname, holomorphic):
+    """Outputs: real unless ``holomorphic=True``, which requires complex (as in JAX)."""
+    for o in out_leaves:
+        kind = o.dtype.kind
+        if holomorphic and kind != "c":
+            raise TypeError(f"{fname} with holomorphic=True requires outputs with complex "
+                            f"dtype, but got {o.dtype} (shape {o.shape})")
+        if not holomorphic and kind == "c" and fname != "jacfwd":
+            raise TypeError(
+                f"{fname} requires real-valued outputs, but got {o.dtype} (shape {o.shape}). "
+                f"For holomorphic differentiation, pass holomorphic=True. For differentiation "
+                f"of non-holomorphic functions with complex outputs, use fa.vjp directly (or "
+                f"differentiate fa.real(f) and fa.imag(f) separately)")
+
+
+def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+                   holomorphic: bool = False):
+    """``(fun(*args), ∇fun(*args))`` for a scalar-output ``fun``.
+
+    Complex numbers follow JAX: for a real-valued ``fun`` of complex ``z = x + iy`` the
+    result is ``∂f/∂x - i ∂f/∂y`` (the conjugate of the steepest-ascent direction); with
+    ``holomorphic=True`` (complex inputs and output) it is the complex derivative ``f'(z)``.
+    """
     nums, single = _argnums_tuple(argnums)
 
     @functools.wraps(fun)
     def wrapped(*args, **kwargs):
         from fnarray import api as fa
         diff, with_diff = _split_args(args, nums, "grad")
-        _check_float_inputs(diff, "grad")
+        _check_float_inputs(diff, "grad", holomorphic)
         res = vjp(lambda *d: fun(*with_diff(d), **kwargs), *diff, has_aux=has_aux)
         out, pullback = res[0], res[1]
         if not (hasattr(out, "shape") and out.shape == ()):
@@ -65,6 +100,7 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
                 f"with .sum()")
         if out.dtype.kind not in "fc":
             raise TypeError(f"grad requires a floating-point output, got {out.dtype}")
+        _check_output_dtype([out], "grad", holomorphic)
         g = pullback(tree_util.map(lambda o: fa.ones((), dtype=o.dtype), out))  # out may be a
         # one-leaf pytree such as a compat Tensor
         g = g[0] if single else tuple(g)
@@ -73,9 +109,11 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
     return wrapped
 
 
-def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
-    """The gradient of a scalar-output ``fun`` with respect to ``argnums``."""
-    vg = value_and_grad(fun, argnums, has_aux)
+def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+         holomorphic: bool = False):
+    """The gradient of a scalar-output ``fun`` with respect to ``argnums`` (complex
+    numbers: see ``value_and_grad``)."""
+    vg = value_and_grad(fun, argnums, has_aux, holomorphic)
 
     @functools.wraps(fun)
     def wrapped(*args, **kwargs):
@@ -98,23 +136,28 @@ def _std_basis(flat):
     return out, total
 
 
-def _flat_diff_args(args, nums, fname):
+def _flat_diff_args(args, nums, fname, holomorphic):
     """The differentiated arguments as flat float arrays, their structure, and a function
     rebuilding the full argument list from them."""
     from fnarray import api as fa
     diff, with_diff = _split_args(args, nums, fname)
     diff = tree_util.map(fa.asarray, diff)
-    _check_float_inputs(diff, fname)
+    _check_float_inputs(diff, fname, holomorphic, complex_ok=fname == "jacrev")
     flat, in_tree = tree_util.flatten(tuple(diff))
     return flat, in_tree, with_diff
 
 
-def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
-    """Jacobian by forward mode: one batched JVP over the input basis (``vmap`` of ``jvp``)."""
+def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+           holomorphic: bool = False):
+    """Jacobian by forward mode: one batched JVP over the input basis (``vmap`` of ``jvp``).
+
+    Inputs must be real unless ``holomorphic=True`` (complex inputs and outputs: the
+    Jacobian of complex derivatives), as in JAX."""
     nums, single = _argnums_tuple(argnums)
 
     def jacfun(*args):
-        flat, in_tree, with_diff = _flat_diff_args(args, nums, "jacfwd")
+        from fnarray import api as fa
+        flat, in_tree, with_diff = _flat_diff_args(args, nums, "jacfwd", holomorphic)
         basis, total = _std_basis(flat)
 
         def f_flat(*leaves):
@@ -125,6 +168,8 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
             return jvp(f_flat, tuple(flat), tuple(tangents))[1]
 
         jac = vmap(push)(*basis)  # each output leaf: (total,) + out.shape
+        if holomorphic:
+            _check_output_dtype([fa.asarray(j) for j in tree_util.leaves(jac)], "jacfwd", True)
         res = tree_util.map(lambda j: _split_jac(j, flat, in_tree, single), jac)
         if has_aux:  # aux from a plain call: inside vmap it would be a batched tracer
             return res, fun(*with_diff(tree_util.unflatten(in_tree, flat)))[1]
@@ -133,17 +178,20 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
     return jacfun
 
 
-def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
-    """Jacobian by reverse mode: one batched VJP over the output basis (``vmap`` of the pullback)."""
+def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+           holomorphic: bool = False):
+    """Jacobian by reverse mode: one batched VJP over the output basis (``vmap`` of the
+    pullback).  Outputs must be real unless ``holomorphic=True``, as in JAX."""
     nums, single = _argnums_tuple(argnums)
 
     def jacfun(*args):
         from fnarray import api as fa
-        flat, in_tree, with_diff = _flat_diff_args(args, nums, "jacrev")
+        flat, in_tree, with_diff = _flat_diff_args(args, nums, "jacrev", holomorphic)
         res = vjp(lambda *leaves: fun(*with_diff(tree_util.unflatten(in_tree, leaves))), *flat,
                   has_aux=has_aux)
         out, pullback = res[0], res[1]
         o_flat, o_tree = tree_util.flatten(out)
+        _check_output_dtype([fa.asarray(o) for o in o_flat], "jacrev", holomorphic)
         basis, total = _std_basis([fa.asarray(o) for o in o_flat])
         grads = vmap(lambda *cts: pullback(tree_util.unflatten(o_tree, cts)))(*basis)
         # grads: tuple over inputs, each (total_out,) + in.shape
@@ -176,9 +224,10 @@ def _split_jac(j, flat, in_tree, single):
     return per_in[0] if single else per_in
 
 
-def hessian(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+def hessian(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+            holomorphic: bool = False):
     """Second derivatives: ``jacfwd(jacrev(fun))``."""
-    return jacfwd(jacrev(fun, argnums, has_aux), argnums, has_aux)
+    return jacfwd(jacrev(fun, argnums, has_aux, holomorphic), argnums, has_aux, holomorphic)
 
 
 def linearize(fun: Callable, *primals):

@@ -197,18 +197,23 @@ def vjp(fun, *primals, has_aux: bool = False):
 
     def flat_fun(*leaves):
         out = fun(*tree_util.unflatten(p_tree, leaves))
+        aux_leaves = []
         if has_aux:
             if not (isinstance(out, tuple) and len(out) == 2):
                 raise TypeError("has_aux=True requires the function to return a pair "
                                 "(output, aux)")
             out, aux = out
-            out_info.append(aux)
+            aux_leaves, aux_tree = tree_util.flatten(aux)
+            out_info.append(aux_tree)
         o_leaves, o_tree = tree_util.flatten(out)
         out_info.insert(0, o_tree)
-        return o_leaves
+        # aux leaves leave the trace as extra outputs, so they come back as plain values
+        # (never tracers of this finished transformation); the pullback ignores them.
+        return o_leaves + aux_leaves
 
-    out_leaves, pullback = vjp_flat(flat_fun, p_leaves)
+    all_leaves, pullback = vjp_flat(flat_fun, p_leaves)
     out_tree = out_info[0]
+    out_leaves = all_leaves[:out_tree.num_leaves]
     out = tree_util.unflatten(out_tree, out_leaves)
 
     def vjp_fn(cotangent):
@@ -226,5 +231,5 @@ def vjp(fun, *primals, has_aux: bool = False):
         return tree_util.unflatten(p_tree, pullback(cts))
 
     if has_aux:
-        return out, vjp_fn, out_info[1]
+        return out, vjp_fn, tree_util.unflatten(out_info[1], all_leaves[out_tree.num_leaves:])
     return out, vjp_fn
