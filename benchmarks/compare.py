@@ -1,0 +1,184 @@
+"""fnarray next to PyTorch and JAX, in one process, for every row of issue 10's table.
+
+Run (PyTorch and JAX are optional and never fnarray dependencies; use an environment where
+they are installed, e.g. a separate venv with fnarray installed editable)::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/compare.py \
+        [--rounds 7] [--only eager,mlp,convnet,mnist] [--write benchmarks/RESULTS.md]
+
+Workloads (float32 throughout):
+
+* ``eager``   — ``sin(x) * x + 1`` on 16 floats: per-op dispatch cost;
+* ``mlp``     — one SGD step of a 784-512-256-10 ReLU MLP with softmax cross-entropy, batch 128;
+* ``convnet`` — one Adam step of the PyTorch MNIST tutorial ConvNet, batch 64, training mode;
+* ``mnist``   — one epoch of the MNIST main job (``python -m fnarray.examples.mnist``) against
+  ``benchmarks/mnist_torch_reference.py`` (both as subprocesses, one after the other).
+
+The machine is shared, so every workload is measured in interleaved rounds: in each round
+every variant runs one timing window, and the ratios are taken within the round (the
+variants saw the same load); the table reports per-variant medians and best windows, and the
+median of the per-round ratios.  Missing libraries are reported and their rows skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bench_workloads as wl  # noqa: E402
+
+
+def _window(fn, number: int) -> float:
+    t = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t) / number
+
+
+def measure(variants: dict, rounds: int, number: int, warmup: int = 2) -> dict:
+    """``{name: [seconds per call, one per round]}``, variants interleaved in each round."""
+    for fn in variants.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            times[name].append(_window(fn, number))
+    return times
+
+
+def summarise(times: dict, pairs: list) -> tuple[list, list]:
+    """Rows ``(variant, median, best)`` and ``(numerator, denominator, median ratio,
+    best-window ratio)`` for each pair present."""
+    rows = [(n, statistics.median(t), min(t)) for n, t in times.items()]
+    ratios = []
+    for a, b in pairs:
+        if a in times and b in times:
+            per_round = [x / y for x, y in zip(times[a], times[b])]
+            ratios.append((a, b, statistics.median(per_round), min(times[a]) / min(times[b])))
+    return rows, ratios
+
+
+def _fmt_time(s: float) -> str:
+    return f"{s * 1e6:.1f} µs" if s < 1e-3 else f"{s * 1e3:.2f} ms"
+
+
+def section(title: str, note: str, rows: list, ratios: list, targets: dict) -> str:
+    lines = [f"### {title}", "", note, "", "| variant | median | best window |",
+             "| --- | --- | --- |"]
+    lines += [f"| {n} | {_fmt_time(m)} | {_fmt_time(b)} |" for n, m, b in rows]
+    if ratios:
+        lines += ["", "| ratio | median of per-round ratios | best / best | target |",
+                  "| --- | --- | --- | --- |"]
+        for a, b, r, rb in ratios:
+            target = targets.get((a, b))
+            verdict = "" if target is None else (f"≤ {target}× " + ("met" if r <= target
+                                                                    else "**missed**"))
+            lines.append(f"| {a} / {b} | {r:.2f}× | {rb:.2f}× | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_mnist(python_fa: str, python_torch: str | None, repeats: int) -> str:
+    """Epoch seconds of the MNIST main job and of the PyTorch reference, alternating."""
+    data = HERE.parent.parent / "shared" / "data" / "mnist"
+    fa_cmd = [python_fa, "-m", "fnarray.examples.mnist", "--no-progress", "--epochs", "1",
+              "--out", "/tmp/fnarray-bench-mnist", "--data", str(data)]
+    torch_cmd = None if python_torch is None else [
+        python_torch, str(HERE / "mnist_torch_reference.py"), "--epochs", "1", "--data",
+        str(data)]
+    fa_s, torch_s = [], []
+    for _ in range(repeats):
+        out = subprocess.run(fa_cmd, capture_output=True, text=True, cwd=HERE.parent)
+        m = re.search(r"\(([\d.]+) s\)", out.stdout)
+        if m is None:
+            return f"MNIST main job failed:\n```\n{out.stdout[-800:]}{out.stderr[-800:]}\n```\n"
+        fa_s.append(float(m.group(1)))
+        if torch_cmd is not None:
+            out = subprocess.run(torch_cmd, capture_output=True, text=True, cwd=HERE.parent)
+            m = re.search(r"epoch 1: ([\d.]+) s", out.stdout)
+            if m:
+                torch_s.append(float(m.group(1)))
+    rows = [("fnarray MNIST main job", statistics.median(fa_s), min(fa_s))]
+    ratios = []
+    if torch_s:
+        rows.append(("PyTorch reference", statistics.median(torch_s), min(torch_s)))
+        per = [a / b for a, b in zip(fa_s, torch_s)]
+        ratios.append(("fnarray MNIST main job", "PyTorch reference", statistics.median(per),
+                       min(fa_s) / min(torch_s)))
+    note = (f"One training epoch (8,000 images, batch 64, Adam) as printed by each program; "
+            f"{repeats} alternating runs.")
+    return section("MNIST main job, one epoch", note, rows, ratios,
+                   {("fnarray MNIST main job", "PyTorch reference"): 1.2})
+
+
+def environment() -> str:
+    lines = ["| item | value |", "| --- | --- |",
+             f"| machine | {platform.machine()}, {os.cpu_count()} cores, "
+             f"{platform.platform()} |",
+             f"| python | {platform.python_version()} |", f"| numpy | {np.__version__} |"]
+    try:
+        from threadpoolctl import threadpool_info
+        for info in threadpool_info():
+            lines.append(f"| {info['user_api']} | {info['internal_api']} {info['version']} "
+                         f"({info.get('architecture')}), {info['num_threads']} threads |")
+    except ImportError:
+        lines.append("| blas | threadpoolctl not installed |")
+    for mod in ("torch", "jax"):
+        lib = wl.optional(mod)
+        if lib is None:
+            lines.append(f"| {mod} | not installed: rows skipped |")
+        else:
+            extra = f", {lib.get_num_threads()} threads" if mod == "torch" else ""
+            lines.append(f"| {mod} | {lib.__version__}{extra} |")
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS"):
+        lines.append(f"| ${var} | {os.environ.get(var, 'unset')} |")
+    try:
+        load = os.getloadavg()
+        lines.append(f"| load average at start | {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} |")
+    except OSError:
+        pass
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--only", default="eager,mlp,convnet,mnist")
+    parser.add_argument("--mnist-repeats", type=int, default=2)
+    parser.add_argument("--torch-python", default=sys.executable,
+                        help="interpreter with torch for the MNIST reference")
+    parser.add_argument("--write", help="write the report (markdown) to this file")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    parts = ["## Environment", "", environment()]
+    for key, build in (("eager", wl.eager), ("mlp", wl.mlp), ("convnet", wl.convnet)):
+        if key not in only:
+            continue
+        spec = build()
+        times = measure(spec["variants"], args.rounds, spec["number"])
+        rows, ratios = summarise(times, list(spec["targets"]) + spec.get("extra_pairs", []))
+        parts.append(section(spec["title"], spec["note"], rows, ratios, spec["targets"]))
+        print(parts[-1], flush=True)
+    if "mnist" in only:
+        torch_python = args.torch_python if wl.optional("torch") else None
+        parts.append(run_mnist(sys.executable, torch_python, args.mnist_repeats))
+        print(parts[-1], flush=True)
+    report = "\n".join(parts)
+    if args.write:
+        Path(args.write).write_text(report)
+
+
+if __name__ == "__main__":
+    main()
