@@ -20,6 +20,10 @@ from fnarray.api.einsum import einsum  # noqa: F401
 from fnarray.api.special import digamma, lgamma, polygamma  # noqa: F401
 from fnarray.api.dtype_functions import *  # noqa: F401,F403
 from fnarray.api.device_utils import *  # noqa: F401,F403
+from fnarray.api.quantiles import *  # noqa: F401,F403
+from fnarray.api.statistics import *  # noqa: F401,F403
+from fnarray.api.cumulative import *  # noqa: F401,F403
+from fnarray.api.binning import *  # noqa: F401,F403
 from fnarray.api.elementwise import abs, pow, round  # noqa: F401,A004
 from fnarray.api.reductions import all, any, max, min, sum  # noqa: F401,A004
 import fnarray.ops  # noqa: F401,E402  (declares the primitives)

@@ -33,8 +33,18 @@ def _reduce(prim, x, axis, keepdims, op):
     return prim.bind(x, axes=axes, keepdims=bool(keepdims))
 
 
-def sum(x, axis=None, dtype=None, keepdims: bool = False):  # noqa: A001
-    """Sum over ``axis``; booleans and small integers accumulate in ``int64``."""
+def _masked(x, where, identity):
+    """``x`` with the entries outside the ``where`` mask replaced by ``identity``."""
+    if where is None:
+        return x
+    from fnarray.api.elementwise import where as where_
+    return where_(where, x, identity)
+
+
+def sum(x, axis=None, dtype=None, keepdims: bool = False, initial=None,  # noqa: A001
+        where=None):
+    """Sum over ``axis`` of the entries selected by ``where`` (all by default), plus
+    ``initial``; booleans and small integers accumulate in ``int64``."""
     x = as_operand(x)
     if dtype is not None:
         x = astype(x, dtype)
@@ -42,28 +52,46 @@ def sum(x, axis=None, dtype=None, keepdims: bool = False):  # noqa: A001
         x = astype(x, DEFAULT_INT)
     elif x.dtype.kind == "u" and x.dtype.itemsize < 8:
         x = astype(x, canonical_dtype("uint64"))
-    return _reduce(red.reduce_sum, x, axis, keepdims, "sum")
+    out = _reduce(red.reduce_sum, _masked(x, where, 0), axis, keepdims, "sum")
+    return out if initial is None else out + initial
 
 
-def prod(x, axis=None, dtype=None, keepdims: bool = False):
+def prod(x, axis=None, dtype=None, keepdims: bool = False, initial=None, where=None):
+    """Product over ``axis`` of the entries selected by ``where``, times ``initial``."""
     x = as_operand(x)
     if dtype is not None:
         x = astype(x, dtype)
     elif x.dtype.kind in "bi" and x.dtype.itemsize < 8:
         x = astype(x, DEFAULT_INT)
-    return _reduce(red.reduce_prod, x, axis, keepdims, "prod")
+    out = _reduce(red.reduce_prod, _masked(x, where, 1), axis, keepdims, "prod")
+    return out if initial is None else out * initial
 
 
 def _extremum(prim, name):
-    def f(x, axis=None, keepdims: bool = False):
+    def f(x, axis=None, keepdims: bool = False, initial=None, where=None):
         x = as_operand(x)
         axes = normalize_axes(axis, x.ndim, name)
+        if where is not None and initial is None:
+            raise ValueError(f"{name}: a where= mask needs initial= (the {name}imum has no "
+                             f"identity to put in the masked-out entries), e.g. "
+                             f"initial=-fa.inf for max")
         if builtins.any(x.shape[a] == 0 for a in axes):
-            raise ValueError(f"{name}: cannot reduce over a zero-size axis of an array with "
-                             f"shape {x.shape} (there is no identity); check the input is non-empty")
-        return prim.bind(x, axes=axes, keepdims=bool(keepdims))
+            if initial is None:
+                raise ValueError(f"{name}: cannot reduce over a zero-size axis of an array "
+                                 f"with shape {x.shape} (there is no identity); check the "
+                                 f"input is non-empty or pass initial=")
+            from fnarray.api.creation import full
+            shape = tuple(1 if a in axes else d for a, d in enumerate(x.shape)) if keepdims \
+                else tuple(d for a, d in enumerate(x.shape) if a not in axes)
+            return astype(full(shape, initial, dtype=x.dtype), x.dtype)
+        out = prim.bind(_masked(x, where, initial), axes=axes, keepdims=bool(keepdims))
+        if initial is None:
+            return out
+        from fnarray.api import elementwise as ew
+        return (ew.maximum if name == "max" else ew.minimum)(out, initial)
     f.__name__ = name
-    f.__doc__ = f"The {name}imum along ``axis`` (all axes by default)."
+    f.__doc__ = (f"The {name}imum along ``axis`` (all axes by default) of the entries "
+                 f"selected by ``where``, and ``initial``.")
     return f
 
 
@@ -72,14 +100,16 @@ min = _extremum(red.reduce_min, "min")  # noqa: A001
 amax, amin = max, min
 
 
-def all(x, axis=None, keepdims: bool = False):  # noqa: A001
+def all(x, axis=None, keepdims: bool = False, where=None):  # noqa: A001
     x = as_operand(x)
-    return _reduce(red.reduce_and, x if x.dtype == bool_ else astype(x, bool_), axis, keepdims, "all")
+    x = _masked(x if x.dtype == bool_ else astype(x, bool_), where, True)
+    return _reduce(red.reduce_and, x, axis, keepdims, "all")
 
 
-def any(x, axis=None, keepdims: bool = False):  # noqa: A001
+def any(x, axis=None, keepdims: bool = False, where=None):  # noqa: A001
     x = as_operand(x)
-    return _reduce(red.reduce_or, x if x.dtype == bool_ else astype(x, bool_), axis, keepdims, "any")
+    x = _masked(x if x.dtype == bool_ else astype(x, bool_), where, False)
+    return _reduce(red.reduce_or, x, axis, keepdims, "any")
 
 
 def _count(x, axes) -> int:
@@ -89,27 +119,44 @@ def _count(x, axes) -> int:
     return n
 
 
-def mean(x, axis=None, keepdims: bool = False, dtype=None):
-    """Arithmetic mean; integer input gives the default float."""
+def _where_count(x, axes, where, keepdims):
+    """How many entries each reduction sees: a Python int, or an array for ``where``."""
+    if where is None:
+        return _count(x, axes)
+    from fnarray.api.manipulation import broadcast_to
+    mask = broadcast_to(as_operand(where), x.shape)
+    return red.reduce_sum.bind(astype(mask, x.dtype), axes=axes, keepdims=bool(keepdims))
+
+
+def mean(x, axis=None, keepdims: bool = False, dtype=None, where=None):
+    """Arithmetic mean (of the entries selected by ``where``); integer input gives the
+    default float."""
     x = to_inexact(as_operand(x) if dtype is None else astype(x, dtype))
     axes = normalize_axes(axis, x.ndim, "mean")
-    return red.reduce_sum.bind(x, axes=axes, keepdims=bool(keepdims)) / _count(x, axes)
+    total = red.reduce_sum.bind(_masked(x, where, 0), axes=axes, keepdims=bool(keepdims))
+    return total / _where_count(x, axes, where, keepdims)
 
 
-def var(x, axis=None, correction=None, keepdims: bool = False, ddof: int = 0):
-    """Variance with ``correction`` (Array API) or ``ddof`` (NumPy) degrees of freedom."""
+def var(x, axis=None, correction=None, keepdims: bool = False, ddof: int = 0, where=None):
+    """Variance with ``correction`` (Array API) or ``ddof`` (NumPy) degrees of freedom, of
+    the entries selected by ``where``."""
     x = to_inexact(x)
     axes = normalize_axes(axis, x.ndim, "var")
     corr = ddof if correction is None else correction
-    centered = x - mean(x, axis=axes, keepdims=True)
-    sq = centered * centered if x.dtype.kind == "f" else centered * centered.conj()
-    total = red.reduce_sum.bind(sq, axes=axes, keepdims=bool(keepdims))
-    return total / builtins.max(_count(x, axes) - corr, 0)
+    centered = x - mean(x, axis=axes, keepdims=True, where=where)
+    sq = centered * centered if x.dtype.kind == "f" else (centered * centered.conj()).real
+    total = red.reduce_sum.bind(_masked(sq, where, 0), axes=axes, keepdims=bool(keepdims))
+    count = _where_count(x, axes, where, keepdims)
+    if where is None:
+        return total / builtins.max(count - corr, 0)
+    from fnarray.api.elementwise import maximum
+    return total / maximum(count - corr, 0)
 
 
-def std(x, axis=None, correction=None, keepdims: bool = False, ddof: int = 0):
+def std(x, axis=None, correction=None, keepdims: bool = False, ddof: int = 0, where=None):
     from fnarray.api.elementwise import sqrt
-    return sqrt(var(x, axis=axis, correction=correction, keepdims=keepdims, ddof=ddof))
+    return sqrt(var(x, axis=axis, correction=correction, keepdims=keepdims, ddof=ddof,
+                    where=where))
 
 
 def _arg(prim, name):

@@ -117,21 +117,26 @@ class ArrayBase:
     def ravel(self): return _api.ravel(self)
     def flatten(self): return _api.ravel(self)
     def squeeze(self, axis=None): return _api.squeeze(self, axis)
-    def sum(self, axis=None, keepdims=False, dtype=None):
-        return _api.sum(self, axis=axis, keepdims=keepdims, dtype=dtype)
-    def prod(self, axis=None, keepdims=False, dtype=None):
-        return _api.prod(self, axis=axis, keepdims=keepdims, dtype=dtype)
-    def mean(self, axis=None, keepdims=False): return _api.mean(self, axis=axis, keepdims=keepdims)
-    def var(self, axis=None, keepdims=False, ddof=0, correction=None):
-        return _api.var(self, axis=axis, keepdims=keepdims, ddof=ddof, correction=correction)
-    def std(self, axis=None, keepdims=False, ddof=0, correction=None):
-        return _api.std(self, axis=axis, keepdims=keepdims, ddof=ddof, correction=correction)
-    def max(self, axis=None, keepdims=False): return _api.max(self, axis=axis, keepdims=keepdims)
-    def min(self, axis=None, keepdims=False): return _api.min(self, axis=axis, keepdims=keepdims)
+    def sum(self, axis=None, keepdims=False, dtype=None, **kw):  # initial=, where=
+        return _api.sum(self, axis=axis, keepdims=keepdims, dtype=dtype, **kw)
+    def prod(self, axis=None, keepdims=False, dtype=None, **kw):
+        return _api.prod(self, axis=axis, keepdims=keepdims, dtype=dtype, **kw)
+    def mean(self, axis=None, keepdims=False, **kw):
+        return _api.mean(self, axis=axis, keepdims=keepdims, **kw)
+    def var(self, axis=None, keepdims=False, ddof=0, correction=None, **kw):
+        return _api.var(self, axis=axis, keepdims=keepdims, ddof=ddof, correction=correction, **kw)
+    def std(self, axis=None, keepdims=False, ddof=0, correction=None, **kw):
+        return _api.std(self, axis=axis, keepdims=keepdims, ddof=ddof, correction=correction, **kw)
+    def max(self, axis=None, keepdims=False, **kw):
+        return _api.max(self, axis=axis, keepdims=keepdims, **kw)
+    def min(self, axis=None, keepdims=False, **kw):
+        return _api.min(self, axis=axis, keepdims=keepdims, **kw)
     def argmax(self, axis=None, keepdims=False): return _api.argmax(self, axis=axis, keepdims=keepdims)
     def argmin(self, axis=None, keepdims=False): return _api.argmin(self, axis=axis, keepdims=keepdims)
-    def all(self, axis=None, keepdims=False): return _api.all(self, axis=axis, keepdims=keepdims)
-    def any(self, axis=None, keepdims=False): return _api.any(self, axis=axis, keepdims=keepdims)
+    def all(self, axis=None, keepdims=False, **kw):
+        return _api.all(self, axis=axis, keepdims=keepdims, **kw)
+    def any(self, axis=None, keepdims=False, **kw):
+        return _api.any(self, axis=axis, keepdims=keepdims, **kw)
     def cumsum(self, axis=None): return _api.cumsum(self, axis=axis)
     def cumprod(self, axis=None): return _api.cumprod(self, axis=axis)
     def clip(self, min=None, max=None): return _api.clip(self, min, max)
