@@ -24,6 +24,7 @@ from fnarray.api.quantiles import *  # noqa: F401,F403
 from fnarray.api.statistics import *  # noqa: F401,F403
 from fnarray.api.cumulative import *  # noqa: F401,F403
 from fnarray.api.binning import *  # noqa: F401,F403
+from fnarray.api.set_ops import *  # noqa: F401,F403
 from fnarray.api.elementwise import abs, pow, round  # noqa: F401,A004
 from fnarray.api.reductions import all, any, max, min, sum  # noqa: F401,A004
 import fnarray.ops  # noqa: F401,E402  (declares the primitives)

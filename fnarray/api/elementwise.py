@@ -137,11 +137,15 @@ def pow(x1, x2):  # noqa: A001 - Array API name
 power = pow
 
 
-def where(condition, x1=None, x2=None):
-    """Elementwise select: ``x1`` where ``condition`` holds, else ``x2``."""
+def where(condition, x1=None, x2=None, *, size=None, fill_value=None):
+    """Elementwise select: ``x1`` where ``condition`` holds, else ``x2``.  With only
+    ``condition``, ``nonzero(condition, size=size, fill_value=fill_value)``."""
     if x1 is None and x2 is None:
         from fnarray.api.searching import nonzero
-        return nonzero(condition)
+        return nonzero(condition, size=size, fill_value=fill_value)
+    if size is not None or fill_value is not None:
+        raise TypeError("where: size= and fill_value= apply only to the one-argument form "
+                        "where(condition)")
     c = as_operand(condition)
     if c.dtype != bool_:
         c = astype(c, bool_)
