@@ -86,3 +86,177 @@ def test_inplace_on_a_saved_tensor_still_raises():
     h.add_(1)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.sum().backward()
+
+
+# --- reach through the compat name ---------------------------------------------------------
+
+def test_submodules_reach_the_real_modules():
+    import importlib
+
+    import fnarray.data
+    import fnarray.nn.functional
+    import fnarray.optim
+    assert torch.nn is nn and torch.optim is fnarray.optim
+    assert torch.nn.functional is fnarray.nn.functional
+    assert torch.optim.lr_scheduler.OneCycleLR is fnarray.optim.lr_scheduler.OneCycleLR
+    assert torch.utils.data is fnarray.data
+    for alias, real in [("fnarray.compat.nn.functional", "fnarray.nn.functional"),
+                        ("fnarray.compat.optim.lr_scheduler", "fnarray.optim.lr_scheduler"),
+                        ("fnarray.compat.utils.data", "fnarray.data"),
+                        ("fnarray.compat.utils.checkpoint", "fnarray.compat.utils.checkpoint"),
+                        ("fnarray.compat.cuda.amp", "fnarray.compat.cuda.amp")]:
+        mod = importlib.import_module(alias)
+        assert mod is importlib.import_module(real)
+        assert mod.__spec__.name == real  # one module object, not a second copy
+    from fnarray.compat.autograd.functional import jacobian  # noqa: F401
+    from fnarray.compat.cuda.amp import GradScaler, autocast  # noqa: F401
+    from fnarray.compat.utils.data import DataLoader
+    assert DataLoader is fnarray.data.DataLoader
+
+
+def test_top_level_switches_and_queries():
+    assert torch.cuda.is_available() is False and torch.cuda.device_count() == 0
+    torch.backends.cudnn.benchmark = True
+    assert torch.backends.cudnn.benchmark is True
+    torch.backends.cudnn.benchmark = False
+    assert torch.backends.mps.is_available() is False
+    assert torch.__version__.startswith("2.")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    assert torch.get_num_threads() == 1
+    torch.set_num_threads(before)
+    with pytest.raises(RuntimeError, match="positive"):
+        torch.set_num_threads(0)
+
+
+def test_rng_state_round_trip():
+    torch.manual_seed(3)
+    state = torch.get_rng_state()
+    assert state.dtype == torch.uint8
+    a = torch.rand(3)
+    torch.set_rng_state(state)
+    assert torch.rand(3).tolist() == a.tolist()
+
+
+def test_legacy_tensor_types_and_constructor():
+    assert torch.Tensor(2, 3).shape == (2, 3) and torch.Tensor(2, 3).dtype == torch.float32
+    assert torch.Tensor([1, 2]).dtype == torch.float32  # PyTorch: tensor([1., 2.])
+    assert torch.Tensor(torch.Size([4])).shape == (4,)
+    assert torch.Tensor().shape == (0,)
+    p = nn.Parameter(torch.Tensor(3, 2))
+    assert p.shape == (3, 2) and p.requires_grad and p.dtype == torch.float32
+    assert torch.LongTensor([1, 2]).dtype == torch.int64
+    assert torch.FloatTensor(2).shape == (2,)
+    assert isinstance(torch.ones(2), torch.FloatTensor)
+    assert not isinstance(torch.ones(2), torch.LongTensor)
+    assert isinstance(torch.tensor([1]), torch.LongTensor)
+
+
+def test_set_printoptions_changes_repr():
+    try:
+        torch.set_printoptions(precision=2)
+        assert repr(torch.tensor([1.23456, 2.5])) == "tensor([1.23, 2.50])"
+        torch.set_printoptions(threshold=5, edgeitems=2)
+        assert repr(torch.arange(10.0)) == "tensor([0., 1.,  ..., 8., 9.])"
+        torch.set_printoptions(sci_mode=True)
+        assert repr(torch.tensor([1.5])) == "tensor([1.50e+00])"
+    finally:
+        torch.set_printoptions(profile="default")
+    assert repr(torch.tensor([1.23456, 2.5])) == "tensor([1.2346, 2.5000])"
+
+
+# --- autograd.Function and autograd.functional --------------------------------------------
+
+class _Cube(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, k):
+        ctx.save_for_backward(x)
+        ctx.k = k
+        return x ** 3 * k
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * 3 * x ** 2 * ctx.k, None
+
+
+def test_autograd_function():
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    y = _Cube.apply(x, 2.0)
+    assert y.tolist() == [2.0, 16.0]
+    assert y.grad_fn.name() == "_CubeBackward"
+    y.sum().backward()
+    assert x.grad.tolist() == [6.0, 24.0]
+    assert _Cube.apply(torch.tensor([1.0]), 1.0).grad_fn is None  # nothing to record
+
+
+def test_autograd_functional():
+    F = torch.autograd.functional
+    x = torch.tensor([1.0, 2.0])
+    assert F.jacobian(lambda t: t ** 2, x).tolist() == [[2.0, 0.0], [0.0, 4.0]]
+    assert F.hessian(lambda t: (t ** 3).sum(), x).tolist() == [[6.0, 0.0], [0.0, 12.0]]
+    out, jv = F.jvp(lambda t: t ** 2, x, torch.tensor([1.0, 1.0]))
+    assert out.tolist() == [1.0, 4.0] and jv.tolist() == [2.0, 4.0]
+    out, vj = F.vjp(lambda t: t ** 2, x, torch.tensor([1.0, 0.5]))
+    assert vj.tolist() == [2.0, 2.0]
+    _, hv = F.hvp(lambda t: (t ** 3).sum(), x, torch.tensor([1.0, 1.0]))
+    assert hv.tolist() == [6.0, 12.0]
+    jac = F.jacobian(lambda a, b: a * b, (x, torch.tensor([3.0, 4.0])))
+    assert [j.tolist() for j in jac] == [[[3.0, 0.0], [0.0, 4.0]], [[1.0, 0.0], [0.0, 2.0]]]
+    assert not x.requires_grad  # the caller's tensors are untouched
+
+
+# --- gradient checkpointing -----------------------------------------------------------------
+
+def test_checkpoint_matches_plain_backward_and_recomputes():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Dropout(0.3), nn.Linear(4, 2))
+    calls = []
+    model[0].register_forward_hook(lambda *a: calls.append(1))
+    inp = torch.randn(5, 3)
+    state = torch.get_rng_state()
+    out = torch.utils.checkpoint.checkpoint(model, inp, use_reentrant=False)
+    (out ** 2).sum().backward()
+    assert len(calls) == 2  # forward, then the recomputation in backward
+    assert out.grad_fn is not None and not inp.requires_grad
+    got = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    torch.set_rng_state(state)  # the same dropout mask as the checkpointed run
+    (model(inp) ** 2).sum().backward()
+    for g, p in zip(got, model.parameters()):
+        torch.testing.assert_close(g, p.grad)
+
+
+def test_checkpoint_input_gradient_and_autograd_grad():
+    w = torch.tensor([2.0, 3.0], requires_grad=True)
+    x = torch.tensor([1.0, -1.0], requires_grad=True)
+    y = torch.utils.checkpoint.checkpoint(lambda t: (t * w).exp(), x, use_reentrant=False)
+    gx, gw = torch.autograd.grad(y.sum(), (x, w))
+    ex = np.exp([2.0, -3.0])
+    assert np.allclose(gx.tolist(), ex * [2.0, 3.0]) and np.allclose(gw.tolist(), ex * [1, -1])
+
+
+# --- torch.testing.assert_close -------------------------------------------------------------
+
+def test_assert_close_default_tolerances_and_messages():
+    torch.testing.assert_close(torch.tensor([1.0]), torch.tensor([1.0 + 1e-6]))
+    with pytest.raises(AssertionError) as info:
+        torch.testing.assert_close(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 2.5, 3.0]))
+    assert str(info.value) == (
+        "Tensor-likes are not close!\n\n"
+        "Mismatched elements: 1 / 3 (33.3%)\n"
+        "Greatest absolute difference: 0.5 at index (1,) (up to 1e-05 allowed)\n"
+        "Greatest relative difference: 0.2 at index (1,) (up to 1.3e-06 allowed)")
+    with pytest.raises(AssertionError, match="Tensor-likes are not equal!"):
+        torch.testing.assert_close(torch.tensor([1, 2]), torch.tensor([1, 3]))
+    with pytest.raises(AssertionError, match="attribute 'dtype' do not match"):
+        torch.testing.assert_close(torch.ones(2), torch.ones(2, dtype=torch.float64))
+    with pytest.raises(AssertionError, match="attribute 'shape' do not match"):
+        torch.testing.assert_close(torch.ones(2), torch.ones(3))
+    with pytest.raises(AssertionError, match="Scalars are not close!"):
+        torch.testing.assert_close(1.0, 1.1)
+    with pytest.raises(ValueError, match="but got no atol"):
+        torch.testing.assert_close(torch.ones(1), torch.ones(1), rtol=0.1)
+    torch.testing.assert_close(torch.tensor([1.0, 1.05]), torch.tensor([1.0, 1.0]),
+                               rtol=0.1, atol=0.0)
+    torch.testing.assert_close({"a": [torch.ones(1)]}, {"a": [torch.ones(1)]})

@@ -8,7 +8,7 @@ import fnarray.compat as torch
 
 
 def s(t):
-    return f"{t}"
+    return str(t)  # f"{t}" formats a 0-d tensor as its number, as in PyTorch
 
 
 def test_creation_prints_like_pytorch():

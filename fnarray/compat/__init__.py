@@ -6,7 +6,12 @@ trace (``tape.py``), so ``loss.backward()`` runs the same primitive rules as ``f
 
 import numpy as _np
 
-from fnarray.compat import autograd, cuda, linalg, return_types  # noqa: F401
+from fnarray.compat import _aliases
+from fnarray.compat import amp, autograd, backends, cuda, linalg, return_types, testing  # noqa: F401,E501
+from fnarray.compat import autograd_functional as _autograd_functional
+from fnarray.compat.amp import autocast, is_autocast_enabled  # noqa: F401
+from fnarray.compat.formatting import set_printoptions  # noqa: F401
+from fnarray.compat.function import Function as _Function
 from fnarray.compat.functional import *  # noqa: F401,F403
 from fnarray.compat.grad_mode import (enable_grad, inference_mode, is_grad_enabled,  # noqa: F401
                                       no_grad, set_grad_enabled)
@@ -84,3 +89,105 @@ def load(f, map_location=None, **kwargs):
     """Load what ``save`` wrote (``fnarray.io.load``)."""
     from fnarray import io
     return io.load(f, map_location=map_location, **kwargs)
+
+
+# --- reach: the rest of ``torch`` under the compat name (see _aliases) ----------------------
+
+_aliases.install()
+autograd.Function = _Function
+autograd.functional = _autograd_functional
+autograd.__path__ = []  # importable as a package: ``from torch.autograd.functional import``
+__version__ = "2.13.0+fnarray"  # the PyTorch API release this layer follows
+_LAZY = {"nn": "fnarray.nn", "optim": "fnarray.optim", "utils": "fnarray.compat.utils"}
+
+
+def __getattr__(name):
+    """``torch.nn``, ``torch.optim``, ``torch.utils``: imported on first use (they import
+    this package themselves)."""
+    if name in _LAZY:
+        import importlib
+        module = importlib.import_module(_LAZY[name])
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'fnarray.compat' has no attribute {name!r}")
+
+
+_threads = {"n": None}
+
+
+def set_num_threads(n: int) -> None:
+    """Limit the threads of NumPy's BLAS/OpenMP pools (through ``threadpoolctl`` when it
+    is installed); the number is remembered either way."""
+    n = _builtin_int(n)
+    if n < 1:
+        raise RuntimeError(f"set_num_threads expects a positive integer, got {n}")
+    _threads["n"] = n
+    try:
+        import threadpoolctl
+    except ImportError:
+        return
+    threadpoolctl.threadpool_limits(n)
+
+
+def get_num_threads() -> "int":
+    """The number set by ``set_num_threads`` (else the BLAS pool size, else the CPUs)."""
+    if _threads["n"] is not None:
+        return _threads["n"]
+    try:
+        import threadpoolctl
+        sizes = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
+        if sizes:
+            return max(sizes)
+    except ImportError:
+        pass
+    import os
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        (os.cpu_count() or 1)
+
+
+def get_rng_state() -> Tensor:
+    """The default generator's state as a uint8 tensor (``set_rng_state`` takes it back)."""
+    key = default_generator.get_state()
+    if key is None:
+        from fnarray.api import random as _fr
+        key = _fr.key(default_generator.initial_seed())
+    return Tensor(_np.frombuffer(_np.asarray(key).tobytes(), dtype=_np.uint8).copy())
+
+
+def set_rng_state(new_state) -> None:
+    """Restore a state from ``get_rng_state``: later draws repeat."""
+    from fnarray import api as _fa
+    raw = _np.asarray(new_state.numpy() if isinstance(new_state, Tensor) else new_state,
+                      dtype=_np.uint8)
+    if raw.size != 8:
+        raise RuntimeError(f"set_rng_state: expected the 8-byte state get_rng_state() "
+                           f"returns, got {raw.size} bytes")
+    default_generator.set_state(_fa.asarray(_np.frombuffer(raw.tobytes(), _np.uint32)))
+
+
+class _TensorTypeMeta(type):
+    """``isinstance(t, torch.FloatTensor)`` is true for float32 tensors."""
+
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, Tensor) and obj.dtype == cls.dtype
+
+
+def _tensor_type(name: str, dt):
+    def new(cls, *args, device=None):
+        return Tensor(*args, dtype=dt, device=device) if args and not (
+            len(args) == 1 and isinstance(args[0], (list, tuple, Tensor, _np.ndarray))) \
+            else Tensor(_np.asarray(args[0] if args else [], dtype=dt), device=device)
+    return _TensorTypeMeta(name, (), {"dtype": dt, "__new__": new,
+                                      "__doc__": f"Legacy ``torch.{name}``: tensors of "
+                                                 f"{dt.name}."})
+
+
+FloatTensor = _tensor_type("FloatTensor", float32)
+DoubleTensor = _tensor_type("DoubleTensor", float64)
+HalfTensor = _tensor_type("HalfTensor", float16)
+LongTensor = _tensor_type("LongTensor", int64)
+IntTensor = _tensor_type("IntTensor", int32)
+ShortTensor = _tensor_type("ShortTensor", int16)
+CharTensor = _tensor_type("CharTensor", int8)
+ByteTensor = _tensor_type("ByteTensor", uint8)
+BoolTensor = _tensor_type("BoolTensor", bool)

@@ -11,18 +11,50 @@ import math
 
 import numpy as np
 
-PRECISION = 4
-THRESHOLD = 1000
-EDGEITEMS = 3
-LINEWIDTH = 80
 _DEFAULT_DTYPES = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_))
 
 
+class PrintOptions:
+    """What ``set_printoptions`` changes (PyTorch's ``PRINT_OPTS``)."""
+
+    PROFILES = {"default": (4, 1000, 3, 80), "short": (2, 1000, 2, 80),
+                "full": (4, math.inf, 3, 80)}
+
+    def __init__(self):
+        self.precision, self.threshold, self.edgeitems, self.linewidth = \
+            self.PROFILES["default"]
+        self.sci_mode = None
+
+
+PRINT_OPTS = PrintOptions()
+
+
+def set_printoptions(precision: int | None = None, threshold: float | None = None,
+                     edgeitems: int | None = None, linewidth: int | None = None,
+                     profile: str | None = None, sci_mode: bool | None = None) -> None:
+    """``torch.set_printoptions``: digits after the point, the element count beyond which
+    prints are summarised, the edge items a summary keeps, the line width, a named
+    ``profile`` (``default``, ``short``, ``full``) and forced (``True``/``False``) or
+    automatic (``None``) scientific notation."""
+    if profile is not None:
+        if profile not in PrintOptions.PROFILES:
+            raise ValueError(f"set_printoptions: unknown profile {profile!r}; use one of "
+                             f"{sorted(PrintOptions.PROFILES)}")
+        (PRINT_OPTS.precision, PRINT_OPTS.threshold, PRINT_OPTS.edgeitems,
+         PRINT_OPTS.linewidth) = PrintOptions.PROFILES[profile]
+    for name, value in (("precision", precision), ("threshold", threshold),
+                        ("edgeitems", edgeitems), ("linewidth", linewidth)):
+        if value is not None:
+            setattr(PRINT_OPTS, name, value)
+    PRINT_OPTS.sci_mode = sci_mode  # PyTorch resets it to automatic when not given
+
+
 class _Formatter:
-    """Chooses one notation and width for every element of a tensor."""
+    """Chooses one notation and width for every element of a real tensor (PyTorch's
+    ``_Formatter``: the width and notation come from the nonzero finite values only)."""
 
     def __init__(self, values: np.ndarray):
-        self.floating = values.dtype.kind in "fc"
+        self.floating = values.dtype.kind == "f"
         self.int_mode = True
         self.sci_mode = False
         self.width = 1
@@ -30,16 +62,24 @@ class _Formatter:
         if not self.floating:
             self.width = max((len(self._plain(v)) for v in flat), default=1)
             return
-        finite = flat[np.isfinite(flat)]
-        nonzero = np.abs(finite[finite != 0]).astype(np.float64)
-        self.int_mode = bool(np.all(finite == np.ceil(finite)))
-        if nonzero.size:
-            lo, hi = nonzero.min(), nonzero.max()
-            if self.int_mode:
-                self.sci_mode = hi / lo > 1000.0 or hi > 1.0e8
-            else:
-                self.sci_mode = hi / lo > 1000.0 or hi > 1.0e8 or lo < 1.0e-4
-        self.width = max((len(self._float(v)) for v in flat), default=1)
+        flat = flat.astype(np.float64)
+        vals = flat[np.isfinite(flat) & (flat != 0)]
+        if vals.size == 0:
+            return
+        absvals = np.abs(vals)
+        lo, hi = absvals.min(), absvals.max()
+        p = PRINT_OPTS.precision
+        self.int_mode = bool(np.all(vals == np.ceil(vals)))
+        if self.int_mode:
+            self.sci_mode = hi / lo > 1000.0 or hi > 1.0e8
+            texts = [f"{v:.{p}e}" for v in vals] if self.sci_mode else \
+                [f"{v:.0f}." for v in vals]
+        else:
+            self.sci_mode = hi / lo > 1000.0 or hi > 1.0e8 or lo < 1.0e-4
+            texts = [f"{v:.{p}e}" if self.sci_mode else f"{v:.{p}f}" for v in vals]
+        self.width = max(len(t) for t in texts)
+        if PRINT_OPTS.sci_mode is not None:
+            self.sci_mode = PRINT_OPTS.sci_mode
 
     @staticmethod
     def _plain(v) -> str:
@@ -47,37 +87,58 @@ class _Formatter:
 
     def _float(self, v) -> str:
         v = float(v)
+        p = PRINT_OPTS.precision
         if self.sci_mode:
-            return f"{v:.{PRECISION}e}"
+            return f"{v:{self.width}.{p}e}"
         if self.int_mode:
             text = f"{v:.0f}"
             return text if math.isinf(v) or math.isnan(v) else text + "."
-        return f"{v:.{PRECISION}f}"
+        return f"{v:.{p}f}"
 
     def format(self, v) -> str:
         text = self._float(v) if self.floating else self._plain(v)
         return " " * (self.width - len(text)) + text
 
 
+class _ComplexFormatter:
+    """Complex elements as PyTorch prints them: real and imaginary parts each formatted
+    over their own values, joined as ``1.+2.j``."""
+
+    floating = True
+
+    def __init__(self, values: np.ndarray):
+        self.real, self.imag = _Formatter(values.real), _Formatter(values.imag)
+        self.width = self.real.width + self.imag.width + 1
+
+    def format(self, v) -> str:
+        real = self.real.format(v.real)
+        imag = (self.imag.format(v.imag) + "j").lstrip()
+        return real + imag if imag[0] in "+-" else real + "+" + imag
+
+
+def _formatter(values: np.ndarray):
+    return _ComplexFormatter(values) if values.dtype.kind == "c" else _Formatter(values)
+
+
 def _summarized(values: np.ndarray) -> np.ndarray:
     """The elements a summarised print shows (edges of every dimension)."""
     if values.ndim == 0:
         return values
-    if values.shape[0] > 2 * EDGEITEMS:
-        values = np.concatenate([values[:EDGEITEMS], values[-EDGEITEMS:]])
+    edge = PRINT_OPTS.edgeitems
+    if values.shape[0] > 2 * edge:
+        values = np.concatenate([values[:edge], values[-edge:]])
     return np.stack([_summarized(v) for v in values]) if values.ndim > 1 else values
 
 
-def _body(values: np.ndarray, fmt: _Formatter, indent: int, summarize: bool) -> str:
+def _body(values: np.ndarray, fmt, indent: int, summarize: bool) -> str:
     if values.ndim == 0:
         return fmt.format(values)
-    n = values.shape[0]
-    cut = summarize and n > 2 * EDGEITEMS
-    idx = list(range(EDGEITEMS)) + [None] + list(range(n - EDGEITEMS, n)) if cut \
-        else list(range(n))
+    n, edge = values.shape[0], PRINT_OPTS.edgeitems
+    cut = summarize and n > 2 * edge
+    idx = list(range(edge)) + [None] + list(range(n - edge, n)) if cut else list(range(n))
     if values.ndim == 1:
         items = [" ..." if i is None else fmt.format(values[i]) for i in idx]
-        per_line = max(1, (LINEWIDTH - indent) // (fmt.width + 2))
+        per_line = max(1, (PRINT_OPTS.linewidth - indent) // (fmt.width + 2))
         lines = [", ".join(items[s:s + per_line]) for s in range(0, len(items), per_line)]
         return "[" + (",\n" + " " * (indent + 1)).join(lines) + "]"
     parts = ["..." if i is None else _body(values[i], fmt, indent + 1, summarize)
@@ -88,8 +149,8 @@ def _body(values: np.ndarray, fmt: _Formatter, indent: int, summarize: bool) -> 
 
 def format_values(values: np.ndarray, indent: int) -> str:
     """The bracketed element text of ``values`` (no prefix, no suffixes)."""
-    summarize = values.size > THRESHOLD
-    fmt = _Formatter(_summarized(values) if summarize else values)
+    summarize = values.size > PRINT_OPTS.threshold
+    fmt = _formatter(_summarized(values) if summarize else values)
     return _body(values, fmt, indent, summarize)
 
 
@@ -123,7 +184,7 @@ def tensor_repr(t) -> str:
     text = prefix + body
     for s in suffixes:
         last = text.rsplit("\n", 1)[-1]
-        if len(last) + len(s) + 2 > LINEWIDTH:
+        if len(last) + len(s) + 2 > PRINT_OPTS.linewidth:
             text += ",\n" + " " * len(prefix) + s
         else:
             text += ", " + s

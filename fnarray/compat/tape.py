@@ -49,6 +49,7 @@ class _OpState(threading.local):
         self.name = None
         self.group = 0
         self.updating = None  # the version cell of the tensor an in-place update rewrites
+        self.autocast = None  # under ``torch.autocast``: ``cast(prim, tracers) -> tracers``
 
 
 _op = _OpState()
@@ -98,6 +99,8 @@ class CompatTrace(Trace):
         return value  # arrays and Python constants are not recorded
 
     def process_primitive(self, prim, tracers, params):
+        if _op.autocast is not None:
+            tracers = _op.autocast(prim, tracers)
         tensor_t = TENSOR
         vals = [t._value if isinstance(t, tensor_t) else t for t in tracers]
         out = prim.bind(*vals, **params)

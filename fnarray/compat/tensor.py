@@ -98,10 +98,23 @@ class Tensor(Tracer):
     _grad = None
     _detached = False  # a view through ``detach()``/``.data``: writes are not recorded
 
-    def __init__(self, data=None, dtype=None, device=None, requires_grad: bool = False):
-        if isinstance(data, Tensor):
-            data = data._value
-        self._value = fa.asarray([] if data is None else data, dtype=dtype, device=device)
+    def __init__(self, *args, dtype=None, device=None, requires_grad: bool = False):
+        """PyTorch's legacy constructor: ``Tensor(2, 3)`` or ``Tensor(Size)`` is a float32
+        tensor of that shape (zero-filled: fnarray has no uninitialised memory),
+        ``Tensor([1, 2])`` copies Python data as float32, ``Tensor()`` is empty; an
+        array or tensor argument keeps its dtype."""
+        if len(args) > 1 or (args and isinstance(args[0], (int, np.integer, Size))
+                             and not isinstance(args[0], bool)):
+            shape = tuple(args[0]) if isinstance(args[0], Size) else tuple(args)
+            value = fa.zeros(shape, dtype or np.float32, device)
+        else:
+            data = args[0] if args else None
+            if isinstance(data, Tensor):
+                data = data._value
+            if dtype is None and (data is None or isinstance(data, (list, tuple))):
+                dtype = np.complex64 if _has_complex(data) else np.float32
+            value = fa.asarray([] if data is None else data, dtype=dtype, device=device)
+        self._value = value
         self._node, self._index, self._version = None, 0, [0]
         if requires_grad:
             self.requires_grad_(True)
@@ -313,9 +326,10 @@ class Tensor(Tracer):
     __str__ = __repr__
 
     def __format__(self, spec):
-        if spec and self.dim() == 0:
+        # PyTorch formats a 0-d plain tensor as its number (``f"{loss}"`` -> ``0.5``)
+        if self.dim() == 0 and type(self) is Tensor:
             return format(self.item(), spec)
-        return format(repr(self), spec)
+        return object.__format__(self, spec)
 
     def __bool__(self):
         if self.size_in_elements() != 1:
@@ -739,6 +753,12 @@ def _is_dtype(obj) -> bool:
     if isinstance(obj, np.dtype):
         return True
     return isinstance(obj, type) and issubclass(obj, (np.generic, bool, int, float, complex))
+
+
+def _has_complex(data) -> bool:
+    if isinstance(data, (list, tuple)):
+        return any(_has_complex(d) for d in data)
+    return isinstance(data, complex) or (isinstance(data, Tensor) and data.dtype.kind == "c")
 
 
 def _rebuild(host, requires_grad):

@@ -28,3 +28,6 @@ def manual_seed(seed: int) -> None:
 
 
 manual_seed_all = manual_seed
+
+
+from fnarray.compat.cuda import amp  # noqa: E402,F401 - torch.cuda.amp
