@@ -13,6 +13,9 @@ from fnarray import random  # noqa: E402,F401
 from fnarray.api import abs, all, any, max, min, pow, round, sum  # noqa: F401,A004
 from fnarray.transforms import *  # noqa: F401,F403
 from fnarray.api.control_flow import cond, fori_loop, map, scan, switch, while_loop  # noqa: F401,E402,A004
+from fnarray.transforms.eval_shape import ShapeDtypeStruct, eval_shape  # noqa: F401,E402
+from fnarray.callbacks import pure_callback  # noqa: F401,E402
+from fnarray import debug, tree_util  # noqa: F401,E402
 from fnarray import fft, linalg  # noqa: F401,E402
 from fnarray.io import SerializationError, load, save  # noqa: F401,E402
 

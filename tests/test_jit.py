@@ -89,6 +89,7 @@ def test_control_flow_on_traced_value_names_line_and_fixes():
     msg = str(e.value)
     assert "bool()" in msg and "if x.sum() > 0" in msg and "test_jit.py" in msg
     assert "static_argnums" in msg and "fa.where" in msg
+    assert "fa.cond" in msg and "fa.while_loop" in msg and "fa.fori_loop" in msg
 
 
 def test_vmap_control_flow_on_batched_value_suggests_where():

@@ -16,7 +16,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import functools
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 
 class _NodeType(NamedTuple):
@@ -39,12 +39,33 @@ def register_node(cls: type, flatten: Callable, unflatten: Callable) -> None:
     _registry[cls] = _NodeType(flatten, unflatten)
 
 
-def register_dataclass(cls: type) -> type:
-    """Register a dataclass whose fields are all children; usable as a decorator."""
-    names = [f.name for f in dataclasses.fields(cls)]
-    register_node(cls, lambda o: ([getattr(o, n) for n in names], None),
-                  lambda _, c: cls(**dict(zip(names, c))))
-    _field_names[cls] = tuple(names)
+def register_dataclass(cls: type | None = None, data_fields: Sequence[str] | None = None,
+                       meta_fields: Sequence[str] | None = None):
+    """Register a dataclass as a container; usable as a decorator.
+
+    ``data_fields`` are its children (array leaves or subtrees), ``meta_fields`` are static
+    values kept in the structure (hashable; two trees with different metadata differ).  By
+    default every field is data except those declared with
+    ``dataclasses.field(metadata={"static": True})``, as in JAX.
+    """
+    if cls is None:
+        return lambda c: register_dataclass(c, data_fields, meta_fields)
+    fields = dataclasses.fields(cls)
+    if data_fields is None and meta_fields is None:
+        meta_fields = [f.name for f in fields if f.metadata.get("static", False)]
+    if meta_fields is None:
+        meta_fields = [f.name for f in fields if f.name not in data_fields]
+    if data_fields is None:
+        data_fields = [f.name for f in fields if f.name not in meta_fields]
+    data, meta = tuple(data_fields), tuple(meta_fields)
+    init_fields = {f.name for f in fields if f.init}
+    if set(data) | set(meta) != init_fields or set(data) & set(meta):
+        raise ValueError(f"register_dataclass({cls.__name__}): data_fields {list(data)} and "
+                         f"meta_fields {list(meta)} must split the fields {sorted(init_fields)}")
+    register_node(cls, lambda o: ([getattr(o, n) for n in data],
+                                  tuple(getattr(o, n) for n in meta)),
+                  lambda aux, c: cls(**dict(zip(data, c)), **dict(zip(meta, aux))))
+    _field_names[cls] = data
     return cls
 
 

@@ -89,7 +89,8 @@ class Program:
             head = " ".join(typed(v) for v in e.outvars)
             args = " ".join(name(v) for v in e.invars)
             fused = f"    # fused group {group_of[i]}" if i in group_of else ""
-            lines.append(f"  {head} = {e.prim.name}{'[' + params + ']' if params else ''} {args}{fused}")
+            lhs = f"{head} = " if head else ""  # an effect (host callback) has no result
+            lines.append(f"  {lhs}{e.prim.name}{'[' + params + ']' if params else ''} {args}{fused}")
             for k, v in subs.items():  # sub-programs of control flow, nested and indented
                 for j, sub in enumerate(_sub_programs(v)):
                     label = k if isinstance(v, Program) else f"{k}[{j}]"
@@ -153,9 +154,10 @@ def _concretization_message(t, why: str) -> str:
     return (
         f"{t._trace.main.name}: {why} needs a concrete value of a traced "
         f"{t.aval.str_short()} array, but inside {t._trace.main.name} only its shape and dtype "
-        f"are known{where}. Fixes: mark that "
-        f"argument static with static_argnums=/static_argnames= (it is then part of the cache "
-        f"key), or replace the Python branch with fa.where(cond, a, b), or move the "
+        f"are known{where}. Fixes: write the branch or loop with structured control flow "
+        f"(fa.cond / fa.switch for `if`, fa.while_loop / fa.fori_loop / fa.scan for loops), "
+        f"or mark that argument static with static_argnums=/static_argnames= (it is then part "
+        f"of the cache key), or select elementwise with fa.where(cond, a, b), or move the "
         f"computation outside the transformation")
 
 
