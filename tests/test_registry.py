@@ -14,6 +14,7 @@ For each primitive:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import fnarray as fa
 import tests.samples as samples_pkg
@@ -199,3 +201,73 @@ def test_kernel_matches_numpy_reference(name, data):
     assert got.shape == expected.shape
     assert got.dtype == expected.dtype, f"{name}: dtype {got.dtype}, NumPy gives {expected.dtype}"
     np.testing.assert_array_equal(got, expected)
+
+
+# --- complex inputs --------------------------------------------------------------------------
+# Derivatives of complex inputs follow JAX's convention (``fnarray.testing``: a VJP is the
+# transpose of the JVP under ``Re sum(ct * t)``).  Every differentiable primitive is checked
+# on its samples with the differentiated operands made complex, except those whose kernels
+# refuse complex operands (they must raise ``TypeError``) and the decompositions whose
+# derivative rules are real-only by design (they must refuse complex input, never answer).
+
+REAL_KERNELS = {"atan2", "copysign", "hypot", "rem", "erf", "rfft", "lgamma", "digamma",
+                "polygamma"}
+REAL_DERIVATIVES = {"cholesky", "qr", "eigh", "svd", "slogdet"}
+COMPLEX = [n for n in DIFFERENTIABLE if n not in REAL_KERNELS | REAL_DERIVATIVES]
+
+
+def _complex_sample(name, data):
+    """A sample whose float differentiated operands get an imaginary part in [-0.5, 0.5]
+    (small enough to keep every sample clear of its op's branch cuts)."""
+    sample = _sample(name, data)
+    args = list(sample.args)
+    for i in sample.diff:
+        a = np.asarray(args[i])
+        if a.dtype.kind == "f":
+            im = data.draw(hnp.arrays(np.float64, a.shape, elements=st.floats(-0.5, 0.5)),
+                           label=f"imaginary part of operand {i}")
+            args[i] = a + 1j * im
+    return dataclasses.replace(sample, args=tuple(args))
+
+
+@pytest.mark.parametrize("name", COMPLEX)
+@settings(max_examples=6)
+@given(data=st.data())
+def test_complex_jvp_matches_finite_differences(name, data):
+    sample = _complex_sample(name, data)
+    if "fwd" not in sample.modes:
+        return  # no derivative by design (pure_callback)
+    f, xs = _function_of_diff(REGISTRY[name], sample)
+    check_jvp(f, xs, name=name)
+
+
+@pytest.mark.parametrize("name", COMPLEX)
+@settings(max_examples=6)
+@given(data=st.data())
+def test_complex_vjp_matches_jvp(name, data):
+    sample = _complex_sample(name, data)
+    if "rev" not in sample.modes:
+        return  # forward-only by design (while)
+    f, xs = _function_of_diff(REGISTRY[name], sample)
+    check_vjp(f, xs, name=name)
+
+
+@pytest.mark.parametrize("name", sorted(REAL_KERNELS))
+@settings(max_examples=2)
+@given(data=st.data())
+def test_real_only_kernels_refuse_complex(name, data):
+    f, xs = _function_of_diff(REGISTRY[name], _complex_sample(name, data))
+    with pytest.raises(TypeError):
+        f(*xs)
+
+
+@pytest.mark.parametrize("name", sorted(REAL_DERIVATIVES))
+@settings(max_examples=2)
+@given(data=st.data())
+def test_real_only_derivatives_refuse_complex(name, data):
+    f, xs = _function_of_diff(REGISTRY[name], _complex_sample(name, data))
+    f(*xs)  # the value is computed ...
+    with pytest.raises(TypeError, match=f"{name}: derivatives for complex input"):
+        check_jvp(f, xs, name=name)  # ... but not differentiated
+    with pytest.raises(TypeError, match=f"{name}: derivatives for complex input"):
+        check_vjp(f, xs, name=name)

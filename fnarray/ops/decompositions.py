@@ -19,7 +19,9 @@ transpose of its JVP (so ``<ct, J t> == <J^T ct, t>`` holds to rounding).  Assum
 * ``cholesky`` of a matrix that is not positive definite is all NaN (as in JAX), so one
   bad matrix does not abort a batch; ``fa.linalg.cholesky`` documents this too.
 * ``solve``, ``det`` and ``slogdet`` need a non-singular matrix for their derivatives.
-Real input only: these are the derivatives of real matrix functions.
+Real input only for the derivatives of ``cholesky``, ``qr``, ``eigh``, ``svd`` and ``slogdet``
+(their rules refuse complex input with a ``TypeError``); ``solve`` and ``det`` are
+holomorphic, so their rules hold for complex input too (JAX's convention, no conjugation).
 """
 
 from __future__ import annotations
@@ -80,6 +82,16 @@ def _right_solve(b, a):
     return _t(_solve(_t(a), _t(b)))
 
 
+def _real_only(op, a):
+    """Refuse complex input in a derivative rule: these rules are the derivatives of real
+    matrix functions (complex ones need conjugate transposes and phase conventions)."""
+    if a.dtype.kind == "c":
+        raise TypeError(
+            f"{op}: derivatives for complex input ({a.dtype}{list(a.shape)}) are not "
+            f"supported; fa.linalg.{op} of a complex matrix can be computed, but not "
+            f"differentiated (stop_gradient it, or split it into real and imaginary parts)")
+
+
 def _square_check(op, a):
     if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
         raise ValueError(f"{op}: expected a stack of square matrices (..., n, n), got shape "
@@ -114,6 +126,7 @@ def _phi(x):
 
 
 def _chol_jvp(primals, tangents):
+    _real_only("cholesky", primals[0])
     a, = primals
     l = cholesky.bind(a)
     s = _sym(tangents[0])
@@ -122,6 +135,7 @@ def _chol_jvp(primals, tangents):
 
 
 def _chol_vjp(ct, a, *, out):
+    _real_only("cholesky", a)
     l = out
     p = _phi(_mm(_t(l), ct))
     return (_sym(_right_solve(_solve(_t(l), p), l)),)   # sym(L^{-T} P L^{-1})
@@ -179,6 +193,7 @@ def _qr_square_vjp(q, r, qbar, rbar):
 
 
 def _qr_jvp(primals, tangents):
+    _real_only("qr", primals[0])
     a, = primals
     q, r = qr.bind(a)
     da = tangents[0]
@@ -193,6 +208,7 @@ def _qr_jvp(primals, tangents):
 
 
 def _qr_vjp(cts, a, *, out):
+    _real_only("qr", a)
     qbar, rbar = cts
     q, r = out
     m, n = a.shape[-2:]
@@ -221,6 +237,7 @@ qr.batch = _batch_front(qr, 2)
 # --- eigh -------------------------------------------------------------------------------------
 
 def _eigh_jvp(primals, tangents):
+    _real_only("eigh", primals[0])
     a, = primals
     w, v = eigh.bind(a)
     p = _mm(_t(v), _sym(tangents[0]), v)       # V^T S V
@@ -228,6 +245,7 @@ def _eigh_jvp(primals, tangents):
 
 
 def _eigh_vjp(cts, a, *, out):
+    _real_only("eigh", a)
     wbar, vbar = cts
     w, v = out
     inner = _diag_embed(wbar) + _gap_inverse(w) * _mm(_t(v), vbar)
@@ -254,6 +272,7 @@ def _svd_parts(s):
 
 
 def _svd_jvp(primals, tangents):
+    _real_only("svd", primals[0])
     a, = primals
     u, s, vh = svd.bind(a)
     v = _t(vh)
@@ -269,6 +288,7 @@ def _svd_jvp(primals, tangents):
 
 
 def _svd_vjp(cts, a, *, out):
+    _real_only("svd", a)
     ubar, sbar, vhbar = cts
     u, s, vh = out
     v, vbar = _t(vh), _t(vhbar)
@@ -364,12 +384,14 @@ det.batch = _batch_front(det, 1)
 
 
 def _slogdet_jvp(primals, tangents):
+    _real_only("slogdet", primals[0])
     a, = primals
     sign, logabs = slogdet.bind(a)
     return (sign, logabs), (None, _trace_inv_prod(a, tangents[0]))
 
 
 def _slogdet_vjp(cts, a, *, out):
+    _real_only("slogdet", a)
     _, ct = cts
     return (fa.expand_dims(fa.expand_dims(ct, -1), -1) * _inv_t(a),)
 

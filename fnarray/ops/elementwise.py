@@ -172,6 +172,8 @@ signbit = unary("signbit", "signbit", out_dtype=bool_)
 
 
 def _stable_sigmoid(xp, x):
+    if x.dtype.kind == "c":  # no overflow-free form for complex x; JAX's definition
+        return 1 / (1 + xp.exp(-x))
     e = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
@@ -179,6 +181,9 @@ def _stable_sigmoid(xp, x):
 def _erf(xp, x):
     """erf through Python's ``math.erf`` (NumPy has no erf and fnarray needs no SciPy):
     exact to double precision, at about 50 ns per element."""
+    if x.dtype.kind == "c":
+        raise TypeError(f"erf: complex input ({x.dtype}) is not supported; erf is defined "
+                        f"here for real x only")
     vec = np.frompyfunc(math.erf, 1, 1)
     host = x if xp is np else xp.asnumpy(x)
     out = np.asarray(vec(host), dtype=host.dtype) if host.size else host.copy()

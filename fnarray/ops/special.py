@@ -29,6 +29,9 @@ _BERNOULLI = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6)
 def _host(kernel):
     """Run a float64 NumPy ``kernel`` on the host and return the input's dtype/device."""
     def impl(xp, x, **params):
+        if x.dtype.kind == "c":
+            raise TypeError(f"{kernel.__name__.strip('_')}: complex input ({x.dtype}) is not "
+                            f"supported; this special function is defined for real x only")
         host = x if xp is np else xp.asnumpy(x)
         with np.errstate(all="ignore"):
             out = np.asarray(kernel(np.asarray(host, dtype=np.float64), **params))
