@@ -5,6 +5,7 @@ import gc
 import multiprocessing
 import os
 import signal
+import threading
 import time
 
 import numpy as np
@@ -141,6 +142,9 @@ def test_timeout_and_abandoned_iterators_leak_nothing():
 
 
 def test_unpicklable_dataset_is_explained():
-    with pytest.raises(RuntimeError, match="pickled to worker processes"):
-        iter(DataLoader(Numbers(3), collate_fn=lambda b: b, num_workers=1))
+    dataset = Numbers(3)
+    dataset.lock = threading.Lock()  # lambdas travel by value; a lock cannot
+    with pytest.raises(RuntimeError, match=r"could not send the dataset.*lock.*cannot be "
+                                           r"serialised even by value"):
+        iter(DataLoader(dataset, collate_fn=lambda b: b, num_workers=1))
     assert not multiprocessing.active_children()

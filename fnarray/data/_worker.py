@@ -185,9 +185,12 @@ class WorkerSpec:
         return MapFetcher(self.dataset, self.collate_fn, self.auto_collation)
 
 
-def worker_loop(spec: WorkerSpec, worker_id: int, index_queue, result_queue) -> None:
-    """Serve tasks until told to stop or until the main process is gone."""
+def worker_loop(payload, worker_id: int, index_queue, result_queue) -> None:
+    """Serve tasks until told to stop or until the main process is gone; ``payload`` is
+    the ``WorkerSpec`` as ``_payload.dump`` made it."""
     global _info, _rng
+    from fnarray.data import _payload
+    spec = _payload.load(payload)
     seed = spec.base_seed + worker_id
     random.seed(seed)
     np.random.seed(seed % 2**32)

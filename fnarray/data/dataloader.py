@@ -6,10 +6,11 @@ Workers are started with the ``forkserver`` method where the platform has it (``
 otherwise; choose another with ``multiprocessing_context=``).  ``fork`` is not used: forking
 a process that runs threads (BLAS pools, queue feeder threads) can deadlock the child.
 The fork server preloads fnarray, so after the first loader a worker starts in well under
-0.1 s, where ``spawn`` re-imports everything for every worker (about 1 s each here).  As
-with ``spawn``, the dataset, ``collate_fn`` and ``worker_init_fn`` are pickled to the
-workers (so they must be defined at module level), and scripts need the usual
-``if __name__ == "__main__":`` guard.
+0.1 s, where ``spawn`` re-imports everything for every worker (about 1 s each here).  The
+dataset, ``collate_fn`` and ``worker_init_fn`` are sent by value with cloudpickle and the
+workers never re-run the main script (``_payload``), so, as with PyTorch's fork on Linux,
+datasets defined in notebook cells or functions, lambdas and scripts without an
+``if __name__ == "__main__":`` guard work.
 
 Each worker has its own index queue; results come back on one shared queue and are
 reordered, so batches arrive in sampler order.  At most ``prefetch_factor * num_workers``
@@ -41,7 +42,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 
-from fnarray.data import _worker
+from fnarray.data import _payload, _worker
 from fnarray.data.collate import default_collate
 from fnarray.data.dataset import IterableDataset
 from fnarray.data.sampler import (
@@ -155,7 +156,7 @@ def _context(spec):
                       else "spawn")
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(["fnarray", "fnarray.data"])
+        ctx.set_forkserver_preload(["fnarray", "fnarray.data", "cloudpickle"])
     return ctx
 
 
@@ -164,7 +165,13 @@ class _WorkerPool:
 
     def __init__(self, loader: DataLoader, base_seed: int):
         ctx = loader.multiprocessing_context
-        spec = loader._spec(base_seed)
+        try:
+            payload, by_value = _payload.dump(loader._spec(base_seed))
+        except Exception as e:  # noqa: BLE001 - cloudpickle raises many types
+            raise RuntimeError(
+                f"DataLoader could not send the dataset, collate_fn and worker_init_fn to "
+                f"its worker processes ({type(e).__name__}: {e}): "
+                f"{_payload.pickling_hint(True)}") from e
         self.result_queue = ctx.Queue()
         self.index_queues, self.workers = [], []
         self.generation = 0
@@ -173,16 +180,17 @@ class _WorkerPool:
         for worker_id in range(loader.num_workers):
             index_queue = ctx.Queue()
             process = ctx.Process(target=_worker.worker_loop, daemon=True,
-                                  args=(spec, worker_id, index_queue, self.result_queue))
+                                  args=(payload, worker_id, index_queue, self.result_queue))
             try:
-                process.start()
+                with _payload.main_hidden(by_value):
+                    process.start()
             except (pickle.PicklingError, AttributeError, TypeError) as e:
                 self.close()
                 raise RuntimeError(
                     f"DataLoader could not start worker {worker_id}: the dataset, collate_fn "
                     f"and worker_init_fn are pickled to worker processes, and one of them "
-                    f"cannot be pickled ({type(e).__name__}: {e}). Define them at module level "
-                    f"(not lambdas or local functions), or use num_workers=0") from e
+                    f"cannot be pickled ({type(e).__name__}: {e}): "
+                    f"{_payload.pickling_hint(by_value)}") from e
             self.index_queues.append(index_queue)
             self.workers.append(process)
 

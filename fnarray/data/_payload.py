@@ -1,0 +1,77 @@
+"""How a ``DataLoader`` hands its dataset, ``collate_fn`` and ``worker_init_fn`` to workers.
+
+PyTorch on Linux forks its workers, so a Dataset defined in a notebook cell or inside a
+function, a lambda ``collate_fn`` and a script without an ``if __name__ == "__main__":``
+guard all work there.  fnarray starts workers with ``forkserver``/``spawn`` (forking a
+process that runs BLAS threads can deadlock), which normally means pickling by reference
+and re-running the main script in every worker.  Instead:
+
+* the ``WorkerSpec`` is serialised once with ``cloudpickle`` (extra ``data``), which pickles
+  classes and functions from ``__main__``, notebook cells, closures and lambdas by value;
+* while a worker process is started, ``__main__`` is hidden from ``multiprocessing``'s
+  preparation step, so the worker never re-imports (re-runs) the user's script: it needs
+  nothing from it, because the payload carries everything by value.
+
+Without cloudpickle the spec is pickled as before (module-level definitions and a
+``__main__`` guard required), and a pickling failure names the extra to install.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import sys
+import types
+from collections.abc import Iterator
+
+_INSTALL_HINT = "install the 'data' extra (pip install 'fnarray[data]', i.e. cloudpickle)"
+
+
+def _cloudpickle():
+    try:
+        import cloudpickle
+    except ImportError:
+        return None
+    return cloudpickle
+
+
+def dump(spec) -> tuple[bytes | object, bool]:
+    """``(payload, by_value)``: the spec as cloudpickle bytes when cloudpickle is present,
+    else the spec itself (pickled by ``multiprocessing`` when a worker starts)."""
+    cp = _cloudpickle()
+    if cp is None:
+        return spec, False
+    return cp.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL), True
+
+
+def load(payload):
+    """The spec back from ``dump``'s payload (in the worker)."""
+    return pickle.loads(payload) if isinstance(payload, bytes) else payload
+
+
+def pickling_hint(by_value: bool) -> str:
+    if by_value:
+        return ("an object it holds cannot be serialised even by value (e.g. an open file, "
+                "a lock or a database connection); open such resources lazily in "
+                "__getitem__ or worker_init_fn, or use num_workers=0")
+    return (f"define them at module level (not lambdas or local functions) and guard the "
+            f"script with if __name__ == '__main__':, or {_INSTALL_HINT} so they are sent "
+            f"by value")
+
+
+@contextlib.contextmanager
+def main_hidden(active: bool) -> Iterator[None]:
+    """While starting a worker, show ``multiprocessing`` a ``__main__`` with no file or
+    spec, so the worker does not re-run the user's script."""
+    if not active:
+        yield
+        return
+    real = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if real is None:
+            del sys.modules["__main__"]
+        else:
+            sys.modules["__main__"] = real
