@@ -260,3 +260,26 @@ def test_assert_close_default_tolerances_and_messages():
     torch.testing.assert_close(torch.tensor([1.0, 1.05]), torch.tensor([1.0, 1.0]),
                                rtol=0.1, atol=0.0)
     torch.testing.assert_close({"a": [torch.ones(1)]}, {"a": [torch.ones(1)]})
+
+
+# --- Linear: PyTorch's grad_fn graph and dtype check ---------------------------------------
+
+def test_linear_grad_fn_graph_as_pytorch():
+    lin = nn.Linear(2, 3)
+    y = lin(torch.ones(4, 2))
+    assert y.grad_fn.name() == "AddmmBackward0"
+    (b, _), (inp, _), (wt, _) = y.grad_fn.next_functions
+    assert type(b).__name__ == "AccumulateGrad" and b.variable is lin.bias
+    assert inp is None  # the input does not require grad
+    assert wt.name() == "TBackward0"
+    assert wt.next_functions[0][0].variable is lin.weight
+    assert nn.Linear(2, 3, bias=False)(torch.ones(4, 2)).grad_fn.name() == "MmBackward0"
+    assert lin(torch.ones(5, 4, 2)).grad_fn.name() == "ViewBackward0"
+
+
+def test_linear_rejects_a_float64_input_on_float32_weights():
+    lin = nn.Linear(2, 3)
+    with pytest.raises(RuntimeError, match="mat1 and mat2 must have the same dtype, but got "
+                                           "Double and Float"):
+        lin(torch.ones(1, 2, dtype=torch.float64))
+    assert lin.double()(torch.ones(1, 2, dtype=torch.float64)).dtype == torch.float64

@@ -117,6 +117,37 @@ class autocast:  # noqa: N801 - PyTorch's name
         return wrapped
 
 
+_TORCH_NAMES = {"float64": "Double", "float32": "Float", "float16": "Half",
+                "bfloat16": "BFloat16", "int64": "Long", "int32": "Int", "int16": "Short",
+                "int8": "Char", "uint8": "Byte", "bool": "Bool", "complex64": "ComplexFloat",
+                "complex128": "ComplexDouble"}
+
+
+def check_linear_operands(input, weight, bias):
+    """``F.linear``'s PyTorch behaviour for compat tensors: mismatched input and weight
+    dtypes raise (as ``addmm`` does), and under autocast the bias is cast with the
+    product's operands (so the result has the autocast dtype).  Returns the bias."""
+    cast = tape._op.autocast
+    if cast is not None:
+        return bias if bias is None else cast(_LINEAR, [bias])[0]
+    tensor_t = tape.TENSOR
+    if (isinstance(input, tensor_t) or isinstance(weight, tensor_t)) \
+            and input.dtype != weight.dtype:
+        names = [_TORCH_NAMES.get(np.dtype(d).name, np.dtype(d).name)
+                 for d in (input.dtype, weight.dtype)]
+        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {names[0]} and "
+                           f"{names[1]} (linear: convert the input with .to({weight.dtype}) "
+                           f"or the layer with .to({input.dtype}))")
+    return bias
+
+
+class _Linear:
+    name = "dot_general"  # what ``autocast`` casts: the bias joins the matrix product
+
+
+_LINEAR = _Linear()
+
+
 def is_autocast_enabled(device_type: str | None = None) -> bool:
     """Whether an enabled autocast region is active."""
     cast = tape._op.autocast

@@ -146,8 +146,17 @@ def linear(input, weight, bias=None):
         raise ValueError(f"linear: input has {input.shape[-1] if input.ndim else '()'} features "
                          f"(shape {tuple(input.shape)}) but weight has shape "
                          f"{tuple(weight.shape)}, which expects {weight.shape[-1]}")
-    out = fa.matmul(input, fa.matrix_transpose(weight) if weight.ndim == 2 else weight)
-    return out if bias is None else out + bias
+    from fnarray.compat import amp
+    from fnarray.compat.tape import op_scope
+    bias = amp.check_linear_operands(input, weight, bias)
+    name = ("AddmmBackward0" if bias is not None else "MmBackward0") if input.ndim == 2 \
+        else ("ViewBackward0" if input.ndim > 2 else "SqueezeBackward4")
+    if weight.ndim == 2:
+        with op_scope("TBackward0"):
+            weight = fa.matrix_transpose(weight)
+    with op_scope(name):  # the grad_fn (and next_functions order) PyTorch gives
+        out = fa.matmul(input, weight)
+        return out if bias is None else bias + out
 
 
 def bilinear(input1, input2, weight, bias=None):
