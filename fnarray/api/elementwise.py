@@ -208,3 +208,12 @@ def rad2deg(x):
 
 
 radians, degrees = deg2rad, rad2deg
+
+
+def angle(z, deg: bool = False):
+    """The argument of each (complex) element, ``atan2(imag(z), real(z))``, in radians (or
+    degrees with ``deg=True``); 0 or pi for real input, as NumPy.  Differentiable, with
+    JAX's complex convention."""
+    z = to_inexact(z)
+    out = atan2(imag(z), real(z))
+    return out * (180.0 / math.pi) if deg else out

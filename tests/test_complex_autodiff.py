@@ -1,0 +1,159 @@
+"""Complex numbers under differentiation follow JAX's convention.
+
+Every expected value below is what JAX 0.10 (x64 enabled) returns for the same program.
+For a real-valued ``f`` of ``z = x + iy``, ``grad(f)(z) = df/dx - i df/dy``; with
+``holomorphic=True`` it is ``f'(z)``; VJPs are transposes (no conjugation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fnarray as fa
+
+Z = fa.asarray(1 + 2j, dtype=fa.complex128)
+
+
+def c128(v):
+    return fa.asarray(v, dtype=fa.complex128)
+
+
+def f64(v):
+    return fa.asarray(v, dtype=fa.float64)
+
+
+def close(got, expected):
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-12, atol=1e-12)
+
+
+# --- the examples of issue 15 -------------------------------------------------------------
+
+def test_issue_examples_match_jax():
+    close(fa.grad(lambda x: fa.imag(x * (2 + 3j)))(f64(2.0)), 3.0)
+    close(fa.grad(lambda x: fa.abs(x * (1 + 1j)) ** 2)(f64(2.0)), 8.0)
+    close(fa.grad(lambda z: fa.abs(z) ** 2)(Z), 2 - 4j)
+    with pytest.raises(TypeError, match="holomorphic=True"):
+        fa.grad(lambda z: z * z)(Z)
+
+
+def test_float32_examples():
+    assert float(fa.grad(lambda x: fa.imag(x * (2 + 3j)))(2.0)) == 3.0
+    assert complex(fa.grad(lambda z: fa.abs(z) ** 2)(1 + 2j)) == 2 - 4j
+
+
+@pytest.mark.parametrize("f, expected", [
+    (lambda z: fa.angle(z), -0.4 - 0.2j),
+    (lambda z: fa.real(z) * fa.imag(z), 2 - 1j),
+    (lambda z: fa.abs(fa.conj(z) * (2 + 1j)), 1 - 2j),
+    (lambda z: fa.real(fa.log(z)), 0.2 - 0.4j),
+    (lambda z: fa.abs(fa.sqrt(z)), 0.14953487812212207 - 0.29906975624424414j),
+    (lambda z: fa.imag(fa.tanh(z)), 0.56810302089208 + 0.3020015982359609j),
+])
+def test_grad_of_real_functions_of_complex_input(f, expected):
+    close(fa.grad(f)(Z), expected)
+    close(fa.jit(fa.grad(f))(Z), expected)
+
+
+def test_angle_of_real_input_has_zero_gradient():
+    close(fa.grad(fa.angle)(f64(2.0)), 0.0)
+    close(fa.angle(c128([1 + 1j, -1, 2j])), np.angle([1 + 1j, -1, 2j]))
+    close(fa.angle(c128([1j]), deg=True), [90.0])
+
+
+# --- holomorphic= ----------------------------------------------------------------------------
+
+def test_holomorphic_grad_is_the_complex_derivative():
+    close(fa.grad(fa.sin, holomorphic=True)(Z), 2.0327230070196656 - 3.0518977991518j)
+    close(fa.grad(lambda z: fa.exp(z) * z, holomorphic=True)(Z),
+          -7.205862111523265 + 2.681044576496011j)
+    v, g = fa.value_and_grad(lambda z: z * z, holomorphic=True)(Z)
+    close(v, (1 + 2j) ** 2)
+    close(g, 2 + 4j)
+    close(fa.hessian(lambda z: z * z * z, holomorphic=True)(Z), 6 * (1 + 2j))
+
+
+def test_holomorphic_jacobians():
+    z = c128([1 + 2j, 3j])
+    expected = np.diag([2 + 4j, 6j])
+    close(fa.jacrev(lambda z: z * z, holomorphic=True)(z), expected)
+    close(fa.jacfwd(lambda z: z * z, holomorphic=True)(z), expected)
+
+
+def test_jacobians_without_holomorphic():
+    close(fa.jacfwd(lambda x: x * 1j)(f64([1.0, 1.0])), np.diag([1j, 1j]))
+    close(fa.jacrev(lambda z: fa.abs(z))(c128([1.0, 1.0])), np.eye(2))
+    close(fa.jacrev(lambda z: fa.real(z * z))(c128([1 + 2j, 3j])), np.diag([2 + 4j, 6j]))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: fa.grad(lambda z: z * z)(Z), "grad requires real-valued outputs, but got "
+                                          "complex128"),
+    (lambda: fa.grad(lambda z: z * z, holomorphic=True)(f64(1.0)),
+     "grad with holomorphic=True requires inputs with complex dtype, but got float64"),
+    (lambda: fa.grad(lambda z: fa.abs(z), holomorphic=True)(Z),
+     "grad with holomorphic=True requires outputs with complex dtype"),
+    (lambda: fa.jacfwd(lambda z: z * z)(c128([1.0])),
+     "jacfwd requires real-valued inputs, but got complex128"),
+    (lambda: fa.jacrev(lambda z: z * z)(c128([1.0])),
+     "jacrev requires real-valued outputs, but got complex128"),
+    (lambda: fa.jacfwd(lambda z: fa.abs(z), holomorphic=True)(c128([1.0])),
+     "jacfwd with holomorphic=True requires outputs with complex dtype"),
+])
+def test_dtype_errors_match_jax(call, message):
+    with pytest.raises(TypeError, match=message):
+        call()
+
+
+# --- primitive rules, one at a time -----------------------------------------------------------
+
+def test_vjps_are_transposes_without_conjugation():
+    ct = c128(1 + 1j)
+    close(fa.vjp(lambda z: z * (2 + 3j), Z)[1](ct)[0], -1 + 5j)
+    close(fa.vjp(fa.conj, Z)[1](ct)[0], 1 - 1j)
+    close(fa.vjp(fa.real, Z)[1](f64(2.0))[0], 2 + 0j)
+    close(fa.vjp(fa.imag, Z)[1](f64(2.0))[0], -2j)
+
+
+def test_jvps_of_non_holomorphic_ops():
+    out, t = fa.jvp(fa.abs, (Z,), (c128(1j),))
+    close(out, np.sqrt(5.0))
+    close(t, 0.8944271909999159)
+    assert t.dtype == fa.float64
+    close(fa.jvp(fa.real, (Z,), (c128(1 + 1j),))[1], 1.0)
+    close(fa.jvp(fa.imag, (Z,), (c128(1 + 1j),))[1], 1.0)
+    close(fa.jvp(fa.conj, (Z,), (c128(1 + 1j),))[1], 1 - 1j)
+
+
+def test_abs_at_zero_has_zero_derivative():
+    close(fa.grad(fa.abs)(c128(0.0)), 0.0)
+    close(fa.jvp(fa.abs, (c128(0.0),), (c128(1 + 1j),))[1], 0.0)
+
+
+def test_matmul_gradient():
+    b = c128([[1 + 1j], [2j]])
+    g = fa.grad(lambda a: fa.real(fa.sum(a @ b)))(c128([[1.0, 2j]]))
+    close(g, [[1 + 1j, 2j]])
+
+
+def test_real_to_complex_conversion_takes_the_real_part_without_warning():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g = fa.grad(lambda x: fa.imag(fa.astype(x, fa.complex128) * (2 + 3j)))(f64(2.0))
+    close(g, 3.0)
+
+
+# --- fft ------------------------------------------------------------------------------------
+
+def test_fft_gradients_match_jax():
+    x = f64([1.0, 2.0, -0.5, 3.0])
+    close(fa.grad(lambda x: fa.abs(fa.fft.fft(x)[1]) ** 2)(x), [3.0, -2.0, -3.0, 2.0])
+    close(fa.grad(lambda x: fa.abs(fa.fft.rfft(x)[1]) ** 2 + fa.real(fa.fft.rfft(x)[2]))(x),
+          [4.0, -3.0, -2.0, 1.0])
+    c = c128([1 + 1j, 2 - 1j, 0.5j])
+    w = f64([1.0, 2.0, 3.0, 4.0])
+    close(fa.grad(lambda c: fa.sum(fa.fft.irfft(c, n=4) * w))(c), [2.5, -1 - 1j, -0.5])
+    close(fa.grad(lambda c: fa.real(fa.fft.ifft(c)[1] * (1 + 2j)))(c),
+          [0.33333333333333333 + 0.6666666666666666j, -0.7440169358562924 - 0.0446581987385206j,
+           0.41068360252295905 - 0.6220084679281462j])
