@@ -29,7 +29,7 @@ def test_two_epochs_with_resume_reach_97_percent(tmp_path, capsys):
 
 
 def test_falls_back_to_synthetic_digits_when_no_data(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(mnist, "CACHE", tmp_path / "cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("FNARRAY_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
 
@@ -37,8 +37,9 @@ def test_falls_back_to_synthetic_digits_when_no_data(tmp_path, monkeypatch, caps
         raise OSError("offline")
 
     monkeypatch.setattr(mnist.datasets, "MNIST", offline)
-    train, test, description = mnist.resolve_data(None)
-    assert "synthetic digits" in description
+    train, test, description, source = mnist.resolve_data(None, fallback_sizes=(300, 100))
+    assert "synthetic digits" in description and "offline fallback" in source
+    assert "download failed (OSError: offline)" in capsys.readouterr().out
     x, y = train[0]
     assert tuple(x.shape) == (1, 28, 28) and 0 <= int(y) < 10
-    assert len(train) > len(test) > 0
+    assert (len(train), len(test)) == (300, 100)
