@@ -155,6 +155,8 @@ def astype(x, dtype, copy: bool = True):
     """``x`` converted to ``dtype`` (a new array; the original is untouched)."""
     from fnarray.ops.elementwise import convert_element_type
     dtype = checked_dtype(dtype, "astype")
+    if type(x) in (float, complex) and dtype.kind in "fc":
+        return from_python(x, dtype=dtype)  # direct: no rounding through the default float
     x = as_operand(x)
     if x.dtype == dtype:
         return x

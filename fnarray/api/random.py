@@ -81,10 +81,11 @@ def _shape(shape, op: str) -> tuple:
     return tuple(int(d) for d in shape)
 
 
-def split(key, num: int = 2):
-    """``num`` new independent keys, as a ``(num, 2)`` array."""
+def split(key, num=2):
+    """``num`` new independent keys, as a ``(num, 2)`` array; ``num`` may be a shape
+    tuple, giving ``(*num, 2)`` (the same keys as ``split(key, prod(num))``, reshaped)."""
     key = _check_key(key, "split")
-    return random_bits.bind(key, shape=(int(num), 2))
+    return random_bits.bind(key, shape=(*_shape(num, "split"), 2))
 
 
 def fold_in(key, data):
@@ -147,8 +148,15 @@ def _compute_dtype(dtype):
 
 
 def normal(key, shape=(), dtype=float32):
-    """Standard normal samples (Box-Muller on two uniform draws)."""
+    """Standard normal samples (Box-Muller on two uniform draws).  A complex ``dtype``
+    gives standard complex normals, ``(x + iy) / sqrt(2)`` with independent real normals
+    from the two halves of ``split(key)`` (JAX's construction; ``E|z|**2 == 1``)."""
     key = _check_key(key, "normal")
+    if canonical_dtype(dtype).kind == "c":
+        part = np.finfo(canonical_dtype(dtype)).dtype
+        k_re, k_im = split(key)
+        re, im = normal(k_re, shape, part), normal(k_im, shape, part)
+        return (astype(re, dtype) + 1j * astype(im, dtype)) * (1.0 / math.sqrt(2.0))
     dtype = _float_dtype(dtype, "normal")
     work = _compute_dtype(dtype)
     u = _unit(key, (2, *_shape(shape, "normal")), work)
@@ -198,9 +206,15 @@ def bernoulli(key, p=0.5, shape=None):
     return uniform(key, shape, p.dtype) < p
 
 
-def permutation(key, x, axis: int = 0):
-    """A random permutation of ``arange(x)`` (int ``x``) or of ``x`` along ``axis``."""
+def permutation(key, x, axis: int = 0, independent: bool = False):
+    """A random permutation of ``arange(x)`` (int ``x``) or of ``x`` along ``axis``; with
+    ``independent``, every 1-D slice along ``axis`` gets its own permutation."""
     key = _check_key(key, "permutation")
+    if independent:
+        if isinstance(x, (int, np.integer)):
+            raise TypeError("random.permutation: independent=True needs an array x, not an int")
+        from fnarray.api.random_distributions import permute_independent
+        return permute_independent(key, x, axis)
     if isinstance(x, (int, np.integer)):
         x = creation.arange(int(x), device=device_of(key))
     x = as_operand(x)
