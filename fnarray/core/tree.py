@@ -132,16 +132,19 @@ LEAF = PyTreeDef(None, None, ())
 def flatten(tree, is_leaf: Callable | None = None) -> tuple[list, PyTreeDef]:
     """``(leaves, treedef)`` with leaves in a deterministic order."""
     leaves: list = []
+    return leaves, _flatten_into(tree, leaves, is_leaf)
 
-    def rec(x):
-        nt = None if (is_leaf is not None and is_leaf(x)) else _node_type(x)
-        if nt is None:
-            leaves.append(x)
-            return LEAF
-        children, aux = nt.flatten(x)
-        return PyTreeDef(_node_key(x), aux, tuple(rec(c) for c in children))
 
-    return leaves, rec(tree)
+def _flatten_into(x, leaves: list, is_leaf) -> PyTreeDef:
+    """``flatten``'s recursion (module-level, like ``_rebuild``, so no reference cycle
+    keeps the leaves alive)."""
+    nt = None if (is_leaf is not None and is_leaf(x)) else _node_type(x)
+    if nt is None:
+        leaves.append(x)
+        return LEAF
+    children, aux = nt.flatten(x)
+    return PyTreeDef(_node_key(x), aux, tuple(_flatten_into(c, leaves, is_leaf)
+                                                  for c in children))
 
 
 def unflatten(treedef: PyTreeDef, leaves) -> Any:
@@ -151,18 +154,20 @@ def unflatten(treedef: PyTreeDef, leaves) -> Any:
         few = "too few" if len(leaves) < treedef.num_leaves else "too many"
         raise ValueError(f"tree.unflatten: {few} leaves for tree structure {treedef}: it has "
                          f"{treedef.num_leaves} leaves but {len(leaves)} were given")
-    it = iter(leaves)
+    return _rebuild(treedef, iter(leaves))
 
-    def rec(td):
-        if td.node_type is None:
-            return next(it)
-        kids = [rec(c) for c in td.children]
-        key = td.node_type
-        if isinstance(key, tuple):  # namedtuple
-            return key[0](*kids)
-        return _registry[key].unflatten(td.aux, kids)
 
-    return rec(treedef)
+def _rebuild(td: PyTreeDef, it) -> Any:
+    """``unflatten``'s recursion.  A module-level function rather than a closure: a
+    recursive closure is a reference cycle that would keep the leaves (often large
+    buffers) alive until the garbage collector runs."""
+    if td.node_type is None:
+        return next(it)
+    kids = [_rebuild(c, it) for c in td.children]
+    key = td.node_type
+    if isinstance(key, tuple):  # namedtuple
+        return key[0](*kids)
+    return _registry[key].unflatten(td.aux, kids)
 
 
 def _node_key(x):

@@ -14,6 +14,7 @@ import fnarray as fa
 from fnarray.compat.grad_mode import enable_grad
 from fnarray.compat.tensor import Tensor
 from fnarray.optim import functional as of
+from fnarray.optim.fused import FusedStep
 
 
 class _Required:
@@ -73,8 +74,17 @@ class Optimizer:
                 if p.grad is not None:
                     p.grad = None if set_to_none else Tensor(fa.zeros_like(p.grad.array))
 
-    def _transform(self, group: dict) -> of.Optimizer:
-        return type(self).functional(**{k: group[k] for k in self.options})
+    def _init_state(self, options: dict, p):
+        return type(self).functional(**options).init(p.array)
+
+    @property
+    def _fused(self) -> FusedStep:
+        """The jit-compiled multi-tensor update (one per optimizer, compiled per options and
+        parameter signature): see ``optim.fused``."""
+        fused = self.__dict__.get("_fused_step")
+        if fused is None:
+            fused = self.__dict__["_fused_step"] = FusedStep(type(self).functional)
+        return fused
 
     def step(self, closure: Callable | None = None):
         """One update of every parameter that has a gradient; ``closure`` (re-evaluating the
@@ -87,10 +97,12 @@ class Optimizer:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            opt = self._transform(group)
-            states = [self.state[p] if p in self.state else opt.init(p.array) for p in params]
-            new_values, new_states = opt.update([p.grad.array for p in params], states,
-                                                [p.array for p in params])
+            options = {k: group[k] for k in self.options}
+            states = [self.state[p] if p in self.state else self._init_state(options, p)
+                      for p in params]
+            new_values, new_states = self._fused(options, [p.grad.array for p in params],
+                                                 states, [p.array for p in params])
+            del states
             for p, v, s in zip(params, new_values, new_states):
                 p.data = v
                 self.state[p] = s
