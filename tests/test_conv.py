@@ -248,7 +248,8 @@ ACTIVATIONS = {
     "elu": (fa.elu, lambda x: np.where(x > 0, x, np.expm1(x))),
     "selu": (fa.selu, lambda x: 1.0507009873554805 * np.where(
         x > 0, x, 1.6732632423543772 * np.expm1(x))),
-    "gelu": (lambda x: fa.gelu(x, approximate=False), lambda x: 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))),
+    "gelu": (lambda x: fa.gelu(x, approximate=False),
+             lambda x: 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))),
     "gelu_tanh": (lambda x: fa.gelu(x, approximate="tanh"), lambda x: 0.5 * x * (
         1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))),
     "silu": (fa.silu, lambda x: x / (1 + np.exp(-x))),

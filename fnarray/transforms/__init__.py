@@ -14,9 +14,10 @@ from fnarray.transforms.ir import make_ir  # noqa: E402,F401
 from fnarray.transforms.jit import jit  # noqa: E402,F401
 
 __all__ += ["make_ir", "jit"]
-from fnarray.transforms.checkpoint import checkpoint, remat  # noqa: E402,F401
+from fnarray.transforms.checkpoint import (  # noqa: E402,F401
+    checkpoint, checkpoint_policies, optimization_barrier, remat)
 
-__all__ += ["checkpoint", "remat"]
+__all__ += ["checkpoint", "checkpoint_policies", "remat"]
 from fnarray.transforms.disable_jit import disable_jit  # noqa: E402,F401
 
 __all__ += ["disable_jit"]

@@ -1,70 +1,242 @@
-"""``checkpoint`` (rematerialisation): store only a function's inputs for the backward pass
-and recompute its intermediates when the cotangents arrive.
+"""``checkpoint`` (rematerialisation): keep only what a policy allows from a function's
+forward pass and recompute the rest when the cotangents arrive.
 
-It is a call primitive: under reverse mode the tape records one ``checkpoint_call`` node
-(inputs and outputs) instead of every primitive inside; its VJP rule re-runs the function
-under a fresh ``vjp`` to get the pullback.
+``checkpoint(f)`` traces ``f`` once per call into a closed ``Program`` (closure conversion:
+values of enclosing transformations that ``f`` reads become extra operands) and applies it
+through the call primitive ``checkpoint_call``.  Its outputs are ``f``'s outputs followed
+by the *residuals*: the outputs of the equations the ``policy`` marks saveable (none by
+default).  Under reverse mode the tape therefore stores the call's inputs, outputs and
+residuals, never the other intermediates; the VJP rule re-evaluates the program under
+``vjp`` on the stored inputs, putting each saved equation on the tape with its stored value
+instead of recomputing it.
+
+The recomputation reads its inputs through ``optimization_barrier``, an identity primitive
+that no pass can see through, so under ``jit`` common-subexpression elimination cannot merge
+the recomputed equations back into the forward pass (which would keep every intermediate
+alive until the backward pass and save nothing).
+
+A policy is a callable ``policy(prim, *in_avals, **params) -> bool`` (JAX's convention);
+``checkpoint_policies`` has the usual ones.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from types import SimpleNamespace
+from typing import Callable, Sequence
 
 from fnarray.core import tree as tree_util
 from fnarray.core.primitive import declare
-from fnarray.transforms.custom import call_impl
-from fnarray.transforms.ir import call_abstract
+from fnarray.transforms.ir import Program, eval_program
 
 
-def _jvp(primals, tangents, *, fun):
+# --- optimization_barrier ------------------------------------------------------------------
+
+def _barrier_jvp(primals, tangents):
+    return list(optimization_barrier.bind(*primals)), list(tangents)
+
+
+def _barrier_vjp(cts, *primals, out):
+    return tuple(cts)
+
+
+# The identity on any number of operands, opaque to every optimisation pass: equations
+# reading its outputs are never merged (CSE) with equations reading its inputs.
+# ``checkpoint`` routes its recomputations through it (JAX: ``lax.optimization_barrier``).
+optimization_barrier = declare(
+    "optimization_barrier",
+    impl=lambda xp, *xs: list(xs),
+    abstract=lambda *avals: list(avals),
+    jvp=_barrier_jvp, vjp=_barrier_vjp,
+    batch=lambda vals, dims: (optimization_barrier.bind(*vals), list(dims)),
+    multiple_results=True)
+
+
+# --- policies ------------------------------------------------------------------------------
+
+def _is_dot(prim) -> bool:
+    return prim.name in ("dot_general", "conv")
+
+
+def everything_saveable(prim, *avals, **params) -> bool:
+    """Save every intermediate: nothing is recomputed (checkpoint becomes a no-op)."""
+    return True
+
+
+def nothing_saveable(prim, *avals, **params) -> bool:
+    """Save nothing: every intermediate is recomputed (the default)."""
+    return False
+
+
+def dots_saveable(prim, *avals, **params) -> bool:
+    """Save the results of matrix products and convolutions; recompute the cheap rest."""
+    return _is_dot(prim)
+
+
+def dots_with_no_batch_dims_saveable(prim, *avals, **params) -> bool:
+    """Like ``dots_saveable``, but only products without batch dimensions."""
+    if prim.name == "dot_general":
+        return not params["batch"][0]
+    return prim.name == "conv"
+
+
+checkpoint_policies = SimpleNamespace(
+    everything_saveable=everything_saveable, nothing_saveable=nothing_saveable,
+    dots_saveable=dots_saveable, checkpoint_dots=dots_saveable,
+    dots_with_no_batch_dims_saveable=dots_with_no_batch_dims_saveable,
+    checkpoint_dots_with_no_batch_dims=dots_with_no_batch_dims_saveable)
+
+
+# --- checkpoint_call -----------------------------------------------------------------------
+
+def _with_residuals(program: Program, policy) -> Program:
+    """``program`` with the outputs of its saveable equations appended (cached)."""
+    if policy is None:
+        return program
+    cache = program.__dict__.setdefault("_remat", {})
+    full = cache.get(policy)
+    if full is None:
+        saved = [v for e in program.eqns
+                 if policy(e.prim, *[x.aval for x in e.invars], **e.params) for v in e.outvars]
+        full = Program(program.invars, program.constvars, program.consts, program.eqns,
+                       program.outvars + saved)
+        cache[policy] = full
+    return full
+
+
+def _impl(xp, *bufs, program, policy, prevent_cse):
+    """Run the program: compiled once it has run before (a program held by a jitted
+    caller), equation by equation on its first run (an eager call traces a fresh one)."""
+    from fnarray.core.array import Array
+    from fnarray.core.device import device_of_buffer
+    from fnarray.transforms.subprogram import runner
+    full = _with_residuals(program, policy)
+    if full.__dict__.setdefault("_runs", 0):
+        return runner(full, xp)(*bufs)
+    full._runs = 1
+    return [o._value for o in eval_program(full, [Array(b, device_of_buffer(b)) for b in bufs])]
+
+
+def _abstract(*avals, program, policy, prevent_cse):
+    return [v.aval for v in _with_residuals(program, policy).outvars]
+
+
+def _jvp(primals, tangents, *, program, policy, prevent_cse):
     from fnarray import api as fa
     from fnarray.transforms.jvp import jvp_flat
+    full = _with_residuals(program, policy)
     ts = [fa.zeros_like(p) if t is None else t for p, t in zip(primals, tangents)]
-    return jvp_flat(fun, list(primals), ts)
+    return jvp_flat(functools.partial(_evaluate, full), list(primals), ts)
 
 
-def _vjp(cts, *primals, out, fun):
+def _evaluate(program, *args):
+    return eval_program(program, list(args))
+
+
+def _vjp(cts, *primals, out, program, policy, prevent_cse):
     from fnarray.transforms.reverse import vjp_flat
-    _, pullback = vjp_flat(fun, list(primals))  # recompute the intermediates now
+    n_out = len(program.outvars)
+    saved = {id(v): r for v, r in zip(_with_residuals(program, policy).outvars[n_out:],
+                                      out[n_out:])}
+    ins = list(optimization_barrier.bind(*primals)) if prevent_cse and primals else list(primals)
+    replay = functools.partial(_replay, program, saved)
+    _, pullback = vjp_flat(replay, ins)
     grads = pullback(list(cts))
     return tuple(g if p.dtype.kind in "fc" else None for g, p in zip(grads, primals))
 
 
-def _batch(vals, dims, *, fun):
-    from fnarray.transforms.vmap import vmap_flat
+def _replay(program: Program, saved: dict, *args):
+    """Evaluate ``program`` on reverse-mode tracers, recomputing every equation except the
+    saved ones, which go on the tape with their stored values.  Returns the outputs and
+    the residuals (so cotangents of the residuals are pulled back too)."""
+    from fnarray.transforms.reverse import record
+    main = args[0]._trace.main  # vjp_flat's trace (every argument is one of its tracers)
+    env = {id(v): c for v, c in zip(program.constvars, program.consts)}
+    env.update({id(v): a for v, a in zip(program.invars, args)})
+    for e in program.eqns:
+        ins = [env[id(v)] for v in e.invars]
+        if id(e.outvars[0]) in saved:
+            outs = [saved[id(v)] for v in e.outvars]
+            known = record(main, e.prim, ins, e.params,
+                           tuple(outs) if e.prim.multiple_results else outs[0])
+            outs = list(known) if e.prim.multiple_results else [known]
+        else:
+            res = e.prim.bind(*ins, **e.params)
+            outs = list(res) if e.prim.multiple_results else [res]
+        env.update({id(v): o for v, o in zip(e.outvars, outs)})
+    residual_vars = [v for e in program.eqns for v in e.outvars if id(v) in saved]
+    return [env[id(v)] for v in program.outvars] + [env[id(v)] for v in residual_vars]
+
+
+def _batch(vals, dims, *, program, policy, prevent_cse):
+    """A checkpoint of the vmapped program (whose outputs include the unbatched program's
+    residuals, so the output count is unchanged); the batched call saves nothing more."""
+    from fnarray.transforms.subprogram import trace_avals
+    full = _with_residuals(program, policy)
     size = next(v.shape[d] for v, d in zip(vals, dims) if d is not None)
-    batched = functools.partial(_vmapped, fun=fun, dims=tuple(dims), size=size, vmap_flat=vmap_flat)
-    outs = checkpoint_call.bind(*vals, fun=batched)
+    fun = functools.partial(_vmapped, full, tuple(dims), size)
+    batched = trace_avals(fun, [v.aval for v in vals], "checkpoint")
+    outs = checkpoint_call.bind(*vals, program=batched, policy=None, prevent_cse=prevent_cse)
     return outs, [0] * len(outs)
 
 
-def _vmapped(*args, fun, dims, size, vmap_flat):
-    return vmap_flat(fun, list(args), list(dims), size)
+def _vmapped(program, dims, size, *args):
+    from fnarray.transforms.vmap import vmap_flat
+    return vmap_flat(functools.partial(_evaluate, program), list(args), list(dims), size)
 
 
-checkpoint_call = declare("checkpoint_call", impl=call_impl, abstract=call_abstract, jvp=_jvp,
+checkpoint_call = declare("checkpoint_call", impl=_impl, abstract=_abstract, jvp=_jvp,
                           vjp=_vjp, batch=_batch, multiple_results=True)
 
 
-def checkpoint(fun: Callable) -> Callable:
-    """``fun`` whose intermediates are recomputed in the backward pass instead of stored."""
+# --- the user-facing transformation --------------------------------------------------------
+
+def checkpoint(fun: Callable | None = None, *, prevent_cse: bool = True,
+               policy: Callable | None = None,
+               static_argnums: int | Sequence[int] = ()) -> Callable:
+    """``fun`` whose intermediates are recomputed in the backward pass instead of stored.
+
+    As ``jax.checkpoint``: ``policy(prim, *avals, **params)`` says which intermediates may
+    be saved (see ``checkpoint_policies``; default: none), ``static_argnums`` are passed
+    to ``fun`` as Python values (use them for values that steer Python control flow:
+    ``fun`` is traced on abstract values), keyword arguments are traced like positional
+    ones, and ``prevent_cse=False`` drops the barrier that keeps ``jit`` from merging the
+    recomputation into the forward pass.  Usable as ``@checkpoint`` or
+    ``@partial(checkpoint, policy=...)``."""
+    if fun is None:
+        return functools.partial(checkpoint, prevent_cse=prevent_cse, policy=policy,
+                                 static_argnums=static_argnums)
+    statics = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
 
     @functools.wraps(fun)
-    def wrapped(*args):
+    def wrapped(*args, **kwargs):
         from fnarray import api as fa
-        leaves, in_tree = tree_util.flatten(args)
+        from fnarray.transforms.subprogram import trace_closed
+        n = len(args)
+        static = {i % n: args[i] for i in statics if -n <= i < n}
+        dyn = [a for i, a in enumerate(args) if i not in static]
+        leaves, in_tree = tree_util.flatten((dyn, kwargs))
         leaves = [fa.asarray(x) for x in leaves]
         out_trees: list = []
 
         def flat_fun(*xs):
-            out = fun(*tree_util.unflatten(in_tree, xs))
+            d_args, d_kwargs = tree_util.unflatten(in_tree, xs)
+            it = iter(d_args)
+            full = [static[i] if i in static else next(it) for i in range(n)]
+            out = fun(*full, **d_kwargs)
             o, t = tree_util.flatten(out)
             out_trees.append(t)
             return [fa.asarray(v) for v in o]
 
-        outs = checkpoint_call.bind(*leaves, fun=flat_fun)
-        return tree_util.unflatten(out_trees[-1], outs)
+        device = leaves[0].device if leaves else None
+        if device is None:
+            from fnarray.core.device import default
+            device = default()
+        program, captured = trace_closed(flat_fun, [x.aval for x in leaves], device,
+                                         "checkpoint")
+        outs = checkpoint_call.bind(*captured, *leaves, program=program, policy=policy,
+                                    prevent_cse=prevent_cse)
+        return tree_util.unflatten(out_trees[-1], list(outs[:len(program.outvars)]))
 
     return wrapped
 

@@ -53,7 +53,9 @@ class ReverseTrace(Trace):
             return value
         return value  # lower-level tracers and arrays are constants here
 
-    def process_primitive(self, prim, tracers, params):
+    def process_primitive(self, prim, tracers, params, out=None):
+        """Record ``prim`` on the tape; ``out``, when given, is its already known result
+        (``record``), so the primitive is not evaluated again."""
         parents, primals, any_parent = [], [], False
         for t in tracers:
             if isinstance(t, ReverseTracer) and t._trace.main is self.main:
@@ -63,13 +65,22 @@ class ReverseTrace(Trace):
             else:
                 parents.append(None)
                 primals.append(t)
-        out = prim.bind(*primals, **params)
+        if out is None:
+            out = prim.bind(*primals, **params)
         if not any_parent or not prim.differentiable:
             return out
         node = Node(prim, params, parents, primals, out)
         if prim.multiple_results:
             return tuple(ReverseTracer(self, o, node, i) for i, o in enumerate(out))
         return ReverseTracer(self, out, node)
+
+
+def record(main, prim, args: list, params: dict, out):
+    """Put ``prim(*args) == out`` on the tape of reverse trace ``main`` without evaluating
+    ``prim`` (``checkpoint`` replays saved values this way).  Arguments not traced by
+    ``main`` are constants of that tape; if there are only such, ``out`` comes back as is."""
+    trace = ReverseTrace(main)
+    return trace.process_primitive(prim, [trace.full_raise(a) for a in args], params, out)
 
 
 def toposort(roots: list[Node]) -> list[Node]:

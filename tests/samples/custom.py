@@ -1,5 +1,5 @@
 """Samples for the call primitives: ``custom_jvp_call``, ``custom_vjp_call`` (from
-``fnarray/transforms/custom.py``) and ``checkpoint_call``.
+``fnarray/transforms/custom.py``), ``checkpoint_call`` and ``optimization_barrier``.
 
 Each carries a small two-input, two-output function with a correct hand-written rule, so
 the registry test checks that the transformations route derivatives and batching through
@@ -43,8 +43,26 @@ def _pair(draw, **params):
     return Sample((x, y), dict(params), diff=(0, 1))
 
 
+@st.composite
+def _checkpointed(draw):
+    """``fun`` traced into a checkpoint program, with a policy that saves the ``sin``."""
+    from fnarray.core.device import default
+    from fnarray.transforms.subprogram import trace_closed
+    sample = draw(_pair())
+    avals = [fa.asarray(a).aval for a in sample.args]
+    program, _ = trace_closed(fun, avals, default(), "checkpoint")
+    policy = draw(st.sampled_from([None, _save_sin, fa.checkpoint_policies.everything_saveable]))
+    sample.params = dict(program=program, policy=policy, prevent_cse=True)
+    return sample
+
+
+def _save_sin(prim, *avals, **params):
+    return prim.name == "sin"
+
+
 SAMPLES = {
     "custom_jvp_call": lambda: _pair(fun=fun, jvp=fun_jvp, out_tree=None),
     "custom_vjp_call": lambda: _pair(fun=fun, fwd=fun_fwd, bwd=fun_bwd),
-    "checkpoint_call": lambda: _pair(fun=fun),
+    "checkpoint_call": _checkpointed,
+    "optimization_barrier": _pair,
 }
