@@ -182,9 +182,12 @@ class Jitted:
         run = entry.run
         if entry.run_donating is not None:
             mask = self._donated_leaf_mask(in_tree, static_pos, nargs)
-            # Reuse a donated buffer only if nothing else can see it: it owns its memory
-            # and no view, NumPy alias or second Array refers to it.
-            if all(not m or _unaliased(x) for x, m in zip(leaves, mask)):
+            # Reuse a donated buffer only if nothing else can see it: it owns its memory,
+            # no view, NumPy alias or second Array refers to it, and the same Array is not
+            # also passed as another argument or leaf (``f(x, x)``, an EMA tree sharing
+            # arrays with the donated params): donation must never change a result.
+            if (all(not m or _unaliased(x) for x, m in zip(leaves, mask))
+                    and _donated_leaves_distinct(leaves, mask)):
                 run = entry.run_donating
                 bufs = [x._value for x in leaves]
                 for x, m in zip(leaves, mask):
@@ -205,6 +208,16 @@ def _unaliased(x) -> bool:
     owns = getattr(getattr(buf, "flags", None), "owndata", False)
     del buf
     return owns and _buffer_refs(x) <= _BASELINE_REFS
+
+
+def _donated_leaves_distinct(leaves, mask) -> bool:
+    """True if no donated leaf appears twice among ``leaves`` (views and second Arrays on
+    one buffer are caught by ``_unaliased``; this catches one Array passed twice)."""
+    ids = [id(x) for x in leaves]
+    if len(set(ids)) == len(ids):
+        return True
+    donated = {i for i, m in zip(ids, mask) if m}
+    return all(ids.count(i) == 1 for i in donated)
 
 
 def _default_device():
