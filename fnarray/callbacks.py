@@ -31,22 +31,34 @@ def split_static(tree) -> tuple[list, Callable]:
     return [leaves[i] for i in where], rebuild
 
 
-def bind_effect(args: list, callback: Callable) -> None:
-    """Bind ``debug_callback`` so it runs when the program runs: with traced operands it
-    goes to their transformation; with none, to the innermost enclosing ``jit`` trace (if
-    any), so that it is part of the compiled program instead of running once at tracing."""
-    if any(isinstance(a, Tracer) for a in args):
-        debug_callback.bind(*args, callback=callback)
-        return
+def _innermost_jit_trace():
+    """The trace of the innermost enclosing ``jit`` (IR) transformation, or None."""
     from fnarray.core.trace import _stack
     from fnarray.transforms.ir import IRTrace
     for main in reversed(_stack.mains):
         if issubclass(main.trace_type, IRTrace):
-            trace = main.trace_type(main)
-            trace.process_primitive(debug_callback, [trace.full_raise(a) for a in args],
-                                    {"callback": callback})
-            return
-    callback(*args)
+            return main.trace_type(main)
+    return None
+
+
+def bind_staged(prim, args: list, params: dict):
+    """Bind a primitive with a side effect so it runs when the program runs: with traced
+    operands it goes to their transformation; with none, to the innermost enclosing
+    ``jit`` trace (if any), so that it becomes part of the compiled program instead of
+    running once, eagerly, while tracing."""
+    if not any(isinstance(a, Tracer) for a in args):
+        trace = _innermost_jit_trace()
+        if trace is not None:
+            return trace.process_primitive(prim, [trace.full_raise(a) for a in args], params)
+    return prim.bind(*args, **params)
+
+
+def bind_effect(args: list, callback: Callable) -> None:
+    """Run ``callback(*args)`` whenever the program runs (as ``debug_callback``)."""
+    if not args and _innermost_jit_trace() is None:
+        callback()  # nothing traced and nothing staged: now is when the program runs
+        return
+    bind_staged(debug_callback, args, {"callback": callback})
 
 
 def pure_callback(callback: Callable, result_shape_dtypes, *args,

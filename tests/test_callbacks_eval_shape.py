@@ -39,6 +39,16 @@ def test_debug_print_inside_scan_and_under_vmap_and_grad(capsys):
     assert capsys.readouterr().out.splitlines() == ["3.0"]
 
 
+def test_effects_in_loops_over_constants_are_staged_into_jit(capsys):
+    # The scan reads only constants, so it could run while tracing; its print must still
+    # happen on every call, and dead-code elimination must keep the unused scan.
+    f = fa.jit(lambda x: (fa.scan(lambda c, t: (c + t, fa.debug.print("t={}", t)), 0.0,
+                                  fa.arange(2.0)), x)[1])
+    f(1.0)
+    f(2.0)
+    assert capsys.readouterr().out.splitlines() == ["t=0.0", "t=1.0"] * 2
+
+
 def test_debug_callback_survives_optimisation():
     seen = []
     f = fa.jit(lambda x: (fa.debug.callback(lambda v: seen.append(np.asarray(v)), x * 1.0), x)[1])

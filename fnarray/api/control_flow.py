@@ -19,6 +19,7 @@ from fnarray.core.shapes import ShapedArray, int32
 from fnarray.ops.control_flow import cond_p, while_p
 from fnarray.ops.scan import scan_p
 from fnarray.transforms import subprogram as sp
+from fnarray.transforms.ir import has_effect
 
 __all__ = ["cond", "switch", "while_loop", "fori_loop", "scan", "map"]
 
@@ -131,8 +132,8 @@ def scan(f: Callable, init, xs=None, length: int | None = None, reverse: bool = 
     prog, captured, init_leaves, out_trees = _loop_body(body, init_leaves, x_avals, device,
                                                         "scan", "f")
     y_tree = out_trees[-1].children[1]
-    outs = scan_p.bind(*captured, *init_leaves, *x_leaves, body=prog, n_consts=len(captured),
-                       n_carry=nk, length=n, reverse=bool(reverse))
+    outs = _bind(scan_p, [*captured, *init_leaves, *x_leaves], [prog], body=prog,
+                 n_consts=len(captured), n_carry=nk, length=n, reverse=bool(reverse))
     return (tree_util.unflatten(init_tree, outs[:nk]), tree_util.unflatten(y_tree, outs[nk:]))
 
 
@@ -199,8 +200,8 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val):
     if [x.aval.dtype for x in init_leaves] != [a.dtype for a in sp.in_avals(cprog)[len(c_capt):]]:
         cprog, c_capt = _trace(lambda *k: cond_fun(tree_util.unflatten(tree, k)),
                                [x.aval for x in init_leaves], device, "while_loop")
-    outs = while_p.bind(*c_capt, *b_capt, *init_leaves, cond_prog=cprog, body_prog=bprog,
-                        n_cc=len(c_capt), n_bc=len(b_capt))
+    outs = _bind(while_p, [*c_capt, *b_capt, *init_leaves], [cprog, bprog], cond_prog=cprog,
+                 body_prog=bprog, n_cc=len(c_capt), n_bc=len(b_capt))
     return tree_util.unflatten(tree, outs[:nk])
 
 
@@ -249,8 +250,18 @@ def _switch(index, branches, operands, name):
                             f"dtypes: branch 0 returns {out_trees[0]} {_types(first)}, branch "
                             f"{i} returns {t} {_types(got)}")
     captured, progs = _share_captures(traced)
-    outs = cond_p.bind(index, *captured, *op_leaves, branches=tuple(progs))
+    outs = _bind(cond_p, [index, *captured, *op_leaves], progs, branches=tuple(progs))
     return tree_util.unflatten(out_trees[0], outs)
+
+
+def _bind(prim, operands: list, programs: list, **params):
+    """Bind ``prim``; when its sub-programs have side effects (``fa.debug.print``), stage
+    it into an enclosing ``jit`` even with only concrete operands, so the effect happens
+    every time the compiled program runs."""
+    if any(has_effect(e) for p in programs for e in p.eqns):
+        from fnarray.callbacks import bind_staged
+        return bind_staged(prim, operands, params)
+    return prim.bind(*operands, **params)
 
 
 def _share_captures(traced):

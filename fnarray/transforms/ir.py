@@ -119,6 +119,13 @@ def _sub_programs(v) -> list:
     return []
 
 
+def has_effect(e: Equation) -> bool:
+    """Does running equation ``e`` have a side effect (a host callback, possibly inside a
+    control-flow sub-program)?  Such equations are never dropped, merged or folded."""
+    return e.prim.effectful or any(has_effect(sub_e) for v in e.params.values()
+                                   for sub in _sub_programs(v) for sub_e in sub.eqns)
+
+
 def _short(v):
     if callable(v):
         return getattr(v, "__name__", "fn")

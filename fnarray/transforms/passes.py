@@ -3,7 +3,7 @@ elimination, constant folding, and grouping of elementwise chains for fusion."""
 
 from __future__ import annotations
 
-from fnarray.transforms.ir import Equation, Program, Var
+from fnarray.transforms.ir import Equation, Program, Var, has_effect
 
 
 def dce(prog: Program) -> Program:
@@ -12,7 +12,7 @@ def dce(prog: Program) -> Program:
     live = {id(v) for v in prog.outvars}
     kept = []
     for e in reversed(prog.eqns):
-        if e.prim.effectful or any(id(v) in live for v in e.outvars):
+        if any(id(v) in live for v in e.outvars) or has_effect(e):
             kept.append(e)
             live.update(id(v) for v in e.invars)
     kept.reverse()
@@ -40,7 +40,7 @@ def cse(prog: Program) -> Program:
     eqns = []
     for e in prog.eqns:
         invars = [subst.get(id(v), v) for v in e.invars]
-        pk = None if e.prim.effectful else _params_key(e.params)
+        pk = None if has_effect(e) else _params_key(e.params)
         key = None if pk is None else (e.prim, tuple(id(v) for v in invars), pk)
         if key is not None and key in seen:
             for old, new in zip(e.outvars, seen[key].outvars):
@@ -61,7 +61,7 @@ def fold_constants(prog: Program) -> Program:
     constvars, consts = list(prog.constvars), list(prog.consts)
     eqns = []
     for e in prog.eqns:
-        if (e.invars and not e.prim.effectful
+        if (e.invars and not has_effect(e)
                 and all(id(v) in const_val for v in e.invars)):
             out = e.prim.bind(*[const_val[id(v)] for v in e.invars], **e.params)
             outs = out if e.prim.multiple_results else [out]

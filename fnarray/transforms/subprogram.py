@@ -19,7 +19,8 @@ from __future__ import annotations
 from fnarray.core.array import Array, ArrayBase
 from fnarray.core.shapes import ShapedArray
 from fnarray.core.trace import ConcretizationError, Tracer, new_main
-from fnarray.transforms.ir import IRTrace, IRTracer, Program, Var, _Builder, eval_program
+from fnarray.transforms.ir import (IRTrace, IRTracer, Program, Var, _Builder, eval_program,
+                                   has_effect)
 
 
 class _ClosureBuilder(_Builder):
@@ -148,7 +149,7 @@ def split_forward_backward(prog: Program, n_primal_in: int, n_primal_out: int):
     in_fwd = [False] * len(prog.eqns)
     for i in range(len(prog.eqns) - 1, -1, -1):
         e = prog.eqns[i]
-        effect = getattr(e.prim, "effectful", False) and not any(id(v) in ct_in for v in e.invars)
+        effect = has_effect(e) and not any(id(v) in ct_in for v in e.invars)
         if effect or any(id(v) in needed for v in e.outvars):
             in_fwd[i] = True
             needed.update(id(v) for v in e.invars)
