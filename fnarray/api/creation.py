@@ -228,9 +228,24 @@ def _put(x, dev):
 
 
 def from_dlpack(obj, device=None, copy=None) -> Array:
-    """Zero-copy exchange with NumPy, CuPy, PyTorch... through DLPack."""
+    """Zero-copy exchange with NumPy, CuPy, PyTorch... through DLPack.
+
+    ``device``: where the result lives (a move is a copy); ``copy=True`` always copies (so
+    later writes to a mutable producer such as a NumPy array cannot show through),
+    ``copy=False`` never does (a ``ValueError`` if ``device`` needs a move), ``None``
+    copies only to move."""
     kind, _ = obj.__dlpack_device__()
     if kind == 1:  # CPU
-        return Array(np.from_dlpack(obj))
-    dev = _device.get_device("cuda")  # pragma: no cover - needs a GPU
-    return Array(dev.xp.from_dlpack(obj), dev)  # pragma: no cover
+        out = Array(np.from_dlpack(obj))
+    else:  # pragma: no cover - needs a GPU
+        dev = _device.get_device("cuda")
+        out = Array(dev.xp.from_dlpack(obj), dev)
+    target = out._device if device is None else _device.get_device(device)
+    if target is not out._device:
+        if copy is False:
+            raise ValueError(f"from_dlpack: copy=False, but the data is on {out._device} "
+                             f"and device={target} needs a copy")
+        return _put(out, target)
+    if copy:
+        return Array(out._value.copy(), out._device)
+    return out

@@ -13,8 +13,23 @@ def _axis(axis, ndim, op):
     return normalize_axes(axis, ndim, op)[0]
 
 
-def reshape(x, shape, copy=None):
-    """``x`` with a new shape of the same size; one entry may be -1."""
+def reshape(x, shape, copy=None, *, order: str = "C"):
+    """``x`` with a new shape of the same size; one entry may be -1.
+
+    ``order="C"`` reads and writes the elements in row-major order, ``order="F"`` in
+    column-major order (NumPy's meanings).  ``order="A"`` depends on a memory layout that
+    fnarray's immutable arrays do not expose, so it is refused, as in JAX.  ``copy`` is
+    accepted for the Array API: arrays are immutable, so sharing memory is unobservable.
+    """
+    if order != "C":
+        if order == "F":
+            x = as_operand(x)
+            rev = tuple(range(x.ndim))[::-1]
+            flipped = reshape(permute_dims(x, rev), _shape_tuple(shape)[::-1])
+            return permute_dims(flipped, tuple(range(flipped.ndim))[::-1])
+        raise ValueError(f"reshape: order must be 'C' or 'F', got {order!r}"
+                         + ("; 'A' depends on memory layout, which fnarray arrays do not "
+                            "expose" if order == "A" else ""))
     x = as_operand(x)
     if type(shape) is not tuple or not all(type(s) is int for s in shape):
         shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
@@ -38,8 +53,13 @@ def reshape(x, shape, copy=None):
     return sh.reshape.bind(x, shape=shape)
 
 
-def ravel(x):
-    return reshape(x, (-1,))
+def ravel(x, order: str = "C"):
+    """``x`` flattened to one axis, reading elements in ``order`` ('C' or 'F')."""
+    return reshape(x, (-1,), order=order)
+
+
+def _shape_tuple(shape) -> tuple:
+    return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
 
 
 def permute_dims(x, axes):
@@ -101,9 +121,19 @@ def squeeze(x, axis=None):
 
 
 def expand_dims(x, axis=0):
+    """``x`` with length-1 axes inserted at ``axis`` (an int or a tuple): positions in the
+    result, so a negative axis counts from the end of the result (``-1`` appends).  An axis
+    outside ``[-N-1, N]`` (``N = x.ndim``, one axis) raises ``AxisError``, which is both the
+    ``IndexError`` the Array API asks for and NumPy's ``ValueError``."""
     x = as_operand(x)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     nd = x.ndim + len(axes)
+    for a in axes:
+        if not -nd <= a < nd:
+            raise np.exceptions.AxisError(
+                f"expand_dims: axis {a} is out of bounds for the {nd}-d result of inserting "
+                f"{len(axes)} axis(es) into an array of shape {x.shape}; use an axis in "
+                f"[{-nd}, {nd - 1}]")
     axes = normalize_axes(axes, nd, "expand_dims")
     shape = list(x.shape)
     for a in axes:

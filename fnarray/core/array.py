@@ -110,12 +110,12 @@ class ArrayBase:
     # --- methods
     def astype(self, dtype, copy=True): return _api.astype(self, dtype)
     def reshape(self, *shape, order="C"):
-        return _api.reshape(self, shape[0] if len(shape) == 1 else shape)
+        return _api.reshape(self, shape[0] if len(shape) == 1 else shape, order=order)
     def transpose(self, *axes):
         return _api.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
     def swapaxes(self, a, b): return _api.swapaxes(self, a, b)
-    def ravel(self): return _api.ravel(self)
-    def flatten(self): return _api.ravel(self)
+    def ravel(self, order="C"): return _api.ravel(self, order)
+    def flatten(self, order="C"): return _api.ravel(self, order)
     def squeeze(self, axis=None): return _api.squeeze(self, axis)
     def sum(self, axis=None, keepdims=False, dtype=None, **kw):  # initial=, where=
         return _api.sum(self, axis=axis, keepdims=keepdims, dtype=dtype, **kw)
@@ -156,6 +156,10 @@ class ArrayBase:
 
     def __array_namespace__(self, api_version=None):
         import fnarray
+        if api_version not in (None, "2021.12", "2022.12", fnarray.__array_api_version__):
+            raise ValueError(f"__array_namespace__: fnarray implements Array API version "
+                             f"{fnarray.__array_api_version__!r} (and the earlier 2021.12 and "
+                             f"2022.12), not {api_version!r}")
         return fnarray
 
 
