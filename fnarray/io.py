@@ -124,7 +124,10 @@ def _encode(obj, entries: list, where: str, depth: int) -> dict:
     if _interop.is_tensor(obj):
         array = obj.array
         node = _encode_buffer("array", np.asarray(array), str(array.device), entries)
-        return {"t": "tensor", "requires_grad": bool(obj.requires_grad), "array": node}
+        out = {"t": "tensor", "requires_grad": bool(obj.requires_grad), "array": node}
+        if type(obj).__name__ == "Parameter":
+            out["parameter"] = True  # loads back as nn.Parameter, as in PyTorch
+        return out
     if isinstance(obj, np.ndarray):
         return _encode_buffer("ndarray", obj, None, entries)
     if type(obj) in (list, tuple):
@@ -207,7 +210,11 @@ def load(path, map_location=None):
     """Read an object written by :func:`save` from a path or a readable binary file.
 
     ``map_location``: ``None`` puts arrays back on the device they were saved from;
-    ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``Device`` puts every array there.
+    ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``Device`` puts every array there; a dict
+    maps saved device names to targets (``{"cuda:0": "cpu"}``; others stay put); a
+    function ``f(array, saved_device_name)`` gets each array on the CPU and returns the
+    array (or tensor) to use, or None to place it as saved (PyTorch's
+    ``lambda storage, loc: storage`` keeps everything on the CPU).
     Anything that is not a valid fnarray file raises :class:`SerializationError`.
     A missing path raises ``FileNotFoundError``.
     """
@@ -222,7 +229,10 @@ class _Reader:
 
     def __init__(self, f, where: str, map_location):
         self.f, self.where = f, where
-        self.target = None if map_location is None else get_device(map_location)
+        self.mapping = map_location if isinstance(map_location, dict) or \
+            callable(map_location) else None
+        self.target = None if map_location is None or self.mapping is not None \
+            else get_device(map_location)
         self.used: set[str] = set()
 
     def fail(self, problem: str) -> SerializationError:
@@ -334,7 +344,11 @@ class _Reader:
             if inner.get("t") != "array":
                 raise self.fail("a tensor node must hold an array node")
             array = self._buffer(inner, "array")
-            return _interop.wrap_array(array, True, self._field(node, "requires_grad", bool))
+            requires_grad = self._field(node, "requires_grad", bool)
+            if node.get("parameter") is True:
+                from fnarray.nn import Parameter
+                return Parameter(array, requires_grad=requires_grad)
+            return _interop.wrap_array(array, True, requires_grad)
         raise self.fail(f"unknown node type {tag!r:.40}")
 
     def _float(self, text: str) -> float:
@@ -395,6 +409,12 @@ class _Reader:
         device = self.target
         if device is None:
             saved = self._field(node, "device", str) if "device" in node else "cpu"
+            if callable(self.mapping):
+                placed = self.mapping(_interop.from_numpy(value, "cpu"), saved)
+                if placed is not None:
+                    return getattr(placed, "array", placed)
+            elif self.mapping is not None and saved in self.mapping:
+                saved = str(self.mapping[saved])
             try:
                 device = get_device(saved)
             except (RuntimeError, ValueError) as e:

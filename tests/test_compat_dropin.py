@@ -283,3 +283,123 @@ def test_linear_rejects_a_float64_input_on_float32_weights():
                                            "Double and Float"):
         lin(torch.ones(1, 2, dtype=torch.float64))
     assert lin.double()(torch.ones(1, 2, dtype=torch.float64)).dtype == torch.float64
+
+
+# --- saving and loading ----------------------------------------------------------------------
+
+def test_load_weights_only_and_map_location_forms(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    model = nn.Linear(2, 1)
+    torch.save({"model": model.state_dict(), "p": nn.Parameter(torch.ones(2))}, path)
+    for loc in (None, "cpu", torch.device("cpu"), {"cpu": "cpu", "cuda:0": "cpu"},
+                lambda storage, loc: storage):
+        ck = torch.load(path, map_location=loc, weights_only=True)
+        assert ck["model"]["weight"].tolist() == model.weight.tolist()
+        assert type(ck["p"]) is nn.Parameter and ck["p"].requires_grad  # as PyTorch
+    seen = []
+    torch.load(path, map_location=lambda storage, loc: seen.append(loc))
+    assert seen and set(seen) == {"cpu"}  # called with each array and its saved device
+    fresh = nn.Linear(2, 1)
+    fresh.load_state_dict(torch.load(path, weights_only=True)["model"])
+    assert fresh.bias.tolist() == model.bias.tolist()
+
+
+# --- Module dtype conversion -----------------------------------------------------------------
+
+def test_module_to_dtype_forms():
+    lin = nn.Linear(2, 2)
+    assert lin.to(torch.float64).weight.dtype == torch.float64
+    assert lin.to("cpu", torch.float32).weight.dtype == torch.float32
+    assert lin.to(torch.device("cpu"), dtype=torch.float64).bias.dtype == torch.float64
+    assert lin.float().weight.dtype == torch.float32
+    assert lin.half().weight.dtype == torch.float16
+    assert lin.double().weight.dtype == torch.float64
+    assert isinstance(lin.weight, nn.Parameter) and lin.weight.requires_grad
+    with pytest.raises(TypeError, match="only accepts floating point or complex dtypes"):
+        lin.to(torch.int64)
+
+
+# --- optimizer state as PyTorch shapes it ------------------------------------------------------
+
+def _trained(opt_cls, **kw):
+    torch.manual_seed(0)
+    lin = nn.Linear(2, 1)
+    opt = opt_cls(lin.parameters(), **kw)
+    for _ in range(2):
+        opt.zero_grad()
+        lin(torch.ones(3, 2)).sum().backward()
+        opt.step()
+    return lin, opt
+
+
+def test_optimizer_state_is_dicts_of_tensors_keyed_as_pytorch():
+    from fnarray import optim
+    lin, opt = _trained(optim.Adam, lr=0.1)
+    s = opt.state[lin.weight]
+    assert list(s.keys()) == ["step", "exp_avg", "exp_avg_sq"]
+    assert isinstance(s["exp_avg"], torch.Tensor) and s["exp_avg"].shape == (1, 2)
+    assert s["step"].dtype == torch.float32 and s["step"].item() == 2.0 and s["step"].dim() == 0
+    # the resume loop of every PyTorch checkpoint tutorial
+    for state in opt.state.values():
+        for k, v in state.items():
+            if isinstance(v, torch.Tensor):
+                state[k] = v.to("cpu")
+    assert list(optim.Adam(lin.parameters(), amsgrad=True).state) == []
+    _, ams = _trained(optim.Adam, lr=0.1, amsgrad=True)
+    assert "max_exp_avg_sq" in next(iter(ams.state.values()))
+    lin2, sgd = _trained(optim.SGD, lr=0.1)
+    assert dict(sgd.state[lin2.bias]) == {"momentum_buffer": None}
+    lin3, mom = _trained(optim.SGD, lr=0.1, momentum=0.9)
+    assert list(mom.state[lin3.bias]) == ["momentum_buffer"]
+
+
+def test_optimizer_state_dict_round_trip_continues_the_trajectory(tmp_path):
+    from fnarray import optim
+    lin, opt = _trained(optim.Adam, lr=0.1)
+    sd = opt.state_dict()
+    assert set(sd["state"][0]) == {"step", "exp_avg", "exp_avg_sq"}  # no private keys
+    assert sd["param_groups"][0]["params"] == [0, 1]
+    torch.save({"opt": sd, "model": lin.state_dict()}, tmp_path / "c.pt")
+    ck = torch.load(tmp_path / "c.pt")
+    lin2 = nn.Linear(2, 1)
+    lin2.load_state_dict(ck["model"])
+    opt2 = optim.Adam(lin2.parameters(), lr=0.1)
+    opt2.load_state_dict(ck["opt"])
+    for model, o in ((lin, opt), (lin2, opt2)):
+        o.zero_grad()
+        model(torch.ones(3, 2)).sum().backward()
+        o.step()
+    assert lin2.weight.tolist() == lin.weight.tolist()
+    assert opt2.state[lin2.weight]["step"].item() == 3.0
+    lin3, sgd = _trained(optim.SGD, lr=0.1, momentum=0.9)
+    sgd_sd = sgd.state_dict()
+    sgd2 = optim.SGD(lin3.parameters(), lr=0.1, momentum=0.9)
+    sgd2.load_state_dict(sgd_sd)
+    assert sgd2.state[lin3.bias]["momentum_buffer"].tolist() == \
+        sgd.state[lin3.bias]["momentum_buffer"].tolist()
+
+
+# --- OneCycleLR's last step --------------------------------------------------------------------
+
+def test_one_cycle_lr_steps_total_steps_times():
+    import math
+
+    from fnarray import optim
+    lin = nn.Linear(2, 1)
+    opt = optim.SGD(lin.parameters(), lr=0.1, momentum=0.9)
+    sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=4)
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(4):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    lo, hi = 0.1 / 25, 0.1 / 25 / 1e4
+
+    def cos(start, end, pct):
+        return end + (start - end) / 2 * (math.cos(math.pi * pct) + 1)
+    # PyTorch: phases end at steps 0.2 and 3; step 4 extrapolates the last phase
+    want = [lo] + [cos(0.1, hi, (k - 0.2) / 2.8) for k in (1, 2, 3, 4)]
+    assert np.allclose(lrs, want)
+    with pytest.raises(ValueError, match="Tried to step 5 times. The specified number of "
+                                         "total steps is 4"):
+        sched.step()

@@ -85,10 +85,17 @@ def save(obj, f, **kwargs):
     return io.save(obj, f, **kwargs)
 
 
-def load(f, map_location=None, **kwargs):
-    """Load what ``save`` wrote (``fnarray.io.load``)."""
+def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None,
+         **pickle_load_args):
+    """Load what ``save`` wrote (``fnarray.io.load``).  The format holds only data and
+    never runs code, so every load is what PyTorch's ``weights_only=True`` asks for;
+    ``map_location`` may be a device, a name, a dict or a function, as in PyTorch."""
     from fnarray import io
-    return io.load(f, map_location=map_location, **kwargs)
+    if isinstance(map_location, device):
+        map_location = str(map_location)
+    elif isinstance(map_location, dict):
+        map_location = {str(k): str(v) for k, v in map_location.items()}
+    return io.load(f, map_location=map_location)
 
 
 # --- reach: the rest of ``torch`` under the compat name (see _aliases) ----------------------

@@ -342,16 +342,22 @@ class Module:
     def to(self, *args, **kwargs) -> "Module":
         """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or ``to(tensor)``; dtype
         changes apply to floating-point values only."""
+        from fnarray.compat.tensor import _is_dtype
         device, dtype = kwargs.get("device"), kwargs.get("dtype")
         for a in args:
             if isinstance(a, Tensor):
                 device, dtype = a.device, a.dtype
+            elif _is_dtype(a):  # before devices: a NumPy dtype has a ``type`` attribute
+                dtype = a
             elif isinstance(a, str) or hasattr(a, "platform") or hasattr(a, "type"):
                 device = a
             elif a is not None:
                 dtype = a
         if dtype is not None:
             dtype = canonical_dtype(dtype)
+            if dtype.kind not in "fc":
+                raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, "
+                                f"but got desired dtype={dtype}")
 
         def convert(v):
             if dtype is not None and v.dtype.kind in "fc":

@@ -204,9 +204,10 @@ class OneCycleLR(LRScheduler):
         return (end - start) * pct + start
 
     def _at(self, epoch, bounds, momentum: bool):
-        if epoch > self.total_steps - 1:
-            raise ValueError(f"OneCycleLR: tried to step {epoch + 1} times; total_steps is "
-                             f"{self.total_steps}")
+        if epoch > self.total_steps:  # PyTorch allows step number total_steps (the last
+            # batch of the last epoch steps the scheduler once more) and extrapolates it
+            raise ValueError(f"OneCycleLR: Tried to step {epoch} times. The specified number "
+                             f"of total steps is {self.total_steps}")
         start_step, phase = 0.0, 0
         while epoch > self._phases[phase][0] and phase < len(self._phases) - 1:
             start_step = self._phases[phase][0]

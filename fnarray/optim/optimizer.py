@@ -13,8 +13,8 @@ from typing import Callable
 import fnarray as fa
 from fnarray.compat.grad_mode import enable_grad
 from fnarray.compat.tensor import Tensor
-from fnarray.optim import functional as of
 from fnarray.optim.fused import FusedStep
+from fnarray.optim.state import OptimizerState, from_pytorch_dict, to_pytorch_dict
 
 
 class _Required:
@@ -35,7 +35,7 @@ class Optimizer:
 
     def __init__(self, params, defaults: dict):
         self.defaults = dict(defaults)
-        self.state: dict = {}
+        self.state = OptimizerState()
         self.param_groups: list[dict] = []
         if isinstance(params, Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable of "
@@ -98,21 +98,22 @@ class Optimizer:
             if not params:
                 continue
             options = {k: group[k] for k in self.options}
-            states = [self.state[p] if p in self.state else self._init_state(options, p)
+            states = [self.state.leaf(p) if p in self.state else self._init_state(options, p)
                       for p in params]
             new_values, new_states = self._fused(options, [p.grad.array for p in params],
                                                  states, [p.array for p in params])
             del states
             for p, v, s in zip(params, new_values, new_states):
                 p.data = v
-                self.state[p] = s
+                self.state.set_leaf(p, s)
         return loss
 
     # ------------------------------------------------------------------ checkpoints
 
     def state_dict(self) -> dict:
-        """``{"state": {index: {field: value}}, "param_groups": [options + "params": indices]}``
-        with parameters numbered in group order, as PyTorch does."""
+        """``{"state": {index: {key: tensor}}, "param_groups": [options + "params":
+        indices]}`` with parameters numbered in group order and state keyed as
+        ``torch.optim`` keys it (``step`` a float32 tensor; no private keys)."""
         index, groups = {}, []
         for group in self.param_groups:
             ids = []
@@ -124,7 +125,7 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p in self.state:
-                    state[index[id(p)]] = _state_to_dict(self.state[p])
+                    state[index[id(p)]] = to_pytorch_dict(self.state.leaf(p))
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -142,10 +143,12 @@ class Optimizer:
             for p, i in zip(group["params"], sg["params"]):
                 by_index[i] = p
             group.update({k: v for k, v in sg.items() if k != "params"})
-        self.state = {}
+        self.state = OptimizerState()
         for i, fields in state_dict["state"].items():
             p = by_index[int(i)]
-            self.state[p] = _state_from_dict(fields, p)
+            options = {k: group[k] for group in self.param_groups
+                       if any(q is p for q in group["params"]) for k in self.options}
+            self.state.set_leaf(p, from_pytorch_dict(fields, self._init_state(options, p)))
 
     def __repr__(self) -> str:
         lines = [type(self).__name__ + " ("]
@@ -156,22 +159,3 @@ class Optimizer:
                     lines.append(f"    {k}: {group[k]}")
         lines.append(")")
         return "\n".join(lines)
-
-
-def _state_to_dict(leaf) -> dict:
-    out = {"__kind__": type(leaf).__name__}
-    out.update({k: v for k, v in leaf._asdict().items() if v is not None})
-    return out
-
-
-def _state_from_dict(fields: dict, p) -> tuple:
-    cls = of.LEAF_STATES[fields["__kind__"]]
-    values = {}
-    for name in cls._fields:
-        v = fields.get(name)
-        if v is not None:
-            v = fa.asarray(v.array if isinstance(v, Tensor) else v)
-            if v.ndim and v.dtype != p.dtype:
-                v = fa.astype(v, p.dtype)
-        values[name] = v
-    return cls(**values)
