@@ -7,6 +7,7 @@ from fnarray.ops import (  # noqa: F401  (import for the side effect of declarin
     indexing,
     linalg,
     decompositions,
+    eig,
     fft,
     conv, random_bits,
     special,
