@@ -23,6 +23,8 @@ import numpy as np
 
 from fnarray import _interop
 from fnarray.core.array import Array
+from fnarray.data import _pil, _resample
+from fnarray.data._resample import InterpolationMode
 from fnarray.data._worker import process_rng
 from fnarray.data.sampler import as_generator
 
@@ -56,7 +58,7 @@ class Lambda:
 
 
 class ToTensor:
-    """A ``(H, W)``/``(H, W, C)`` NumPy image → a ``(C, H, W)`` float tensor.
+    """A ``(H, W)``/``(H, W, C)`` NumPy or PIL image → a ``(C, H, W)`` float tensor.
 
     ``uint8`` values are scaled to ``[0, 1]`` as ``float32``; other dtypes keep their values
     and dtype.  An ``fa.Array`` or tensor is taken to be channels-first already.
@@ -66,7 +68,7 @@ class ToTensor:
         if isinstance(pic, Array) or _interop.is_tensor(pic):
             value, device = _interop.to_numpy(pic), (pic.array if _interop.is_tensor(pic) else pic).device
         else:
-            value, device = np.asarray(pic), None
+            value, device = (_pil.to_numpy(pic) if _pil.is_pil(pic) else np.asarray(pic)), None
             if value.ndim not in (2, 3):
                 raise ValueError(f"ToTensor: expected an (H, W) or (H, W, C) image, got shape "
                                  f"{value.shape}")
@@ -107,40 +109,39 @@ class Normalize:
 
 
 class Resize:
-    """Bilinear resize (half-pixel centres, no antialiasing).
+    """Resize to ``size``: ``(h, w)``, or an int (the shorter side becomes ``size``, keeping
+    the aspect ratio; ``max_size`` caps the longer side).
 
-    ``size`` is ``(h, w)``, or an int: the shorter side becomes ``size`` and the aspect ratio
-    is kept.
+    ``interpolation`` is an ``InterpolationMode`` (bilinear by default); ``antialias=True``
+    (the default, as in torchvision) filters like Pillow's ``Image.resize`` when shrinking,
+    so NumPy, tensor and PIL inputs all give Pillow's result (see ``_resample``).
     """
 
-    def __init__(self, size):
+    def __init__(self, size, interpolation=InterpolationMode.BILINEAR, max_size=None,
+                 antialias: bool = True):
         self.size = _pair(size, "Resize") if not isinstance(size, numbers.Integral) else int(size)
+        self.interpolation = _resample.interpolation_mode(interpolation, "Resize")
+        self.max_size, self.antialias = max_size, bool(antialias)
 
     def __call__(self, img):
         return _apply(img, self._resize)
 
     def _resize(self, x: np.ndarray) -> np.ndarray:
-        h, w = x.shape[-2:]
-        if isinstance(self.size, int):
-            short = min(h, w)
-            oh, ow = (self.size, max(1, round(w * self.size / short))) if h == short else \
-                (max(1, round(h * self.size / short)), self.size)
-        else:
-            oh, ow = self.size
-        rows_lo, rows_hi, row_w = _interpolation(h, oh)
-        cols_lo, cols_hi, col_w = _interpolation(w, ow)
-        f = x.astype(np.float32) if x.dtype.kind not in "fc" else x
-        rows = f[..., rows_lo, :] * (1 - row_w)[:, None] + f[..., rows_hi, :] * row_w[:, None]
-        out = rows[..., cols_lo] * (1 - col_w) + rows[..., cols_hi] * col_w
-        if x.dtype.kind in "fc":
-            return out.astype(x.dtype, copy=False)
-        info = np.iinfo(x.dtype) if x.dtype.kind in "iu" else None
-        if info is None:
-            return out > 0.5
-        return np.clip(np.rint(out), info.min, info.max).astype(x.dtype)
+        oh, ow = self.output_size(*x.shape[-2:])
+        return _resample.resize(x, oh, ow, self.interpolation, self.antialias)
+
+    def output_size(self, h: int, w: int) -> tuple[int, int]:
+        if not isinstance(self.size, int):
+            return self.size
+        short, long = min(h, w), max(h, w)
+        new_short, new_long = self.size, int(self.size * long / short)
+        if self.max_size is not None and new_long > self.max_size:
+            new_short, new_long = int(self.max_size * new_short / new_long), self.max_size
+        return (new_short, new_long) if h <= w else (new_long, new_short)
 
     def __repr__(self):
-        return f"Resize(size={self.size})"
+        return (f"Resize(size={self.size}, interpolation={self.interpolation}, "
+                f"max_size={self.max_size}, antialias={self.antialias})")
 
 
 class CenterCrop:
@@ -232,6 +233,12 @@ class RandomHorizontalFlip:
 
 def _apply(img, fn: Callable[[np.ndarray], np.ndarray], channels_last_numpy: bool = True):
     """Run ``fn`` on ``img`` viewed as ``(..., H, W)`` and return ``img``'s own kind."""
+    if _pil.is_pil(img):
+        x = _pil.to_numpy(img)
+        out = fn(x if x.ndim == 2 else np.moveaxis(x, -1, 0))
+        out = out if out.ndim == 2 else np.moveaxis(out, 0, -1)
+        return _pil.from_numpy(out.astype(x.dtype, copy=False),
+                               img.mode if img.mode != "P" else None)
     if isinstance(img, Array) or _interop.is_tensor(img):
         array = img.array if _interop.is_tensor(img) else img
         out = np.ascontiguousarray(fn(np.asarray(array)))
@@ -242,14 +249,6 @@ def _apply(img, fn: Callable[[np.ndarray], np.ndarray], channels_last_numpy: boo
     if channels_last_numpy and x.ndim == 3:
         return np.ascontiguousarray(np.moveaxis(fn(np.moveaxis(x, -1, 0)), 0, -1))
     return np.ascontiguousarray(fn(x))
-
-
-def _interpolation(n_in: int, n_out: int):
-    """Source rows (low, high) and weights of bilinear sampling with half-pixel centres."""
-    pos = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, n_in - 1)
-    return lo, hi, (pos - lo).astype(np.float32)
 
 
 def _pad_to(x: np.ndarray, th: int, tw: int) -> np.ndarray:
@@ -282,3 +281,9 @@ def _padding(padding) -> tuple[int, int, int, int] | None:
     if len(padding) == 4:
         return padding
     raise ValueError(f"RandomCrop: padding must be an int, a pair or a 4-tuple, got {padding!r}")
+
+
+# The rest of torchvision's transforms live in ``transforms_more`` (split by size).
+from fnarray.data.transforms_more import (  # noqa: E402,F401
+    ColorJitter, ConvertImageDtype, Grayscale, PILToTensor, RandomResizedCrop, RandomRotation,
+    ToPILImage)
