@@ -19,6 +19,7 @@ from fnarray.compat.ops import FUNCTIONS as _FUNCTIONS
 from fnarray.compat import ops_scatter, ops_select, ops_stats, tensor_methods_misc  # noqa: F401,E501  (register ops)
 from fnarray.compat.random import Generator, default_generator, initial_seed, manual_seed  # noqa: F401,E501
 from fnarray.compat.tensor import Size, Tensor  # noqa: F401
+from fnarray.compat.compiler import compile  # noqa: F401,A004
 
 globals().update(_FUNCTIONS)
 _builtin_int = type(0)  # ``int`` below is the dtype, as in PyTorch

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fnarray import api as fa
@@ -170,7 +172,14 @@ def eye(n: int, m: int | None = None, *, dtype=None, device=None,
 
 
 def flatten(input, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-    return input.flatten(start_dim, end_dim)
+    if isinstance(input, Tensor):
+        return input.flatten(start_dim, end_dim)
+    # A core array or tracer (a module's forward traced by ``compat.compile``).
+    shape = tuple(input.shape)
+    if not shape:
+        return fa.reshape(input, (1,))
+    s, e = start_dim % len(shape), end_dim % len(shape)
+    return fa.reshape(input, (*shape[:s], math.prod(shape[s:e + 1]), *shape[e + 1:]))
 
 
 def det(input) -> Tensor:

@@ -13,6 +13,7 @@ import threading
 import numpy as np
 
 from fnarray.api import random as fr
+from fnarray.api.creation import device_put as fa_device_put
 
 
 class Generator:
@@ -75,7 +76,9 @@ def _float(dtype):
 
 
 def _placed(value, device):
-    return value if device is None else value.to(device)
+    # device_put, not ``value.to``: under a transformation (``compat.compile`` traces
+    # dropout) the value is a tracer, which stays where its trace puts it.
+    return value if device is None else fa_device_put(value, device)
 
 
 def uniform(shape, dtype=None, device=None, generator=None):

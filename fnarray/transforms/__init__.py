@@ -12,6 +12,7 @@ __all__ = ["custom_jvp", "custom_vjp", "stop_gradient", "grad", "hessian", "jacf
 
 from fnarray.transforms.ir import make_ir  # noqa: E402,F401
 from fnarray.transforms.jit import jit  # noqa: E402,F401
+from fnarray.transforms import staged  # noqa: E402,F401  (declares staged_call)
 
 __all__ += ["make_ir", "jit"]
 from fnarray.transforms.checkpoint import (  # noqa: E402,F401

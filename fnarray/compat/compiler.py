@@ -1,0 +1,191 @@
+"""``fnarray.compat.compile``: ``torch.compile``'s face over fnarray's staged programs.
+
+``compile(model)`` returns a module (or function) that runs the forward pass as one
+compiled program and records it on the tape as **one node** whose backward is one compiled
+program (``fnarray.transforms.staged``): no per-primitive Python dispatch, no per-primitive
+tape nodes, and the forward keeps exactly the residuals the backward reads.
+
+* The forward is traced through ``nn.functional_call`` with the module's parameters and
+  buffers as inputs, once per input signature (shapes, dtypes, which tensors require
+  grad, training mode, non-tensor arguments, grad mode); a new signature compiles anew.
+* Randomness (dropout) draws from the global generator exactly as eager code does: its
+  state goes in as an input and comes back as an output, so compiled and eager runs give
+  the same numbers from the same seed.
+* Code that cannot be traced — Python control flow on tensor values — runs eagerly instead,
+  after one warning that names the line; so does a module that updates buffers in training
+  mode (BatchNorm running statistics), which the staged program cannot write back.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from fnarray.compat import grad_mode
+from fnarray.compat import random as compat_random
+from fnarray.compat.tensor import Tensor
+from fnarray.core import tree as tree_util
+from fnarray.core.array import Array
+from fnarray.core.trace import ConcretizationError
+from fnarray.nn.functional_call import functional_call
+from fnarray.nn.module import Module
+from fnarray.transforms.staged import Staged, staged_call
+
+_EAGER = object()  # cache marker: this signature runs eagerly
+
+
+class _Compiler:
+    """Per-signature staged programs of ``fn(*args)`` with ``module``'s parameters and
+    buffers as extra inputs (``module`` is None for plain functions)."""
+
+    def __init__(self, fn, module: Module | None, name: str):
+        self.fn, self.module, self.name = fn, module, name
+        self.cache: dict = {}
+        self.warned = False
+
+    def state(self) -> tuple[list, list]:
+        if self.module is None:
+            return [], []
+        named = list(self.module.named_parameters()) + list(self.module.named_buffers())
+        return [n for n, _ in named], [t for _, t in named]
+
+    def __call__(self, *args, **kwargs):
+        names, handles = self.state()
+        # Tensors stay leaves (they are pytree nodes around their arrays).
+        leaves, in_tree = tree_util.flatten((args, kwargs), is_leaf=_is_tensor)
+        is_tensor = [isinstance(x, (Tensor, Array)) for x in leaves]
+        tensors = [x for x, t in zip(leaves, is_tensor) if t]
+        statics = tuple((i, x) for i, (x, t) in enumerate(zip(leaves, is_tensor)) if not t)
+        inputs = handles + tensors
+        grad_on = grad_mode.is_grad_enabled()
+        diff = tuple(grad_on and isinstance(x, Tensor) and x.requires_grad for x in inputs)
+        try:
+            key = (in_tree, tuple(is_tensor), _hashable(statics), diff, _training(self.module),
+                   tuple((x.shape, x.dtype) for x in inputs))
+        except TypeError:  # unhashable non-tensor arguments: no signature to cache under
+            return self.fn(*args, **kwargs)
+        staged = self.cache.get(key)
+        if staged is None:
+            staged = self.cache[key] = self._stage(names, inputs, in_tree, is_tensor, statics,
+                                                   diff)
+        if staged is _EAGER:
+            return self.fn(*args, **kwargs)
+        return self._run(staged, inputs, any(diff))
+
+    def _stage(self, names, inputs, in_tree, is_tensor, statics, diff):
+        n_state = len(names)
+        if self.module is not None and self.module.training and n_state > len(
+                list(self.module.parameters())):
+            return self._fall_back("it updates buffers in training mode (e.g. BatchNorm "
+                                   "running statistics)")
+        static_at = dict(statics)
+
+        def pure(rng_key, *flat):
+            state, tensors = flat[:n_state], iter(flat[n_state:])
+            leaves = [next(tensors) if t else static_at[i] for i, t in enumerate(is_tensor)]
+            args, kwargs = tree_util.unflatten(in_tree, leaves)
+            generator = compat_random.default_generator
+            saved = generator.get_state()
+            generator.set_state(rng_key)
+            try:
+                if self.module is None:
+                    out = self.fn(*args, **kwargs)
+                else:
+                    out = functional_call(self.module, dict(zip(names, state)), args, kwargs)
+                new_key = generator.get_state()
+            finally:
+                generator.set_state(saved)
+            out_leaves, out_tree = tree_util.flatten(out)
+            out_trees.append(out_tree)
+            return [_raw(o) for o in out_leaves] + [new_key]
+
+        out_trees: list = []
+        rng = _rng_state()
+        avals = [(rng.aval, rng.device)] + [(_raw(x).aval, _raw(x).device) for x in inputs]
+        try:
+            with grad_mode.no_grad():
+                staged = Staged(pure, avals, (False,) + diff, name=self.name)
+        except ConcretizationError as e:
+            return self._fall_back(str(e).splitlines()[0])
+        staged.out_tree = out_trees[-1]
+        return staged
+
+    def _fall_back(self, why: str):
+        if not self.warned:
+            self.warned = True
+            warnings.warn(f"fnarray.compat.compile: {self.name} cannot be compiled ({why}); "
+                          f"it runs eagerly instead",
+                          stacklevel=6 if self.module is not None else 5)  # the user's call
+        return _EAGER
+
+    def _run(self, staged: Staged, inputs: list, record: bool):
+        rng = _rng_state()
+        if record:  # one node on the tape; its backward is the compiled backward program
+            outs = staged_call.bind(rng, *inputs, staged=staged)[:staged.n_out]
+        else:
+            outs = [Tensor(o) for o in staged.plain([rng, *[_raw(x) for x in inputs]])]
+        compat_random.default_generator.set_state(_raw(outs[-1]))
+        return tree_util.unflatten(staged.out_tree, outs[:-1])
+
+
+def _is_tensor(x) -> bool:
+    return isinstance(x, Tensor)
+
+
+def _raw(x):
+    return x.array if isinstance(x, Tensor) else x
+
+
+def _rng_state():
+    """The global generator's key, created as its first draw would create it."""
+    generator = compat_random.default_generator
+    if generator.get_state() is None:
+        from fnarray.api import random as fr
+        generator.set_state(fr.key(generator.initial_seed()))
+    return generator.get_state()
+
+
+def _training(module) -> tuple:
+    return () if module is None else tuple(m.training for m in module.modules())
+
+
+def _hashable(statics: tuple) -> tuple:
+    hash(statics)
+    return statics
+
+
+class CompiledModule(Module):
+    """What ``compile(module)`` returns: shares the original's parameters (``_orig_mod``,
+    as in PyTorch) and runs its forward through the compiled programs."""
+
+    def __init__(self, module: Module):
+        super().__init__()
+        self._orig_mod = module
+        object.__setattr__(self, "_compiler",
+                           _Compiler(module, module, type(module).__name__ + ".forward"))
+
+    def forward(self, *args, **kwargs):
+        return self._compiler(*args, **kwargs)
+
+
+def compile(model=None, *, fullgraph: bool = False, dynamic=None, backend="inductor",  # noqa: A001
+            mode=None, options=None, disable: bool = False):
+    """Compile a module or function (``torch.compile``'s signature; ``backend``, ``mode``,
+    ``dynamic`` and ``options`` are accepted and ignored: there is one backend).  Without
+    ``model``, returns a decorator."""
+    if model is None:
+        return lambda m: compile(m, fullgraph=fullgraph, dynamic=dynamic, backend=backend,
+                                 mode=mode, options=options, disable=disable)
+    if disable:
+        return model
+    if isinstance(model, Module):
+        return CompiledModule(model)
+    if not callable(model):
+        raise TypeError(f"compile: expected a Module or a function, got {type(model).__name__}")
+    compiler = _Compiler(model, None, getattr(model, "__qualname__", repr(model)))
+
+    def compiled(*args, **kwargs):
+        return compiler(*args, **kwargs)
+
+    compiled.__wrapped__ = model
+    compiled.__doc__ = model.__doc__
+    return compiled
