@@ -43,9 +43,49 @@ def _binary_float(prim, name):
 
 sin, cos, tan = _unary_float(ew.sin), _unary_float(ew.cos), _unary_float(ew.tan)
 asin, acos, atan = _unary_float(ew.asin), _unary_float(ew.acos), _unary_float(ew.atan)
-sinh, cosh, tanh = _unary_float(ew.sinh), _unary_float(ew.cosh), _unary_float(ew.tanh)
+sinh, cosh = _unary_float(ew.sinh), _unary_float(ew.cosh)
 asinh, acosh, atanh = _unary_float(ew.asinh), _unary_float(ew.acosh), _unary_float(ew.atanh)
-exp, exp2, expm1 = _unary_float(ew.exp), _unary_float(ew.exp2), _unary_float(ew.expm1)
+exp, exp2 = _unary_float(ew.exp), _unary_float(ew.exp2)
+
+
+def expm1(x):
+    """Elementwise ``exp(x) - 1``, accurate near 0; integer input is computed in the default
+    float.  Complex input follows the Array API's special cases (NumPy's kernel does not:
+    e.g. ``expm1(inf+0j)`` is ``inf+0j`` and ``expm1(-inf+2j)`` is ``-1+0j``)."""
+    x = to_inexact(x)
+    out = ew.expm1.bind(x)
+    if x.dtype.kind != "c":
+        return out
+    a, b = real(x), imag(x)
+    b_neg = signbit(b)
+    zero_im = b == 0
+    inf, nan = math.inf, math.nan
+    fixes = [  # (mask, value for b >= +0, value for b <= -0), first match wins
+        ((a == 0) & zero_im, complex(0.0, 0.0), complex(0.0, -0.0)),
+        ((a == inf) & zero_im, complex(inf, 0.0), complex(inf, -0.0)),
+        ((a == -inf) & ~isnan(b), complex(-1.0, 0.0), complex(-1.0, -0.0)),
+        ((a == -inf) & isnan(b), complex(-1.0, 0.0), complex(-1.0, 0.0)),
+        ((a == inf) & ~isfinite(b), complex(inf, nan), complex(inf, nan)),
+        (isnan(a) & zero_im, complex(nan, 0.0), complex(nan, -0.0)),
+    ]
+    for mask, pos, neg in reversed(fixes):
+        out = where(mask, where(b_neg, neg, pos), out)
+    return out
+
+
+def tanh(x):
+    """Elementwise hyperbolic tangent; integer input is computed in the default float.
+    Complex input follows the Array API's special cases (``tanh(±inf + bj)`` for finite
+    ``b`` is ``±1`` with an imaginary zero carrying the sign of ``b``)."""
+    x = to_inexact(x)
+    out = ew.tanh.bind(x)
+    if x.dtype.kind != "c":
+        return out
+    a, b = real(x), imag(x)
+    a_neg, b_neg = signbit(a), signbit(b)
+    limit = where(a_neg, where(b_neg, complex(-1.0, -0.0), complex(-1.0, 0.0)),
+                  where(b_neg, complex(1.0, -0.0), complex(1.0, 0.0)))
+    return where(isinf(a) & isfinite(b), limit, out)
 log, log1p, log2, log10 = (_unary_float(ew.log), _unary_float(ew.log1p), _unary_float(ew.log2),
                            _unary_float(ew.log10))
 sqrt, rsqrt = _unary_float(ew.sqrt), _unary_float(ew.rsqrt)
@@ -105,6 +145,7 @@ divide = _binary_float(ew.div, "divide")
 true_divide = divide
 floor_divide = _binary(ew.floor_divide, "floor_divide")
 remainder = _binary(ew.rem, "remainder")
+fmod = _binary(ew.fmod, "fmod")  # sign of the dividend (C fmod); remainder: of the divisor
 mod = remainder
 maximum = _binary(ew.maximum, "maximum")
 minimum = _binary(ew.minimum, "minimum")

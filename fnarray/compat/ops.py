@@ -13,6 +13,7 @@ from fnarray import api as fa
 from fnarray.compat.tape import op_scope
 from fnarray.ops import activation as _activation
 from fnarray.compat import return_types
+from fnarray.compat.promotion import operands as _pt_operands
 from fnarray.compat.tensor import Tensor, _dims, _raw
 from fnarray.transforms import stop_gradient
 
@@ -97,7 +98,7 @@ _BINARY = {
     "add": (fa.add, "AddBackward0"), "sub": (fa.subtract, "SubBackward0"),
     "mul": (fa.multiply, "MulBackward0"), "div": (fa.divide, "DivBackward0"),
     "true_divide": (fa.divide, "DivBackward0"), "pow": (fa.pow, "PowBackward0"),
-    "remainder": (fa.remainder, "RemainderBackward0"), "fmod": (fa.remainder, "FmodBackward0"),
+    "remainder": (fa.remainder, "RemainderBackward0"), "fmod": (fa.fmod, "FmodBackward0"),
     "floor_divide": (fa.floor_divide, "FloorDivideBackward0"),
     "maximum": (fa.maximum, "MaximumBackward0"), "minimum": (fa.minimum, "MinimumBackward0"),
     "atan2": (fa.atan2, "Atan2Backward0"), "hypot": (fa.hypot, "HypotBackward0"),
@@ -113,6 +114,7 @@ def _binary(fn, grad_name):
         with op_scope(grad_name):
             if alpha is not None and alpha != 1:
                 other = fa.multiply(other, alpha)
+            input, other = _pt_operands(input, other)
             if rounding_mode == "floor":
                 return fa.floor_divide(input, other)
             out = fn(input, other)
@@ -133,7 +135,8 @@ for _alias, _name in (("subtract", "sub"), ("multiply", "mul"), ("divide", "div"
 def _operator(fn, grad_name, reflected=False):
     def op(self, other):
         with op_scope(grad_name):
-            return fn(other, self) if reflected else fn(self, other)
+            a, b = _pt_operands(self, other)
+            return fn(b, a) if reflected else fn(a, b)
     return op
 
 

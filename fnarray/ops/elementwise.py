@@ -293,6 +293,8 @@ hypot = nary("hypot", "hypot", (lambda t, x, y, o: _over_hypot(t, x, o),
 copysign = nary("copysign", "copysign", (
     lambda t, x, y, o: t * fa.where(fa.signbit(x) == fa.signbit(y), 1.0, -1.0), None))
 rem = nary("rem", "remainder", (_first, lambda t, x, y, o: -t * fa.floor_divide(x, y)))
+# C's fmod: the result has the sign of the dividend (PyTorch's torch.fmod), exact like rem
+fmod = nary("fmod", "fmod", (_first, lambda t, x, y, o: -t * fa.trunc(x / y)))
 floor_divide = nary("floor_divide", "floor_divide")
 nextafter = nary("nextafter", "nextafter")
 equal = nary("eq", "equal", out_dtype=bool_)

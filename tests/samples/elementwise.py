@@ -103,6 +103,9 @@ SAMPLES.update({
     "rem": lambda: binary(make_x=lambda s: grid(s, offset=0.25, step=0.5),
                           make_y=lambda s: hnp.arrays(np.float64, s, elements=st.sampled_from(
                               [-2.0, -1.0, 1.0, 2.0]))),
+    "fmod": lambda: binary(make_x=lambda s: grid(s, offset=0.25, step=0.5),
+                           make_y=lambda s: hnp.arrays(np.float64, s, elements=st.sampled_from(
+                               [-2.0, -1.0, 1.0, 2.0]))),
     "select": _select,
     # binary, not differentiable
     "floor_divide": lambda: binary(make_y=away_from_zero),

@@ -1,0 +1,91 @@
+"""PyTorch's type promotion for the compat layer's binary operations.
+
+PyTorch promotes by *category* (bool < integer < floating < complex) and by operand
+class: dimensioned tensors, then 0-d tensors, then Python/NumPy scalars.  A class only
+changes the result when it brings a higher category, so ``float32 tensor * float64 0-d
+tensor`` stays float32, ``int tensor * 2.5`` is the default float (float32), and
+``int32 tensor * tensor(5)`` stays int32.  NumPy's value-free rules would give float64 or
+int64 in these cases.
+
+``operands(a, b)`` casts tensor operands to the PyTorch result dtype before the core
+operation runs (Python scalars stay weak: the core gives them the tensors' dtype), so the
+core's own promotion has nothing left to decide.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fnarray import api as fa
+from fnarray.core.array import ArrayBase
+
+_DEFAULT = {"f": np.dtype(np.float32), "c": np.dtype(np.complex64),
+            "i": np.dtype(np.int64), "b": np.dtype(np.bool_)}
+
+
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+
+def _promote(a, b):
+    """PyTorch's ``promote_types``: across categories the higher one's dtype wins
+    (``int64 + float32 -> float32``; complex widens to hold a float64); within one
+    category the wider type, as NumPy."""
+    if a is None or a == b:
+        return b
+    if b is None:
+        return a
+    ca, cb = _CATEGORY[a.kind], _CATEGORY[b.kind]
+    if ca == cb:
+        return np.promote_types(a, b)
+    high, low = (a, b) if ca > cb else (b, a)
+    if high.kind == "c" and low.kind == "f":
+        return np.promote_types(high, low)
+    return high
+
+
+def _combine(higher, lower):
+    """PyTorch's ``combine_categories``: ``lower`` matters only with a higher category."""
+    if higher is None:
+        return lower
+    if lower is None:
+        return higher
+    if higher.kind == "c":
+        return higher
+    if lower.kind == "c":
+        return np.result_type(higher, np.complex64) if higher.kind == "f" else lower
+    if higher.kind == "f":
+        return higher
+    if higher.kind == "b" or lower.kind == "f":
+        return _promote(higher, lower)
+    return higher
+
+
+def result_type(*operands) -> np.dtype:
+    """The dtype PyTorch gives a binary (or n-ary) operation on ``operands``."""
+    dim = zero = wrapped = None
+    for x in operands:
+        if isinstance(x, ArrayBase):
+            if x.ndim:
+                dim = _promote(dim, x.dtype)
+            else:
+                zero = _promote(zero, x.dtype)
+        else:
+            kind = "b" if isinstance(x, (bool, np.bool_)) else np.asarray(x).dtype.kind
+            wrapped = _promote(wrapped, _DEFAULT["i" if kind == "u" else kind])
+    return _combine(dim, _combine(zero, wrapped))
+
+
+def operands(a, b):
+    """``a, b`` ready for the core: tensors cast to PyTorch's result dtype, NumPy scalars
+    as Python scalars (weak, like PyTorch's wrapped numbers)."""
+    if isinstance(a, ArrayBase) and isinstance(b, ArrayBase):
+        if a.dtype == b.dtype:
+            return a, b
+        dt = result_type(a, b)
+        return (a if a.dtype == dt else fa.astype(a, dt),
+                b if b.dtype == dt else fa.astype(b, dt))
+    if isinstance(a, np.generic):
+        a = a.item()
+    if isinstance(b, np.generic):
+        b = b.item()
+    return a, b
