@@ -1,0 +1,42 @@
+"""A cheap guard against per-op overhead blow-ups (timing as ratios, never absolute).
+
+Each check times an fnarray call and the equivalent NumPy call in the same process, on the
+same tiny inputs, and bounds the ratio generously: measured ratios are ~7x for the core,
+~40x for recorded compat ops and ~25x for a jitted call of three ops; the bounds catch an
+accidental order-of-magnitude regression (say, a transformation stack rebuilt per op),
+not normal noise on a busy machine.
+"""
+
+import timeit
+
+import numpy as np
+
+import fnarray as fa
+import fnarray.compat as torch
+
+
+def _best(fn, number=300, repeat=7) -> float:
+    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number
+
+
+def _ratio(fa_fn, np_fn) -> float:
+    fa_fn(), np_fn()  # warm caches (dispatch tables, jit compilation)
+    return _best(fa_fn) / _best(np_fn)
+
+
+A_NP = np.linspace(0.1, 1.6, 16, dtype=np.float32)
+A = fa.asarray(A_NP)
+
+
+def test_core_eager_op_overhead_is_bounded():
+    assert _ratio(lambda: fa.sin(A) * A + 1, lambda: np.sin(A_NP) * A_NP + 1) < 60
+
+
+def test_compat_recorded_op_overhead_is_bounded():
+    t = torch.tensor(A_NP, requires_grad=True)
+    assert _ratio(lambda: torch.sin(t) * t + 1, lambda: np.sin(A_NP) * A_NP + 1) < 150
+
+
+def test_jitted_call_overhead_is_bounded():
+    f = fa.jit(lambda x: fa.sin(x) * x + 1)
+    assert _ratio(lambda: f(A), lambda: np.sin(A_NP) * A_NP + 1) < 100
