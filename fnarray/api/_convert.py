@@ -151,16 +151,21 @@ def _weak_kind(dt):
     return {"b": bool, "i": int, "u": int, "f": float, "c": complex}[dt.kind]
 
 
-def astype(x, dtype, copy: bool = True):
-    """``x`` converted to ``dtype`` (a new array; the original is untouched)."""
+def astype(x, dtype, copy: bool = True, device=None):
+    """``x`` converted to ``dtype`` (a new array; the original is untouched), and put on
+    ``device`` if one is given (Array API 2023.12).  Arrays are immutable, so an array that
+    already has the dtype is returned as is whatever ``copy`` says."""
     from fnarray.ops.elementwise import convert_element_type
     dtype = checked_dtype(dtype, "astype")
     if type(x) in (float, complex) and dtype.kind in "fc":
-        return from_python(x, dtype=dtype)  # direct: no rounding through the default float
+        x = from_python(x, dtype=dtype)  # direct: no rounding through the default float
     x = as_operand(x)
-    if x.dtype == dtype:
-        return x
-    return convert_element_type.bind(x, dtype=dtype)
+    if x.dtype != dtype:
+        x = convert_element_type.bind(x, dtype=dtype)
+    if device is not None:
+        from fnarray.api.creation import device_put
+        x = device_put(x, device)
+    return x
 
 
 def to_inexact(x):

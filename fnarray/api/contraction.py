@@ -98,7 +98,8 @@ def vecdot(x1, x2, axis: int = -1):
     a, b = promote("vecdot", x1, x2)
     if a.shape[axis] != b.shape[axis]:
         raise ValueError(f"vecdot: axis {axis} has size {a.shape[axis]} vs {b.shape[axis]}")
-    return sum_((conj(a) if a.dtype.kind == "c" else a) * b, axis=axis)
+    # the result has the promoted dtype (Array API), not the widened sum's
+    return sum_((conj(a) if a.dtype.kind == "c" else a) * b, axis=axis, dtype=a.dtype)
 
 
 def kron(a, b):

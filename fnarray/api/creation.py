@@ -13,15 +13,20 @@ from fnarray.core.trace import Tracer
 
 
 def asarray(obj, dtype=None, device=None, copy: bool | None = None):
-    """An array from ``obj``; NumPy input is copied unless ``copy=False``."""
+    """An array from ``obj``.  ``copy`` as in the Array API: ``True`` always copies,
+    ``False`` never does (``ValueError`` if a copy is needed: Python data, a dtype or device
+    change), ``None`` copies when needed.  NumPy input is copied unless ``copy=False``, so
+    that a later write to the NumPy array cannot change an fnarray array."""
+    if copy is False:
+        _check_no_copy(obj, dtype, device)
     if isinstance(obj, ArrayBase):
         out = obj if dtype is None else astype(obj, dtype)
         if device is not None and isinstance(out, Array):
             out = device_put(out, device)
+        if copy and out is obj and isinstance(obj, Array):
+            out = Array(obj._device.xp.copy(obj._value), obj._device, obj.weak_type)
         return out
-    if copy is False and isinstance(obj, np.ndarray) and device is None and (
-            dtype is None or np.dtype(dtype) == obj.dtype):
-        checked_dtype(obj.dtype, "asarray")
+    if copy is False and isinstance(obj, np.ndarray):
         return Array(obj)
     if dtype is None and isinstance(obj, (list, tuple)):
         obj = as_operand(obj) if _holds_arrays(obj) else obj
@@ -32,6 +37,27 @@ def asarray(obj, dtype=None, device=None, copy: bool | None = None):
     if hasattr(obj, "__fnarray_array__"):
         return asarray(obj.__fnarray_array__(), dtype=dtype, device=device)
     return from_python(obj, dtype=dtype, device=device)
+
+
+def _check_no_copy(obj, dtype, device) -> None:
+    """Raise unless ``asarray(obj, dtype, device)`` can reuse ``obj``'s memory."""
+    if isinstance(obj, ArrayBase):
+        have_dtype, have_device = obj.dtype, device_of(obj)
+    elif isinstance(obj, (np.ndarray, np.generic)):
+        # (a NumPy scalar is immutable: holding its value is as good as sharing it)
+        have_dtype, have_device = checked_dtype(obj.dtype, "asarray"), _device.CPU
+    elif _foreign_device_array(obj) or hasattr(obj, "__fnarray_array__"):
+        return
+    else:
+        raise ValueError(f"asarray(copy=False): an object of type {type(obj).__name__} cannot "
+                         f"be used without copying it into a new array; pass copy=None (or "
+                         f"True) to allow the copy")
+    if dtype is not None and checked_dtype(dtype, "asarray") != have_dtype:
+        raise ValueError(f"asarray(copy=False): converting {have_dtype} to "
+                         f"{np.dtype(dtype)} needs a copy; pass copy=None to allow it")
+    if device is not None and _device.get_device(device) is not have_device:
+        raise ValueError(f"asarray(copy=False): moving an array from {have_device} to "
+                         f"{device} needs a copy; pass copy=None to allow it")
 
 
 def _foreign_device_array(obj) -> bool:

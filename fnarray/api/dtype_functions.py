@@ -43,9 +43,34 @@ def can_cast(from_, to) -> bool:
     return bool(np.can_cast(_dtype_of(from_), shapes.canonical_dtype(to), casting="safe"))
 
 
-def finfo(type_):
-    """Machine limits of a floating dtype (NumPy's ``finfo``)."""
-    return np.finfo(_dtype_of(type_))
+class finfo_object:  # noqa: N801 - the Array API's name for it
+    """Machine limits of a floating dtype, as the Array API specifies them: ``bits`` an
+    int, ``eps``, ``max``, ``min`` and ``smallest_normal`` Python floats, ``dtype`` the
+    real dtype (for a complex dtype, that of its components); plus NumPy's ``tiny``,
+    ``resolution`` and ``precision``."""
+
+    __slots__ = ("bits", "eps", "max", "min", "smallest_normal", "tiny", "resolution",
+                 "precision", "dtype")
+
+    def __init__(self, info: np.finfo):
+        self.bits = int(info.bits)
+        self.eps, self.max, self.min = float(info.eps), float(info.max), float(info.min)
+        self.smallest_normal = self.tiny = float(info.smallest_normal)
+        self.resolution, self.precision = float(info.resolution), int(info.precision)
+        self.dtype = np.dtype(info.dtype)
+
+    def __repr__(self):
+        return (f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, "
+                f"dtype={self.dtype.name})")
+
+
+def finfo(type_) -> finfo_object:
+    """Machine limits of a floating or complex dtype (or of an array's dtype)."""
+    dt = _dtype_of(type_)
+    if dt.kind not in "fc":
+        raise TypeError(f"finfo: {dt} is not a floating or complex dtype; use fa.iinfo for "
+                        f"integer dtypes")
+    return finfo_object(np.finfo(dt))
 
 
 def iinfo(type_):

@@ -39,12 +39,14 @@ def _normalize(x, key):
         if k is None or k is Ellipsis or isinstance(k, slice):
             items.append(k)
         elif isinstance(k, (bool, np.bool_)):
-            raise IndexError("indexing with a Python bool is not supported; use a boolean array")
+            items.append(_ScalarMask(bool(k)))
         elif isinstance(k, (int, np.integer)):
             items.append(int(k))
         else:
             a = _index_array(k)
-            if a.dtype == bool_:
+            if a.dtype == bool_ and a.ndim == 0:
+                items.append(_ScalarMask(bool(a)))
+            elif a.dtype == bool_:
                 from fnarray.api.searching import nonzero
                 items.extend(nonzero(a))
             else:
@@ -52,7 +54,8 @@ def _normalize(x, key):
     n_ell = sum(k is Ellipsis for k in items)
     if n_ell > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
-    used = sum(1 for k in items if k is not None and k is not Ellipsis)
+    used = sum(1 for k in items if k is not None and k is not Ellipsis
+               and not isinstance(k, _ScalarMask))
     if used > x.ndim:
         raise IndexError(f"too many indices for array: array is {x.ndim}-dimensional, "
                          f"but {used} were indexed")
@@ -62,14 +65,30 @@ def _normalize(x, key):
         items = items[:i] + fill + items[i + 1:]
     else:
         items = items + fill
-    if any(k is None for k in items):
+    if any(k is None or isinstance(k, _ScalarMask) for k in items):
         shape, it = [], iter(x.shape)
         for k in items:
-            shape.append(1 if k is None else next(it))
+            shape.append(1 if k is None or isinstance(k, _ScalarMask) else next(it))
         from fnarray.api.manipulation import reshape
         x = reshape(x, tuple(shape))
-        items = [slice(None) if k is None else k for k in items]
+        items = [slice(None) if k is None else k.index(device_of(x))
+                 if isinstance(k, _ScalarMask) else k for k in items]
     return x, items
+
+
+class _ScalarMask:
+    """A 0-d boolean index (NumPy / Array API): a new axis that is kept (``True``, length
+    1) or emptied (``False``, length 0) — an advanced index of shape (1,) or (0,) into a
+    new length-1 axis."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bool):
+        self.value = value
+
+    def index(self, device):
+        from fnarray.api.creation import zeros
+        return zeros((int(self.value),), dtype=int64, device=device)
 
 
 def _basic(x, items):

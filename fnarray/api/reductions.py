@@ -41,28 +41,31 @@ def _masked(x, where, identity):
     return where_(where, x, identity)
 
 
+def _accumulating(x, dtype):
+    """``x`` in the dtype its sum/product/cumulative sum is computed in: ``dtype`` if given,
+    else (Array API default) bool and signed integers narrower than the default int in
+    ``int64``, unsigned ones in ``uint64``, anything else as is."""
+    if dtype is not None:
+        return astype(x, dtype)
+    if x.dtype.kind in "bi" and x.dtype.itemsize < 8:
+        return astype(x, DEFAULT_INT)
+    if x.dtype.kind == "u" and x.dtype.itemsize < 8:
+        return astype(x, canonical_dtype("uint64"))
+    return x
+
+
 def sum(x, axis=None, dtype=None, keepdims: bool = False, initial=None,  # noqa: A001
         where=None):
     """Sum over ``axis`` of the entries selected by ``where`` (all by default), plus
     ``initial``; booleans and small integers accumulate in ``int64``."""
-    x = as_operand(x)
-    if dtype is not None:
-        x = astype(x, dtype)
-    elif x.dtype.kind in "bi" and x.dtype.itemsize < 8:
-        x = astype(x, DEFAULT_INT)
-    elif x.dtype.kind == "u" and x.dtype.itemsize < 8:
-        x = astype(x, canonical_dtype("uint64"))
+    x = _accumulating(as_operand(x), dtype)
     out = _reduce(red.reduce_sum, _masked(x, where, 0), axis, keepdims, "sum")
     return out if initial is None else out + initial
 
 
 def prod(x, axis=None, dtype=None, keepdims: bool = False, initial=None, where=None):
     """Product over ``axis`` of the entries selected by ``where``, times ``initial``."""
-    x = as_operand(x)
-    if dtype is not None:
-        x = astype(x, dtype)
-    elif x.dtype.kind in "bi" and x.dtype.itemsize < 8:
-        x = astype(x, DEFAULT_INT)
+    x = _accumulating(as_operand(x), dtype)
     out = _reduce(red.reduce_prod, _masked(x, where, 1), axis, keepdims, "prod")
     return out if initial is None else out * initial
 
@@ -181,11 +184,7 @@ argmin = _arg(red.argmin, "argmin")
 
 def _scan(prim, name, x, axis, dtype, reverse=False):
     from fnarray.api.manipulation import ravel
-    x = as_operand(x)
-    if dtype is not None:
-        x = astype(x, dtype)
-    elif x.dtype.kind in "bi" and x.dtype.itemsize < 8:
-        x = astype(x, DEFAULT_INT)
+    x = _accumulating(as_operand(x), dtype)
     if axis is None:
         x, axis = ravel(x), 0
     axis = normalize_axes(axis, x.ndim, name)[0] if x.ndim else 0

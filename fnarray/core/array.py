@@ -108,7 +108,8 @@ class ArrayBase:
     __hash__ = None  # type: ignore[assignment]
 
     # --- methods
-    def astype(self, dtype, copy=True): return _api.astype(self, dtype)
+    def astype(self, dtype, copy=True, device=None):
+        return _api.astype(self, dtype, copy=copy, device=device)
     def reshape(self, *shape, order="C"):
         return _api.reshape(self, shape[0] if len(shape) == 1 else shape, order=order)
     def transpose(self, *axes):
@@ -268,9 +269,12 @@ class Array(ArrayBase):
             return format(self._host().item(), spec)
         return format(str(self), spec)
 
-    def __dlpack__(self, *args, **kwargs):
-        value = self._value
-        return value.__dlpack__(*args, **kwargs)
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """Array API 2023.12 DLPack export.  The keywords added in 2023.12 go to the backend
+        only when given, so consumers of the older protocol keep working."""
+        extra = {k: v for k, v in (("max_version", max_version), ("dl_device", dl_device),
+                                   ("copy", copy)) if v is not None}
+        return self._value.__dlpack__(stream=stream, **extra)
 
     def __dlpack_device__(self):
         return self._value.__dlpack_device__()

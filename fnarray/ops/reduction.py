@@ -40,7 +40,10 @@ def keep(ct, x_shape, axes, keepdims):
 
 def _declare_reduction(name, kernel, jvp=None, vjp=None, out_dtype=None):
     def impl(xp, x, *, axes, keepdims):
-        return getattr(xp, kernel)(x, axis=axes, keepdims=keepdims)
+        out = getattr(xp, kernel)(x, axis=axes, keepdims=keepdims)
+        # NumPy widens small integer sums and products; the primitive keeps its input dtype
+        # (the API functions choose the accumulation dtype before binding it).
+        return out if out.dtype == x.dtype or out_dtype else out.astype(x.dtype)
     p = declare(name, impl=impl, abstract=_reduce_abstract(out_dtype), jvp=jvp, vjp=vjp,
                 batch=None, differentiable=jvp is not None)
     p.batch = _batch_reduce(p)
@@ -150,8 +153,8 @@ def _batch_scan(prim):
 
 def _cumsum_impl(xp, x, *, axis, reverse):
     if reverse:
-        return xp.flip(xp.cumsum(xp.flip(x, axis), axis=axis), axis)
-    return xp.cumsum(x, axis=axis)
+        return xp.flip(xp.cumsum(xp.flip(x, axis), axis=axis, dtype=x.dtype), axis)
+    return xp.cumsum(x, axis=axis, dtype=x.dtype)  # no widening of small integers
 
 
 def _cumsum_jvp(primals, tangents, *, axis, reverse):
@@ -170,8 +173,8 @@ cumsum.batch = _batch_scan(cumsum)
 
 def _cumprod_impl(xp, x, *, axis, reverse):
     if reverse:
-        return xp.flip(xp.cumprod(xp.flip(x, axis), axis=axis), axis)
-    return xp.cumprod(x, axis=axis)
+        return xp.flip(xp.cumprod(xp.flip(x, axis), axis=axis, dtype=x.dtype), axis)
+    return xp.cumprod(x, axis=axis, dtype=x.dtype)  # no widening of small integers
 
 
 def _cumprod_jacobian(x, axis, reverse):
