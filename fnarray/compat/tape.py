@@ -103,12 +103,17 @@ class CompatTrace(Trace):
             tracers = _op.autocast(prim, tracers)
         tensor_t = TENSOR
         vals = [t._value if isinstance(t, tensor_t) else t for t in tracers]
-        out = prim.bind(*vals, **params)
         make = tensor_t._make
         if grad_mode._state.enabled and prim.differentiable:
             for t in tracers:
                 if isinstance(t, tensor_t) and t._node is not None:
+                    if prim.fwd is not None:  # the VJP rule wants forward-pass residuals
+                        out, residuals = prim.fwd(*vals, **params)
+                        params = {**params, "residuals": residuals}
+                    else:
+                        out = prim.bind(*vals, **params)
                     return _record(prim, params, tracers, vals, out)
+        out = prim.bind(*vals, **params)
         if prim.multiple_results:
             return tuple(make(o, None, 0) for o in out)
         return make(out, None, 0)

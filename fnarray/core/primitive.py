@@ -27,7 +27,7 @@ class Primitive:
     """A named operation plus its rule slots; see the module docstring."""
 
     __slots__ = ("name", "impl", "abstract", "jvp", "vjp", "batch",
-                 "multiple_results", "differentiable", "ufunc", "vjp_selective", "effectful",
+                 "multiple_results", "differentiable", "ufunc", "vjp_selective", "effectful", "fwd",
                  "__weakref__")
 
     def __init__(self, name: str, *, multiple_results: bool = False,
@@ -51,6 +51,12 @@ class Primitive:
         # An effectful primitive (a host callback such as ``fa.debug.print``) must run
         # whenever the program runs: optimisation passes never drop, merge or fold it.
         self.effectful = False
+        # Optional, for primitives whose VJP needs values computed inside the forward pass
+        # (a loop's per-iteration state): ``fwd(*primals, **params) -> (outs, residuals)``.
+        # Reverse mode calls it instead of ``bind`` when it records the primitive, and the
+        # VJP rule then receives ``residuals=`` among its parameters (without it, the rule
+        # must compute them itself).
+        self.fwd: Callable | None = None
         REGISTRY[name] = self
 
     def bind(self, *args, **params):
@@ -69,10 +75,11 @@ class Primitive:
 def declare(name: str, *, impl: Callable, abstract: Callable, jvp: Callable, vjp: Callable,
             batch: Callable, multiple_results: bool = False,
             differentiable: bool = True, vjp_selective: bool = False,
-            effectful: bool = False) -> Primitive:
+            effectful: bool = False, fwd: Callable | None = None) -> Primitive:
     """Declare a primitive with all of its rules in one statement."""
     p = Primitive(name, multiple_results=multiple_results, differentiable=differentiable)
     p.impl, p.abstract, p.jvp, p.vjp, p.batch = impl, abstract, jvp, vjp, batch
     p.vjp_selective = vjp_selective
     p.effectful = effectful
+    p.fwd = fwd
     return p

@@ -8,10 +8,12 @@ body's compiled code once per step and stacks the ``y``s.
 Rules transform the body and bind ``scan`` again:
 
 * JVP — a scan of the JVP of the body (the tangents of the carries become carries);
-* VJP — the body's forward-and-backward program is split: a forward scan stores, per
-  iteration, the values the backward part needs (the residuals), then a scan in the
-  opposite direction runs the backward part, accumulating the cotangents of the constants
-  in its carry.  With ``checkpoint`` around the body, only the body's inputs are stored;
+* VJP — the body's forward-and-backward program is split once (``_Linearized``): the
+  ``fwd`` rule is a scan that also stacks, per iteration, the values the backward part
+  needs (the residuals) — reverse mode runs it instead of the plain scan when it records
+  one, so the forward loop runs once — and the VJP is a scan in the opposite direction
+  over the backward part, accumulating the cotangents of the constants in its carry.
+  With ``checkpoint`` around the body, only the body's inputs are stored;
 * batching — a scan of the vmapped body, with the batch axis of ``xs`` just after time.
 """
 
@@ -107,64 +109,97 @@ def _instantiate(tangents, primals, mask):
     return [(fa.zeros_like(p) if t is None else t) for t, p, m in zip(tangents, primals, mask) if m]
 
 
-def _vjp(cts, *primals, out, body, n_consts, n_carry, length, reverse):
+class _Linearized:
+    """The body split for reverse mode, traced once per body program (cached on it).
+
+    ``fwd`` maps ``(consts, carry, x)`` to the body's outputs followed by the residuals
+    that change per iteration (stacked by the forward scan); ``back`` is the body of the
+    transposed scan: ``(const residuals; cotangent accumulators of the float consts,
+    cotangents of the float carries; stacked residuals, cotangents of the float ys)`` to
+    ``(accumulators, carry cotangents; x cotangents)``.
+    """
+
+    def __init__(self, body, n_consts, n_carry):
+        from fnarray.transforms.reverse import vjp_flat
+        c_av, k_av, x_av = _split(sp.in_avals(body), n_consts, n_carry)
+        o_av = sp.out_avals(body)
+        f_in = [sp.is_float(a) for a in c_av + k_av + x_av]
+        f_out = [sp.is_float(a) for a in o_av]
+        n_in = len(f_in)
+
+        def joint(*args):
+            prim_in, cts_in = args[:n_in], args[n_in:]
+            o, pullback = vjp_flat(lambda *a: sp.call(body, a), list(prim_in))
+            grads = pullback(_fill(cts_in, f_out, o_av))
+            return list(o) + _pick(grads, f_in)
+
+        jprog = sp.optimize(sp.trace_avals(joint, c_av + k_av + x_av + _pick(o_av, f_out),
+                                           "scan_vjp"))
+        fwd, bwd, residuals = sp.split_forward_backward(jprog, n_in, len(o_av))
+        const_ids = {id(v): i for i, v in enumerate(jprog.invars[:n_consts])}
+        stacked = [v for v in residuals if id(v) not in const_ids]
+        self.const_res = [const_ids[id(v)] for v in residuals if id(v) in const_ids]
+        fwd.outvars = fwd.outvars[:len(o_av)] + stacked
+        self.fwd, self.n_out = fwd, len(o_av)
+        self.f_c, self.f_k, self.f_x = _split(f_in, n_consts, n_carry)
+        f_y = f_out[n_carry:]
+        self.f_y = f_y
+        n_fc, n_fk = sum(self.f_c), sum(self.f_k)
+        n_cr = len(self.const_res)
+        # Residuals in the order ``bwd`` takes them: const residuals come from the scan's
+        # consts, the others from the stacked ys of the forward scan.
+        order = {id(v): i for i, v in enumerate(residuals)}
+        slots = ([order[id(jprog.invars[i])] for i in self.const_res]
+                 + [order[id(v)] for v in stacked])
+
+        def back(*args):
+            bc, carry, xx = _split(args, n_cr, n_fc + n_fk)
+            acc, ct_k = carry[:n_fc], carry[n_fc:]
+            res_vals = [None] * len(residuals)
+            for slot, val in zip(slots, list(bc) + list(xx[:len(stacked)])):
+                res_vals[slot] = val
+            g = sp.call(bwd, res_vals + list(ct_k) + list(xx[len(stacked):]))
+            g_c, g_k, g_x = g[:n_fc], g[n_fc:n_fc + n_fk], g[n_fc + n_fk:]
+            return [a + b for a, b in zip(acc, g_c)] + list(g_k) + list(g_x)
+
+        self.back = sp.trace_avals(
+            back, [jprog.invars[i].aval for i in self.const_res] + _pick(c_av, self.f_c)
+            + _pick(k_av, self.f_k) + [v.aval for v in stacked] + _pick(o_av[n_carry:], f_y),
+            "scan_transpose")
+
+
+def _linearized(body, n_consts, n_carry) -> _Linearized:
+    cache = body.__dict__.setdefault("_linearized", {})
+    lin = cache.get((n_consts, n_carry))
+    if lin is None:
+        lin = cache[(n_consts, n_carry)] = _Linearized(body, n_consts, n_carry)
+    return lin
+
+
+def _fwd(*primals, body, n_consts, n_carry, length, reverse):
+    """The scan's outputs plus its per-iteration residuals (reverse mode's forward pass)."""
+    lin = _linearized(body, n_consts, n_carry)
+    outs = scan_p.bind(*primals, body=lin.fwd, n_consts=n_consts, n_carry=n_carry,
+                       length=length, reverse=reverse)
+    return list(outs[:lin.n_out]), list(outs[lin.n_out:])
+
+
+def _vjp(cts, *primals, out, body, n_consts, n_carry, length, reverse, residuals=None):
     from fnarray import api as fa
-    from fnarray.transforms.reverse import vjp_flat
-    consts, init, xs = _split(primals, n_consts, n_carry)
-    c_av, k_av, x_av = _split(sp.in_avals(body), n_consts, n_carry)
-    o_av = sp.out_avals(body)
-    f_in = [sp.is_float(a) for a in c_av + k_av + x_av]
-    f_out = [sp.is_float(a) for a in o_av]
-    n_in = len(f_in)
-
-    def joint(*args):
-        prim_in, cts_in = args[:n_in], args[n_in:]
-        o, pullback = vjp_flat(lambda *a: sp.call(body, a), list(prim_in))
-        grads = pullback(_fill(cts_in, f_out, o_av))
-        return list(o) + _pick(grads, f_in)
-
-    jprog = sp.optimize(sp.trace_avals(joint, c_av + k_av + x_av + _pick(o_av, f_out),
-                                       "scan_vjp"))
-    fwd, bwd, residuals = sp.split_forward_backward(jprog, n_in, len(o_av))
-    const_ids = {id(v): i for i, v in enumerate(jprog.invars[:n_consts])}
-    stacked = [v for v in residuals if id(v) not in const_ids]
-    const_res = [const_ids[id(v)] for v in residuals if id(v) in const_ids]
-    # Forward: the body's outputs plus the residuals that change per iteration.
-    fwd.outvars = fwd.outvars[:len(o_av)] + stacked
-    res_stacked = scan_p.bind(*primals, body=fwd, n_consts=n_consts, n_carry=n_carry,
-                              length=length, reverse=reverse)[len(o_av):]
-    # Backward: carry (cotangents of the float constants, cotangent of the carry); per
-    # iteration it reads the stored residuals and the cotangents of y.
-    res_order = {id(v): i for i, v in enumerate(residuals)}
-    f_c, f_k, f_x = _split(f_in, n_consts, n_carry)
-    f_y = f_out[n_carry:]
-    n_fc, n_fk = sum(f_c), sum(f_k)
-    bwd_consts = [consts[i] for i in const_res]
-
-    def back(*args):
-        bc, carry, xx = _split(args, len(bwd_consts), n_fc + n_fk)
-        acc, ct_k = carry[:n_fc], carry[n_fc:]
-        res_t, ct_y = xx[:len(stacked)], xx[len(stacked):]
-        res_vals = [None] * len(residuals)
-        for i, val in zip(const_res, bc):
-            res_vals[res_order[id(jprog.invars[i])]] = val
-        for v, val in zip(stacked, res_t):
-            res_vals[res_order[id(v)]] = val
-        g = sp.call(bwd, res_vals + list(ct_k) + list(ct_y))
-        g_c, g_k, g_x = g[:n_fc], g[n_fc:n_fc + n_fk], g[n_fc + n_fk:]
-        return [a + b for a, b in zip(acc, g_c)] + list(g_k) + list(g_x)
-
-    stacked_av = [_slice_aval(r.aval) for r in res_stacked]
-    back_avals = ([jprog.invars[i].aval for i in const_res] + _pick(c_av, f_c) + _pick(k_av, f_k)
-                  + stacked_av + [_slice_aval(c.aval) for c in _pick(cts[n_carry:], f_y)])
-    bprog = sp.trace_avals(back, back_avals, "scan_transpose")
-    ct_k0 = _pick(cts[:n_carry], f_k)
-    acc0 = [fa.zeros_like(c) for c in _pick(consts, f_c)]
-    res = scan_p.bind(*bwd_consts, *acc0, *ct_k0, *res_stacked, *_pick(cts[n_carry:], f_y),
-                      body=bprog, n_consts=len(bwd_consts), n_carry=n_fc + n_fk, length=length,
+    lin = _linearized(body, n_consts, n_carry)
+    if residuals is None:  # not recorded through ``fwd``: run the forward pass again
+        residuals = _fwd(*primals, body=body, n_consts=n_consts, n_carry=n_carry,
+                         length=length, reverse=reverse)[1]
+    consts = primals[:n_consts]
+    n_fc, n_fk = sum(lin.f_c), sum(lin.f_k)
+    acc0 = [fa.zeros_like(c) for c in _pick(consts, lin.f_c)]
+    res = scan_p.bind(*[consts[i] for i in lin.const_res], *acc0,
+                      *_pick(cts[:n_carry], lin.f_k), *residuals,
+                      *_pick(cts[n_carry:], lin.f_y), body=lin.back,
+                      n_consts=len(lin.const_res), n_carry=n_fc + n_fk, length=length,
                       reverse=not reverse)
     g_c, g_k, g_x = res[:n_fc], res[n_fc:n_fc + n_fk], res[n_fc + n_fk:]
-    return tuple(_unpick(g_c, f_c) + _unpick(g_k, f_k) + _unpick(g_x, f_x))
+    return tuple(_unpick(g_c, lin.f_c) + _unpick(g_k, lin.f_k) + _unpick(g_x, lin.f_x))
 
 
 def _batch(vals, dims, *, body, n_consts, n_carry, length, reverse):
@@ -193,4 +228,4 @@ def _batched(a: ShapedArray, d, size) -> ShapedArray:
 
 
 scan_p = declare("scan", impl=_impl, abstract=_abstract, jvp=_jvp, vjp=_vjp, batch=_batch,
-                 multiple_results=True)
+                 multiple_results=True, fwd=_fwd)

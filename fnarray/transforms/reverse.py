@@ -66,7 +66,11 @@ class ReverseTrace(Trace):
                 parents.append(None)
                 primals.append(t)
         if out is None:
-            out = prim.bind(*primals, **params)
+            if any_parent and prim.fwd is not None and prim.differentiable:
+                out, residuals = prim.fwd(*primals, **params)
+                params = {**params, "residuals": residuals}  # handed to the VJP rule
+            else:
+                out = prim.bind(*primals, **params)
         if not any_parent or not prim.differentiable:
             return out
         node = Node(prim, params, parents, primals, out)
