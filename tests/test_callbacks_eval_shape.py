@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import fnarray as fa
+import fnarray.compat  # noqa: F401 - fa.compat.tensor
 
 
 def test_debug_print_runs_every_time_the_jitted_program_runs(capsys):
@@ -47,6 +48,18 @@ def test_effects_in_loops_over_constants_are_staged_into_jit(capsys):
     f(1.0)
     f(2.0)
     assert capsys.readouterr().out.splitlines() == ["t=0.0", "t=1.0"] * 2
+
+
+def test_reverse_mode_runs_a_scans_forward_loop_once(capsys):
+    def f(x):
+        return fa.scan(lambda c, t: (c * t, fa.debug.print("t={}", t)), x, fa.arange(1.0, 3.0))[0]
+
+    assert float(fa.grad(f)(2.0)) == 2.0
+    assert capsys.readouterr().out.splitlines() == ["t=1.0", "t=2.0"]
+    x = fa.compat.tensor(2.0, requires_grad=True)
+    f(x).backward()
+    assert float(x.grad) == 2.0
+    assert capsys.readouterr().out.splitlines() == ["t=1.0", "t=2.0"]
 
 
 def test_debug_callback_survives_optimisation():
