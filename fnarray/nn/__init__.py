@@ -27,7 +27,10 @@ from fnarray.nn.layers.normalization import (  # noqa: F401
 from fnarray.nn.layers.pooling import (  # noqa: F401
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
     AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d)
+from fnarray.nn.layers.patches import Fold, PixelShuffle, PixelUnshuffle, Unfold  # noqa: F401
 from fnarray.nn.layers.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
-from fnarray.nn.layers.transformer import TransformerEncoder, TransformerEncoderLayer  # noqa: F401
+from fnarray.nn.layers.transformer import (  # noqa: F401
+    Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
+    TransformerEncoderLayer)
 from fnarray.nn.module import Module  # noqa: F401
 from fnarray.nn.parameter import Buffer, Parameter  # noqa: F401

@@ -682,3 +682,8 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
         a, b = fa.take(out, lo, axis=ax), fa.take(out, hi, axis=ax)
         out = a + (b - a) * frac
     return out
+
+
+# Patch functions live in their own module (split by size).
+from fnarray.nn.functional_patches import (  # noqa: E402,F401
+    fold, pixel_shuffle, pixel_unshuffle, unfold)
