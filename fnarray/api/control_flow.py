@@ -36,12 +36,10 @@ def _leaves(tree) -> tuple[list, Any]:
 
 
 def _device(leaves):
+    """The device the sub-programs' inputs live on (the default one with no operand)."""
+    if leaves:
+        return sp.device_of(leaves[0])
     from fnarray.core.device import default
-    for x in leaves:
-        try:
-            return x.device
-        except Exception:  # noqa: BLE001 - a tracer without a concrete device
-            continue
     return default()
 
 
@@ -61,7 +59,7 @@ def _trace(fun, avals, device, name, out_store=None):
     return sp.trace_closed(flat, avals, device, name)
 
 
-def _loop_body(fun, init_leaves, n_extra_avals, device, name, what):
+def _loop_body(fun, init_leaves, extra_avals, device, name, what):
     """Trace a loop body whose first outputs are the carry, fixing weak carry types.
 
     A carry that starts weakly typed (e.g. ``0.0``) takes the dtype the body gives it, as
@@ -70,7 +68,7 @@ def _loop_body(fun, init_leaves, n_extra_avals, device, name, what):
     for attempt in range(2):
         avals = [x.aval for x in init_leaves]
         out_trees: list = []
-        prog, captured = _trace(fun, avals + n_extra_avals, device, name, out_trees)
+        prog, captured = _trace(fun, avals + extra_avals, device, name, out_trees)
         got = sp.out_avals(prog)[:len(avals)]
         changed = [i for i, (a, b) in enumerate(zip(avals, got))
                    if a.dtype != b.dtype and a.weak_type and a.shape == b.shape]

@@ -38,12 +38,13 @@ class _ClosureBuilder(_Builder):
             v = Var(value.aval)
             self.captured.append(value)
             self.capture_vars.append(v)
-            t = IRTracer(trace, v, _device_of(value))
+            t = IRTracer(trace, v, device_of(value))
             self._captured_ids[id(value)] = t
         return t
 
 
-def _device_of(value):
+def device_of(value):
+    """The device of ``value``; the default device for a tracer without one."""
     try:
         return value.device
     except ConcretizationError:
