@@ -106,9 +106,10 @@ def promote(op: str, *args):
         if tx is Array:
             if ty is Array and x._value.dtype == y._value.dtype:
                 return args
-            if ty is float and x._value.dtype.kind == "f":  # array * 2.0: the scalar is weak
+            if (ty is float or ty is int) and x._value.dtype.kind == "f":
+                # array * 2.0, array + 1: the Python scalar is weak and takes the array's dtype
                 return x, Array(x._device.xp.asarray(y, dtype=x._value.dtype), x._device, True)
-        elif ty is Array and tx is float and y._value.dtype.kind == "f":
+        elif ty is Array and (tx is float or tx is int) and y._value.dtype.kind == "f":
             return Array(y._device.xp.asarray(x, dtype=y._value.dtype), y._device, True), y
         if isinstance(x, ArrayBase) and isinstance(y, ArrayBase) and x.dtype == y.dtype:
             return args  # tracers (and tensors) of one dtype: nothing to promote
