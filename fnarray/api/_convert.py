@@ -111,8 +111,14 @@ def promote(op: str, *args):
                 return x, Array(x._device.xp.asarray(y, dtype=x._value.dtype), x._device, True)
         elif ty is Array and (tx is float or tx is int) and y._value.dtype.kind == "f":
             return Array(y._device.xp.asarray(x, dtype=y._value.dtype), y._device, True), y
-        if isinstance(x, ArrayBase) and isinstance(y, ArrayBase) and x.dtype == y.dtype:
-            return args  # tracers (and tensors) of one dtype: nothing to promote
+        if isinstance(x, ArrayBase):
+            if isinstance(y, ArrayBase):
+                if x.dtype == y.dtype:
+                    return args  # tracers (and tensors) of one dtype: nothing to promote
+            elif (ty is float or ty is int) and x.dtype.kind == "f":
+                return x, _weak_scalar(y, x)  # a tracer or tensor next to a Python scalar
+        elif isinstance(y, ArrayBase) and (tx is float or tx is int) and y.dtype.kind == "f":
+            return _weak_scalar(x, y), y
     items = []
     # Weak arrays (from Python scalars) yield to strong operands; among themselves they
     # promote by their actual dtypes, so float64 weak values stay float64.  NumPy scalars
@@ -146,6 +152,12 @@ def promote(op: str, *args):
         else:
             out.append(from_python(a, dtype=dt, device=dev, weak=_is_python_scalar(a)))
     return out
+
+
+def _weak_scalar(value, like) -> Array:
+    """The Python scalar ``value`` as a weak array of ``like``'s (floating) dtype."""
+    dev = device_of(like)
+    return Array(dev.xp.asarray(value, dtype=like.dtype), dev, True)
 
 
 def _weak_kind(dt):
