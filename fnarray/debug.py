@@ -15,8 +15,12 @@ import numpy as np
 from fnarray.callbacks import bind_effect, split_static
 
 
-def callback(fun: Callable, *args, **kwargs) -> None:
-    """Call ``fun(*args, **kwargs)`` with the arrays' values whenever the program runs."""
+def callback(fun: Callable, *args, ordered: bool = False, **kwargs) -> None:
+    """Call ``fun(*args, **kwargs)`` with the arrays' values whenever the program runs.
+
+    ``ordered`` is JAX's flag: here every effect already runs in program order (the
+    executor runs one equation at a time), so both values behave the same.
+    """
     operands, rebuild = split_static((args, kwargs))
 
     def run(*values):
@@ -26,11 +30,11 @@ def callback(fun: Callable, *args, **kwargs) -> None:
     bind_effect(operands, run)
 
 
-def print(fmt: str, *args, **kwargs) -> None:  # noqa: A001 - JAX's name
+def print(fmt: str, *args, ordered: bool = False, **kwargs) -> None:  # noqa: A001 - JAX's name
     """``print(fmt.format(*args, **kwargs))`` with the arrays' values, whenever the program
-    runs (arrays are shown as NumPy shows them)."""
+    runs (arrays are shown as NumPy shows them); ``ordered`` as in ``callback``."""
     def show(*a, **k):
         host = lambda x: np.asarray(x) if hasattr(x, "__array__") else x  # noqa: E731
         builtins.print(fmt.format(*[host(x) for x in a], **{n: host(x) for n, x in k.items()}))
 
-    callback(show, *args, **kwargs)
+    callback(show, *args, ordered=ordered, **kwargs)
