@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import warnings
 
 import numpy as np
 
@@ -177,6 +178,32 @@ def new_main(trace_type: type, name: str, data=None):
         main.alive = False
 
 
+# --- floating-point special values ------------------------------------------------------
+# exp overflowing to inf, sqrt of a negative number inside a ``where``, 0/0: these are
+# results fnarray produces on purpose and, as JAX, without NumPy's RuntimeWarnings.  Wrapping
+# every kernel in ``np.errstate`` would cost microseconds per op, so instead NumPy's
+# floating-point warnings raised from fnarray's kernel modules become exceptions (a filter
+# costs nothing until a special value appears) and ``bind`` re-runs that kernel (kernels are
+# pure) under ``np.errstate(all="ignore")``.  A filter the user adds later takes precedence:
+# "ignore" stays silent, "error" is caught and re-run the same way; only a later "always" or
+# "default" filter lets NumPy's warning show.  Compiled (jit) programs run under
+# ``quiet_fp_errors`` instead: they may reuse buffers, so they are never re-run.
+
+FP_WARNING = r"(overflow|invalid value|divide by zero|underflow) encountered"
+warnings.filterwarnings("error", message=FP_WARNING, category=RuntimeWarning,
+                        module=r"fnarray\.(ops|backends)\.")
+
+
+def quiet_fp_errors():
+    """A context in which NumPy kernels produce inf/nan without warnings."""
+    return np.errstate(all="ignore")
+
+
+def _impl_quietly(prim, xp, vals, params):
+    with quiet_fp_errors():
+        return prim.impl(xp, *vals, **params)
+
+
 # --- bind ------------------------------------------------------------------------------
 
 def bind(prim, *args, **params):
@@ -191,7 +218,10 @@ def bind(prim, *args, **params):
             dev = a._device
     vals = [a._value for a in args]
     try:
-        out = prim.impl(dev.xp, *vals, **params)
+        try:
+            out = prim.impl(dev.xp, *vals, **params)
+        except RuntimeWarning:  # an intended inf/nan: see "floating-point special values"
+            out = _impl_quietly(prim, dev.xp, vals, params)
     except (ValueError, IndexError, np.linalg.LinAlgError) as e:
         raise _kernel_error(prim, args, params, e) from None
     if prim.multiple_results:

@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 from fnarray.core import tree as tree_util
 from fnarray.core.array import Array, ArrayBase
 from fnarray.core.device import CPU
-from fnarray.core.trace import Tracer
+from fnarray.core.trace import Tracer, quiet_fp_errors
 from fnarray.transforms import ir, passes
 from fnarray.transforms.disable_jit import jit_disabled
 from fnarray.transforms.executor import compile_program
@@ -174,7 +174,8 @@ class Jitted:
         if any(isinstance(x, Tracer) for x in leaves):
             outs = ir.eval_program(entry.program, leaves)
         else:
-            outs = self._execute(entry, leaves, in_tree, static_pos, nargs)
+            with quiet_fp_errors():  # intended inf/nan warn no more than eagerly (trace.py)
+                outs = self._execute(entry, leaves, in_tree, static_pos, nargs)
         return tree_util.unflatten(entry.out_tree, outs)
 
     def _execute(self, entry, leaves, in_tree, static_pos, nargs):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from fnarray.core.array import Array
 from fnarray.core.primitive import declare
+from fnarray.core.trace import quiet_fp_errors
 from fnarray.transforms import ir, passes
 from fnarray.transforms.executor import compile_program
 
@@ -103,7 +104,8 @@ class _Runnable:
     def __call__(self, values: list) -> list:
         """Run on ``values`` (Arrays: compiled; any tracer: equation by equation)."""
         if all(isinstance(v, Array) for v in values):
-            outs = self.run(*self.const_bufs, *[v._value for v in values])
+            with quiet_fp_errors():  # intended inf/nan are silent, as eagerly (core/trace.py)
+                outs = self.run(*self.const_bufs, *[v._value for v in values])
             return [Array(o, self.device) for o in outs]
         return ir.eval_program(self.program, list(values))
 
