@@ -403,3 +403,63 @@ def test_one_cycle_lr_steps_total_steps_times():
     with pytest.raises(ValueError, match="Tried to step 5 times. The specified number of "
                                          "total steps is 4"):
         sched.step()
+
+
+# --- printing and warnings as PyTorch -------------------------------------------------------
+
+def test_reprs_around_inf_nan_negative_zero_and_complex():
+    # PyTorch's formatter sizes and chooses notation from the nonzero finite values only
+    assert repr(torch.tensor([float("inf"), float("nan"), -0.0, 1.5])) == \
+        "tensor([   inf,    nan, -0.0000, 1.5000])"
+    assert repr(torch.tensor([float("inf"), 0.0])) == "tensor([inf, 0.])"
+    assert repr(torch.tensor([0.0, -0.0])) == "tensor([0., -0.])"
+    assert repr(torch.tensor(-0.0)) == "tensor(-0.)"
+    assert repr(torch.tensor([1e-5, 1.0])) == "tensor([1.0000e-05, 1.0000e+00])"
+    assert repr(torch.tensor([1 + 2j, 3 - 1j])) == "tensor([1.+2.j, 3.-1.j])"
+    assert repr(torch.tensor([0.5 + 1j, -2.25 - 0.125j])) == \
+        "tensor([ 0.5000+1.0000j, -2.2500-0.1250j])"
+    assert repr(torch.tensor([1j], dtype=torch.complex128)) == \
+        "tensor([0.+1.j], dtype=fnarray.complex128)"
+
+
+def test_format_of_a_zero_dim_tensor_is_the_number():
+    loss = torch.tensor(0.5)
+    assert f"{loss}" == "0.5" and f"{loss:.3f}" == "0.500" and f"{loss:>6.2f}" == "  0.50"
+    assert str(loss) == "tensor(0.5000)"
+    with pytest.raises(TypeError):
+        f"{torch.ones(2):.2f}"  # PyTorch: unsupported format string for a 1-d tensor
+
+
+def test_norm_layer_reprs():
+    assert repr(nn.BatchNorm2d(3)) == \
+        "BatchNorm2d(3, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)"
+    assert repr(nn.LayerNorm(4)) == "LayerNorm((4,), eps=1e-05, elementwise_affine=True)"
+
+
+def test_reading_grad_of_a_non_leaf_warns():
+    a = torch.ones(2, requires_grad=True)
+    b = a * 2
+    with pytest.warns(UserWarning, match="The .grad attribute of a Tensor that is not a leaf "
+                                         "Tensor is being accessed"):
+        assert b.grad is None
+    c = a * 3
+    c.retain_grad()
+    assert c.retains_grad
+    c.sum().backward()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert c.grad.tolist() == [1.0, 1.0] and a.grad.tolist() == [3.0, 3.0]
+
+
+def test_bce_clamps_log_at_minus_100_without_numpy_warnings():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "divide by zero encountered in log"
+        assert nn.BCELoss()(torch.tensor([0.0, 1.0]), torch.tensor([1.0, 0.0])).item() == 100.0
+        x = torch.tensor([0.0, 1.0, 0.25], requires_grad=True)
+        loss = nn.BCELoss()(x, torch.tensor([1.0, 0.0, 1.0]))
+        loss.backward()
+    assert loss.item() == pytest.approx((200 + np.log(4)) / 3, rel=1e-6)
+    assert np.all(np.isfinite(x.grad.tolist()))
+    assert x.grad[2].item() == pytest.approx(-4 / 3, rel=1e-6)

@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-_DEFAULT_DTYPES = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_))
+_DEFAULT_DTYPES = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_),
+                   np.dtype(np.complex64))  # PyTorch omits the default complex dtype too
 
 
 class PrintOptions:

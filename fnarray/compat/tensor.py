@@ -97,6 +97,7 @@ class Tensor(Tracer):
     _contig = True
     _grad = None
     _detached = False  # a view through ``detach()``/``.data``: writes are not recorded
+    _retains_grad = False
 
     def __init__(self, *args, dtype=None, device=None, requires_grad: bool = False):
         """PyTorch's legacy constructor: ``Tensor(2, 3)`` or ``Tensor(Size)`` is a float32
@@ -241,6 +242,16 @@ class Tensor(Tracer):
 
     @property
     def grad(self):
+        node = self._node
+        if node is not None and node.prim is not None and not self._retains_grad:
+            import warnings
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. "
+                "Its .grad attribute won't be populated during autograd.backward(). If you "
+                "indeed want the .grad field to be populated for a non-leaf Tensor, use "
+                ".retain_grad() on the non-leaf Tensor. If you access the non-leaf Tensor by "
+                "mistake, make sure you access the leaf Tensor instead.", UserWarning,
+                stacklevel=2)
         return self._grad
 
     @grad.setter
@@ -272,6 +283,7 @@ class Tensor(Tracer):
         """Keep this non-leaf tensor's gradient in ``.grad`` after ``backward()``."""
         if self.is_leaf:
             return
+        self._retains_grad = True
         ref = weakref.ref(self)
 
         def keep(g):
@@ -279,6 +291,11 @@ class Tensor(Tracer):
             if t is not None:
                 t._grad = g if t._grad is None else t._grad + g
         self.register_hook(keep)
+
+    @property
+    def retains_grad(self) -> bool:
+        """Whether ``retain_grad()`` was called on this non-leaf tensor."""
+        return self._retains_grad
 
     def detach(self) -> "Tensor":
         """The same values, sharing storage, cut from the graph."""
