@@ -165,6 +165,12 @@ def test_histogram_bincount_digitize_interp():
                                   [1, 3, 1, 1, 0])
     with pytest.raises(fa.ConcretizationError, match="length="):
         fa.jit(fa.bincount)(fa.asarray(x))
+    with pytest.raises(ValueError, match="non-negative"):
+        fa.bincount(np.array([1, -1]), length=3)
+    dropped = fa.jit(lambda v: fa.bincount(v, length=3))(fa.asarray([1, -1, 2, 5]))
+    np.testing.assert_array_equal(dropped, [0, 1, 1])
+    with pytest.raises(ValueError, match="not finite"):
+        fa.histogram(np.array([1.0, np.nan]))
     xp, fp = np.array([0.0, 1, 2.5, 4]), np.array([1.0, 3, -1, 2])
     xs = np.linspace(-1, 5, 23)
     np.testing.assert_allclose(fa.interp(xs, xp, fp), np.interp(xs, xp, fp))

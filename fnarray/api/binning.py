@@ -33,16 +33,22 @@ def _concrete(x, op: str, fix: str):
 def bincount(x, weights=None, minlength: int = 0, *, length: int | None = None):
     """Counts (or summed ``weights``) of each value ``0, 1, ...`` in the non-negative
     integer array ``x``.  ``length`` fixes the number of bins (values ``>= length`` are
-    dropped), which makes it usable under ``jit``."""
+    dropped), which makes it usable under ``jit``; there, negative values (refused with a
+    ``ValueError`` when ``x`` is concrete) are dropped too."""
     x = as_operand(x)
     if x.ndim != 1 or x.dtype.kind not in "iub":
         raise TypeError(f"bincount: x must be a 1-D array of non-negative integers, got "
                         f"{x.dtype} of shape {x.shape}")
+    try:
+        host = np.asarray(x)
+    except ConcretizationError:
+        host = None
+    if host is not None and host.size and host.min() < 0:
+        raise ValueError(f"bincount: x must be non-negative, found {host.min()}")
     if length is None:
-        host = _concrete(x, "bincount", "pass length= (the number of bins) to use it under "
-                                        "jit or vmap")
-        if host.size and host.min() < 0:
-            raise ValueError(f"bincount: x must be non-negative, found {host.min()}")
+        if host is None:
+            _concrete(x, "bincount", "pass length= (the number of bins) to use it under jit "
+                                     "or vmap")
         length = max(int(host.max()) + 1 if host.size else 0, int(minlength))
     if weights is None:
         w = ones(x.shape, dtype=np.int64, device=device_of(x))
@@ -53,7 +59,8 @@ def bincount(x, weights=None, minlength: int = 0, *, length: int | None = None):
                              f"({x.shape})")
         w = w if w.dtype.kind in "fc" else astype(w, np.float64)
     out = zeros((int(length),), dtype=w.dtype, device=device_of(x))
-    return out.at[astype(x, np.int64)].add(w, mode="drop")
+    idx = astype(x, np.int64)
+    return out.at[ew.where(idx < 0, int(length), idx)].add(w, mode="drop")
 
 
 def histogram_bin_edges(a, bins=10, range=None, weights=None):  # noqa: A002 - NumPy name
@@ -71,6 +78,9 @@ def histogram_bin_edges(a, bins=10, range=None, weights=None):  # noqa: A002 - N
     if range is None:
         host = _concrete(a, "histogram", "pass range=(lo, hi) to use it under jit or vmap")
         lo, hi = (float(host.min()), float(host.max())) if host.size else (0.0, 1.0)
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ValueError(f"histogram: the autodetected range [{lo}, {hi}] is not finite; "
+                             f"remove NaN/inf values or pass range=")
     else:
         lo, hi = range
     if isinstance(lo, (int, float)) and isinstance(hi, (int, float)):
