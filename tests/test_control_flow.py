@@ -70,6 +70,26 @@ def test_zero_length_scan_and_xs_none():
         f64(2.0)) == 1.0
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+def test_unrolled_scan_same_values_and_step_order(reverse, capsys):
+    def f(c0, unroll):
+        def step(c, x):
+            fa.debug.print("{}", x)
+            return c * 0.5 + x, c * x
+        return fa.scan(step, c0, f64(np.arange(7.0)), reverse=reverse, unroll=unroll)
+
+    expected = f(f64(1.0), 1)
+    order = capsys.readouterr().out
+    for unroll in (3, True):
+        assert_trees_close(f(f64(1.0), unroll), expected)
+        assert capsys.readouterr().out == order
+        assert_trees_close(fa.grad(lambda c: fa.sum(f(c, unroll)[1]))(f64(1.0)),
+                           fa.grad(lambda c: fa.sum(f(c, 1)[1]))(f64(1.0)))
+        capsys.readouterr()
+    with pytest.raises(ValueError, match="unroll must be a positive int"):
+        fa.scan(lambda c, x: (c, x), 0.0, XS, unroll=0)
+
+
 def test_map_fori_loop_cond_switch_while():
     np.testing.assert_allclose(np.asarray(fa.map(lambda r: fa.sum(r ** 2), XS)),
                                np.sum(np.asarray(XS) ** 2, axis=1))

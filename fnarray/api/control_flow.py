@@ -92,8 +92,9 @@ def scan(f: Callable, init, xs=None, length: int | None = None, reverse: bool = 
 
     ``xs`` is a pytree of arrays with a common leading length (or ``None`` with
     ``length``); ``reverse=True`` runs from the last element to the first (``ys`` stay in
-    the original order).  ``unroll`` is accepted for JAX compatibility: the body is
-    always compiled once and run once per step.
+    the original order).  ``unroll=k`` runs ``k`` steps per call of the compiled body (the
+    body repeated ``k`` times in one program: less per-step overhead, a larger program to
+    compile); ``True`` unrolls fully, ``False`` is 1.  The IR stays one equation either way.
     """
     if not isinstance(unroll, int) or (not isinstance(unroll, bool) and unroll < 1):
         raise ValueError(f"scan: unroll must be a positive int or a bool, got {unroll!r}")
@@ -131,7 +132,8 @@ def scan(f: Callable, init, xs=None, length: int | None = None, reverse: bool = 
                                                         "scan", "f")
     y_tree = out_trees[-1].children[1]
     outs = _bind(scan_p, [*captured, *init_leaves, *x_leaves], [prog], body=prog,
-                 n_consts=len(captured), n_carry=nk, length=n, reverse=bool(reverse))
+                 n_consts=len(captured), n_carry=nk, length=n, reverse=bool(reverse),
+                 unroll=max(n, 1) if unroll is True else int(unroll))
     return (tree_util.unflatten(init_tree, outs[:nk]), tree_util.unflatten(y_tree, outs[nk:]))
 
 

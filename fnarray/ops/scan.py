@@ -3,7 +3,8 @@
 Operands are ``consts + init + xs``; the parameter ``body`` is a closed program
 ``(consts, carry, x) -> (carry, y)`` traced once from the user's function, so a scan of any
 length is one equation (the IR does not grow with the trip count).  The kernel runs the
-body's compiled code once per step and stacks the ``y``s.
+body's compiled code once per step (``unroll`` steps per call when ``unroll > 1``: the
+body repeated in one compiled program, fewer Python-level iterations) and stacks the ``y``s.
 
 Rules transform the body and bind ``scan`` again:
 
@@ -29,23 +30,55 @@ def _split(seq, n_consts, n_carry):
     return seq[:n_consts], seq[n_consts:n_consts + n_carry], seq[n_consts + n_carry:]
 
 
-def _impl(xp, *bufs, body, n_consts, n_carry, length, reverse):
-    run = sp.runner(body, xp)
+def _impl(xp, *bufs, body, n_consts, n_carry, length, reverse, unroll):
     consts, carry, xs = _split(bufs, n_consts, n_carry)
-    steps = []
-    for t in (range(length - 1, -1, -1) if reverse else range(length)):
+    order = range(length - 1, -1, -1) if reverse else range(length)
+    k = max(min(unroll, length), 1)
+    n_y = len(body.outvars) - n_carry
+    steps, pos = [], 0
+    if k > 1:  # ``unroll`` steps per call of the compiled code
+        block = sp.runner(_unrolled(body, n_consts, n_carry, k), xp)
+        while pos + k <= length:
+            out = block(*consts, *carry, *[x[t, ...] for t in order[pos:pos + k] for x in xs])
+            carry = out[:n_carry]
+            steps += [out[n_carry + j * n_y:n_carry + (j + 1) * n_y] for j in range(k)]
+            pos += k
+    run = sp.runner(body, xp)
+    for t in order[pos:]:
         out = run(*consts, *carry, *[x[t, ...] for x in xs])
         carry = out[:n_carry]
         steps.append(out[n_carry:])
     if reverse:
         steps.reverse()
     y_avals = sp.out_avals(body)[n_carry:]
-    ys = [xp.stack([s[k] for s in steps]) if steps else xp.empty((0, *a.shape), a.dtype)
-          for k, a in enumerate(y_avals)]
+    ys = [xp.stack([s[i] for s in steps]) if steps else xp.empty((0, *a.shape), a.dtype)
+          for i, a in enumerate(y_avals)]
     return [xp.asarray(c) for c in carry] + ys
 
 
-def _abstract(*avals, body, n_consts, n_carry, length, reverse):
+def _unrolled(body, n_consts, n_carry, k):
+    """The body applied ``k`` times in one program: ``(consts, carry, x_1, ..., x_k)`` to
+    ``(carry, y_1, ..., y_k)`` (steps in execution order); cached on the body."""
+    cache = body.__dict__.setdefault("_unrolled", {})
+    prog = cache.get(k)
+    if prog is None:
+        c_av, k_av, x_av = _split(sp.in_avals(body), n_consts, n_carry)
+        n_x = len(x_av)
+
+        def steps(*args):
+            consts, carry, xs = _split(args, n_consts, n_carry)
+            ys = []
+            for j in range(k):
+                out = sp.call(body, consts + carry + xs[j * n_x:(j + 1) * n_x])
+                carry = out[:n_carry]
+                ys += out[n_carry:]
+            return carry + ys
+
+        prog = cache[k] = sp.trace_avals(steps, c_av + k_av + x_av * k, "scan_unrolled")
+    return prog
+
+
+def _abstract(*avals, body, n_consts, n_carry, length, reverse, unroll):
     outs = sp.out_avals(body)
     return outs[:n_carry] + [ShapedArray((length, *a.shape), a.dtype, a.weak_type)
                              for a in outs[n_carry:]]
@@ -55,7 +88,7 @@ def _slice_aval(a: ShapedArray) -> ShapedArray:
     return ShapedArray(a.shape[1:], a.dtype, a.weak_type)
 
 
-def _jvp(primals, tangents, *, body, n_consts, n_carry, length, reverse):
+def _jvp(primals, tangents, *, body, n_consts, n_carry, length, reverse, unroll):
     from fnarray.transforms.jvp import jvp_flat
     consts, init, xs = _split(primals, n_consts, n_carry)
     tc, _, tx = _split(tangents, n_consts, n_carry)
@@ -82,7 +115,7 @@ def _jvp(primals, tangents, *, body, n_consts, n_carry, length, reverse):
     t_c, t_k, t_x = _pick(tc, nz_c), _instantiate(tangents[n_consts:n_consts + n_carry], init,
                                                  f_carry), _pick(tx, nz_x)
     res = scan_p.bind(*consts, *t_c, *init, *t_k, *xs, *t_x, body=jprog, n_consts=n_c2,
-                      n_carry=n_k2, length=length, reverse=reverse)
+                      n_carry=n_k2, length=length, reverse=reverse, unroll=unroll)
     k_out, kt_out, ys = res[:n_carry], res[n_carry:n_k2], res[n_k2:]
     y_out, yt_out = ys[:len(f_y)], ys[len(f_y):]
     return (list(k_out) + list(y_out),
@@ -176,20 +209,21 @@ def _linearized(body, n_consts, n_carry) -> _Linearized:
     return lin
 
 
-def _fwd(*primals, body, n_consts, n_carry, length, reverse):
+def _fwd(*primals, body, n_consts, n_carry, length, reverse, unroll):
     """The scan's outputs plus its per-iteration residuals (reverse mode's forward pass)."""
     lin = _linearized(body, n_consts, n_carry)
     outs = scan_p.bind(*primals, body=lin.fwd, n_consts=n_consts, n_carry=n_carry,
-                       length=length, reverse=reverse)
+                       length=length, reverse=reverse, unroll=unroll)
     return list(outs[:lin.n_out]), list(outs[lin.n_out:])
 
 
-def _vjp(cts, *primals, out, body, n_consts, n_carry, length, reverse, residuals=None):
+def _vjp(cts, *primals, out, body, n_consts, n_carry, length, reverse, unroll,
+         residuals=None):
     from fnarray import api as fa
     lin = _linearized(body, n_consts, n_carry)
     if residuals is None:  # not recorded through ``fwd``: run the forward pass again
         residuals = _fwd(*primals, body=body, n_consts=n_consts, n_carry=n_carry,
-                         length=length, reverse=reverse)[1]
+                         length=length, reverse=reverse, unroll=unroll)[1]
     consts = primals[:n_consts]
     n_fc, n_fk = sum(lin.f_c), sum(lin.f_k)
     acc0 = [fa.zeros_like(c) for c in _pick(consts, lin.f_c)]
@@ -197,12 +231,12 @@ def _vjp(cts, *primals, out, body, n_consts, n_carry, length, reverse, residuals
                       *_pick(cts[:n_carry], lin.f_k), *residuals,
                       *_pick(cts[n_carry:], lin.f_y), body=lin.back,
                       n_consts=len(lin.const_res), n_carry=n_fc + n_fk, length=length,
-                      reverse=not reverse)
+                      reverse=not reverse, unroll=unroll)
     g_c, g_k, g_x = res[:n_fc], res[n_fc:n_fc + n_fk], res[n_fc + n_fk:]
     return tuple(_unpick(g_c, lin.f_c) + _unpick(g_k, lin.f_k) + _unpick(g_x, lin.f_x))
 
 
-def _batch(vals, dims, *, body, n_consts, n_carry, length, reverse):
+def _batch(vals, dims, *, body, n_consts, n_carry, length, reverse, unroll):
     from fnarray.ops._util import batch_size, bdim_to_front, move_bdim
     from fnarray.transforms.vmap import vmap_flat
     size = batch_size(vals, dims)
@@ -219,7 +253,7 @@ def _batch(vals, dims, *, body, n_consts, n_carry, length, reverse):
     bprog = sp.trace_avals(lambda *a: vmap_flat(lambda *b: sp.call(body, b), list(a), in_dims,
                                                 size), avals, "scan_batch")
     outs = scan_p.bind(*consts, *init, *xs, body=bprog, n_consts=n_consts, n_carry=n_carry,
-                       length=length, reverse=reverse)
+                       length=length, reverse=reverse, unroll=unroll)
     return outs, [0] * n_carry + [1] * (len(outs) - n_carry)
 
 

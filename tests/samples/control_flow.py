@@ -3,7 +3,7 @@
 Their parameters are closed programs, traced here from small functions:
 
 * ``scan``: a tensor carry and a scalar carry (a pytree carry, flattened), a closed-over
-  constant, drawn lengths including zero, and both directions;
+  constant, drawn lengths including zero, both directions, unrolled or not;
 * ``cond``: three branches selected by a drawn index (out-of-range indices are clamped);
 * ``while``: an integer counter and a float tensor carry whose body holds a ``cond`` that
   holds a ``scan`` (nested control flow).  Reverse mode of ``while`` is refused by design,
@@ -44,7 +44,7 @@ def _scan(draw):
     body = sp.trace_avals(scan_body, [_aval(shape), _aval(shape), _aval(()), _aval(shape)],
                           "scan")
     params = dict(body=body, n_consts=1, n_carry=2, length=length,
-                  reverse=draw(st.booleans()))
+                  reverse=draw(st.booleans()), unroll=draw(st.integers(1, 2)))
     return Sample((w, c1, c2, xs), params, diff=(0, 1, 2, 3))
 
 
