@@ -23,6 +23,7 @@ _DEFAULT = {"f": np.dtype(np.float32), "c": np.dtype(np.complex64),
             "i": np.dtype(np.int64), "b": np.dtype(np.bool_)}
 
 
+_PLAIN = frozenset({int, float, bool, complex})
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
 
 
@@ -78,6 +79,8 @@ def result_type(*operands) -> np.dtype:
 def operands(a, b):
     """``a, b`` ready for the core: tensors cast to PyTorch's result dtype, NumPy scalars
     as Python scalars (weak, like PyTorch's wrapped numbers)."""
+    if type(b) in _PLAIN or type(a) in _PLAIN:  # the core already treats these as weak
+        return a, b
     if isinstance(a, ArrayBase) and isinstance(b, ArrayBase):
         if a.dtype == b.dtype:
             return a, b
