@@ -23,8 +23,8 @@ def f64(v):
     return fa.asarray(v, dtype=fa.float64)
 
 
-def close(got, expected):
-    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-12, atol=1e-12)
+def close(got, expected, rtol=1e-12):
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=rtol, atol=rtol)
 
 
 # --- the examples of issue 15 -------------------------------------------------------------
@@ -157,3 +157,35 @@ def test_fft_gradients_match_jax():
     close(fa.grad(lambda c: fa.real(fa.fft.ifft(c)[1] * (1 + 2j)))(c),
           [0.33333333333333333 + 0.6666666666666666j, -0.7440169358562924 - 0.0446581987385206j,
            0.41068360252295905 - 0.6220084679281462j])
+
+
+# --- linear algebra ----------------------------------------------------------------------------
+
+HERMITIAN = np.array([[4.0, 1 - 2j], [1 + 2j, 6.0]])
+
+
+def test_cholesky_and_slogdet_gradients_match_jax():
+    a = c128(HERMITIAN)
+    c = c128([[1.0, 2j], [0.5, -1 + 1j]])
+    close(fa.grad(lambda a: fa.real(fa.sum(fa.linalg.cholesky(a) * c)))(a),
+          [[0.14705758 + 0j, 0.18235393 + 0.11470787j],
+           [0.18235393 - 0.11470787j, -0.22941573 + 0j]], rtol=1e-7)
+    b = c128(HERMITIAN + 0.3j)
+    close(fa.grad(lambda a: fa.linalg.slogdet(a)[1])(b),
+          [[0.31279311 - 0.02372123j, -0.06685571 - 0.1126077j],
+           [-0.04068055 + 0.09461228j, 0.20918312 - 0.01063366j]], rtol=1e-7)
+    close(fa.grad(lambda a: fa.imag(fa.linalg.slogdet(a)[0]))(b),
+          [[-0.02353423 - 0.31032716j, -0.11171994 + 0.06632864j],
+           [0.09386639 + 0.04035984j, -0.01054983 - 0.207534j]], rtol=1e-7)
+
+
+def test_complex_eigh_values_use_the_hermitian_part():
+    w, _ = fa.linalg.eigh(c128(HERMITIAN))
+    close(w, np.linalg.eigvalsh(HERMITIAN))
+
+
+@pytest.mark.parametrize("op", ["eigh", "svd", "qr"])
+def test_unsupported_complex_derivatives_refuse(op):
+    f = getattr(fa.linalg, op)
+    with pytest.raises(TypeError, match=f"{op}: derivatives for complex input"):
+        fa.grad(lambda a: fa.real(fa.sum(f(a)[0])))(c128(HERMITIAN))

@@ -7,7 +7,7 @@ Every primitive acts on the last two axes and treats the leading axes as a batch
 Derivatives follow the standard matrix-calculus identities; each VJP is written as the exact
 transpose of its JVP (so ``<ct, J t> == <J^T ct, t>`` holds to rounding).  Assumptions:
 
-* ``cholesky`` and ``eigh`` factor the *symmetric part* ``(a + a^T) / 2`` of their input, so
+* ``cholesky`` and ``eigh`` factor the *symmetric part* ``(a + a^H) / 2`` of their input, so
   they are smooth functions of every entry and their derivatives see symmetrised tangents
   (NumPy reads one triangle instead; the two agree on symmetric input).
 * ``eigh`` needs distinct eigenvalues and ``svd`` distinct, non-zero singular values for the
@@ -19,9 +19,12 @@ transpose of its JVP (so ``<ct, J t> == <J^T ct, t>`` holds to rounding).  Assum
 * ``cholesky`` of a matrix that is not positive definite is all NaN (as in JAX), so one
   bad matrix does not abort a batch; ``fa.linalg.cholesky`` documents this too.
 * ``solve``, ``det`` and ``slogdet`` need a non-singular matrix for their derivatives.
-Real input only for the derivatives of ``cholesky``, ``qr``, ``eigh``, ``svd`` and ``slogdet``
-(their rules refuse complex input with a ``TypeError``); ``solve`` and ``det`` are
-holomorphic, so their rules hold for complex input too (JAX's convention, no conjugation).
+Complex input: ``cholesky`` factors the Hermitian part and its rules use conjugate
+transposes; ``slogdet``'s sign (on the unit circle) gets a derivative; ``solve`` and ``det``
+are holomorphic.  All follow JAX's convention (a VJP is the transpose of the JVP, without
+conjugation).  The derivatives of ``qr``, ``eigh`` and ``svd`` are for real input only (their
+rules refuse complex input with a ``TypeError``: complex factors are determined only up to
+phases, which these rules do not fix).
 """
 
 from __future__ import annotations
@@ -40,8 +43,14 @@ def _t(x):
     return fa.matrix_transpose(x)
 
 
+def _h(x):
+    """Conjugate transpose of the last two axes (the transpose for real ``x``)."""
+    return fa.conj(_t(x)) if x.dtype.kind == "c" else _t(x)
+
+
 def _sym(x):
-    return (x + _t(x)) * 0.5
+    """The Hermitian (for real ``x``: symmetric) part."""
+    return (x + _h(x)) * 0.5
 
 
 def _mm(*xs):
@@ -126,19 +135,22 @@ def _phi(x):
 
 
 def _chol_jvp(primals, tangents):
-    _real_only("cholesky", primals[0])
     a, = primals
     l = cholesky.bind(a)
     s = _sym(tangents[0])
-    x = _right_solve(_solve(l, s), _t(l))      # L^{-1} S L^{-T}
+    x = _right_solve(_solve(l, s), _h(l))      # L^{-1} S L^{-H}
     return l, _mm(l, _phi(x))
 
 
 def _chol_vjp(ct, a, *, out):
-    _real_only("cholesky", a)
+    # The adjoint of the JVP is herm(L^{-H} phi(L^H C) L^{-1}); for complex input the VJP
+    # (JAX's convention: the transpose) is that adjoint conjugated on both sides.
     l = out
-    p = _phi(_mm(_t(l), ct))
-    return (_sym(_right_solve(_solve(_t(l), p), l)),)   # sym(L^{-T} P L^{-1})
+    cplx = a.dtype.kind == "c"
+    ct = fa.conj(ct) if cplx else ct
+    p = _phi(_mm(_h(l), ct))
+    g = _sym(_right_solve(_solve(_h(l), p), l))
+    return (fa.conj(g) if cplx else g,)
 
 
 def _chol_abstract(a):
@@ -149,7 +161,7 @@ def _chol_abstract(a):
 def _chol_impl(xp, a):
     """Cholesky factor of the symmetric part; matrices that are not positive definite get a
     NaN factor (as in JAX) instead of aborting the whole batch."""
-    sym = (a + xp.swapaxes(a, -1, -2)) / 2
+    sym = (a + xp.conj(xp.swapaxes(a, -1, -2))) / 2
     try:
         return xp.linalg.cholesky(sym)
     except np.linalg.LinAlgError:
@@ -259,7 +271,7 @@ def _eigh_abstract(a):
 
 eigh = declare(
     "eigh",
-    impl=lambda xp, a: tuple(xp.linalg.eigh((a + xp.swapaxes(a, -1, -2)) / 2)),
+    impl=lambda xp, a: tuple(xp.linalg.eigh((a + xp.conj(xp.swapaxes(a, -1, -2))) / 2)),
     abstract=_eigh_abstract, jvp=_eigh_jvp, vjp=_eigh_vjp, batch=None, multiple_results=True)
 eigh.batch = _batch_front(eigh, 2)
 
@@ -384,15 +396,19 @@ det.batch = _batch_front(det, 1)
 
 
 def _slogdet_jvp(primals, tangents):
-    _real_only("slogdet", primals[0])
     a, = primals
     sign, logabs = slogdet.bind(a)
-    return (sign, logabs), (None, _trace_inv_prod(a, tangents[0]))
+    tr = _trace_inv_prod(a, tangents[0])
+    if a.dtype.kind != "c":
+        return (sign, logabs), (None, tr)
+    # d log|det| = Re tr(A^{-1} dA); the complex sign turns by i Im tr(A^{-1} dA).
+    return (sign, logabs), (sign * (1j * fa.imag(tr)), fa.real(tr))
 
 
 def _slogdet_vjp(cts, a, *, out):
-    _real_only("slogdet", a)
-    _, ct = cts
+    ct_sign, ct = cts
+    if a.dtype.kind == "c":  # Re(ct_sign sign' + ct logabs') == Re(w tr(A^{-1} dA))
+        ct = ct + 1j * fa.imag(ct_sign * out[0])
     return (fa.expand_dims(fa.expand_dims(ct, -1), -1) * _inv_t(a),)
 
 
