@@ -70,3 +70,24 @@ def test_unique_with_size_under_jit():
     assert counts.values.tolist() == [2, 5, 2] and counts.counts.tolist() == [2, 1, 0]
     with pytest.raises(ValueError, match="axis=None"):
         fa.unique(X, axis=0, size=3)
+
+
+@pytest.mark.parametrize("name", ["union1d", "intersect1d", "setdiff1d", "setxor1d"])
+def test_set_operations_match_numpy(name):
+    a, b = np.array([5, 1, 3, 3, 7, 1]), np.array([[3, 9], [1, 0]])
+    expect = getattr(np, name)(a, b)
+    np.testing.assert_array_equal(getattr(fa, name)(a, b), expect)
+    jitted = fa.jit(lambda x, y: getattr(fa, name)(x, y, size=6, fill_value=-1))
+    padded = np.concatenate([expect, np.full(6 - expect.size, -1)])
+    np.testing.assert_array_equal(jitted(fa.asarray(a), fa.asarray(b)), padded)
+    with pytest.raises(fa.ConcretizationError, match="size="):
+        fa.jit(getattr(fa, name))(fa.asarray(a), fa.asarray(b))
+
+
+def test_intersect1d_indices():
+    a, b = np.array([5, 1, 3, 3, 7, 1]), np.array([3, 9, 1, 1, 0])
+    for got, expect in zip(fa.intersect1d(a, b, return_indices=True),
+                           np.intersect1d(a, b, return_indices=True)):
+        np.testing.assert_array_equal(got, expect)
+    values, i1, i2 = fa.intersect1d(a, b, return_indices=True, size=4)
+    assert values.tolist()[:2] == [1, 3] and i1.tolist() == [1, 2, 0, 0] and i2.tolist() == [2, 0, 0, 0]

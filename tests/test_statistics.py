@@ -182,3 +182,19 @@ def test_histogram_bincount_digitize_interp():
                                   np.digitize(xs, xp[::-1], right=True))
     pts = fa.asarray([0.3, 1.7, 3.1])
     check_grads(lambda v, f: fa.interp(v, xp, f), (pts, fa.asarray(fp)), order=1)
+
+
+def test_average_and_ptp():
+    a, w, w1 = RNG.normal(size=(3, 4)), RNG.uniform(size=(3, 4)), RNG.uniform(size=4)
+    np.testing.assert_allclose(fa.average(a), np.average(a))
+    np.testing.assert_allclose(fa.average(a, axis=0, weights=w), np.average(a, axis=0, weights=w))
+    for got, expect in zip(fa.average(a, axis=1, weights=w1, returned=True),
+                           np.average(a, axis=1, weights=w1, returned=True)):
+        np.testing.assert_allclose(got, expect)
+    got = fa.average(a, axis=0, returned=True, keepdims=True)
+    assert got[1].shape == (1, 4) and float(got[1][0, 0]) == 3.0
+    np.testing.assert_allclose(fa.ptp(a, axis=1), np.ptp(a, axis=1))
+    with pytest.raises(ValueError, match="do not match axis"):
+        fa.average(a, axis=0, weights=w1)
+    check_grads(lambda v, ww: fa.average(v, axis=1, weights=ww), (fa.asarray(a), fa.asarray(w1)),
+                order=1)

@@ -1,6 +1,7 @@
 """Set membership and value-dependent-shape functions with a static ``size=``.
 
-``nonzero``, ``argwhere``, ``flatnonzero``, ``where(cond)`` and ``unique`` return as many
+``nonzero``, ``argwhere``, ``flatnonzero``, ``where(cond)``, ``unique`` and the 1-D set
+operations (``union1d``, ``intersect1d``, ``setdiff1d``, ``setxor1d``) return as many
 entries as the data holds, so they need concrete input.  With ``size=`` (JAX's argument)
 the result has exactly ``size`` entries — truncated, or padded with ``fill_value`` — and
 is computed with fixed-shape primitives (a cumulative count and a scatter), so it works
@@ -17,7 +18,7 @@ from fnarray.api.creation import arange, full, zeros
 from fnarray.api.indexing import take
 from fnarray.api.searching import argsort
 
-__all__ = ["isin", "unique"]
+__all__ = ["isin", "unique", "union1d", "intersect1d", "setdiff1d", "setxor1d"]
 
 
 def isin(element, test_elements, assume_unique: bool = False, invert: bool = False):
@@ -113,3 +114,81 @@ def sized_unique(x, size: int, fill_value=None, equal_nan: bool = True) -> tuple
     inverse = mp.reshape(zeros((n,), dtype=np.int64, device=dev).at[perm].set(group), x.shape)
     counts = zeros((size,), dtype=np.int64, device=dev).at[group].add(1, mode="drop")
     return values, index, inverse, counts
+
+
+# --- 1-D set operations ------------------------------------------------------------------------
+
+def _compact(values, keep, size: int, fill):
+    """``(out, present)``: the ``values`` where ``keep`` holds, moved to the front of
+    ``size`` slots and padded with ``fill``; ``present`` marks the filled slots."""
+    (idx,) = sized_nonzero(keep, size, op="set operation")
+    present = arange(size, dtype=np.int64, device=device_of(values)) < red.sum(keep)
+    return ew.where(present, take(values, idx), astype(as_operand(fill), values.dtype)), present
+
+
+def _set_operands(ar1, ar2, op: str):
+    a, b = mp.ravel(as_operand(ar1)), mp.ravel(as_operand(ar2))
+    if a.shape[0] == 0 and b.shape[0] == 0:
+        raise ValueError(f"{op}: size= needs a non-empty input (there is no default fill value)")
+    return a, b
+
+
+def _sized_set(op: str, ar1, ar2, size, fill_value, select):
+    """``select(u, in1, in2)`` picks from the sorted distinct values ``u`` of both inputs
+    (``in1``/``in2``: membership masks) the ones the operation keeps; ``_compact``'s pair."""
+    a, b = _set_operands(ar1, ar2, op)
+    both = mp.concatenate([a, astype(b, a.dtype)]) if a.shape[0] else b
+    u, _, _, counts = sized_unique(both, both.shape[0])
+    valid = counts > 0
+    keep = ew.logical_and(valid, select(u, isin(u, a), isin(u, b)))
+    fill = u[0] if fill_value is None else fill_value
+    return _compact(u, keep, int(size), fill)
+
+
+def _concrete_set(op: str, fn, *arrays, **kw):
+    from fnarray.api.searching import _back, _host
+    hosts = [_host(as_operand(x), op) for x in arrays]
+    res = fn(*hosts, **kw)
+    if isinstance(res, tuple):
+        return tuple(_back(r if i == 0 else r.astype(np.int64), arrays[0])
+                     for i, r in enumerate(res))
+    return _back(res, arrays[0])
+
+
+def union1d(ar1, ar2, *, size=None, fill_value=None):
+    """The sorted distinct values found in either input (flattened)."""
+    if size is None:
+        return _concrete_set("union1d", np.union1d, ar1, ar2)
+    return _sized_set("union1d", ar1, ar2, size, fill_value, lambda u, i1, i2: i1 | i2)[0]
+
+
+def setdiff1d(ar1, ar2, assume_unique: bool = False, *, size=None, fill_value=None):
+    """The sorted distinct values of ``ar1`` that are not in ``ar2``."""
+    if size is None:
+        return _concrete_set("setdiff1d", np.setdiff1d, ar1, ar2, assume_unique=assume_unique)
+    return _sized_set("setdiff1d", ar1, ar2, size, fill_value,
+                      lambda u, i1, i2: i1 & ew.logical_not(i2))[0]
+
+
+def setxor1d(ar1, ar2, assume_unique: bool = False, *, size=None, fill_value=None):
+    """The sorted distinct values found in exactly one of the inputs."""
+    if size is None:
+        return _concrete_set("setxor1d", np.setxor1d, ar1, ar2, assume_unique=assume_unique)
+    return _sized_set("setxor1d", ar1, ar2, size, fill_value, lambda u, i1, i2: i1 ^ i2)[0]
+
+
+def intersect1d(ar1, ar2, assume_unique: bool = False, return_indices: bool = False, *,
+                size=None, fill_value=None):
+    """The sorted distinct values found in both inputs; with ``return_indices`` also the
+    index of each value's first occurrence in each (flattened) input (0 in padded slots)."""
+    if size is None:
+        return _concrete_set("intersect1d", np.intersect1d, ar1, ar2,
+                             assume_unique=assume_unique, return_indices=return_indices)
+    a, b = _set_operands(ar1, ar2, "intersect1d")
+    values, present = _sized_set("intersect1d", a, b, size, fill_value,
+                                 lambda u, i1, i2: i1 & i2)
+    if not return_indices:
+        return values
+    first = [ew.where(present, red.argmax(ew.equal(mp.expand_dims(values, -1), x), axis=-1), 0)
+             for x in (a, b)]
+    return values, first[0], first[1]

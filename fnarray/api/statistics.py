@@ -14,9 +14,10 @@ import numpy as np
 from fnarray.api import elementwise as ew, manipulation as mp, reductions as red
 from fnarray.api._convert import as_operand, astype, to_inexact
 from fnarray.api.contraction import diagonal, matmul
+from fnarray.api.creation import ones_like
 
 __all__ = ["nansum", "nanprod", "nanmax", "nanmin", "nanmean", "nanvar", "nanstd",
-           "nanargmax", "nanargmin", "diff", "ediff1d", "cov", "corrcoef"]
+           "nanargmax", "nanargmin", "average", "ptp", "diff", "ediff1d", "cov", "corrcoef"]
 
 
 def _nan_mask(x):
@@ -115,6 +116,39 @@ def nanstd(a, axis=None, dtype=None, ddof: int = 0, keepdims: bool = False, wher
     """``std`` of the non-NaN entries."""
     return ew.sqrt(nanvar(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims,
                           where=where, correction=correction))
+
+
+# --- weighted mean and range -------------------------------------------------------------------
+
+def average(a, axis=None, weights=None, returned: bool = False, keepdims: bool = False):
+    """The weighted mean along ``axis`` (NumPy's ``average``): ``weights`` has ``a``'s shape
+    or is 1-D along a single ``axis``; ``returned`` also gives the sum of the weights."""
+    x = to_inexact(a)
+    if weights is None:
+        out = red.mean(x, axis=axis, keepdims=keepdims)
+        if not returned:
+            return out
+        count = red.sum(ones_like(x), axis=axis, keepdims=keepdims)
+        return out, astype(count, out.dtype)
+    w = to_inexact(weights)
+    if w.shape != x.shape:
+        if axis is None or not isinstance(axis, int) or w.ndim != 1:
+            raise ValueError(f"average: weights of shape {w.shape} differ from a's shape "
+                             f"{x.shape}; 1-D weights need an int axis")
+        ax = red.normalize_axes(axis, x.ndim, "average")[0]
+        if w.shape[0] != x.shape[ax]:
+            raise ValueError(f"average: weights of length {w.shape[0]} do not match axis "
+                             f"{axis} of a (length {x.shape[ax]})")
+        w = mp.reshape(w, (1,) * ax + w.shape + (1,) * (x.ndim - ax - 1))
+    total = red.sum(mp.broadcast_to(w, x.shape), axis=axis, keepdims=keepdims)
+    out = red.sum(x * w, axis=axis, keepdims=keepdims) / total
+    return (out, astype(total, out.dtype)) if returned else out
+
+
+def ptp(a, axis=None, keepdims: bool = False):
+    """Peak to peak: ``max - min`` along ``axis``."""
+    x = as_operand(a)
+    return red.max(x, axis=axis, keepdims=keepdims) - red.min(x, axis=axis, keepdims=keepdims)
 
 
 # --- differences ---------------------------------------------------------------------------
