@@ -61,6 +61,26 @@ def test_cpu_autocast_lowers_matmul_and_keeps_float32_gradients():
     assert np.allclose(model.weight.grad.tolist(), [[4.0] * 3] * 2)
 
 
+def test_cpu_autocast_lowers_convolutions():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(1, 2, 3)
+    with torch.autocast("cpu", dtype=torch.float16):
+        y = conv(torch.randn(1, 1, 5, 5))
+    assert y.dtype == torch.float16  # PyTorch: the bias is a conv input, cast too
+    y.float().sum().backward()
+    assert conv.weight.grad.dtype == torch.float32 and conv.bias.grad.dtype == torch.float32
+    assert np.allclose(conv.bias.grad.tolist(), [9.0, 9.0])
+
+
+def test_cpu_autocast_default_dtype_needs_bfloat16():
+    if getattr(torch, "bfloat16", None) is not None:
+        with torch.autocast("cpu"):
+            assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    else:
+        with pytest.raises(RuntimeError, match="dtype=torch.float16"):
+            torch.autocast("cpu")
+
+
 def test_cpu_autocast_as_decorator_and_disabled():
     @torch.autocast("cpu", dtype=torch.float16)
     def f(a, b):

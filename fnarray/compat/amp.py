@@ -127,9 +127,8 @@ def check_linear_operands(input, weight, bias):
     """``F.linear``'s PyTorch behaviour for compat tensors: mismatched input and weight
     dtypes raise (as ``addmm`` does), and under autocast the bias is cast with the
     product's operands (so the result has the autocast dtype).  Returns the bias."""
-    cast = tape._op.autocast
-    if cast is not None:
-        return bias if bias is None else cast(_LINEAR, [bias])[0]
+    if tape._op.autocast is not None:
+        return autocast_bias(bias)
     tensor_t = tape.TENSOR
     if (isinstance(input, tensor_t) or isinstance(weight, tensor_t)) \
             and input.dtype != weight.dtype:
@@ -141,11 +140,21 @@ def check_linear_operands(input, weight, bias):
     return bias
 
 
-class _Linear:
-    name = "dot_general"  # what ``autocast`` casts: the bias joins the matrix product
+def autocast_bias(bias):
+    """Under autocast, the bias of a linear layer or convolution cast with the product's
+    operands (PyTorch's addmm/conv take it as an input), so the result keeps the autocast
+    dtype; otherwise ``bias`` unchanged."""
+    cast = tape._op.autocast
+    if cast is None or bias is None:
+        return bias
+    return cast(_PRODUCT, [bias])[0]
 
 
-_LINEAR = _Linear()
+class _Product:
+    name = "dot_general"  # what ``autocast`` casts: the bias joins the product
+
+
+_PRODUCT = _Product()
 
 
 def is_autocast_enabled(device_type: str | None = None) -> bool:

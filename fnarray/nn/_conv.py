@@ -42,6 +42,8 @@ def _unbatch(x, added: bool):
 
 
 def _bias(out, bias, spatial):
+    from fnarray.compat.amp import autocast_bias
+    bias = autocast_bias(bias)  # under torch.autocast the bias joins the low precision
     return out if bias is None else out + fa.reshape(bias, (-1,) + (1,) * spatial)
 
 
