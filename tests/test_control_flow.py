@@ -221,6 +221,19 @@ def test_vmap_batched_predicates():
     assert np.asarray(jac).tolist() == [16.0, 4.0, 1.0]
 
 
+def test_vmap_keeps_carries_that_do_not_vary_unbatched():
+    x = f64([1.0, 2.0])
+    # The counter does not depend on the batch: one plain loop, no per-example select.
+    f = lambda x: fa.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] * 2), (0, x))  # noqa: E731
+    prog = fa.make_ir(fa.vmap(f))(x)
+    assert "select" not in str(prog)
+    assert np.asarray(fa.vmap(f)(x)[1]).tolist() == [8.0, 16.0]
+    g = lambda x: fa.fori_loop(0, 3, lambda i, v: v * x, x)  # noqa: E731
+    (loop,) = [e for e in fa.make_ir(fa.vmap(g))(x).eqns if e.prim.name == "scan"]
+    assert loop.outvars[0].aval.shape == ()  # the counter carry
+    assert np.asarray(fa.vmap(g)(x)).tolist() == [1.0, 16.0]
+
+
 # --- IR size ----------------------------------------------------------------------------------
 
 def test_jitted_scan_and_lstm_ir_do_not_grow_with_sequence_length():

@@ -75,36 +75,25 @@ def _cond_vjp(cts, index, *ops, out, branches):
 def _cond_batch(vals, dims, *, branches):
     from fnarray import api as fa
     from fnarray.ops._util import batch_size, move_bdim
+    from fnarray.transforms.vmap import vmap_flat
     size = batch_size(vals, dims)
     index, ops, op_dims = vals[0], list(vals[1:]), list(dims[1:])
-
-    def batched(prog):
-        return lambda *a: _vmap_call(prog, list(a), op_dims, size)
-
-    if dims[0] is None:
-        in_av = [_batched_aval(a, d, size) for a, d in zip(sp.in_avals(branches[0]), op_dims)]
+    if dims[0] is None:  # one branch for the whole batch
         ops = [o if d is None else move_bdim(o, d, 0) for o, d in zip(ops, op_dims)]
-        op_dims = [None if d is None else 0 for d in op_dims]
-        progs = tuple(sp.trace_avals(batched(b), in_av, "cond_batch") for b in branches)
-        outs = cond_p.bind(index, *ops, branches=progs)
-        return outs, [0] * len(outs)
+        in_b = [d is not None for d in op_dims]
+        # an output is batched if it is in any branch (the branches must agree on types)
+        out_b = [any(col) for col in zip(*[sp.vmap_program(b, in_b, size, "cond_batch")[1]
+                                           for b in branches])]
+        progs = tuple(sp.vmap_program(b, in_b, size, "cond_batch", force_out=out_b)[0]
+                      for b in branches)
+        return cond_p.bind(index, *ops, branches=progs), [0 if b else None for b in out_b]
     # A different branch per example: evaluate them all, then select.
     idx = fa.clip(move_bdim(index, dims[0], 0), 0, len(branches) - 1)
-    results = [batched(b)(*ops) for b in branches]
+    results = [vmap_flat(lambda *a, b=b: sp.call(b, a), ops, op_dims, size) for b in branches]
     outs = results[-1]
     for i in range(len(branches) - 2, -1, -1):
         outs = [fa.where(_lanes(idx == i, o), r, o) for r, o in zip(results[i], outs)]
     return outs, [0] * len(outs)
-
-
-def _vmap_call(prog, args, dims, size):
-    from fnarray.transforms.vmap import vmap_flat
-    return vmap_flat(lambda *b: sp.call(prog, b), args, dims, size)
-
-
-def _batched_aval(a, d, size):
-    from fnarray.core.shapes import ShapedArray
-    return a if d is None else ShapedArray((size, *a.shape), a.dtype, a.weak_type)
 
 
 def _lanes(mask, like):
@@ -177,33 +166,51 @@ def _while_vjp(cts, *primals, out, cond_prog, body_prog, n_cc, n_bc):
 
 
 def _while_batch(vals, dims, *, cond_prog, body_prog, n_cc, n_bc):
-    from fnarray import api as fa
     from fnarray.ops._util import batch_size, bdim_to_front, move_bdim
     size = batch_size(vals, dims)
     front = [v if d is None else move_bdim(v, d, 0) for v, d in zip(vals, dims)]
-    cd = [None if d is None else 0 for d in dims]
-    cc, bc = front[:n_cc], front[n_cc:n_cc + n_bc]
-    dcc, dbc = cd[:n_cc], cd[n_cc:n_cc + n_bc]
-    carry = [bdim_to_front(v, d, size) for v, d in zip(vals[n_cc + n_bc:], dims[n_cc + n_bc:])]
+    cc, bc, carry = front[:n_cc], front[n_cc:n_cc + n_bc], front[n_cc + n_bc:]
+    cc_b, bc_b, k_b = ([d is not None for d in dims[:n_cc]],
+                       [d is not None for d in dims[n_cc:n_cc + n_bc]],
+                       [d is not None for d in dims[n_cc + n_bc:]])
+    # Carries that vary across the batch: a fixed point over the body.
+    while True:
+        body_b, out_b = sp.vmap_program(body_prog, bc_b + k_b, size, "while_batch",
+                                        force_out=k_b)
+        grown = [a or b for a, b in zip(k_b, out_b)]
+        if grown == k_b:
+            break
+        k_b = grown
+    cond_b, pred_b = sp.vmap_program(cond_prog, cc_b + k_b, size, "while_batch")
+    if not pred_b[0]:  # every example stops at the same step: one plain loop
+        outs = while_p.bind(*cc, *bc, *[bdim_to_front(k, d, size) if b else k for k, d, b in
+                                       zip(vals[n_cc + n_bc:], dims[n_cc + n_bc:], k_b)],
+                            cond_prog=cond_b, body_prog=body_b, n_cc=n_cc, n_bc=n_bc)
+        return outs, [0 if b else None for b in k_b]
+    # Each example has its own trip count: run until all are done, freezing finished ones.
+    carry = [bdim_to_front(k, d, size) for k, d in zip(vals[n_cc + n_bc:], dims[n_cc + n_bc:])]
     n_k = len(carry)
-    k_av = [_batched_aval(a, 0, size) for a in sp.out_avals(body_prog)]
-    cc_av = [_batched_aval(a, d, size) for a, d in zip(sp.in_avals(cond_prog)[:n_cc], dcc)]
-    bc_av = [_batched_aval(a, d, size) for a, d in zip(sp.in_avals(body_prog)[:n_bc], dbc)]
+    body_b, _ = sp.vmap_program(body_prog, bc_b + [True] * n_k, size, "while_batch",
+                                force_out=[True] * n_k)
+    cond_b, _ = sp.vmap_program(cond_prog, cc_b + [True] * n_k, size, "while_batch",
+                                force_out=[True])
 
-    def lane_pred(c, k):
-        return _vmap_call(cond_prog, list(c) + list(k), dcc + [0] * n_k, size)[0]
+    def any_running(*args):
+        from fnarray import api as fa
+        return [fa.any(sp.call(cond_b, args)[0])]
 
-    def cond(*args):
-        return [fa.any(lane_pred(args[:n_cc], args[n_cc:]))]
-
-    def body(*args):
+    def masked_step(*args):
+        from fnarray import api as fa
         c, b, k = args[:n_cc], args[n_cc:n_cc + n_bc], args[n_cc + n_bc:]
-        running = lane_pred(c, k)
-        new = _vmap_call(body_prog, list(b) + list(k), dbc + [0] * n_k, size)
+        running = sp.call(cond_b, list(c) + list(k))[0]
+        new = sp.call(body_b, list(b) + list(k))
         return [fa.where(_lanes(running, o), n, o) for n, o in zip(new, k)]
 
-    new_cond = sp.trace_avals(cond, cc_av + k_av, "while_batch")
-    new_body = sp.trace_avals(body, cc_av + bc_av + k_av, "while_batch")
+    k_av = sp.out_avals(body_b)
+    cc_av = sp.in_avals(cond_b)[:n_cc]
+    new_cond = sp.trace_avals(any_running, cc_av + k_av, "while_batch")
+    new_body = sp.trace_avals(masked_step, cc_av + sp.in_avals(body_b)[:n_bc] + k_av,
+                              "while_batch")
     outs = while_p.bind(*cc, *cc, *bc, *carry, cond_prog=new_cond, body_prog=new_body,
                         n_cc=n_cc, n_bc=n_cc + n_bc)
     return outs, [0] * n_k

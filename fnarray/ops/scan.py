@@ -238,27 +238,27 @@ def _vjp(cts, *primals, out, body, n_consts, n_carry, length, reverse, unroll,
 
 def _batch(vals, dims, *, body, n_consts, n_carry, length, reverse, unroll):
     from fnarray.ops._util import batch_size, bdim_to_front, move_bdim
-    from fnarray.transforms.vmap import vmap_flat
     size = batch_size(vals, dims)
     consts, init, xs = _split(vals, n_consts, n_carry)
-    dc, _, dx = _split(dims, n_consts, n_carry)
+    dc, dk, dx = _split(dims, n_consts, n_carry)
+    c_b, x_b = [d is not None for d in dc], [d is not None for d in dx]
+    # Which carries vary across the batch: those batched on entry, and any the body makes
+    # depend on a batched value (iterate to a fixed point).
+    k_b = [d is not None for d in dk]
+    while True:
+        bprog, out_b = sp.vmap_program(body, c_b + k_b + x_b, size, "scan_batch",
+                                       force_out=k_b + [False] * (len(body.outvars) - n_carry))
+        grown = [a or b for a, b in zip(k_b, out_b[:n_carry])]
+        if grown == k_b:
+            break
+        k_b = grown
     consts = [c if d is None else move_bdim(c, d, 0) for c, d in zip(consts, dc)]
-    init = [bdim_to_front(k, d, size) for k, d in zip(init, dims[n_consts:n_consts + n_carry])]
+    init = [bdim_to_front(k, d, size) if b else k for k, d, b in zip(init, dk, k_b)]
     xs = [x if d is None else move_bdim(x, d, 1) for x, d in zip(xs, dx)]
-    c_av, k_av, x_av = _split(sp.in_avals(body), n_consts, n_carry)
-    in_dims = ([None if d is None else 0 for d in dc] + [0] * n_carry
-               + [None if d is None else 0 for d in dx])
-    avals = ([_batched(a, d, size) for a, d in zip(c_av, dc)] + [_batched(a, 0, size) for a in k_av]
-             + [_batched(a, d, size) for a, d in zip(x_av, dx)])
-    bprog = sp.trace_avals(lambda *a: vmap_flat(lambda *b: sp.call(body, b), list(a), in_dims,
-                                                size), avals, "scan_batch")
     outs = scan_p.bind(*consts, *init, *xs, body=bprog, n_consts=n_consts, n_carry=n_carry,
                        length=length, reverse=reverse, unroll=unroll)
-    return outs, [0] * n_carry + [1] * (len(outs) - n_carry)
-
-
-def _batched(a: ShapedArray, d, size) -> ShapedArray:
-    return a if d is None else ShapedArray((size, *a.shape), a.dtype, a.weak_type)
+    return outs, ([0 if b else None for b in k_b]
+                  + [1 if b else None for b in out_b[n_carry:]])
 
 
 scan_p = declare("scan", impl=_impl, abstract=_abstract, jvp=_jvp, vjp=_vjp, batch=_batch,

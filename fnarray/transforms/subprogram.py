@@ -124,6 +124,34 @@ def runner(prog: Program, xp):
     return run
 
 
+def batched_aval(a: ShapedArray, size: int) -> ShapedArray:
+    return ShapedArray((size, *a.shape), a.dtype, a.weak_type)
+
+
+def vmap_program(prog: Program, in_batched: list, size: int, name: str,
+                 force_out: list | None = None) -> tuple[Program, list]:
+    """``prog`` vectorised over a leading batch axis of the inputs marked in ``in_batched``.
+
+    Returns ``(program, out_batched)``: an output comes out batched (axis 0) only if it
+    depends on a batched input or ``force_out`` marks it; the others stay unbatched, so
+    loop rules can find which carries really vary across the batch (a fixed point).
+    """
+    from fnarray.transforms.vmap import BatchTracer, vmap_flat
+    out_batched: list = []
+
+    def axes(outs):
+        out_batched[:] = [(isinstance(o, BatchTracer) and o.bdim is not None)
+                          or bool(force_out and force_out[i]) for i, o in enumerate(outs)]
+        return [0 if b else None for b in out_batched]
+
+    def batched(*args):
+        return vmap_flat(lambda *a: call(prog, a), list(args),
+                         [0 if b else None for b in in_batched], size, axes)
+
+    avals = [batched_aval(a, size) if b else a for a, b in zip(in_avals(prog), in_batched)]
+    return trace_avals(batched, avals, name), out_batched
+
+
 def is_float(aval) -> bool:
     return aval.dtype.kind in "fc"
 
