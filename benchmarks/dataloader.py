@@ -1,26 +1,39 @@
-"""One epoch of DataLoader over 60,000 synthetic 28x28 images versus plain NumPy.
+"""DataLoader epochs over 60,000 synthetic 28x28 images versus NumPy and PyTorch.
 
-Run: ``python benchmarks/dataloader.py``.  The dataset is a ``TensorDataset`` of float32
-images and int64 labels; the loader shuffles with batch size 64.  The reference is the
-vectorised NumPy loop a hand-written trainer would use (one permutation, then fancy
-indexing per batch).  It prints the time per epoch of each, and the ratio to NumPy, for
-``num_workers=0`` and ``num_workers=2`` (worker start-up included).
+Run: ``python benchmarks/dataloader.py [--torch-python PATH]``.  The dataset is a
+``TensorDataset`` of float32 images and int64 labels; loaders shuffle with batch size 64.
 
-With workers, most of the first epoch is start-up: the dataset (188 MB here) is pickled to
-every worker process, which fork-free start methods require; later epochs with
-``persistent_workers=True`` pay only the per-batch transfer through the result queue.
+* The NumPy reference is the vectorised loop a hand-written trainer would use (one
+  permutation, then fancy indexing per batch).
+* For ``num_workers`` 0 and 2 it times the first epoch of a fresh loader (worker start-up
+  included) and the next epoch of the same loader (default ``persistent_workers=False``,
+  so workers start again, as in PyTorch).
+* PyTorch's ``DataLoader`` on the same data is timed the same way when a Python with
+  ``torch`` is available: ``--torch-python`` (default ``/work/benchvenv/bin/python`` when it
+  exists) runs this file with ``--torch-only``.  PyTorch is never a dependency.
+
+fnarray fetches a whole batch with one fancy index per column (``__getitems__``) and
+shares the dataset with workers through shared memory instead of pickling it to each.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
 
-import fnarray as fa
-from fnarray.data import DataLoader, TensorDataset
+N, BATCH, WORKERS = 60_000, 64, (0, 2)
+DEFAULT_TORCH_PYTHON = "/work/benchvenv/bin/python"
 
-N, BATCH = 60_000, 64
+
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.random((N, 28, 28), dtype=np.float32), rng.integers(0, 10, N)
 
 
 def numpy_epoch(images: np.ndarray, labels: np.ndarray, seed: int) -> int:
@@ -33,33 +46,70 @@ def numpy_epoch(images: np.ndarray, labels: np.ndarray, seed: int) -> int:
     return batches
 
 
-def loader_epoch(loader: DataLoader) -> int:
-    return sum(1 for _ in loader)
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
-def best_of(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def epochs(make_loader) -> dict:
+    """``{workers: [first_epoch_s, second_epoch_s]}`` for fresh loaders."""
+    out = {}
+    for workers in WORKERS:
+        loader = make_loader(workers)
+        out[workers] = [timed(lambda: sum(1 for _ in loader)) for _ in range(2)]  # noqa: B023
+    return out
+
+
+def fnarray_epochs(images, labels) -> dict:
+    import fnarray as fa
+    from fnarray.data import DataLoader, TensorDataset
+    dataset = TensorDataset(fa.asarray(images), fa.asarray(labels))
+    return epochs(lambda w: DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=w))
+
+
+def torch_epochs(images, labels) -> dict:
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+    dataset = TensorDataset(torch.from_numpy(images), torch.from_numpy(labels))
+    return epochs(lambda w: DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=w))
+
+
+def torch_from(python: str | None) -> dict | None:
+    if not python or not os.path.exists(python):
+        return None
+    proc = subprocess.run([python, __file__, "--torch-only"], capture_output=True, text=True,
+                          timeout=900)
+    if proc.returncode != 0:
+        print(f"(PyTorch run failed: {proc.stderr.strip().splitlines()[-1:]})")
+        return None
+    return {int(k): v for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
 
 
 def main() -> None:
-    rng = np.random.default_rng(0)
-    images = rng.random((N, 28, 28), dtype=np.float32)
-    labels = rng.integers(0, 10, N)
-    dataset = TensorDataset(fa.asarray(images), fa.asarray(labels))
-    reference = best_of(lambda: numpy_epoch(images, labels, 0))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--torch-python", default=DEFAULT_TORCH_PYTHON,
+                        help="a Python with torch installed (skipped when missing)")
+    parser.add_argument("--torch-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    images, labels = data()
+    if args.torch_only:
+        print(json.dumps(torch_epochs(images, labels)))
+        return
+    reference = min(timed(lambda: numpy_epoch(images, labels, s)) for s in range(3))
     print(f"NumPy reference (permutation + fancy indexing): {reference * 1e3:8.1f} ms/epoch")
-    for workers in (0, 2):
-        loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, generator=0,
-                            num_workers=workers)
-        seconds = best_of(lambda: loader_epoch(loader), repeat=3 if workers == 0 else 1)
-        print(f"DataLoader num_workers={workers}:                    {seconds * 1e3:8.1f} ms/epoch"
-              f"  ({seconds / reference:5.2f}x NumPy)")
+    ours = fnarray_epochs(images, labels)
+    theirs = torch_from(args.torch_python)
+    for workers in WORKERS:
+        for i, name in enumerate(("first epoch", "next epoch ")):
+            s = ours[workers][i]
+            line = (f"fnarray DataLoader num_workers={workers}, {name}: {s * 1e3:8.1f} ms "
+                    f"({s / reference:6.2f}x NumPy")
+            if theirs is not None:
+                t = theirs[workers][i]
+                line += f", PyTorch {t * 1e3:8.1f} ms, {s / t:5.2f}x PyTorch"
+            print(line + ")")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

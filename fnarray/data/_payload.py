@@ -7,7 +7,8 @@ process that runs BLAS threads can deadlock), which normally means pickling by r
 and re-running the main script in every worker.  Instead:
 
 * the ``WorkerSpec`` is serialised once with ``cloudpickle`` (extra ``data``), which pickles
-  classes and functions from ``__main__``, notebook cells, closures and lambdas by value;
+  classes and functions from ``__main__``, notebook cells, closures and lambdas by value,
+  and large NumPy buffers by shared memory (``_shared``);
 * while a worker process is started, ``__main__`` is hidden from ``multiprocessing``'s
   preparation step, so the worker never re-imports (re-runs) the user's script: it needs
   nothing from it, because the payload carries everything by value.
@@ -19,10 +20,13 @@ Without cloudpickle the spec is pickled as before (module-level definitions and 
 from __future__ import annotations
 
 import contextlib
+import io
 import pickle
 import sys
 import types
 from collections.abc import Iterator
+
+import numpy as np
 
 _INSTALL_HINT = "install the 'data' extra (pip install 'fnarray[data]', i.e. cloudpickle)"
 
@@ -35,13 +39,38 @@ def _cloudpickle():
     return cloudpickle
 
 
-def dump(spec) -> tuple[bytes | object, bool]:
+def dump(spec, shared=None) -> tuple[bytes | object, bool]:
     """``(payload, by_value)``: the spec as cloudpickle bytes when cloudpickle is present,
-    else the spec itself (pickled by ``multiprocessing`` when a worker starts)."""
+    else the spec itself (pickled by ``multiprocessing`` when a worker starts).  With
+    ``shared`` (a ``_shared.SharedArrays``), large NumPy buffers go by shared memory."""
     cp = _cloudpickle()
     if cp is None:
         return spec, False
-    return cp.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL), True
+    buffer = io.BytesIO()
+    pickler = _sharing_pickler(cp)(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.shared = shared
+    pickler.dump(spec)
+    return buffer.getvalue(), True
+
+
+def _sharing_pickler(cp) -> type:
+    """A ``CloudPickler`` that hands large NumPy arrays to its ``shared`` table."""
+    global _SharingPickler
+    if _SharingPickler is None:
+        class SharingPickler(cp.CloudPickler):
+            shared = None
+
+            def reducer_override(self, obj):
+                if self.shared is not None and type(obj) is np.ndarray:
+                    reduced = self.shared.reduce(obj)
+                    if reduced is not None:
+                        return reduced
+                return super().reducer_override(obj)
+        _SharingPickler = SharingPickler
+    return _SharingPickler
+
+
+_SharingPickler = None
 
 
 def load(payload):

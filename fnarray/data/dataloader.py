@@ -42,7 +42,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 
-from fnarray.data import _payload, _worker
+from fnarray.data import _payload, _shared, _worker
 from fnarray.data.collate import default_collate
 from fnarray.data.dataset import IterableDataset
 from fnarray.data.sampler import (
@@ -102,6 +102,7 @@ class DataLoader:
         self.auto_collation = batch_sampler is not None or (self.is_iterable and batch_size is not None)
         self.collate_fn = collate_fn or (default_collate if self.auto_collation else default_convert)
         self._pool: _WorkerPool | None = None
+        self._shared: _shared.SharedArrays | None = None  # dataset buffers for workers
 
     @property
     def _index_sampler(self):
@@ -166,7 +167,9 @@ class _WorkerPool:
     def __init__(self, loader: DataLoader, base_seed: int):
         ctx = loader.multiprocessing_context
         try:
-            payload, by_value = _payload.dump(loader._spec(base_seed))
+            if loader._shared is None:
+                loader._shared = _shared.SharedArrays(loader)
+            payload, by_value = _payload.dump(loader._spec(base_seed), loader._shared)
         except Exception as e:  # noqa: BLE001 - cloudpickle raises many types
             raise RuntimeError(
                 f"DataLoader could not send the dataset, collate_fn and worker_init_fn to "

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fnarray.data.dataset import Dataset
+from fnarray.data.dataset import ColumnBatch, Dataset, _Column
 
 MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
            "https://storage.googleapis.com/cvdf-datasets/mnist/")
@@ -88,6 +88,14 @@ class MNIST(Dataset):
         if self.target_transform is not None:
             label = self.target_transform(label)
         return image, label
+
+    def __getitems__(self, indices):
+        """The samples of a batch.  Without transforms they stay column-wise, so
+        ``default_collate`` gathers images and labels with one fancy index each."""
+        if self.transform is None and self.target_transform is None:
+            return ColumnBatch([_Column(self.data), _Column(self.targets)],
+                               np.asarray(indices, dtype=np.int64))
+        return [self[i] for i in indices]
 
     def __repr__(self):
         return (f"MNIST(root={str(self.root)!r}, train={self.train}, {len(self)} images)")
