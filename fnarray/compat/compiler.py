@@ -120,7 +120,7 @@ class _Compiler:
     def _run(self, staged: Staged, inputs: list, record: bool):
         rng = _rng_state()
         if record:  # one node on the tape; its backward is the compiled backward program
-            outs = staged_call.bind(rng, *inputs, staged=staged)[:staged.n_out]
+            outs = list(staged_call.bind(rng, *inputs, staged=staged))
         else:
             outs = [Tensor(o) for o in staged.plain([rng, *[_raw(x) for x in inputs]])]
         compat_random.default_generator.set_state(_raw(outs[-1]))

@@ -17,12 +17,13 @@ equations by whether they depend on the cotangents:
 Nothing is computed twice, and each program is optimised and compiled like a ``jit``
 program (``passes.optimize``, ``executor.compile_program``).
 
-``staged_call(*inputs, staged=s)`` returns the outputs followed by the residuals.  The
-residuals are defined as gradient-stopped values — extra outputs for the VJP's use, carrying
-no derivative of their own — so the JVP gives them no tangent and the VJP ignores their
-cotangents.  Under further transformations (tracers as operands: higher-order derivatives,
-``vmap``) the rules evaluate the traced programs equation by equation, and the VJP re-derives
-the residuals from the inputs so that second derivatives are complete.
+``staged_call(*inputs, staged=s)`` returns the outputs (the plain compiled forward runs when
+nothing records).  When the compat tape or the reverse trace records it, they call its
+``fwd`` rule, which runs the forward program and hands the residuals to the VJP rule (the
+``residuals`` parameter).  Under further transformations (tracers as operands:
+higher-order derivatives, ``vmap``) the rules evaluate the traced programs equation by
+equation, and the VJP re-derives the residuals from the inputs so that second derivatives
+are complete.
 """
 
 from __future__ import annotations
@@ -148,40 +149,47 @@ def _default_device():
 
 # --- the primitive ---------------------------------------------------------------------------
 
-def _impl(xp, *buffers, staged):
+def _impl(xp, *buffers, staged, residuals=None):
     staged.check(buffers)
-    return staged.forward.run(*staged.forward.const_bufs, *buffers)
+    return staged.plain.run(*staged.plain.const_bufs, *buffers)
 
 
-def _abstract(*avals, staged):
+def _fwd(*primals, staged):
+    """Run by the tape and the reverse trace when they record: outputs and residuals."""
+    staged.check([p.aval for p in primals])
+    values = staged.forward(list(primals))
+    return values[:staged.n_out], values[staged.n_out:]
+
+
+def _abstract(*avals, staged, residuals=None):
     staged.check(avals)
-    return staged.out_avals + staged.residual_avals
+    return list(staged.out_avals)
 
 
-def _jvp(primals, tangents, *, staged):
+def _jvp(primals, tangents, *, staged, residuals=None):
     from fnarray import api as fa
     from fnarray.transforms.jvp import jvp
-    outs = staged_call.bind(*primals, staged=staged)
     ts = [fa.zeros_like(p) if t is None else t for p, t in zip(primals, tangents)]
-    _, t_out = jvp(lambda *xs: staged.plain(list(xs)), tuple(primals), tuple(ts))
-    return outs, list(t_out) + [None] * len(staged.residual_avals)
+    outs, t_out = jvp(lambda *xs: staged.plain(list(xs)), tuple(primals), tuple(ts))
+    return list(outs), list(t_out)
 
 
-def _vjp(cts, *primals, out, staged):
-    cts = [c for c, a in zip(cts[:staged.n_out], staged.out_avals) if _inexact(a)]
-    if all(isinstance(v, Array) for v in (*primals, *out, *cts)):
-        grads = staged.backward([*primals, *out[staged.n_out:], *cts])
-    else:  # traced: rebuild the residuals from the inputs so they are differentiated too
-        grads = ir.eval_program(staged.joint, [*primals, *cts])[staged.n_out:]
+def _vjp(cts, *primals, out, staged, residuals=None):
+    cts = [c for c, a in zip(cts, staged.out_avals) if _inexact(a)]
+    values = [*primals, *cts]
+    if residuals is not None and all(isinstance(v, Array) for v in (*values, *residuals)):
+        grads = staged.backward([*primals, *residuals, *cts])
+    else:  # traced (or recorded without residuals): the joint program, differentiable
+        grads = ir.eval_program(staged.joint, values)[staged.n_out:]
     it = iter(grads)
     return tuple(next(it) if d else None for d in staged.diff)
 
 
-def _batch(vals, dims, *, staged):
+def _batch(vals, dims, *, staged, residuals=None):
     from fnarray.transforms.vmap import vmap
-    outs = vmap(lambda *xs: staged.forward(list(xs)), in_axes=tuple(dims))(*vals)
+    outs = vmap(lambda *xs: staged.plain(list(xs)), in_axes=tuple(dims))(*vals)
     return list(outs), [0] * len(outs)
 
 
 staged_call = declare("staged_call", impl=_impl, abstract=_abstract, jvp=_jvp, vjp=_vjp,
-                      batch=_batch, multiple_results=True)
+                      batch=_batch, multiple_results=True, fwd=_fwd)

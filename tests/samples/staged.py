@@ -1,10 +1,7 @@
-"""Samples for ``staged_call`` (``fnarray/transforms/staged.py``).
-
-The staged function is ``[x * sin(y), exp(y) + x]`` differentiated in ``x`` only, so its
-residual (``sin(y)``, which the backward program reads) depends on ``y`` alone: the
-residual outputs are gradient-stopped by definition, and here that definition agrees with
-the finite differences the registry test compares against.
-"""
+"""Samples for ``staged_call`` (``fnarray/transforms/staged.py``): the call samples'
+two-input, two-output function, staged for the drawn signature with both inputs
+differentiable (its backward program reads the residuals ``sin(x)``, ``cos(x)`` and
+``exp(x)`` that the forward program hands over)."""
 
 from __future__ import annotations
 
@@ -12,10 +9,7 @@ from hypothesis import strategies as st
 
 import fnarray as fa
 from tests.samples import Sample, floats, shapes
-
-
-def _fun(x, y):
-    return [x * fa.sin(y), fa.exp(y) + x]
+from tests.samples.custom import fun
 
 
 @st.composite
@@ -26,7 +20,7 @@ def _staged(draw):
     x = draw(floats(shape, noncontiguous=draw(st.booleans())))
     y = draw(floats(shape))
     avals = [(fa.asarray(a).aval, default()) for a in (x, y)]
-    return Sample((x, y), dict(staged=Staged(_fun, avals, (True, False))), diff=(0,))
+    return Sample((x, y), dict(staged=Staged(fun, avals, (True, True))), diff=(0, 1))
 
 
 SAMPLES = {"staged_call": _staged}
