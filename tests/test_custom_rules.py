@@ -138,3 +138,15 @@ def test_bad_jvp_outputs_are_refused_naming_the_rule(rule, exc, message):
     assert "custom_jvp _ident" in str(info.value) and "my_jvp" in str(info.value)
     with pytest.raises(exc, match=message):
         fa.jvp(f, (x,), (x,))
+
+
+def test_fwd_must_return_a_pair():
+    def my_fwd(a, b, c):
+        return _sum3(a, b, c)  # forgot the residuals
+
+    f = fa.custom_vjp(_sum3)
+    f.defvjp(my_fwd, lambda r, g: (g, g, g))
+    x = fa.ones(2)
+    with pytest.raises(TypeError, match=r"custom_vjp _sum3: the fwd rule my_fwd must return "
+                                        r"a pair \(output, residuals\), got Array"):
+        fa.grad(f)(x, x, x)

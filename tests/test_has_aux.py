@@ -73,3 +73,21 @@ def test_aux_under_nested_grad_stays_differentiable_by_the_outer_transform():
 def test_has_aux_requires_a_pair():
     with pytest.raises(TypeError, match=r"has_aux=True requires the function to return a pair"):
         fa.grad(lambda x: fa.sum(x), has_aux=True)(X)
+
+
+@pytest.mark.parametrize("wrap", [lambda f: f, fa.jit], ids=["eager", "jit"])
+def test_jvp(wrap):
+    def f(x):
+        return fa.jvp(lambda y: (y ** 2, {"scaled": y * 3.0, "count": 2,
+                                          "mean": fa.mean(y * 3.0)}),
+                      (x,), (fa.ones_like(x),), has_aux=True)
+
+    out, t, aux = wrap(f)(X)
+    np.testing.assert_allclose(out, [1.0, 4.0])
+    np.testing.assert_allclose(t, [2.0, 4.0])
+    _check_aux(aux)
+
+
+def test_jvp_aux_may_hold_any_python_value():
+    _, _, aux = fa.jvp(lambda y: (y, {"name": "loss", "y": y}), (X,), (X,), has_aux=True)
+    assert aux["name"] == "loss" and not isinstance(aux["y"], Tracer)

@@ -210,7 +210,13 @@ class custom_vjp(_CustomRule):  # noqa: N801 - JAX's name
         leaves, in_tree, rebuild, static_args, flat_fun, out_trees = self._prepare(args)
 
         def flat_fwd(*xs):
-            out, res = self.fwd(*rebuild(xs))
+            pair = self.fwd(*rebuild(xs))
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+                raise TypeError(
+                    f"custom_vjp {self.fun.__name__}: the fwd rule "
+                    f"{getattr(self.fwd, '__name__', self.fwd)} must return a pair (output, "
+                    f"residuals), got {type(pair).__name__}")
+            out, res = pair
             o, t = tree_util.flatten(out)
             out_trees.append(t)
             return [fa.asarray(v) for v in o], res

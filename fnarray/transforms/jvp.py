@@ -56,8 +56,11 @@ def jvp_flat(fun, primals: list, tangents: list) -> tuple[list, list]:
     return out_p, out_t
 
 
-def jvp(fun, primals, tangents):
-    """``(fun(*primals), J·tangents)`` for pytrees of arrays; see API.md section 2."""
+def jvp(fun, primals, tangents, has_aux: bool = False):
+    """``(fun(*primals), J·tangents)`` for pytrees of arrays; see API.md section 2.
+
+    With ``has_aux=True`` ``fun`` returns ``(output, aux)`` and the result is
+    ``(out, tangent_out, aux)``, ``aux`` as plain values (as JAX)."""
     from fnarray import api
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError("jvp: primals and tangents must be tuples (one entry per argument), "
@@ -77,9 +80,25 @@ def jvp(fun, primals, tangents):
 
     def flat_fun(*leaves):
         out = fun(*tree_util.unflatten(p_tree, leaves))
+        if has_aux:
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise TypeError("has_aux=True requires the function to return a pair "
+                                "(output, aux)")
+            out, aux = out
+            out_tree.append(aux)
         o_leaves, o_tree = tree_util.flatten(out)
-        out_tree.append(o_tree)
+        out_tree.insert(0, o_tree)
         return o_leaves
 
     out_p, out_t = jvp_flat(flat_fun, p_leaves, t_leaves)
-    return (tree_util.unflatten(out_tree[0], out_p), tree_util.unflatten(out_tree[0], out_t))
+    result = (tree_util.unflatten(out_tree[0], out_p), tree_util.unflatten(out_tree[0], out_t))
+    if not has_aux:
+        return result
+    # aux values of the finished level come back as their primals (plain values)
+    return result + (tree_util.map(_primal_of_finished, out_tree[1]),)
+
+
+def _primal_of_finished(x):
+    while isinstance(x, JVPTracer) and not x._trace.main.alive:
+        x = x.primal
+    return x
