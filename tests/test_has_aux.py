@@ -91,3 +91,15 @@ def test_jvp(wrap):
 def test_jvp_aux_may_hold_any_python_value():
     _, _, aux = fa.jvp(lambda y: (y, {"name": "loss", "y": y}), (X,), (X,), has_aux=True)
     assert aux["name"] == "loss" and not isinstance(aux["y"], Tracer)
+
+
+def test_jacfwd_runs_the_function_once():
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return x ** 2, fa.sum(x)
+
+    j, aux = fa.jacfwd(f, has_aux=True)(X)
+    np.testing.assert_allclose(j, np.diag([2.0, 4.0]))
+    assert float(aux) == 3.0 and len(calls) == 1

@@ -161,19 +161,20 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         basis, total = _std_basis(flat)
 
         def f_flat(*leaves):
-            out = fun(*with_diff(tree_util.unflatten(in_tree, leaves)))
-            return out[0] if has_aux else out
+            return fun(*with_diff(tree_util.unflatten(in_tree, leaves)))
 
         def push(*tangents):
-            return jvp(f_flat, tuple(flat), tuple(tangents))[1]
+            res = jvp(f_flat, tuple(flat), tuple(tangents), has_aux=has_aux)
+            return (res[1], res[2]) if has_aux else res[1]
 
-        jac = vmap(push)(*basis)  # each output leaf: (total,) + out.shape
+        # each Jacobian leaf: (total,) + out.shape; aux depends on no tangent, so it comes
+        # out of the one traced call unbatched (f runs once, as in JAX)
+        jac = vmap(push, out_axes=(0, None) if has_aux else 0)(*basis)
+        jac, aux = jac if has_aux else (jac, None)
         if holomorphic:
             _check_output_dtype([fa.asarray(j) for j in tree_util.leaves(jac)], "jacfwd", True)
         res = tree_util.map(lambda j: _split_jac(j, flat, in_tree, single), jac)
-        if has_aux:  # aux from a plain call: inside vmap it would be a batched tracer
-            return res, fun(*with_diff(tree_util.unflatten(in_tree, flat)))[1]
-        return res
+        return (res, aux) if has_aux else res
 
     return jacfun
 
