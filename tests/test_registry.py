@@ -253,6 +253,19 @@ def test_complex_vjp_matches_jvp(name, data):
     check_vjp(f, xs, name=name)
 
 
+@pytest.mark.parametrize("name", COMPLEX)
+@settings(max_examples=4)
+@given(data=st.data())
+def test_complex_vmap_matches_loop(name, data):
+    prim = REGISTRY[name]
+    sample = _complex_sample(name, data)
+    if not sample.modes:
+        return  # no derivative by design (pure_callback: its sample declares real results)
+    args = [fa.asarray(a, copy=False) for a in sample.args]
+    batchable = range(len(args)) if sample.batchable is None else sample.batchable
+    _check_vmap(lambda *xs: _bind(prim, xs, sample.params), args, batchable, data)
+
+
 @pytest.mark.parametrize("name", sorted(REAL_KERNELS))
 @settings(max_examples=2)
 @given(data=st.data())
