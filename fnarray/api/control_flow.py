@@ -49,14 +49,16 @@ def _types(avals) -> str:
 
 def _trace(fun, avals, device, name, out_store=None):
     """Trace ``fun`` on ``avals``; returns ``(program, captured)`` with outputs flattened
-    (the output tree goes to ``out_store`` when given)."""
+    (the output tree goes to ``out_store`` when given).  The program is optimised once
+    here (constant folding, CSE, DCE), since its kernel runs it at every iteration."""
     def flat(*xs):
         outs = fun(*xs)
         leaves, treedef = _flatten(outs)
         if out_store is not None:
             out_store.append(treedef)
         return [as_operand(x) for x in leaves]
-    return sp.trace_closed(flat, avals, device, name)
+    prog, captured = sp.trace_closed(flat, avals, device, name)
+    return sp.optimize(prog), captured
 
 
 def _loop_body(fun, init_leaves, extra_avals, device, name, what):
