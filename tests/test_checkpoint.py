@@ -152,3 +152,35 @@ def test_closure_over_a_differentiated_value():
     close(fa.jit(fa.grad(loss))(W, X), fa.grad(plain_loss)(W, X))
     close(fa.vmap(fa.grad(loss), in_axes=(None, 0))(W, fa.stack([X, X]))[1],
           fa.grad(plain_loss)(W, X))
+
+
+def test_outputs_of_any_structure_and_no_array_operand():
+    out = fa.checkpoint(lambda x: {"same": x, "const": 2.0, "none": None})(X)
+    close(out["same"], X)
+    assert out["none"] is None and float(out["const"]) == 2.0
+    close(fa.checkpoint(lambda n: fa.ones(3) * n, static_argnums=0)(2), np.full(3, 2.0))
+    idx = fa.asarray([0, 2])
+    g = fa.grad(lambda x: fa.checkpoint(lambda v, i: v[i].sum())(x, idx))(fa.ones(3))
+    close(g, [1.0, 0.0, 1.0])
+
+
+def test_named_values_policies():
+    def block(w, x):
+        h = fa.checkpoint_name(x @ w, "pre")
+        return fa.checkpoint_name(fa.tanh(h), "act") @ w
+
+    def counts(policy):
+        loss = lambda w, x: (fa.checkpoint(block, policy=policy)(w, x) ** 2).sum()  # noqa: E731
+        close(fa.grad(loss)(W, X), fa.grad(lambda w, x: (block(w, x) ** 2).sum())(W, X))
+        prog = fa.make_ir(fa.grad(loss))(W, X)
+        call, = [e for e in prog.eqns if e.prim is checkpoint_call]
+        return len(call.outvars) - 1, prog.primitive_names().count("tanh")
+
+    assert counts(None) == (0, 1)  # nothing saved: tanh recomputed
+    assert counts(P.save_only_these_names("act")) == (1, 0)  # tanh's output stored
+    assert counts(P.save_only_these_names("pre")) == (1, 1)
+    assert counts(P.save_any_names_but_these("pre")) == (1, 0)
+    assert counts(P.save_from_both_policies(P.save_only_these_names("pre"),
+                                            P.save_only_these_names("act"))) == (2, 0)
+    tagged = fa.checkpoint_name({"a": X}, "t")
+    close(tagged["a"], X)

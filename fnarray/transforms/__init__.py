@@ -16,9 +16,9 @@ from fnarray.transforms import staged  # noqa: E402,F401  (declares staged_call)
 
 __all__ += ["make_ir", "jit"]
 from fnarray.transforms.checkpoint import (  # noqa: E402,F401
-    checkpoint, checkpoint_policies, optimization_barrier, remat)
+    checkpoint, checkpoint_name, checkpoint_policies, optimization_barrier, remat)
 
-__all__ += ["checkpoint", "checkpoint_policies", "remat"]
+__all__ += ["checkpoint", "checkpoint_name", "checkpoint_policies", "remat"]
 from fnarray.transforms.disable_jit import disable_jit  # noqa: E402,F401
 
 __all__ += ["disable_jit"]

@@ -52,6 +52,25 @@ optimization_barrier = declare(
     multiple_results=True)
 
 
+# --- checkpoint_name -------------------------------------------------------------------------
+
+checkpoint_name_p = declare(
+    "checkpoint_name",
+    impl=lambda xp, x, *, name: x,
+    abstract=lambda a, *, name: a,
+    jvp=lambda primals, tangents, *, name: (checkpoint_name_p.bind(primals[0], name=name),
+                                             tangents[0]),
+    vjp=lambda ct, x, *, out, name: (ct,),
+    batch=lambda vals, dims, *, name: (checkpoint_name_p.bind(vals[0], name=name), dims[0]))
+
+
+def checkpoint_name(x, name: str):
+    """``x`` unchanged, tagged ``name`` for the ``save_only_these_names`` /
+    ``save_any_names_but_these`` policies (JAX's ``ad_checkpoint.checkpoint_name``)."""
+    from fnarray.api._convert import as_operand
+    return tree_util.map(lambda a: checkpoint_name_p.bind(as_operand(a), name=name), x)
+
+
 # --- policies ------------------------------------------------------------------------------
 
 def _is_dot(prim) -> bool:
@@ -80,11 +99,35 @@ def dots_with_no_batch_dims_saveable(prim, *avals, **params) -> bool:
     return prim.name == "conv"
 
 
+def save_only_these_names(*names: str) -> Callable:
+    """Save only the values tagged with one of ``names`` by ``checkpoint_name``."""
+    def policy(prim, *avals, **params):
+        return prim is checkpoint_name_p and params["name"] in names
+    return policy
+
+
+def save_any_names_but_these(*names: str) -> Callable:
+    """Save every value tagged by ``checkpoint_name`` except those tagged with ``names``."""
+    def policy(prim, *avals, **params):
+        return prim is checkpoint_name_p and params["name"] not in names
+    return policy
+
+
+def save_from_both_policies(first: Callable, second: Callable) -> Callable:
+    """Save what either policy saves."""
+    def policy(prim, *avals, **params):
+        return first(prim, *avals, **params) or second(prim, *avals, **params)
+    return policy
+
+
 checkpoint_policies = SimpleNamespace(
     everything_saveable=everything_saveable, nothing_saveable=nothing_saveable,
     dots_saveable=dots_saveable, checkpoint_dots=dots_saveable,
     dots_with_no_batch_dims_saveable=dots_with_no_batch_dims_saveable,
-    checkpoint_dots_with_no_batch_dims=dots_with_no_batch_dims_saveable)
+    checkpoint_dots_with_no_batch_dims=dots_with_no_batch_dims_saveable,
+    save_only_these_names=save_only_these_names,
+    save_any_names_but_these=save_any_names_but_these,
+    save_from_both_policies=save_from_both_policies)
 
 
 # --- checkpoint_call -----------------------------------------------------------------------
@@ -147,19 +190,24 @@ def _vjp(cts, *primals, out, program, policy, prevent_cse):
 
 def _replay(program: Program, saved: dict, *args):
     """Evaluate ``program`` on reverse-mode tracers, recomputing every equation except the
-    saved ones, which go on the tape with their stored values.  Returns the outputs and
-    the residuals (so cotangents of the residuals are pulled back too)."""
+    saved ones (and the producers of values a saved ``checkpoint_name`` tags), which go on
+    the tape with their stored values.  Returns the outputs and the residuals (so
+    cotangents of the residuals are pulled back too)."""
     from fnarray.transforms.reverse import record
     main = args[0]._trace.main  # vjp_flat's trace (every argument is one of its tracers)
+    known = dict(saved)
+    for e in program.eqns:  # a saved name tag also gives the value it tags
+        if e.prim is checkpoint_name_p and id(e.outvars[0]) in saved:
+            known[id(e.invars[0])] = saved[id(e.outvars[0])]
     env = {id(v): c for v, c in zip(program.constvars, program.consts)}
     env.update({id(v): a for v, a in zip(program.invars, args)})
     for e in program.eqns:
         ins = [env[id(v)] for v in e.invars]
-        if id(e.outvars[0]) in saved:
-            outs = [saved[id(v)] for v in e.outvars]
-            known = record(main, e.prim, ins, e.params,
+        if all(id(v) in known for v in e.outvars):
+            outs = [known[id(v)] for v in e.outvars]
+            taped = record(main, e.prim, ins, e.params,
                            tuple(outs) if e.prim.multiple_results else outs[0])
-            outs = list(known) if e.prim.multiple_results else [known]
+            outs = list(taped) if e.prim.multiple_results else [taped]
         else:
             res = e.prim.bind(*ins, **e.params)
             outs = list(res) if e.prim.multiple_results else [res]
@@ -234,8 +282,11 @@ def checkpoint(fun: Callable | None = None, *, prevent_cse: bool = True,
             device = default()
         program, captured = trace_closed(flat_fun, [x.aval for x in leaves], device,
                                          "checkpoint")
-        outs = checkpoint_call.bind(*captured, *leaves, program=program, policy=policy,
-                                    prevent_cse=prevent_cse)
+        if captured or leaves:
+            outs = checkpoint_call.bind(*captured, *leaves, program=program, policy=policy,
+                                        prevent_cse=prevent_cse)
+        else:  # no operand: nothing to differentiate or batch, just constants to compute
+            outs = eval_program(program, [])
         return tree_util.unflatten(out_trees[-1], list(outs[:len(program.outvars)]))
 
     return wrapped

@@ -1,5 +1,5 @@
 """Samples for the call primitives: ``custom_jvp_call``, ``custom_vjp_call`` (from
-``fnarray/transforms/custom.py``), ``checkpoint_call`` and ``optimization_barrier``.
+``fnarray/transforms/custom.py``), ``checkpoint_call``, ``optimization_barrier`` and ``checkpoint_name``.
 
 Each carries a small two-input, two-output function with a correct hand-written rule, so
 the registry test checks that the transformations route derivatives and batching through
@@ -56,6 +56,12 @@ def _checkpointed(draw):
     return sample
 
 
+@st.composite
+def _named(draw):
+    shape = draw(shapes())
+    return Sample((draw(floats(shape)),), dict(name="h"))
+
+
 def _save_sin(prim, *avals, **params):
     return prim.name == "sin"
 
@@ -65,4 +71,5 @@ SAMPLES = {
     "custom_vjp_call": lambda: _pair(fun=fun, fwd=fun_fwd, bwd=fun_bwd),
     "checkpoint_call": _checkpointed,
     "optimization_barrier": _pair,
+    "checkpoint_name": _named,
 }
