@@ -64,6 +64,7 @@ def test_numpy_scalars_are_weak(scalar):
     assert (scalar * f32).dtype == fa.float32
     assert (f32 / scalar).dtype == fa.float32
     np.testing.assert_allclose(f32 * scalar, np.full(3, float(scalar)))
+    assert fa.result_type(f32, scalar) == fa.float32
 
 
 def test_numpy_scalar_kind_still_counts():

@@ -23,14 +23,19 @@ def _dtype_of(x) -> np.dtype:
     return x.dtype if isinstance(x, ArrayBase) else shapes.canonical_dtype(x)
 
 
+_WEAK = {"b": bool, "i": int, "u": int, "f": float, "c": complex}
+
+
 def result_type(*arrays_and_dtypes):
     """The dtype fnarray's promotion gives these arrays, dtypes and Python scalars."""
     items = []
     for a in arrays_and_dtypes:
         if isinstance(a, (bool, int, float, complex)):
             items.append(a)
+        elif isinstance(a, np.generic):  # NumPy scalars are weak, like Python scalars
+            items.append(_WEAK[a.dtype.kind])
         elif isinstance(a, ArrayBase) and a.weak_type:
-            items.append({"b": bool, "i": int, "u": int, "f": float, "c": complex}[a.dtype.kind])
+            items.append(_WEAK[a.dtype.kind])
         else:
             items.append(_dtype_of(a))
     if not items:
