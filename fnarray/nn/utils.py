@@ -1,8 +1,10 @@
-"""``fnarray.nn.utils``: gradient clipping and flat parameter vectors."""
+"""``fnarray.nn.utils``: gradient clipping, flat parameter vectors, and ``rnn``
+(padded and packed variable-length sequences)."""
 
 from __future__ import annotations
 
 import math
+import sys
 
 import fnarray as fa
 from fnarray.compat.tensor import Tensor
@@ -61,3 +63,9 @@ def vector_to_parameters(vec, parameters) -> None:
         n = p.numel()
         p.data = fa.reshape(values[start:start + n], tuple(p.shape))
         start += n
+
+
+# ``nn.utils.rnn`` (also importable as ``fnarray.nn.utils.rnn``).
+from fnarray.nn import rnn_utils as rnn  # noqa: E402,F401
+
+sys.modules[__name__ + ".rnn"] = rnn
