@@ -463,3 +463,34 @@ def test_bce_clamps_log_at_minus_100_without_numpy_warnings():
     assert loss.item() == pytest.approx((200 + np.log(4)) / 3, rel=1e-6)
     assert np.all(np.isfinite(x.grad.tolist()))
     assert x.grad[2].item() == pytest.approx(-4 / 3, rel=1e-6)
+
+
+def test_once_differentiable_and_checkpoint_sequential():
+    from fnarray.compat.autograd.function import once_differentiable
+
+    class Double(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        @once_differentiable
+        def backward(ctx, g):
+            return g * 2
+
+    x = torch.ones(2, requires_grad=True)
+    Double.apply(x).sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0]
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 4), nn.Tanh(),
+                          nn.Linear(4, 1))
+    inp = torch.randn(2, 3)
+    out = torch.utils.checkpoint.checkpoint_sequential(model, 2, inp, use_reentrant=False)
+    torch.testing.assert_close(out, model(inp))
+    out.sum().backward()
+    got = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model(inp).sum().backward()
+    for g, p in zip(got, model.parameters()):
+        torch.testing.assert_close(g, p.grad)

@@ -4,6 +4,8 @@ There is one autodiff engine: tensors that require grad are tracers of a global 
 trace (``tape.py``), so ``loss.backward()`` runs the same primitive rules as ``fa.vjp``.
 """
 
+import sys as _sys
+
 import numpy as _np
 
 from fnarray.compat import _aliases
@@ -104,6 +106,7 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
 _aliases.install()
 autograd.Function = _Function
 autograd.functional = _autograd_functional
+autograd.function = _sys.modules["fnarray.compat.function"]
 autograd.__path__ = []  # importable as a package: ``from torch.autograd.functional import``
 __version__ = "2.13.0+fnarray"  # the PyTorch API release this layer follows
 _LAZY = {"nn": "fnarray.nn", "optim": "fnarray.optim", "utils": "fnarray.compat.utils"}

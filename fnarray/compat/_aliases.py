@@ -20,6 +20,7 @@ ALIASES = {
     "fnarray.compat.optim": "fnarray.optim",
     "fnarray.compat.utils.data": "fnarray.data",
     "fnarray.compat.autograd.functional": "fnarray.compat.autograd_functional",
+    "fnarray.compat.autograd.function": "fnarray.compat.function",
 }
 
 

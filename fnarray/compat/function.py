@@ -96,6 +96,18 @@ class Function:
         return final[0] if single else tuple(final)
 
 
+def once_differentiable(backward):
+    """Decorator for a ``backward`` that is not itself differentiable: it runs without
+    recording (its result carries no graph), as PyTorch's ``once_differentiable``."""
+    import functools
+
+    @functools.wraps(backward)
+    def wrapped(ctx, *grads):
+        with grad_mode.no_grad():
+            return backward(ctx, *grads)
+    return wrapped
+
+
 def record_call(name: str, operands: list, out_values: list, bwd) -> list:
     """Record ``out_values`` (already computed) as the outputs of one node named ``name``
     reading the tensors ``operands``; its backward is ``bwd(None, cotangents) -> one

@@ -97,3 +97,28 @@ def checkpoint(function, *args, use_reentrant: bool | None = None, context_fn=No
     for i, r in zip(tensor_pos, recorded):
         final[i] = r
     return final[0] if single else type(result)(final)
+
+
+def checkpoint_sequential(functions, segments: int, input, use_reentrant: bool | None = None,
+                          **kwargs):
+    """Run ``functions`` (an ``nn.Sequential`` or a list of modules) in ``segments``
+    checkpointed chunks; the last chunk runs normally, as in PyTorch."""
+    if use_reentrant is None:
+        warnings.warn(
+            "torch.utils.checkpoint.checkpoint_sequential: the use_reentrant parameter "
+            "should be passed explicitly", stacklevel=2)
+    funcs = list(functions.children()) if hasattr(functions, "children") else list(functions)
+    size = max(1, len(funcs) // segments)
+
+    def run(chunk):
+        def forward(x):
+            for f in chunk:
+                x = f(x)
+            return x
+        return forward
+
+    end = 0
+    for start in range(0, size * (segments - 1), size):
+        end = start + size
+        input = checkpoint(run(funcs[start:end]), input, use_reentrant=False, **kwargs)
+    return run(funcs[end:])(input)
