@@ -1,85 +1,108 @@
-"""Regenerate the notebooks in this folder from the cell lists below.
+"""Build the notebooks in this folder from their plain-Python sources and execute them.
 
-Run: ``python notebooks/build_notebooks.py``.  Keeping the source here (plain Python)
-makes review and ``ruff`` possible; the ``.ipynb`` files are what users open.
+Run (from the repository root): ``python notebooks/build_notebooks.py [NAME ...]``.
+
+Each ``notebooks/src/NN_name.py`` is a Python file in the "percent" cell format (the one
+jupytext and VS Code read): a line ``# %%`` starts a code cell, ``# %% [markdown]`` a
+Markdown cell whose lines are comments.  The script turns every source (or only the named
+ones) into ``notebooks/NN_name.ipynb``, executes it top to bottom in a fresh kernel with
+the notebook folder as working directory, and writes it with its outputs and inline PNG
+plots, so a reader sees the results without running anything; each notebook's last plot is
+also written to ``docs/notebooks/NN_name.png`` for the README.  Review the sources; the
+``.ipynb`` files are what users open.  ``tests/test_notebooks.py`` checks that the two agree
+and runs every notebook again.
 """
 
 from __future__ import annotations
 
+import base64
+import os
+import sys
+import time
 from pathlib import Path
 
-import nbformat
-
 HERE = Path(__file__).resolve().parent
-
-JVP_CELLS = [
-    ("md", "# Jacobian-vector products with fnarray\n\n"
-           "A JVP pushes a tangent vector `t` through a function: `J(x) @ t`, computed in one "
-           "forward pass without ever forming `J`. This notebook checks JVPs against finite "
-           "differences, builds Hessian-vector products, reuses a linearization, and compares "
-           "the cost of forward and reverse mode for tall and wide Jacobians."),
-    ("code", "import time\n\nimport numpy as np\n\nimport fnarray as fa\n\n"
-             "rng = np.random.default_rng(0)"),
-    ("md", "## 1. A JVP is a directional derivative\n"
-           "`fa.jvp(f, (x,), (t,))` returns `f(x)` and `J(x) t`. Compare with a central "
-           "finite difference in float64."),
-    ("code", "def f(x):\n    return fa.sin(x) * fa.exp(-x ** 2) + x[::-1] ** 3\n\n"
-             "x = fa.asarray(rng.normal(size=5))\nt = fa.asarray(rng.normal(size=5))\n"
-             "y, jt = fa.jvp(f, (x,), (t,))\neps = 1e-6\n"
-             "fd = (f(x + eps * t) - f(x - eps * t)) / (2 * eps)\n"
-             "print('jvp        ', np.asarray(jt))\nprint('finite diff', np.asarray(fd))\n"
-             "assert np.allclose(np.asarray(jt), np.asarray(fd), atol=1e-7)"),
-    ("md", "## 2. JVP and VJP agree\n"
-           "For any cotangent `c`: `<c, J t> = <J^T c, t>`."),
-    ("code", "c = fa.asarray(rng.normal(size=5))\n_, pullback = fa.vjp(f, x)\n"
-             "lhs = float(fa.vdot(c, jt))\nrhs = float(fa.vdot(pullback(c)[0], t))\n"
-             "print(lhs, rhs)\nassert abs(lhs - rhs) < 1e-10"),
-    ("md", "## 3. Hessian-vector products: forward over reverse\n"
-           "`jvp(grad(f))` gives `H v` in time proportional to a gradient, never building `H`."),
-    ("code", "def energy(w):\n    return fa.sum(fa.log1p(fa.exp(w @ w.T))) / w.shape[0]\n\n"
-             "w = fa.asarray(rng.normal(size=(6, 3)))\nv = fa.asarray(rng.normal(size=(6, 3)))\n"
-             "hvp = fa.jvp(fa.grad(energy), (w,), (v,))[1]\n"
-             "H = fa.hessian(energy)(w).reshape(18, 18)\n"
-             "print(np.abs(np.asarray(hvp).ravel() - np.asarray(H @ v.ravel())).max())\n"
-             "assert np.allclose(np.asarray(hvp).ravel(), np.asarray(H @ v.ravel()))"),
-    ("md", "## 4. Linearize once, push many tangents\n"
-           "`fa.linearize` records the forward pass once; `f_jvp` then applies `J` to any "
-           "tangent without re-running `f`. `vmap` pushes a whole batch of tangents at once."),
-    ("code", "y, f_jvp = fa.linearize(f, x)\nT = fa.asarray(rng.normal(size=(4, 5)))\n"
-             "batched = fa.vmap(f_jvp)(T)\n"
-             "direct = fa.stack([fa.jvp(f, (x,), (T[i],))[1] for i in range(4)])\n"
-             "print(np.abs(np.asarray(batched) - np.asarray(direct)).max())\n"
-             "assert np.allclose(np.asarray(batched), np.asarray(direct))"),
-    ("md", "## 5. Forward or reverse? It depends on the Jacobian's shape\n"
-           "`jacfwd` costs one JVP per *input*, `jacrev` one VJP per *output*. For a wide "
-           "function (many inputs, few outputs) reverse mode wins; for a tall one, forward."),
-    ("code", "def wide(x):   # R^400 -> R^4\n"
-             "    return fa.stack([fa.sum(fa.sin(x) * k) for k in range(1, 5)])\n\n"
-             "def tall(x):   # R^4 -> R^400\n"
-             "    return fa.sin(fa.outer(fa.arange(1.0, 101.0), x)).ravel()\n\n"
-             "def seconds(fn, arg, n=3):\n    fn(arg)\n    t0 = time.perf_counter()\n"
-             "    for _ in range(n):\n        fn(arg)\n    return (time.perf_counter() - t0) / n\n\n"
-             "xw, xt = fa.asarray(rng.normal(size=400)), fa.asarray(rng.normal(size=4))\n"
-             "assert np.allclose(np.asarray(fa.jacfwd(wide)(xw)), np.asarray(fa.jacrev(wide)(xw)))\n"
-             "assert np.allclose(np.asarray(fa.jacfwd(tall)(xt)), np.asarray(fa.jacrev(tall)(xt)))\n"
-             "for name, fn, arg in [('wide', wide, xw), ('tall', tall, xt)]:\n"
-             "    fwd, rev = seconds(fa.jacfwd(fn), arg), seconds(fa.jacrev(fn), arg)\n"
-             "    print(f'{name}: jacfwd {fwd * 1e3:7.2f} ms   jacrev {rev * 1e3:7.2f} ms')"),
-    ("md", "## 6. JVPs through jit\n"
-           "A jitted JVP traces once and then runs as straight-line kernel calls."),
-    ("code", "jvp_fn = fa.jit(lambda x, t: fa.jvp(f, (x,), (t,))[1])\n"
-             "assert np.allclose(np.asarray(jvp_fn(x, t)), np.asarray(jt))\n"
-             "print(fa.make_ir(lambda x, t: fa.jvp(f, (x,), (t,))[1])(x, t))"),
-]
+SOURCES = HERE / "src"
+FIGURES = HERE.parent / "docs" / "notebooks"  # each notebook's last plot, shown in the README
+MARKER = "# %%"
 
 
-def build(cells, path: Path) -> None:
+def parse_cells(text: str) -> list[tuple[str, str]]:
+    """``[(kind, source)]`` with kind ``"markdown"`` or ``"code"``, from percent-format text."""
+    cells: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        if line.startswith(MARKER):
+            kind = "markdown" if "[markdown]" in line else "code"
+            cells.append((kind, []))
+        elif cells:
+            cells[-1][1].append(line)
+        elif line.strip() and not line.startswith("#"):
+            raise ValueError(f"code before the first '{MARKER}' line: {line!r}")
+    out = []
+    for kind, lines in cells:
+        if kind == "markdown":
+            lines = [line[2:] if line.startswith("# ") else line.lstrip("#") for line in lines]
+        source = "\n".join(lines).strip("\n")
+        if source:
+            out.append((kind, source))
+    return out
+
+
+def notebook_from_source(path: Path):
+    """An unexecuted ``nbformat`` notebook made from one source file."""
+    import nbformat
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_markdown_cell(src) if kind == "md" else nbformat.v4.new_code_cell(src)
-                for kind, src in cells]
-    nbformat.write(nb, path)
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell(src) if kind == "markdown" else nbformat.v4.new_code_cell(src)
+                for kind, src in parse_cells(path.read_text())]
+    return nb
+
+
+def execute(nb, timeout: int = 600):
+    """Run ``nb`` in a fresh ``python3`` kernel (cwd: this folder); raises on any error.
+
+    The kernel gets one BLAS thread: on a small machine shared with other work, threaded
+    matrix products wait on each other (measured: a 1000x784 @ 784x32 product 20x slower
+    at load 5 on 2 cores), which would make both the run time and the timings in the
+    notebooks depend on the neighbours."""
+    import nbclient
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                            resources={"metadata": {"path": str(HERE)}}).execute(env=env)
+    return nb
+
+
+def build(source: Path) -> Path:
+    """Build, execute and write the notebook of one source; returns the .ipynb path."""
+    import nbformat
+    target = HERE / f"{source.stem}.ipynb"
+    t0 = time.perf_counter()
+    nb = execute(notebook_from_source(source))
+    for i, cell in enumerate(nb.cells):  # ids are random per build: use the position instead
+        cell.id = f"{source.stem[:2]}-{i:02d}"
+    nbformat.write(nb, target)
+    save_last_plot(nb, FIGURES / f"{source.stem}.png")
+    print(f"{target.name}: {len(nb.cells)} cells, executed in {time.perf_counter() - t0:.1f} s")
+    return target
+
+
+def save_last_plot(nb, path: Path) -> None:
+    """Write the last inline PNG of an executed notebook to ``path``."""
+    pngs = [o["data"]["image/png"] for c in nb.cells if c.cell_type == "code"
+            for o in c.outputs if "image/png" in o.get("data", {})]
+    if pngs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(pngs[-1]))
+
+
+def main(names: list[str]) -> None:
+    sources = sorted(SOURCES.glob("[0-9][0-9]_*.py"))
+    if names:
+        sources = [s for s in sources if s.stem in names or s.stem[:2] in names]
+    for source in sources:
+        build(source)
 
 
 if __name__ == "__main__":
-    build(JVP_CELLS, HERE / "jvp_experiments.ipynb")
+    main(sys.argv[1:])

@@ -114,6 +114,18 @@ def resolve_data(arg: str | None, fallback_sizes: tuple[int, int] = (12000, 2000
     return synthetic_splits(*fallback_sizes)
 
 
+def digit_arrays(fallback_sizes: tuple[int, int] = (12000, 2000)):
+    """The main job's data as NumPy arrays, for notebooks and experiments: ``(x_train,
+    y_train, x_test, y_test, source)`` with normalised float32 images (N, 1, 28, 28) and
+    int64 labels, found exactly as the main job finds them (run from the repository root)."""
+    train, test, _, source = resolve_data(None, fallback_sizes)
+    arrays = []
+    for dataset in (train, test):
+        x, y = next(iter(DataLoader(dataset, batch_size=len(dataset))))
+        arrays += [np.asarray(x.numpy(), np.float32), np.asarray(y.numpy(), np.int64)]
+    return (*arrays, source)
+
+
 def train_epoch(model, loader, optimizer, epoch, progress, history):
     """One pass over ``loader``; appends each step's loss, batch accuracy and lr to
     ``history``.  Returns the mean training loss."""
