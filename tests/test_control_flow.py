@@ -193,6 +193,20 @@ def test_while_loop_forward_mode_and_reverse_mode_error():
         fa.grad(f)(f64(0.4))
 
 
+def test_jvp_carries_tangents_only_for_perturbed_carries():
+    # carry b never meets the perturbed input: its tangent stays a symbolic zero, so the
+    # differentiated scan carries one tangent (for a), not two.
+    def f(x):
+        return fa.scan(lambda c, t: ((c[0] * x + t, c[1] * 2.0), c[1]), (x, f64(1.0)),
+                       f64(np.ones(3)))
+
+    prog = fa.make_ir(lambda x, t: fa.jvp(f, (x,), (t,)))(f64(0.5), f64(1.0))
+    (loop,) = [e for e in prog.eqns if e.prim.name == "scan"]
+    assert loop.params["n_carry"] == 3
+    out, tan = fa.jvp(f, (f64(0.5),), (f64(1.0),))
+    assert float(tan[0][1]) == 0.0 and np.asarray(tan[1]).tolist() == [0.0, 0.0, 0.0]
+
+
 # --- batching ---------------------------------------------------------------------------------
 
 def test_vmap_scan_matches_python_loop():

@@ -38,7 +38,8 @@ def _cond_jvp(primals, tangents, *, branches):
     index, ops = primals[0], list(primals[1:])
     nz = [t is not None and sp.is_float(p.aval) for p, t in zip(ops, tangents[1:])]
     in_av = sp.in_avals(branches[0])
-    f_out = [sp.is_float(a) for a in sp.out_avals(branches[0])]
+    # an output has a tangent if it does in any branch
+    f_out = [any(col) for col in zip(*[sp.nonzero_tangents(b, nz) for b in branches])]
     n = len(ops)
 
     def jvp_of(prog):
@@ -128,7 +129,13 @@ def _while_jvp(primals, tangents, *, cond_prog, body_prog, n_cc, n_bc):
           for p, t in zip(bc, tangents[n_cc:n_cc + n_bc])]
     b_av = sp.in_avals(body_prog)
     bc_av, k_av = b_av[:n_bc], b_av[n_bc:]
-    f_k = [sp.is_float(a) for a in k_av]
+    f_k = [t is not None and sp.is_float(p.aval)
+           for p, t in zip(carry, tangents[n_cc + n_bc:])]
+    while True:  # carries with a tangent: a fixed point over the body
+        grown = [a or b for a, b in zip(f_k, sp.nonzero_tangents(body_prog, nz + f_k))]
+        if grown == f_k:
+            break
+        f_k = grown
     n_bc2, n_k = n_bc + sum(nz), len(carry)
 
     def body(*args):

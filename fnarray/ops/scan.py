@@ -94,9 +94,17 @@ def _jvp(primals, tangents, *, body, n_consts, n_carry, length, reverse, unroll)
     tc, _, tx = _split(tangents, n_consts, n_carry)
     nz_c = [t is not None and sp.is_float(p.aval) for p, t in zip(consts, tc)]
     nz_x = [t is not None and sp.is_float(p.aval) for p, t in zip(xs, tx)]
-    f_carry = [sp.is_float(a) for a in sp.in_avals(body)[n_consts:n_consts + n_carry]]
-    outs = sp.out_avals(body)
-    f_y = [sp.is_float(a) for a in outs[n_carry:]]
+    # Carries with a tangent: those perturbed on entry and any the body perturbs from a
+    # perturbed value (a fixed point); the others, and ys nothing perturbs, stay zero.
+    f_carry = [t is not None and sp.is_float(p.aval)
+               for p, t in zip(init, tangents[n_consts:n_consts + n_carry])]
+    while True:
+        nz_out = sp.nonzero_tangents(body, nz_c + f_carry + nz_x)
+        grown = [a or b for a, b in zip(f_carry, nz_out[:n_carry])]
+        if grown == f_carry:
+            break
+        f_carry = grown
+    f_y = nz_out[n_carry:]
     body_in = sp.in_avals(body)
     c_av, k_av, x_av = _split(body_in, n_consts, n_carry)
     avals = (c_av + _pick(c_av, nz_c) + k_av + _pick(k_av, f_carry) + x_av + _pick(x_av, nz_x))

@@ -152,6 +152,26 @@ def vmap_program(prog: Program, in_batched: list, size: int, name: str,
     return trace_avals(batched, avals, name), out_batched
 
 
+def nonzero_tangents(prog: Program, nonzero_in: list) -> list[bool]:
+    """Which outputs of ``prog`` get a nonzero tangent when the inputs marked in
+    ``nonzero_in`` have one (traced abstractly with symbolic zeros elsewhere); loop rules
+    iterate this to a fixed point so that carries nothing perturbs carry no tangent."""
+    from fnarray.transforms.jvp import JVPTrace, JVPTracer
+    found: list = []
+
+    def probe(*args):
+        with new_main(JVPTrace, "jvp") as main:
+            trace = JVPTrace(main)
+            outs = call(prog, [JVPTracer(trace, a, a if nz else None)
+                               for a, nz in zip(args, nonzero_in)])
+            found[:] = [isinstance(o, JVPTracer) and o._trace.main is main
+                        and o.tangent is not None and is_float(o.aval) for o in outs]
+        return []
+
+    trace_avals(probe, in_avals(prog), "jvp_analysis")
+    return found
+
+
 def is_float(aval) -> bool:
     return aval.dtype.kind in "fc"
 
