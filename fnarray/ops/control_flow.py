@@ -4,15 +4,16 @@
 the same input and output types.  The kernel runs only the branch ``index`` selects
 (clamped into range, as ``fa.switch`` promises).  JVP and VJP are a ``cond`` over the
 branches' JVPs / VJPs, so only the taken branch is differentiated.  Batching with an
-unbatched index batches every branch; with a batched index it evaluates every branch and
-selects per example.
+unbatched index batches every branch (outputs no branch batches stay unbatched); with a
+batched index it evaluates every branch and selects per example.
 
 ``while``: operands ``cond_consts + body_consts + carry``; ``cond_prog`` maps
 ``(cond_consts, carry)`` to a boolean scalar, ``body_prog`` maps ``(body_consts, carry)``
 to the next carry.  Its JVP is a loop over (carry, tangent) pairs; reverse mode is refused
 (the trip count is unknown until the loop ends, so there is nowhere to store residuals) and
-the error names ``fa.fori_loop``/``fa.scan``.  Batching runs until every example's
-predicate is false, freezing the carries of the finished examples.
+the error names ``fa.fori_loop``/``fa.scan``.  Batching keeps carries that do not vary
+across the batch unbatched; when the predicate then varies, the loop runs until every
+example's predicate is false, freezing the carries of the finished examples.
 """
 
 from __future__ import annotations
