@@ -9,6 +9,13 @@ the ordinary rule slots:
 * the VJP of ``custom_vjp`` calls the user's ``bwd``; its JVP is obtained the same way in
   the other direction (``bwd`` is linear in the cotangent);
 * batching vmaps the function and the rules.
+
+What the user's rules return is checked (``rule_checks``): a ``bwd`` returns a tuple with one
+cotangent per differentiable argument, shaped and typed like it, ``None`` standing for a
+zero cotangent of that argument (or subtree); a JVP rule returns ``(out, tangent_out)`` with
+matching structure, shapes and dtypes.  A mismatch is an error naming the rule, never a
+silently shifted or broadcast derivative.  The flat functions carried by the primitives'
+parameters return lists with ``None`` for zero cotangents.
 """
 
 from __future__ import annotations
