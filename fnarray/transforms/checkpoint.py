@@ -3,12 +3,12 @@ forward pass and recompute the rest when the cotangents arrive.
 
 ``checkpoint(f)`` traces ``f`` once per call into a closed ``Program`` (closure conversion:
 values of enclosing transformations that ``f`` reads become extra operands) and applies it
-through the call primitive ``checkpoint_call``.  Its outputs are ``f``'s outputs followed
-by the *residuals*: the outputs of the equations the ``policy`` marks saveable (none by
-default).  Under reverse mode the tape therefore stores the call's inputs, outputs and
-residuals, never the other intermediates; the VJP rule re-evaluates the program under
-``vjp`` on the stored inputs, putting each saved equation on the tape with its stored value
-instead of recomputing it.
+through the call primitive ``checkpoint_call``.  When reverse mode records it, the
+primitive's ``fwd`` rule also returns the *residuals*: the outputs of the equations the
+``policy`` marks saveable (none by default), computed by the same call of the program.  The
+tape therefore stores the call's inputs, outputs and residuals, never the other
+intermediates; the VJP rule re-evaluates the program under ``vjp`` on the stored inputs,
+putting each saved equation on the tape with its stored value instead of recomputing it.
 
 The recomputation reads its inputs through ``optimization_barrier``, an identity primitive
 that no pass can see through, so under ``jit`` common-subexpression elimination cannot merge
@@ -147,43 +147,56 @@ def _with_residuals(program: Program, policy) -> Program:
     return full
 
 
-def _impl(xp, *bufs, program, policy, prevent_cse):
+def _impl(xp, *bufs, program, policy, prevent_cse, residuals=None):
     """Run the program: compiled once it has run before (a program held by a jitted
     caller), equation by equation on its first run (an eager call traces a fresh one)."""
     from fnarray.core.array import Array
     from fnarray.core.device import device_of_buffer
     from fnarray.transforms.subprogram import runner
+    if program.__dict__.setdefault("_runs", 0):
+        return runner(program, xp)(*bufs)
+    program._runs = 1
+    return [o._value for o in eval_program(program, [Array(b, device_of_buffer(b)) for b in bufs])]
+
+
+def _abstract(*avals, program, policy, prevent_cse, residuals=None):
+    return [v.aval for v in program.outvars]
+
+
+def _fwd(*primals, program, policy, prevent_cse):
+    """Reverse mode's forward: the outputs, and the values the policy saves (computed by
+    one call of the program extended with them, which saves nothing itself)."""
     full = _with_residuals(program, policy)
-    if full.__dict__.setdefault("_runs", 0):
-        return runner(full, xp)(*bufs)
-    full._runs = 1
-    return [o._value for o in eval_program(full, [Array(b, device_of_buffer(b)) for b in bufs])]
+    if full is program:
+        return checkpoint_call.bind(*primals, program=program, policy=None,
+                                    prevent_cse=prevent_cse), []
+    outs = checkpoint_call.bind(*primals, program=full, policy=None, prevent_cse=prevent_cse)
+    n_out = len(program.outvars)
+    return list(outs[:n_out]), list(outs[n_out:])
 
 
-def _abstract(*avals, program, policy, prevent_cse):
-    return [v.aval for v in _with_residuals(program, policy).outvars]
-
-
-def _jvp(primals, tangents, *, program, policy, prevent_cse):
+def _jvp(primals, tangents, *, program, policy, prevent_cse, residuals=None):
     from fnarray import api as fa
     from fnarray.transforms.jvp import jvp_flat
-    full = _with_residuals(program, policy)
     ts = [fa.zeros_like(p) if t is None else t for p, t in zip(primals, tangents)]
-    return jvp_flat(functools.partial(_evaluate, full), list(primals), ts)
+    return jvp_flat(functools.partial(_evaluate, program), list(primals), ts)
 
 
 def _evaluate(program, *args):
     return eval_program(program, list(args))
 
 
-def _vjp(cts, *primals, out, program, policy, prevent_cse):
+def _vjp(cts, *primals, out, program, policy, prevent_cse, residuals=None):
+    """Re-evaluate the program under ``vjp`` on the (barriered) inputs; the values the
+    forward pass saved (``residuals``, from ``_fwd``) are replayed, not recomputed.  Recorded
+    without residuals (e.g. replayed inside another checkpoint), everything is recomputed."""
     from fnarray.transforms.reverse import vjp_flat
-    n_out = len(program.outvars)
-    saved = {id(v): r for v, r in zip(_with_residuals(program, policy).outvars[n_out:],
-                                      out[n_out:])}
+    saved = {}
+    if residuals:
+        extra = _with_residuals(program, policy).outvars[len(program.outvars):]
+        saved = {id(v): r for v, r in zip(extra, residuals)}
     ins = list(optimization_barrier.bind(*primals)) if prevent_cse and primals else list(primals)
-    replay = functools.partial(_replay, program, saved)
-    _, pullback = vjp_flat(replay, ins)
+    _, pullback = vjp_flat(functools.partial(_replay, program, saved), ins)
     grads = pullback(list(cts))
     return tuple(g if p.dtype.kind in "fc" else None for g, p in zip(grads, primals))
 
@@ -191,8 +204,8 @@ def _vjp(cts, *primals, out, program, policy, prevent_cse):
 def _replay(program: Program, saved: dict, *args):
     """Evaluate ``program`` on reverse-mode tracers, recomputing every equation except the
     saved ones (and the producers of values a saved ``checkpoint_name`` tags), which go on
-    the tape with their stored values.  Returns the outputs and the residuals (so
-    cotangents of the residuals are pulled back too)."""
+    the tape with their stored values.  (Derivatives through the saved values themselves,
+    for higher orders, flow through the forward call that produced them.)"""
     from fnarray.transforms.reverse import record
     main = args[0]._trace.main  # vjp_flat's trace (every argument is one of its tracers)
     known = dict(saved)
@@ -212,19 +225,16 @@ def _replay(program: Program, saved: dict, *args):
             res = e.prim.bind(*ins, **e.params)
             outs = list(res) if e.prim.multiple_results else [res]
         env.update({id(v): o for v, o in zip(e.outvars, outs)})
-    residual_vars = [v for e in program.eqns for v in e.outvars if id(v) in saved]
-    return [env[id(v)] for v in program.outvars] + [env[id(v)] for v in residual_vars]
+    return [env[id(v)] for v in program.outvars]
 
 
-def _batch(vals, dims, *, program, policy, prevent_cse):
-    """A checkpoint of the vmapped program (whose outputs include the unbatched program's
-    residuals, so the output count is unchanged); the batched call saves nothing more."""
+def _batch(vals, dims, *, program, policy, prevent_cse, residuals=None):
+    """A checkpoint (same policy) of the vmapped program."""
     from fnarray.transforms.subprogram import trace_avals
-    full = _with_residuals(program, policy)
     size = next(v.shape[d] for v, d in zip(vals, dims) if d is not None)
-    fun = functools.partial(_vmapped, full, tuple(dims), size)
+    fun = functools.partial(_vmapped, program, tuple(dims), size)
     batched = trace_avals(fun, [v.aval for v in vals], "checkpoint")
-    outs = checkpoint_call.bind(*vals, program=batched, policy=None, prevent_cse=prevent_cse)
+    outs = checkpoint_call.bind(*vals, program=batched, policy=policy, prevent_cse=prevent_cse)
     return outs, [0] * len(outs)
 
 
@@ -234,7 +244,7 @@ def _vmapped(program, dims, size, *args):
 
 
 checkpoint_call = declare("checkpoint_call", impl=_impl, abstract=_abstract, jvp=_jvp,
-                          vjp=_vjp, batch=_batch, multiple_results=True)
+                          vjp=_vjp, batch=_batch, multiple_results=True, fwd=_fwd)
 
 
 # --- the user-facing transformation --------------------------------------------------------
@@ -287,7 +297,7 @@ def checkpoint(fun: Callable | None = None, *, prevent_cse: bool = True,
                                         prevent_cse=prevent_cse)
         else:  # no operand: nothing to differentiate or batch, just constants to compute
             outs = eval_program(program, [])
-        return tree_util.unflatten(out_trees[-1], list(outs[:len(program.outvars)]))
+        return tree_util.unflatten(out_trees[-1], list(outs))
 
     return wrapped
 
