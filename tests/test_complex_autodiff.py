@@ -189,3 +189,10 @@ def test_unsupported_complex_derivatives_refuse(op):
     f = getattr(fa.linalg, op)
     with pytest.raises(TypeError, match=f"{op}: derivatives for complex input"):
         fa.grad(lambda a: fa.real(fa.sum(f(a)[0])))(c128(HERMITIAN))
+
+
+def test_complex_pinv_and_upper_cholesky_use_conjugate_transposes():
+    a = np.array([[1 + 1j, 2, 0.5j], [0.3, -1j, 2]])
+    close(fa.linalg.pinv(c128(a)), np.linalg.pinv(a), rtol=1e-10)
+    close(fa.linalg.cholesky(c128(HERMITIAN), upper=True),
+          np.linalg.cholesky(HERMITIAN, upper=True))

@@ -22,7 +22,7 @@ import numpy as np
 from fnarray.api import contraction as _contraction
 from fnarray.api._convert import as_operand, astype, device_of, promote, to_inexact
 from fnarray.api.creation import device_put, eye, zeros
-from fnarray.api.elementwise import abs as _abs, real, sign, sqrt, where
+from fnarray.api.elementwise import abs as _abs, conj, real, sign, sqrt, where
 from fnarray.api.indexing import getitem
 from fnarray.api.manipulation import (broadcast_to, concatenate, expand_dims, matrix_transpose,
                                       moveaxis, stack)
@@ -142,7 +142,7 @@ def cholesky(x, upper: bool = False):
     (``upper=True``: ``U.mT @ U == x``).  Only the symmetric part of ``x`` is used; a matrix
     that is not positive definite gives an all-NaN factor (as in JAX), not an exception."""
     l = _dec.cholesky.bind(_matrix("cholesky", x, square=True))
-    return matrix_transpose(l) if upper else l
+    return _h(l) if upper else l
 
 
 def eigh(x) -> EighResult:
@@ -210,6 +210,12 @@ def svdvals(x):
     return _dec.svd.bind(_matrix("svdvals", x))[1]
 
 
+def _h(x):
+    """Conjugate transpose of the last two axes (the transpose for real ``x``)."""
+    x = matrix_transpose(x)
+    return conj(x) if x.dtype.kind == "c" else x
+
+
 def _default_rtol(x):
     return max(x.shape[-2:]) * float(np.finfo(x.dtype).eps)
 
@@ -223,7 +229,7 @@ def pinv(x, rtol=None, hermitian: bool = False):
     rtol = _default_rtol(x) if rtol is None else rtol
     keep = s > rtol * _max(s, axis=-1, keepdims=True) if s.shape[-1] else s > 0
     s_inv = where(keep, 1.0 / where(keep, s, 1.0), 0.0)
-    return matmul(matrix_transpose(vh) * expand_dims(s_inv, -2), matrix_transpose(u))
+    return matmul(_h(vh) * expand_dims(s_inv, -2), _h(u))  # V diag(1/S) U^H
 
 
 def matrix_rank(x, rtol=None):
