@@ -74,3 +74,10 @@ def test_unaliased_donation_still_reuses_the_buffer(n):
     y = fa.asarray(np.ones(n, dtype=np.float32))
     np.testing.assert_allclose(f(x, y), np.exp(np.arange(n)) * 2 + 1, rtol=1e-6)
     assert _donated(x) and not _donated(y)
+
+
+def test_donated_array_that_is_also_a_closed_over_constant():
+    w = fa.asarray([0.0, 1.0, 2.0])
+    f = fa.jit(lambda x: fa.exp(x) * 2.0 + w, donate_argnums=0)
+    np.testing.assert_allclose(f(w), np.exp([0.0, 1.0, 2.0]) * 2 + [0.0, 1.0, 2.0], rtol=1e-6)
+    np.testing.assert_allclose(w, [0.0, 1.0, 2.0])
