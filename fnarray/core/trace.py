@@ -191,7 +191,7 @@ def new_main(trace_type: type, name: str, data=None):
 
 FP_WARNING = r"(overflow|invalid value|divide by zero|underflow) encountered"
 warnings.filterwarnings("error", message=FP_WARNING, category=RuntimeWarning,
-                        module=r"fnarray\.(ops|backends)\.")
+                        module=r"fnarray\.(ops\.|backends\.|core\.trace$)")
 
 
 def quiet_fp_errors():
