@@ -94,14 +94,60 @@ def test_gamma_moments_broadcast_small_shape_and_jit():
     np.testing.assert_array_equal(batched[1], fr.gamma(fr.split(K, 2)[1], 2.0, (3,)))
 
 
-def test_gamma_refuses_derivative_in_shape():
-    with pytest.raises(TypeError, match="random.gamma: samples are not differentiable"):
-        fa.grad(lambda a: fa.sum(fr.gamma(K, a, (3,))))(2.0)
-    with pytest.raises(TypeError, match="random.beta"):
-        fa.grad(lambda a: fa.sum(fr.beta(K, a, 2.0, (3,))))(2.0)
-    # a constant shape with a differentiated scale is fine
-    g = fa.grad(lambda s: fa.sum(s * fr.gamma(K, 2.0, (3,))))(1.5)
-    np.testing.assert_allclose(g, fa.sum(fr.gamma(K, 2.0, (3,))), rtol=1e-6)
+def _reg_lower_gamma(a, x, terms=20000):
+    """Reference P(a, x) in float64: series below a + 1, continued fraction above."""
+    if x < a + 1:
+        term = total = 1.0
+        for n in range(1, terms):
+            term *= x / (a + n)
+            total += term
+            if term < 1e-18 * total:
+                break
+        return math.exp(a * math.log(x) - x - math.lgamma(a + 1)) * total
+    b, c, d = x + 1 - a, 1e300, 1 / (x + 1 - a)
+    h = d
+    for i in range(1, terms):
+        an = -i * (i - a)
+        b += 2
+        d = 1 / (an * d + b)
+        c = b + an / c
+        h *= d * c
+        if abs(d * c - 1) < 1e-16:
+            break
+    return 1 - math.exp(a * math.log(x) - x - math.lgamma(a)) * h
+
+
+@pytest.mark.parametrize("a", [0.05, 0.7, 3.0, 40.0, 400.0])
+def test_gamma_implicit_gradient_matches_the_inverse_cdf(a):
+    # dz/da at fixed u = F(z; a) is -(dF/da) / density (F differentiated numerically here)
+    z = np.asarray(fr.gamma(K, a, (4,), fa.float64))
+    got = np.asarray(fa.jacfwd(lambda s: fr.gamma(K, s, (4,), fa.float64))(fa.asarray(a, dtype=fa.float64)))
+    h = 1e-6 * a
+    for zi, gi in zip(z, got):
+        dfda = (_reg_lower_gamma(a + h, zi) - _reg_lower_gamma(a - h, zi)) / (2 * h)
+        density = math.exp((a - 1) * math.log(zi) - zi - math.lgamma(a))
+        np.testing.assert_allclose(gi, -dfda / density, rtol=2e-5)
+
+
+def test_gamma_family_gradients_are_unbiased():
+    n = N
+    for a in (0.3, 4.0):  # E[z] = a and E[z**2] = a**2 + a: within 4 standard errors
+        z = np.asarray(fr.gamma(K, a, (n,), fa.float64))
+        dz = np.asarray(fa.jacfwd(lambda s: fr.gamma(K, s, (n,), fa.float64))(
+            fa.asarray(a, dtype=fa.float64)))
+        for per_sample, exact in ((dz, 1.0), (2 * z * dz, 2 * a + 1)):
+            assert abs(per_sample.mean() - exact) < 4 * per_sample.std() / math.sqrt(n)
+        g1 = fa.grad(lambda s: fa.mean(fr.gamma(K, s, (n,), fa.float64)))(a)
+        np.testing.assert_allclose(float(g1), dz.mean(), rtol=1e-5)  # grad == mean of jacfwd
+    gb = fa.grad(lambda s: fa.mean(fr.beta(K, s, 3.0, (n,), fa.float64)))(2.0)
+    assert abs(float(gb) - 3.0 / 25.0) < 0.004  # d/da a/(a+b)
+    gd = fa.grad(lambda al: fa.mean(fr.dirichlet(K, al, (n,), fa.float64)[:, 0]))(
+        fa.asarray([1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(gd, [5 / 36, -1 / 36, -1 / 36], atol=0.003)
+    chi_mean = lambda s: fa.mean(fr.chisquare(K, s, (500,), fa.float64))  # noqa: E731
+    np.testing.assert_allclose(fa.jit(fa.grad(chi_mean))(3.0), fa.grad(chi_mean)(3.0), rtol=1e-6)
+    lg = fa.grad(lambda s: fa.sum(fr.loggamma(K, s, (3,), fa.float64)))(1e-3)
+    assert np.isfinite(float(lg))
 
 
 def beta_cdf_int(a, b):

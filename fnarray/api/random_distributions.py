@@ -11,12 +11,10 @@ stops after a few rounds; under ``jit``/``vmap`` (where it cannot look at the va
 ``GAMMA_ROUNDS`` rounds run, and a sample is left unaccepted with probability below
 ``0.05**GAMMA_ROUNDS`` (about 1e-21), in which case its last proposal is kept.
 
-Derivatives: ``normal``-based samplers (``multivariate_normal``, ``laplace``, ...) are
-differentiable in their parameters (reparameterisation).  Gamma samples (and ``beta``,
-``dirichlet``, ``chisquare``, ``t`` built on them) are *not* differentiable with respect
-to their shape parameters here (JAX implements implicit reparameterisation gradients):
-differentiating with respect to ``a`` raises a ``TypeError`` rather than returning a
-wrong zero.
+Derivatives: every sampler is differentiable in its float parameters.  ``normal``-based
+ones (``multivariate_normal``, ...) by reparameterisation; gamma samples (and ``beta``,
+``dirichlet``, ``chisquare``, ``t``, built on them) by implicit reparameterisation in the
+shape ``a`` (``fnarray/api/random_gamma_grad.py``), as JAX does.
 """
 
 from __future__ import annotations
@@ -30,6 +28,7 @@ from fnarray.api._convert import as_operand, astype, to_inexact
 from fnarray.api.contraction import matmul
 from fnarray.api.indexing import take_along_axis
 from fnarray.api.nn import log_softmax
+from fnarray.api.random_gamma_grad import dlogz_da
 from fnarray.api.random import (_check_key, _compute_dtype, _float_dtype, _shape, _unit, bits,
                                 fold_in, key, normal, split)
 from fnarray.api.searching import argsort
@@ -91,7 +90,7 @@ def _log_gamma_ge1(k, a, shape):
     return out
 
 
-def _loggamma_raw(k, a, shape):
+def _loggamma_draw(k, a, shape):
     """``log`` of Gamma(a) samples, ``a > 0`` (broadcast to ``shape``), in ``a.dtype``."""
     a = mp.broadcast_to(a, shape)
     small = a < 1.0
@@ -102,21 +101,19 @@ def _loggamma_raw(k, a, shape):
     return ew.where(small, out + ew.log1p(-u) / a, out)
 
 
-def _no_shape_derivative(op: str, fn, k, *params):
-    """``fn(k, *params)``, whose derivative with respect to ``params`` is refused with a
-    ``TypeError`` (it would otherwise be silently wrong)."""
+def _loggamma_raw(k, a, shape):
+    """``_loggamma_draw`` with the implicit reparameterisation derivative in ``a``."""
     from fnarray.transforms.custom import custom_jvp
 
-    def raise_rule(primals, tangents):
-        raise TypeError(
-            f"random.{op}: samples are not differentiable with respect to the shape "
-            f"parameters (fnarray has no implicit reparameterisation gradient for gamma "
-            f"variates); wrap the parameters in fa.stop_gradient if a zero derivative is "
-            f"what you want, or use a normal/uniform-based reparameterisation")
+    sample = custom_jvp(lambda k, a: _loggamma_draw(k, a, shape))
 
-    f = custom_jvp(fn)
-    f.defjvp(raise_rule)
-    return f(k, *params)
+    @sample.defjvp
+    def _rule(primals, tangents):
+        k, a = primals
+        logz = sample(k, a)
+        return logz, dlogz_da(a, logz) * tangents[1]
+
+    return sample(k, mp.broadcast_to(a, shape))
 
 
 def _sampler(op: str, k, params, shape, dtype):
@@ -132,26 +129,21 @@ def loggamma(key, a, shape=None, dtype=float32):
     """``log`` of Gamma(``a``, 1) samples: accurate for very small ``a``, where the
     samples themselves underflow."""
     k, (a,), shape, dtype = _sampler("loggamma", key, (a,), shape, dtype)
-    out = _no_shape_derivative("loggamma", lambda k, a: _loggamma_raw(k, a, shape), k, a)
-    return astype(out, dtype)
+    return astype(_loggamma_raw(k, a, shape), dtype)
 
 
 def gamma(key, a, shape=None, dtype=float32):
     """Gamma(``a``, 1) samples (shape ``a`` > 0, unit scale; multiply for another scale)."""
     k, (a,), shape, dtype = _sampler("gamma", key, (a,), shape, dtype)
-    out = _no_shape_derivative("gamma", lambda k, a: ew.exp(_loggamma_raw(k, a, shape)), k, a)
-    return astype(out, dtype)
+    return astype(ew.exp(_loggamma_raw(k, a, shape)), dtype)
 
 
 def beta(key, a, b, shape=None, dtype=float32):
     """Beta(``a``, ``b``) samples: ``X / (X + Y)`` for gamma variates, in log space."""
     k, (a, b), shape, dtype = _sampler("beta", key, (a, b), shape, dtype)
-
-    def sample(k, a, b):
-        ka, kb = split(k)
-        lx, ly = _loggamma_raw(ka, a, shape), _loggamma_raw(kb, b, shape)
-        return ew.exp(lx - ew.logaddexp(lx, ly))
-    return astype(_no_shape_derivative("beta", sample, k, a, b), dtype)
+    ka, kb = split(k)
+    lx, ly = _loggamma_raw(ka, a, shape), _loggamma_raw(kb, b, shape)
+    return astype(ew.exp(lx - ew.logaddexp(lx, ly)), dtype)
 
 
 def dirichlet(key, alpha, shape=None, dtype=float32):
@@ -168,29 +160,21 @@ def dirichlet(key, alpha, shape=None, dtype=float32):
         raise ValueError(f"random.dirichlet: alpha's batch shape {alpha.shape[:-1]} does not "
                          f"broadcast to shape {batch}")
     full = batch + alpha.shape[-1:]
-    out = _no_shape_derivative(
-        "dirichlet", lambda k, al: ew.exp(log_softmax(_loggamma_raw(k, al, full), axis=-1)),
-        k, alpha)
-    return astype(out, dtype)
+    return astype(ew.exp(log_softmax(_loggamma_raw(k, alpha, full), axis=-1)), dtype)
 
 
 def chisquare(key, df, shape=None, dtype=float32):
     """Chi-square samples with ``df`` degrees of freedom: ``2 * Gamma(df / 2)``."""
     k, (df,), shape, dtype = _sampler("chisquare", key, (df,), shape, dtype)
-    out = _no_shape_derivative(
-        "chisquare", lambda k, df: 2.0 * ew.exp(_loggamma_raw(k, df / 2.0, shape)), k, df)
-    return astype(out, dtype)
+    return astype(2.0 * ew.exp(_loggamma_raw(k, df / 2.0, shape)), dtype)
 
 
 def t(key, df, shape=(), dtype=float32):
     """Student's t samples: ``z / sqrt(chi2(df) / df)``."""
     k, (df,), shape, dtype = _sampler("t", key, (df,), shape, dtype)
-
-    def sample(k, df):
-        kn, kg = split(k)
-        chi2 = _loggamma_raw(kg, df / 2.0, shape) + math.log(2.0)  # log chi-square(df)
-        return normal(kn, shape, df.dtype) * ew.exp(-0.5 * chi2) * ew.sqrt(df)
-    return astype(_no_shape_derivative("t", sample, k, df), dtype)
+    kn, kg = split(k)
+    log_chi2 = _loggamma_raw(kg, df / 2.0, shape) + math.log(2.0)
+    return astype(normal(kn, shape, df.dtype) * ew.exp(-0.5 * log_chi2) * ew.sqrt(df), dtype)
 
 
 # --- location-scale families -------------------------------------------------------------------
