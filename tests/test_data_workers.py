@@ -129,10 +129,12 @@ def test_killed_worker_ends_the_epoch_with_an_error():
 
 
 def test_timeout_and_abandoned_iterators_leak_nothing():
-    loader = DataLoader(Numbers(8, slow_at=5), batch_size=1, num_workers=2, timeout=0.5)
+    # The timeout also bounds the first batches, which include starting the workers:
+    # 2 s leaves room for that on a loaded machine.
+    loader = DataLoader(Numbers(8, slow_at=5), batch_size=1, num_workers=2, timeout=2.0)
     it = iter(loader)
     pids = {int(values(next(it)[1])[0]) for _ in range(3)}
-    with pytest.raises(RuntimeError, match=r"timed out after 0.5 seconds"):
+    with pytest.raises(RuntimeError, match=r"timed out after 2.0 seconds"):
         list(it)
     abandoned = iter(DataLoader(Numbers(50), batch_size=2, num_workers=2))
     pids |= {int(values(next(abandoned)[1])[0])}
