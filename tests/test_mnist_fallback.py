@@ -21,11 +21,13 @@ TAB_BLUE = np.array([31, 119, 180]) / 255  # the training-curve colour of mnist_
 
 
 def _offline_env(tmp_path) -> dict:
-    """Empty home and cache, no $FNARRAY_DATA, and every URL sent to a closed local port."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("FNARRAY_DATA", "no_proxy", "NO_PROXY")}
+    """Empty home, cache and $FNARRAY_DATA, and every URL sent to a closed local port."""
+    env = {k: v for k, v in os.environ.items() if k not in ("no_proxy", "NO_PROXY")}
     closed = "http://127.0.0.1:9"
+    for name in ("home", "cache", "data"):
+        (tmp_path / name).mkdir()
     env.update(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "cache"),
+               FNARRAY_DATA=str(tmp_path / "data"),
                http_proxy=closed, https_proxy=closed, HTTP_PROXY=closed, HTTPS_PROXY=closed)
     return env
 
