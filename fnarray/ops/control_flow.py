@@ -45,8 +45,7 @@ def _cond_jvp(primals, tangents, *, branches):
 
     def jvp_of(prog):
         def f(*args):
-            o, o_t = jvp_flat(lambda *a: sp.call(prog, a), list(args[:n]),
-                              _fill(args[n:], nz, in_av))
+            o, o_t = jvp_flat(lambda *a: sp.call(prog, a), list(args[:n]), _unpick(args[n:], nz))
             return list(o) + _pick(o_t, f_out)
         return sp.trace_avals(f, in_av + _pick(in_av, nz), "cond_jvp")
 
@@ -140,8 +139,8 @@ def _while_jvp(primals, tangents, *, cond_prog, body_prog, n_cc, n_bc):
     n_bc2, n_k = n_bc + sum(nz), len(carry)
 
     def body(*args):
-        consts, tc = args[:n_bc], _fill(args[n_bc:n_bc2], nz, bc_av)
-        k, tk = args[n_bc2:n_bc2 + n_k], _fill(args[n_bc2 + n_k:], f_k, k_av)
+        consts, tc = args[:n_bc], _unpick(args[n_bc:n_bc2], nz)
+        k, tk = args[n_bc2:n_bc2 + n_k], _unpick(args[n_bc2 + n_k:], f_k)
         o, o_t = jvp_flat(lambda *a: sp.call(body_prog, a), list(consts) + list(k), tc + tk)
         return list(o) + _pick(o_t, f_k)
 

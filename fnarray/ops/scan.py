@@ -112,9 +112,10 @@ def _jvp(primals, tangents, *, body, n_consts, n_carry, length, reverse, unroll)
 
     def jbody(*args):
         cs, ks, xx = _split(args, n_c2, n_k2)
-        c, c_t = cs[:n_consts], _fill(cs[n_consts:], nz_c, c_av)
-        k, k_t = ks[:n_carry], _fill(ks[n_carry:], f_carry, k_av)
-        x, x_t = xx[:len(x_av)], _fill(xx[len(x_av):], nz_x, x_av)
+        # tangents of None are symbolic zeros: no tangent arithmetic for them
+        c, c_t = cs[:n_consts], _unpick(cs[n_consts:], nz_c)
+        k, k_t = ks[:n_carry], _unpick(ks[n_carry:], f_carry)
+        x, x_t = xx[:len(x_av)], _unpick(xx[len(x_av):], nz_x)
         o, o_t = jvp_flat(lambda *a: sp.call(body, a), c + k + x, c_t + k_t + x_t)
         return (o[:n_carry] + _pick(o_t[:n_carry], f_carry) + o[n_carry:]
                 + _pick(o_t[n_carry:], f_y))
@@ -140,7 +141,7 @@ def _unpick(seq, mask):
 
 
 def _fill(given, mask, avals):
-    """Full tangent list: ``given`` where ``mask``, zeros elsewhere."""
+    """Full cotangent list: ``given`` where ``mask``, zeros elsewhere."""
     it = iter(given)
     return [next(it) if m else sp.zeros_for(a) for m, a in zip(mask, avals)]
 
