@@ -129,6 +129,22 @@ def test_gamma_implicit_gradient_matches_the_inverse_cdf(a):
         np.testing.assert_allclose(gi, -dfda / density, rtol=2e-5)
 
 
+def test_gamma_second_derivative_follows_the_inverse_cdf():
+    def dz_da(a, z):  # the implicit first derivative, from the reference CDF
+        h = 1e-6 * a
+        dfda = (_reg_lower_gamma(a + h, z) - _reg_lower_gamma(a - h, z)) / (2 * h)
+        return -dfda / math.exp((a - 1) * math.log(z) - z - math.lgamma(a))
+
+    a = 2.0
+    z = np.asarray(fr.gamma(K, a, (3,), fa.float64))
+    second = fa.jacfwd(fa.jacfwd(lambda s: fr.gamma(K, s, (3,), fa.float64)))
+    got = np.asarray(second(fa.asarray(a, dtype=fa.float64)))
+    h = 1e-4
+    expect = [(dz_da(a + h, zi + h * dz_da(a, zi)) - dz_da(a - h, zi - h * dz_da(a, zi))) / (2 * h)
+              for zi in z]  # d/da of dz/da along the quantile path z(a) = F^-1(u; a)
+    np.testing.assert_allclose(got, expect, rtol=1e-3)
+
+
 def test_gamma_family_gradients_are_unbiased():
     n = N
     for a in (0.3, 4.0):  # E[z] = a and E[z**2] = a**2 + a: within 4 standard errors

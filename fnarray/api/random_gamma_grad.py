@@ -13,7 +13,9 @@ fraction for ``Q = 1 - P`` otherwise, and, for ``a > LARGE_A`` (where both would
 of the gradient about 1e-6 at ``a = 150``, smaller beyond).  Eagerly the loops stop once
 every element has converged; under ``jit`` all ``TERMS`` steps are traced.  The result is
 returned for ``log z`` (``loggamma``), which stays finite for tiny ``a`` where ``z``
-underflows: ``d log z / da = -(dP/da) / exp(a log z - z - lgamma(a))``.
+underflows: ``d log z / da = -(dP/da) / exp(a log z - z - lgamma(a))``.  The formula is
+itself differentiable (nothing is stopped), so second derivatives follow the same
+inverse-CDF coupling.
 """
 
 from __future__ import annotations
@@ -115,9 +117,8 @@ def dlogz_da(a, logz):
     """``d log z / da`` for Gamma(``a``) samples ``z = exp(logz)``, elementwise (float64
     computation; ``a`` and ``logz`` broadcast together)."""
     from fnarray.api._convert import astype
-    from fnarray.transforms.custom import stop_gradient
     from fnarray.transforms.jvp import jvp
-    a64, logz64 = astype(stop_gradient(a), np.float64), astype(stop_gradient(logz), np.float64)
+    a64, logz64 = astype(a, np.float64), astype(logz, np.float64)
     z = ew.exp(logz64)
     _, dp = jvp(lambda s: _gamma_p(s, z, logz64), (a64,), (ones_like(a64),))
     log_density_z = a64 * logz64 - z - lgamma(a64)  # log(z * p(z; a))
