@@ -19,12 +19,12 @@ transpose of its JVP (so ``<ct, J t> == <J^T ct, t>`` holds to rounding).  Assum
 * ``cholesky`` of a matrix that is not positive definite is all NaN (as in JAX), so one
   bad matrix does not abort a batch; ``fa.linalg.cholesky`` documents this too.
 * ``solve``, ``det`` and ``slogdet`` need a non-singular matrix for their derivatives.
-Complex input: ``cholesky`` factors the Hermitian part and its rules use conjugate
-transposes; ``slogdet``'s sign (on the unit circle) gets a derivative; ``solve`` and ``det``
-are holomorphic.  All follow JAX's convention (a VJP is the transpose of the JVP, without
-conjugation).  The derivatives of ``qr``, ``eigh`` and ``svd`` are for real input only (their
-rules refuse complex input with a ``TypeError``: complex factors are determined only up to
-phases, which these rules do not fix).
+Complex input: ``cholesky`` and ``eigh`` factor the Hermitian part and their rules use
+conjugate transposes (complex eigenvectors are determined up to a phase each: their
+derivative is JAX's, with ``diag(V^H dV) == 0``); ``slogdet``'s sign (on the unit circle)
+gets a derivative; ``solve`` and ``det`` are holomorphic.  All follow JAX's convention (a VJP
+is the transpose of the JVP, without conjugation).  The derivatives of ``qr`` and ``svd`` are
+for real input only (their rules refuse complex input with a ``TypeError``).
 """
 
 from __future__ import annotations
@@ -249,24 +249,32 @@ qr.batch = _batch_front(qr, 2)
 # --- eigh -------------------------------------------------------------------------------------
 
 def _eigh_jvp(primals, tangents):
-    _real_only("eigh", primals[0])
     a, = primals
     w, v = eigh.bind(a)
-    p = _mm(_t(v), _sym(tangents[0]), v)       # V^T S V
-    return (w, v), (_diag(p), _mm(v, _gap_inverse(w) * p))
+    p = _mm(_h(v), _sym(tangents[0]), v)       # V^H S V
+    dw = _diag(p)
+    # Complex eigenvectors: the tangent is the one with diag(V^H dV) == 0 (as JAX's);
+    # the phase of each eigenvector is arbitrary, so only phase-invariant functions of V
+    # (projectors v v^H, |v|) have a meaningful derivative.
+    return (w, v), (fa.real(dw) if a.dtype.kind == "c" else dw, _mm(v, _gap_inverse(w) * p))
 
 
 def _eigh_vjp(cts, a, *, out):
-    _real_only("eigh", a)
+    # The adjoint is herm(V (diag(wbar) + F o (V^H vbar)) V^H); for complex input the VJP
+    # (JAX's convention: the transpose) is that adjoint conjugated on both sides.
     wbar, vbar = cts
     w, v = out
-    inner = _diag_embed(wbar) + _gap_inverse(w) * _mm(_t(v), vbar)
-    return (_sym(_mm(v, inner, _t(v))),)
+    cplx = a.dtype.kind == "c"
+    vbar = fa.conj(vbar) if cplx else vbar
+    inner = _diag_embed(wbar) + _gap_inverse(w) * _mm(_h(v), vbar)
+    g = _sym(_mm(v, inner, _h(v)))
+    return (fa.conj(g) if cplx else g,)
 
 
 def _eigh_abstract(a):
     _square_check("eigh", a)
-    return (ShapedArray(a.shape[:-1], a.dtype), ShapedArray(a.shape, a.dtype))
+    real = np.dtype(np.zeros((), a.dtype).real.dtype)
+    return (ShapedArray(a.shape[:-1], real), ShapedArray(a.shape, a.dtype))
 
 
 eigh = declare(
