@@ -24,7 +24,7 @@ from fnarray.examples.mnist import digit_arrays
 if Path.cwd().name == "notebooks":
     os.chdir("..")  # the repository root: the main job looks for ../shared/data/mnist from there
 rng = np.random.default_rng(0)
-x_train, y_train, x_test, y_test, source = digit_arrays(fallback_sizes=(2000, 500))
+x_train, y_train, x_test, y_test, source = digit_arrays(fallback_sizes=(2000, 1000))
 print("data:", source)
 
 # 14x14 digits (2x2 averages) keep the network small enough to form full Jacobians.
