@@ -188,7 +188,25 @@ def test_complex_eigh():
            [-0.20412415 + 0.40824829j, 0.29587585 + 0j]], rtol=1e-7)
 
 
-@pytest.mark.parametrize("op", ["svd", "qr"])
+def test_complex_svd_gradients_match_jax():
+    a = c128([[1 + 1j, 2, 0.5j], [0.3, -1j, 2]])
+    w = c128([[1.0, 2j, 0.5], [1 - 1j, 0.2, 3.0]])
+    close(fa.grad(lambda a: fa.linalg.svd(a, full_matrices=False)[1][0])(a),
+          [[0.19948512 - 0.24399114j, 0.55325775 + 0.01483534j, 0.02967067 - 0.42389467j],
+           [0.21932541 + 0.14835337j, 0.02967067 + 0.46404863j, 0.3569368 - 0.00741767j]],
+          rtol=1e-7)
+
+    def first_pair(a):  # u_0 v_0^H: invariant under the pair's common phase
+        u, _, vh = fa.linalg.svd(a, full_matrices=False)
+        return fa.real(fa.sum((u[:, :1] * vh[:1, :]) * w))
+
+    close(fa.grad(first_pair)(a),
+          [[-0.23371493 + 0.19939133j, -0.77310229 + 0.62773242j, 0.68262549 - 0.20262985j],
+           [0.43194132 - 0.29788016j, 0.24175905 + 0.13091156j, 0.80875098 - 0.0535562j]],
+          rtol=1e-7)
+
+
+@pytest.mark.parametrize("op", ["qr"])
 def test_unsupported_complex_derivatives_refuse(op):
     f = getattr(fa.linalg, op)
     with pytest.raises(TypeError, match=f"{op}: derivatives for complex input"):

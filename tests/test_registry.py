@@ -213,7 +213,7 @@ def test_kernel_matches_numpy_reference(name, data):
 REAL_KERNELS = {"atan2", "copysign", "hypot", "rem", "fmod", "erf", "rfft", "lgamma", "digamma",
                 "polygamma",
                 "staged_call"}  # its programs are traced for one (real) signature
-REAL_DERIVATIVES = {"qr", "svd"}
+REAL_DERIVATIVES = {"qr"}
 COMPLEX = [n for n in DIFFERENTIABLE if n not in REAL_KERNELS | REAL_DERIVATIVES]
 
 
@@ -222,9 +222,17 @@ def _projectors(v):
     return fa.expand_dims(v, -2) * fa.conj(fa.expand_dims(v, -3))
 
 
+def _outer_pairs(u, vh):
+    """``u[..., :, i] vh[..., i, :]`` for each ``i``: invariant under a common phase of
+    ``u[..., :, i]`` and ``vh[..., i, :]^H``."""
+    return fa.expand_dims(u, -2) * fa.expand_dims(fa.matrix_transpose(vh), -3)
+
+
 # Outputs defined only up to phases on complex input are compared through phase-invariant
-# functions of them (complex eigenvectors: their projectors).
-GAUGE_INVARIANT = {"eigh": lambda w, v: [w, _projectors(v)]}
+# functions of them (complex eigenvectors: their projectors; singular vectors: the outer
+# products of each pair).
+GAUGE_INVARIANT = {"eigh": lambda w, v: [w, _projectors(v)],
+                   "svd": lambda u, s, vh: [s, _outer_pairs(u, vh)]}
 
 
 def _complex_function(name, sample):

@@ -19,12 +19,14 @@ transpose of its JVP (so ``<ct, J t> == <J^T ct, t>`` holds to rounding).  Assum
 * ``cholesky`` of a matrix that is not positive definite is all NaN (as in JAX), so one
   bad matrix does not abort a batch; ``fa.linalg.cholesky`` documents this too.
 * ``solve``, ``det`` and ``slogdet`` need a non-singular matrix for their derivatives.
-Complex input: ``cholesky`` and ``eigh`` factor the Hermitian part and their rules use
-conjugate transposes (complex eigenvectors are determined up to a phase each: their
-derivative is JAX's, with ``diag(V^H dV) == 0``); ``slogdet``'s sign (on the unit circle)
-gets a derivative; ``solve`` and ``det`` are holomorphic.  All follow JAX's convention (a VJP
-is the transpose of the JVP, without conjugation).  The derivatives of ``qr`` and ``svd`` are
-for real input only (their rules refuse complex input with a ``TypeError``).
+Complex input: ``cholesky`` and ``eigh`` factor the Hermitian part; the rules of these and
+of ``svd`` use conjugate transposes.  Complex eigenvectors (and pairs of singular vectors)
+are determined up to a phase each: their derivatives are JAX's, with ``diag(V^H dV) == 0``,
+so only phase-invariant functions of them (projectors, ``u_i v_i^H``) have a meaningful
+derivative.  ``slogdet``'s sign (on the unit circle) gets a derivative; ``solve`` and ``det``
+are holomorphic.  All follow JAX's convention (a VJP is the transpose of the JVP, without
+conjugation).  The derivatives of ``qr`` are for real input only (its rules refuse complex
+input with a ``TypeError``).
 """
 
 from __future__ import annotations
@@ -292,36 +294,47 @@ def _svd_parts(s):
 
 
 def _svd_jvp(primals, tangents):
-    _real_only("svd", primals[0])
     a, = primals
     u, s, vh = svd.bind(a)
-    v = _t(vh)
+    v = _h(vh)
     da = tangents[0]
     f, s_inv = _svd_parts(s)
     row, col = fa.expand_dims(s, -2), fa.expand_dims(s, -1)   # multiply columns / rows by s
-    p = _mm(_t(u), da, v)
-    omega_u = f * (p * row + col * _t(p))
-    omega_v = f * (col * p + _t(p) * row)
+    p = _mm(_h(u), da, v)
+    omega_u = f * (p * row + col * _h(p))
+    omega_v = f * (col * p + _h(p) * row)
     du = _mm(u, omega_u) + (_mm(da, v) - _mm(u, p)) * s_inv
-    dv = _mm(v, omega_v) + (_mm(_t(da), u) - _mm(v, _t(p))) * s_inv
-    return (u, s, vh), (du, _diag(p), _t(dv))
+    dv = _mm(v, omega_v) + (_mm(_h(da), u) - _mm(v, _h(p))) * s_inv
+    ds = _diag(p)
+    if a.dtype.kind == "c":
+        # Each pair (u_i, v_i) is determined up to a common phase; as JAX, the tangent keeps
+        # diag(V^H dV) == 0 and gives u_i the phase change i Im(P_ii) / s_i.
+        du = du + u * (fa.expand_dims(1j * fa.imag(ds), -2) * s_inv)
+        ds = fa.real(ds)
+    return (u, s, vh), (du, ds, _h(dv))
 
 
 def _svd_vjp(cts, a, *, out):
-    _real_only("svd", a)
+    # The adjoint of the JVP, written with conjugate transposes; for complex input the VJP
+    # (JAX's convention: the transpose) is that adjoint conjugated on both sides.
     ubar, sbar, vhbar = cts
     u, s, vh = out
-    v, vbar = _t(vh), _t(vhbar)
+    cplx = a.dtype.kind == "c"
+    if cplx:
+        ubar, vhbar = fa.conj(ubar), fa.conj(vhbar)
+    v, vbar = _h(vh), _h(vhbar)
     f, s_inv = _svd_parts(s)
     row, col = fa.expand_dims(s, -2), fa.expand_dims(s, -1)
-    utu = _mm(_t(u), ubar)
-    vtv = _mm(_t(v), vbar)
+    utu = _mm(_h(u), ubar)
+    vtv = _mm(_h(v), vbar)
     g, h = f * utu, f * vtv
-    pbar = (g + _t(g)) * row + col * (h + _t(h)) + _diag_embed(sbar)
+    pbar = (g + _h(g)) * row + col * (h + _h(h)) + _diag_embed(sbar)
+    if cplx:  # the adjoint of the phase term of the JVP
+        pbar = pbar + _diag_embed(1j * fa.imag(_diag(utu)) / s)
     abar = (_mm(u, pbar, vh)
             + _mm((ubar - _mm(u, utu)) * s_inv, vh)
-            + _mm(u, _t((vbar - _mm(v, vtv)) * s_inv)))
-    return (abar,)
+            + _mm(u, _h((vbar - _mm(v, vtv)) * s_inv)))
+    return (fa.conj(abar) if cplx else abar,)
 
 
 def _svd_abstract(a):
@@ -330,7 +343,8 @@ def _svd_abstract(a):
     m, n = a.shape[-2:]
     k = min(m, n)
     batch = a.shape[:-2]
-    return (ShapedArray(batch + (m, k), a.dtype), ShapedArray(batch + (k,), a.dtype),
+    real = np.dtype(np.zeros((), a.dtype).real.dtype)
+    return (ShapedArray(batch + (m, k), a.dtype), ShapedArray(batch + (k,), real),
             ShapedArray(batch + (k, n), a.dtype))
 
 
