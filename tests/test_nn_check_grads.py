@@ -119,6 +119,18 @@ CASES += [
      lambda: (r(3, 2, 4),), 1, False),
     ("TransformerEncoder", lambda: nn.TransformerEncoder(nn.TransformerEncoderLayer(4, 1, 4), 2),
      lambda: (r(2, 1, 4),), 1, False),
+    ("TransformerDecoderLayer", lambda: nn.TransformerDecoderLayer(4, 2, 6, norm_first=True),
+     lambda: (r(3, 2, 4), r(2, 2, 4)), 1, False),
+    ("TransformerDecoder", lambda: nn.TransformerDecoder(nn.TransformerDecoderLayer(4, 1, 4), 2),
+     lambda: (r(2, 1, 4), r(3, 1, 4)), 1, False),
+    ("Transformer", lambda: nn.Transformer(4, 1, 1, 1, 4), lambda: (r(3, 1, 4), r(2, 1, 4)), 1,
+     False),
+    ("LSTM-proj_size", lambda: nn.LSTM(2, 3, proj_size=2), lambda: (r(3, 2, 2),), 1, False),
+    # patches
+    ("Unfold", lambda: nn.Unfold(2, padding=1, stride=2), lambda: (r(1, 2, 3, 3),), 2, False),
+    ("Fold", lambda: nn.Fold((3, 3), 2), lambda: (r(1, 8, 4),), 1, False),
+    ("PixelShuffle", lambda: nn.PixelShuffle(2), lambda: (r(1, 4, 2, 2),), 1, False),
+    ("PixelUnshuffle", lambda: nn.PixelUnshuffle(2), lambda: (r(1, 1, 4, 2),), 1, False),
     # losses
     ("MSELoss", nn.MSELoss, lambda: (r(3, 4), r(3, 4)), 2, False),
     ("L1Loss", lambda: nn.L1Loss(reduction="sum"), lambda: (r(3, 4), r(3, 4)), 1, False),
