@@ -10,7 +10,9 @@ The fork server preloads fnarray, so after the first loader a worker starts in w
 dataset, ``collate_fn`` and ``worker_init_fn`` are sent by value with cloudpickle and the
 workers never re-run the main script (``_payload``), so, as with PyTorch's fork on Linux,
 datasets defined in notebook cells or functions, lambdas and scripts without an
-``if __name__ == "__main__":`` guard work.
+``if __name__ == "__main__":`` guard work.  Large NumPy buffers in that payload (a
+``TensorDataset``'s columns, ``MNIST.data``) are not pickled to each worker: they are put
+once in shared memory and mapped read-only by the workers (``_shared``).
 
 Each worker has its own index queue; results come back on one shared queue and are
 reordered, so batches arrive in sampler order.  At most ``prefetch_factor * num_workers``
