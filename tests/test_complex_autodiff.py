@@ -206,11 +206,22 @@ def test_complex_svd_gradients_match_jax():
           rtol=1e-7)
 
 
-@pytest.mark.parametrize("op", ["qr"])
-def test_unsupported_complex_derivatives_refuse(op):
-    f = getattr(fa.linalg, op)
-    with pytest.raises(TypeError, match=f"{op}: derivatives for complex input"):
-        fa.grad(lambda a: fa.real(fa.sum(f(a)[0])))(c128(HERMITIAN))
+def test_complex_qr_gradients_match_jax():
+    w = c128(np.arange(12).reshape(4, 3) * (1 + 0.5j))
+    tall = c128([[1 + 1j, 2, 0.5j], [0.3, -1j, 2], [1, 1, 1j], [0.2j, 2, -1]])
+    close(fa.grad(lambda a: fa.real(fa.sum(fa.linalg.qr(a)[0] * w))
+                  + fa.imag(fa.sum(fa.linalg.qr(a)[1] * w[:3])))(tall),
+          [[0.29743261 - 4.98504087j, -0.89051754 + 1.76397857j, 3.05030228 + 0.77125578j],
+           [-6.33996583 - 4.99726809j, 5.15795594 + 5.00140314j, -4.21699995 + 1.80925377j],
+           [-3.31872418 + 2.94624904j, 0.62925183 - 0.72554124j, -3.85192945 - 1.10330342j],
+           [-12.34158942 + 0.30879774j, 0.60419932 + 2.03366402j, 1.38665218 - 5.3440117j]],
+          rtol=1e-7)
+    wide = tall[:2]
+    close(fa.grad(lambda a: fa.real(fa.sum(fa.linalg.qr(a)[0] * w[:2, :2]))
+                  + fa.imag(fa.sum(fa.linalg.qr(a)[1] * w[:2])))(wide),
+          [[2.19403249 - 5.59168199j, -2.90764586 + 1.89197336j, -0.4643189 + 1.97880728j],
+           [-25.95238158 - 0.89479053j, 13.58925868 + 8.20451907j, 3.32480982 + 4.5895936j]],
+          rtol=1e-7)
 
 
 def test_complex_pinv_and_upper_cholesky_use_conjugate_transposes():

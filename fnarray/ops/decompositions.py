@@ -25,8 +25,8 @@ are determined up to a phase each: their derivatives are JAX's, with ``diag(V^H 
 so only phase-invariant functions of them (projectors, ``u_i v_i^H``) have a meaningful
 derivative.  ``slogdet``'s sign (on the unit circle) gets a derivative; ``solve`` and ``det``
 are holomorphic.  All follow JAX's convention (a VJP is the transpose of the JVP, without
-conjugation).  The derivatives of ``qr`` are for real input only (its rules refuse complex
-input with a ``TypeError``).
+conjugation).  Complex ``qr`` keeps R's diagonal real (as LAPACK does), so it is unique and
+its derivative needs no phase convention.
 """
 
 from __future__ import annotations
@@ -91,16 +91,6 @@ def _solve(a, b):
 def _right_solve(b, a):
     """``b a^{-1}``."""
     return _t(_solve(_t(a), _t(b)))
-
-
-def _real_only(op, a):
-    """Refuse complex input in a derivative rule: these rules are the derivatives of real
-    matrix functions (complex ones need conjugate transposes and phase conventions)."""
-    if a.dtype.kind == "c":
-        raise TypeError(
-            f"{op}: derivatives for complex input ({a.dtype}{list(a.shape)}) are not "
-            f"supported; fa.linalg.{op} of a complex matrix can be computed, but not "
-            f"differentiated (stop_gradient it, or split it into real and imaginary parts)")
 
 
 def _square_check(op, a):
@@ -185,15 +175,19 @@ cholesky.batch = _batch_front(cholesky, 1)
 # --- qr (reduced) -----------------------------------------------------------------------------
 
 def _skew_lower(c):
-    """``Omega = tril(c, -1) - tril(c, -1)^T``: the skew part determined by ``c``."""
+    """``Omega = tril(c, -1) - tril(c, -1)^H`` (plus ``i Im diag(c)`` for complex ``c``, which
+    keeps R's diagonal real as LAPACK's is): the skew-Hermitian part determined by ``c``."""
     low = fa.tril(c, -1)
-    return low - _t(low)
+    omega = low - _h(low)
+    if c.dtype.kind == "c":
+        omega = omega + _diag_embed(1j * fa.imag(_diag(c)))
+    return omega
 
 
 def _qr_square_jvp(q, r, da):
     """(dQ, dR) for ``A = QR`` with ``A`` of shape (m, k), m >= k."""
     b = _right_solve(da, r)                    # dA R^{-1}
-    c = _mm(_t(q), b)
+    c = _mm(_h(q), b)
     omega = _skew_lower(c)
     dq = b - _mm(q, c) + _mm(q, omega)
     dr = _mm(c - omega, r)
@@ -201,13 +195,15 @@ def _qr_square_jvp(q, r, da):
 
 
 def _qr_square_vjp(q, r, qbar, rbar):
-    m = _mm(rbar, _t(r)) - _mm(_t(q), qbar)
-    bbar = qbar + _mm(q, m - fa.tril(m - _t(m), -1))
-    return _right_solve(bbar, _t(r))           # Bbar R^{-T}
+    """The adjoint of ``_qr_square_jvp`` (conjugate transposes for complex input)."""
+    m = _mm(rbar, _h(r)) - _mm(_h(q), qbar)
+    n = m - fa.tril(m - _h(m), -1)
+    if m.dtype.kind == "c":
+        n = n - _diag_embed(1j * fa.imag(_diag(m)))
+    return _right_solve(qbar + _mm(q, n), _h(r))   # (Qbar + Q N) R^{-H}
 
 
 def _qr_jvp(primals, tangents):
-    _real_only("qr", primals[0])
     a, = primals
     q, r = qr.bind(a)
     da = tangents[0]
@@ -215,22 +211,28 @@ def _qr_jvp(primals, tangents):
     if m >= n:
         dq, dr = _qr_square_jvp(q, r, da)
         return (q, r), (dq, dr)
-    # Wide: A = [X Y] with X square; R = [R_X, Q^T Y].
+    # Wide: A = [X Y] with X square; R = [R_X, Q^H Y].
     dq, drx = _qr_square_jvp(q, r[..., :m], da[..., :m])
-    dry = _mm(_t(dq), a[..., m:]) + _mm(_t(q), da[..., m:])
+    dry = _mm(_h(dq), a[..., m:]) + _mm(_h(q), da[..., m:])
     return (q, r), (dq, fa.concatenate([drx, dry], axis=-1))
 
 
 def _qr_vjp(cts, a, *, out):
-    _real_only("qr", a)
+    # The adjoint of the JVP; for complex input the VJP (JAX's convention: the transpose)
+    # is that adjoint conjugated on both sides.
     qbar, rbar = cts
     q, r = out
+    cplx = a.dtype.kind == "c"
+    if cplx:
+        qbar, rbar = fa.conj(qbar), fa.conj(rbar)
     m, n = a.shape[-2:]
     if m >= n:
-        return (_qr_square_vjp(q, r, qbar, rbar),)
-    ry = rbar[..., m:]
-    xbar = _qr_square_vjp(q, r[..., :m], qbar + _mm(a[..., m:], _t(ry)), rbar[..., :m])
-    return (fa.concatenate([xbar, _mm(q, ry)], axis=-1),)
+        abar = _qr_square_vjp(q, r, qbar, rbar)
+    else:
+        ry = rbar[..., m:]
+        xbar = _qr_square_vjp(q, r[..., :m], qbar + _mm(a[..., m:], _h(ry)), rbar[..., :m])
+        abar = fa.concatenate([xbar, _mm(q, ry)], axis=-1)
+    return (fa.conj(abar) if cplx else abar,)
 
 
 def _qr_abstract(a):
