@@ -281,6 +281,17 @@ def test_complex_vjp_matches_jvp(name, data):
 
 
 @pytest.mark.parametrize("name", COMPLEX)
+@settings(max_examples=3)
+@given(data=st.data())
+def test_complex_second_order(name, data):
+    sample = _complex_sample(name, data)
+    if not sample.modes:
+        return
+    f, xs = _complex_function(name, sample)
+    check_grads(f, xs, order=2, modes=sample.modes)
+
+
+@pytest.mark.parametrize("name", COMPLEX)
 @settings(max_examples=4)
 @given(data=st.data())
 def test_complex_vmap_matches_loop(name, data):
