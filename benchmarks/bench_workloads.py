@@ -21,6 +21,37 @@ SIZES, MLP_BATCH, LR = (784, 512, 256, 10), 128, 0.01
 CONV_BATCH = 64
 
 
+def one_thread(step, torch=None):
+    """``step`` with BLAS (threadpoolctl) or PyTorch limited to one thread: on a shared,
+    oversubscribed machine threaded GEMMs spin-wait for descheduled workers, and the
+    one-thread variants show the comparison without that effect."""
+    if torch is not None:
+        def run():
+            before = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                step()
+            finally:
+                torch.set_num_threads(before)
+        return run
+    limits = optional("threadpoolctl")
+    if limits is None:
+        return None
+
+    def run():
+        with limits.threadpool_limits(1):
+            step()
+    return run
+
+
+def _add_one_thread(variants: dict, names: list, torch) -> None:
+    for name in names:
+        if name in variants:
+            run = one_thread(variants[name], torch if name.startswith("PyTorch") else None)
+            if run is not None:
+                variants[name + ", 1 thread"] = run
+
+
 def optional(name: str):
     """The module, or None when it is not installed."""
     try:
@@ -163,6 +194,8 @@ def mlp() -> dict:
             state[0] = jstep(state[0], jx, jy)[1]
             jax.block_until_ready(state[0])
         variants["JAX jit step"] = jrun
+    _add_one_thread(variants, ["fa.jit(value_and_grad) step", "compat eager", "compat.compile",
+                               "PyTorch eager"], torch)
     return dict(
         title="MLP 784-512-256-10, SGD step, batch 128",
         note="ReLU hidden layers, log-softmax cross-entropy, SGD lr 0.01; the compat and "
@@ -171,7 +204,10 @@ def mlp() -> dict:
         number=10, variants=variants,
         targets={("fa.jit(value_and_grad) step", "JAX jit step"): 1.0,
                  ("compat eager", "PyTorch eager"): 1.2,
-                 ("compat.compile", "PyTorch eager"): 1.0})
+                 ("compat.compile", "PyTorch eager"): 1.0},
+        extra_pairs=[("fa.jit(value_and_grad) step, 1 thread", "JAX jit step"),
+                     ("compat eager, 1 thread", "PyTorch eager, 1 thread"),
+                     ("compat.compile, 1 thread", "PyTorch eager, 1 thread")])
 
 
 # ------------------------------------------------------------------ tutorial ConvNet, Adam
@@ -200,13 +236,16 @@ def convnet() -> dict:
         variants["PyTorch eager"] = _train_step(
             torch, torch.nn.functional, tmodel, torch.optim.Adam(tmodel.parameters()),
             torch.from_numpy(x_np), torch.from_numpy(y_np))
+    _add_one_thread(variants, ["compat eager", "compat.compile", "PyTorch eager"], torch)
     return dict(
         title="Tutorial ConvNet, Adam step, batch 64",
         note="conv 1→32, conv 32→64, max-pool, dropout, fc 9216→128→10, log-softmax + NLL, "
              "Adam lr 1e-3, training mode.",
         number=3, variants=variants,
         targets={("compat eager", "PyTorch eager"): 1.2,
-                 ("compat.compile", "PyTorch eager"): 1.0})
+                 ("compat.compile", "PyTorch eager"): 1.0},
+        extra_pairs=[("compat eager, 1 thread", "PyTorch eager, 1 thread"),
+                     ("compat.compile, 1 thread", "PyTorch eager, 1 thread")])
 
 
 def sys_path_reference() -> None:

@@ -72,6 +72,8 @@ def summarise(times: dict, pairs: list) -> tuple[list, list]:
 
 
 def _fmt_time(s: float) -> str:
+    if s >= 1.0:
+        return f"{s:.1f} s"
     return f"{s * 1e6:.1f} µs" if s < 1e-3 else f"{s * 1e3:.2f} ms"
 
 
@@ -175,9 +177,23 @@ def main() -> None:
         torch_python = args.torch_python if wl.optional("torch") else None
         parts.append(run_mnist(sys.executable, torch_python, args.mnist_repeats))
         print(parts[-1], flush=True)
-    report = "\n".join(parts)
     if args.write:
-        Path(args.write).write_text(report)
+        write_section(Path(args.write), "\n".join(parts))
+
+
+START, END = "<!-- compare.py: start -->", "<!-- compare.py: end -->"
+
+
+def write_section(path: Path, report: str) -> None:
+    """Replace this script's section of ``path`` (between its markers), keeping whatever
+    else the file holds (other benchmarks write their own sections)."""
+    text = path.read_text() if path.exists() else ""
+    block = f"{START}\n{report}\n{END}"
+    if START in text and END in text:
+        text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
+    else:
+        text = (text.rstrip() + "\n\n" if text.strip() else "") + block + "\n"
+    path.write_text(text)
 
 
 if __name__ == "__main__":
