@@ -57,6 +57,8 @@ def test_unknown_keywords_are_refused():
         x.reshape((4, 6), foo=1)
     with pytest.raises(TypeError, match="ravel"):
         x.ravel(foo=1)
+    with pytest.raises(ValueError, match="ravel: order must be 'C' or 'F', got 'K'"):
+        x.ravel("K")
 
 
 def test_from_dlpack_honours_copy_and_device():

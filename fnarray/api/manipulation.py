@@ -55,6 +55,8 @@ def reshape(x, shape, copy=None, *, order: str = "C"):
 
 def ravel(x, order: str = "C"):
     """``x`` flattened to one axis, reading elements in ``order`` ('C' or 'F')."""
+    if order not in ("C", "F"):
+        raise ValueError(f"ravel: order must be 'C' or 'F', got {order!r}")
     return reshape(x, (-1,), order=order)
 
 
