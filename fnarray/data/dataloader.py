@@ -92,7 +92,7 @@ class DataLoader:
         self.drop_last = drop_last
         self.generator = generator
         self._rng = as_generator(generator)
-        self.multiprocessing_context = _context(multiprocessing_context)
+        self.multiprocessing_context = _context(multiprocessing_context, num_workers)
         if batch_sampler is not None:
             batch_size = None
         if sampler is None and not self.is_iterable:
@@ -152,14 +152,21 @@ class DataLoader:
         return self._pool, True
 
 
-def _context(spec):
+def _context(spec, num_workers: int = 0):
+    """The start method's context.  For ``forkserver`` the server preloads what every
+    worker imports (fnarray, the compat layer that batches become tensors of, cloudpickle)
+    and is started now, in the background, when the loader will use workers: its imports
+    overlap with the rest of the user's setup instead of delaying the first batch."""
     if spec is not None and not isinstance(spec, str):
         return spec
     method = spec or ("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
                       else "spawn")
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(["fnarray", "fnarray.data", "cloudpickle"])
+        ctx.set_forkserver_preload(["fnarray", "fnarray.data", "fnarray.compat", "cloudpickle"])
+        if num_workers > 0:
+            from multiprocessing import forkserver
+            forkserver.ensure_running()
     return ctx
 
 
