@@ -93,7 +93,19 @@ def section(title: str, note: str, rows: list, ratios: list, targets: dict) -> s
 
 
 def run_mnist(python_fa: str, python_torch: str | None, repeats: int) -> str:
-    """Epoch seconds of the MNIST main job and of the PyTorch reference, alternating."""
+    """The MNIST epoch with default threads, and again with one BLAS/OpenMP thread."""
+    default = _mnist_section(python_fa, python_torch, repeats, None)
+    single = _mnist_section(python_fa, python_torch, repeats, "1")
+    return default + "\n" + single
+
+
+def _mnist_section(python_fa: str, python_torch: str | None, repeats: int,
+                   threads: str | None) -> str:
+    """Epoch seconds of the MNIST main job and of the PyTorch reference, alternating;
+    ``threads`` (when given) goes to OPENBLAS_NUM_THREADS and OMP_NUM_THREADS."""
+    env = dict(os.environ)
+    if threads is not None:
+        env.update(OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads)
     data = HERE.parent.parent / "shared" / "data" / "mnist"
     fa_cmd = [python_fa, "-m", "fnarray.examples.mnist", "--no-progress", "--epochs", "1",
               "--out", "/tmp/fnarray-bench-mnist", "--data", str(data)]
@@ -102,13 +114,14 @@ def run_mnist(python_fa: str, python_torch: str | None, repeats: int) -> str:
         str(data)]
     fa_s, torch_s = [], []
     for _ in range(repeats):
-        out = subprocess.run(fa_cmd, capture_output=True, text=True, cwd=HERE.parent)
+        out = subprocess.run(fa_cmd, capture_output=True, text=True, cwd=HERE.parent, env=env)
         m = re.search(r"\(([\d.]+) s\)", out.stdout)
         if m is None:
             return f"MNIST main job failed:\n```\n{out.stdout[-800:]}{out.stderr[-800:]}\n```\n"
         fa_s.append(float(m.group(1)))
         if torch_cmd is not None:
-            out = subprocess.run(torch_cmd, capture_output=True, text=True, cwd=HERE.parent)
+            out = subprocess.run(torch_cmd, capture_output=True, text=True, cwd=HERE.parent,
+                                 env=env)
             m = re.search(r"epoch 1: ([\d.]+) s", out.stdout)
             if m:
                 torch_s.append(float(m.group(1)))
@@ -120,9 +133,10 @@ def run_mnist(python_fa: str, python_torch: str | None, repeats: int) -> str:
         ratios.append(("fnarray MNIST main job", "PyTorch reference", statistics.median(per),
                        min(fa_s) / min(torch_s)))
     note = (f"One training epoch (8,000 images, batch 64, Adam) as printed by each program; "
-            f"{repeats} alternating runs.")
-    return section("MNIST main job, one epoch", note, rows, ratios,
-                   {("fnarray MNIST main job", "PyTorch reference"): 1.2})
+            f"{repeats} alternating run(s).")
+    title = "MNIST main job, one epoch" + ("" if threads is None else f", {threads} thread")
+    targets = {("fnarray MNIST main job", "PyTorch reference"): 1.2} if threads is None else {}
+    return section(title, note, rows, ratios, targets)
 
 
 def environment() -> str:
