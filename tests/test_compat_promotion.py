@@ -74,3 +74,14 @@ def test_fmod_is_c_fmod_and_remainder_is_python_style():
     torch.fmod(a, b).sum().backward()
     assert a.grad.tolist() == [1.0, 1.0]
     assert b.grad.tolist() == [1.0, 2.0]  # -trunc(a / b)
+
+
+def test_matmul_of_mixed_float_dtypes_raises_as_pytorch():
+    with pytest.raises(RuntimeError, match="expected m1 and m2 to have the same dtype, but "
+                                           "got: float != double"):
+        torch.ones(1, 2) @ torch.ones(2, 1, dtype=f64)
+    with pytest.raises(RuntimeError, match="same dtype"):
+        torch.matmul(torch.ones(2, dtype=f64), torch.ones(2))
+    assert (t([[1, 2]]) @ t([[1], [2]])).dtype == torch.int64
+    with torch.autocast("cpu", dtype=f16):  # autocast casts both: no mismatch
+        assert (torch.ones(1, 2) @ torch.ones(2, 1, dtype=f64)).dtype == f16

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from fnarray import api as fa
+from fnarray.compat import tape as _tape
 from fnarray.compat.tape import op_scope
 from fnarray.ops import activation as _activation
 from fnarray.compat import return_types
@@ -162,7 +163,19 @@ METHODS["__neg__"] = METHODS["neg"]
 
 # --- linear algebra -------------------------------------------------------------------
 
+_C10_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half",
+              "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
+              "uint8": "unsigned char", "bool": "bool", "complex64": "c10::complex<float>",
+              "complex128": "c10::complex<double>"}
+
+
 def matmul(input, other):
+    if (input.dtype != other.dtype and _tape._op.autocast is None
+            and (isinstance(input, Tensor) or isinstance(other, Tensor))):
+        a, b = (_C10_NAMES.get(np.dtype(d).name, np.dtype(d).name)
+                for d in (input.dtype, other.dtype))
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a} != {b} "
+                           f"(matmul: convert one operand, e.g. other.to(input.dtype))")
     nd = (input.ndim, other.ndim)
     name = {(2, 2): "MmBackward0", (1, 1): "DotBackward0", (2, 1): "MvBackward0"}.get(
         nd, "BmmBackward0" if nd == (3, 3) else "UnsafeViewBackward0")
