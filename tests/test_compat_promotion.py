@@ -85,3 +85,21 @@ def test_matmul_of_mixed_float_dtypes_raises_as_pytorch():
     assert (t([[1, 2]]) @ t([[1], [2]])).dtype == torch.int64
     with torch.autocast("cpu", dtype=f16):  # autocast casts both: no mismatch
         assert (torch.ones(1, 2) @ torch.ones(2, 1, dtype=f64)).dtype == f16
+
+
+def test_inplace_arithmetic_refuses_results_the_tensor_cannot_hold():
+    x = torch.arange(5)
+    with pytest.raises(RuntimeError, match="result type Float can't be cast to the desired "
+                                           "output type Long"):
+        x += 0.5
+    with pytest.raises(RuntimeError, match="result type Long can't be cast to the desired "
+                                           "output type Bool"):
+        t([True]).add_(1)
+    y = torch.ones(2)
+    y += t([1, 2])  # int into float: fine
+    assert y.tolist() == [2.0, 3.0] and y.dtype == f32
+    z = torch.arange(3)
+    z.add_(1)
+    z[0] = 2.7  # item assignment and copy_ cast silently, as in PyTorch
+    z.copy_(t([1.5, 2.5, 3.5]))
+    assert z.tolist() == [1, 2, 3] and z.dtype == torch.int64

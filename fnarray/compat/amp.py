@@ -21,6 +21,7 @@ import numpy as np
 
 from fnarray import api as fa
 from fnarray.compat import tape
+from fnarray.compat.promotion import torch_name
 
 # primitives that run in the lower precision (PyTorch's "lower_precision_fp" list: mm,
 # matmul, bmm, linear, addmm, conv*)
@@ -117,12 +118,6 @@ class autocast:  # noqa: N801 - PyTorch's name
         return wrapped
 
 
-_TORCH_NAMES = {"float64": "Double", "float32": "Float", "float16": "Half",
-                "bfloat16": "BFloat16", "int64": "Long", "int32": "Int", "int16": "Short",
-                "int8": "Char", "uint8": "Byte", "bool": "Bool", "complex64": "ComplexFloat",
-                "complex128": "ComplexDouble"}
-
-
 def check_linear_operands(input, weight, bias):
     """``F.linear``'s PyTorch behaviour for compat tensors: mismatched input and weight
     dtypes raise (as ``addmm`` does), and under autocast the bias is cast with the
@@ -132,8 +127,7 @@ def check_linear_operands(input, weight, bias):
     tensor_t = tape.TENSOR
     if (isinstance(input, tensor_t) or isinstance(weight, tensor_t)) \
             and input.dtype != weight.dtype:
-        names = [_TORCH_NAMES.get(np.dtype(d).name, np.dtype(d).name)
-                 for d in (input.dtype, weight.dtype)]
+        names = [torch_name(d) for d in (input.dtype, weight.dtype)]
         raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {names[0]} and "
                            f"{names[1]} (linear: convert the input with .to({weight.dtype}) "
                            f"or the layer with .to({input.dtype}))")

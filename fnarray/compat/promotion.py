@@ -61,6 +61,29 @@ def _combine(higher, lower):
     return higher
 
 
+_TORCH_NAMES = {"float64": "Double", "float32": "Float", "float16": "Half",
+                "bfloat16": "BFloat16", "int64": "Long", "int32": "Int", "int16": "Short",
+                "int8": "Char", "uint8": "Byte", "bool": "Bool", "complex64": "ComplexFloat",
+                "complex128": "ComplexDouble"}
+
+
+def torch_name(dtype) -> str:
+    """PyTorch's scalar-type name for ``dtype`` (``Float``, ``Double``, ``Long``, ...)."""
+    name = np.dtype(dtype).name
+    return _TORCH_NAMES.get(name, name)
+
+
+def can_cast(src, dst) -> bool:
+    """PyTorch's ``canCast`` for in-place results: never complex to real, floating to
+    integral, or anything but bool to bool."""
+    src, dst = np.dtype(src), np.dtype(dst)
+    if src.kind == "c" and dst.kind != "c":
+        return False
+    if src.kind == "f" and dst.kind in "iu":
+        return False
+    return not (src.kind != "b" and dst.kind == "b")
+
+
 def result_type(*operands) -> np.dtype:
     """The dtype PyTorch gives a binary (or n-ary) operation on ``operands``."""
     dim = zero = wrapped = None

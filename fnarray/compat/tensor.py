@@ -609,6 +609,8 @@ class Tensor(Tracer):
             if not isinstance(new, Tensor):
                 new = Tensor._make(fa.asarray(new), None, 0)
             if new.dtype != self.dtype:
+                if name in _ARITHMETIC:
+                    _check_cast(new.dtype, self.dtype)
                 new = fa.astype(new, self.dtype)
             if tuple(new.shape) != tuple(self.shape):
                 new = fa.broadcast_to(new, tuple(self.shape))
@@ -720,6 +722,20 @@ class Tensor(Tracer):
 
     def __itruediv__(self, other):
         return self.div_(other)
+
+
+# in-place arithmetic whose result must be castable to the tensor's dtype (PyTorch raises
+# for ``int_tensor += 0.5``; copies, fills and item assignment cast silently, as in PyTorch)
+_ARITHMETIC = frozenset({"AddBackward0", "SubBackward0", "MulBackward0", "DivBackward0",
+                         "PowBackward0", "AddcmulBackward0", "AddcdivBackward0",
+                         "LerpBackward0"})
+
+
+def _check_cast(src, dst) -> None:
+    from fnarray.compat.promotion import can_cast, torch_name
+    if not can_cast(src, dst):
+        raise RuntimeError(f"result type {torch_name(src)} can't be cast to the desired "
+                           f"output type {torch_name(dst)}")
 
 
 def _write(t: Tensor, new: Tensor) -> None:
