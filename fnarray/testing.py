@@ -10,7 +10,10 @@ every primitive, so users can test their own ``custom_jvp`` / ``custom_vjp`` rul
   ``(x, ct) -> vjp(f)(x)(ct)``, recursively, ``order`` levels deep.
 
 Only floating-point (and complex) leaves of ``args`` are differentiated; integer and boolean
-leaves are held constant.  Checks are deterministic (fixed random seed).
+leaves are held constant.  Checks are deterministic (fixed random seed).  Complex values
+follow JAX's convention: ``<a, b> = Re sum(a * b)`` (no conjugation), so a correct VJP is the
+transpose of the JVP, and ``grad`` of a real function of ``z = x + iy`` is
+``df/dx - i df/dy``.
 """
 
 from __future__ import annotations
