@@ -201,10 +201,10 @@ def _complex_part(kernel):
     return impl
 
 
-def _linear_unary(name, kernel, transpose, out_dtype=None):
+def _linear_unary(name, kernel, transpose):
     """A real-linear unary op ``f`` (``real``, ``imag``, ``conj``): its JVP is ``f(t)``;
     ``transpose(ct, x)`` is its transpose under the pairing ``Re sum(ct * t)``."""
-    p = unary(name, kernel, out_dtype=out_dtype)
+    p = unary(name, kernel)
     p.differentiable = True
     p.jvp = lambda primals, tangents, **_: (p.bind(primals[0]), p.bind(tangents[0]))
     p.vjp = lambda ct, x, *, out, **_: (transpose(ct, x),)
