@@ -103,3 +103,10 @@ def test_jacfwd_runs_the_function_once():
     j, aux = fa.jacfwd(f, has_aux=True)(X)
     np.testing.assert_allclose(j, np.diag([2.0, 4.0]))
     assert float(aux) == 3.0 and len(calls) == 1
+
+
+def test_linearize():
+    out, f_jvp, aux = fa.linearize(loss_with_aux, X, has_aux=True)
+    assert float(out) == 5.0
+    np.testing.assert_allclose(f_jvp(fa.asarray([1.0, 0.0])), 2.0)
+    _check_aux(aux)

@@ -231,14 +231,17 @@ def hessian(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fal
     return jacfwd(jacrev(fun, argnums, has_aux, holomorphic), argnums, has_aux, holomorphic)
 
 
-def linearize(fun: Callable, *primals):
+def linearize(fun: Callable, *primals, has_aux: bool = False):
     """``(fun(*primals), f_jvp)``; ``f_jvp(*tangents)`` reuses the recorded linearization.
+    With ``has_aux=True`` ``fun`` returns ``(output, aux)`` and the result is
+    ``(out, f_jvp, aux)`` (as JAX).
 
     The forward pass runs once, recording its residuals in a reverse-mode tape; ``f_jvp``
     applies ``J`` by transposing that tape's (linear) pullback — no re-evaluation of ``fun``.
     """
     from fnarray import api as fa
-    out, pullback = vjp(fun, *primals)
+    res = vjp(fun, *primals, has_aux=has_aux)
+    out, pullback = res[0], res[1]
     out_zero = tree_util.map(fa.zeros_like, out)
 
     def f_jvp(*tangents):
@@ -247,4 +250,4 @@ def linearize(fun: Callable, *primals):
         _, transpose = vjp(lambda ct: pullback(ct), out_zero)
         return transpose(tuple(tangents))[0]
 
-    return out, f_jvp
+    return (out, f_jvp, res[2]) if has_aux else (out, f_jvp)
