@@ -141,3 +141,25 @@ def test_compile_options_and_disable():
     assert isinstance(torch.compile(mode="max-autotune")(model), nn.Module)
     with pytest.raises(TypeError, match="Module or a function"):
         torch.compile(3)
+
+
+def test_batchnorm_running_statistics_are_written_back_as_in_eager():
+    def make():
+        torch.manual_seed(3)
+        return nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                             nn.Linear(4 * 4 * 4, 3))
+
+    batches = [(torch.tensor(rng.standard_normal((5, 2, 6, 6)).astype(np.float32)),
+                torch.tensor(rng.integers(0, 3, 5))) for _ in range(3)]
+    eager, source = make(), make()
+    compiled = torch.compile(source)
+    le = _train(eager, optim.SGD(eager.parameters(), lr=0.1), batches, F.cross_entropy)
+    lc = _train(compiled, optim.SGD(compiled.parameters(), lr=0.1), batches, F.cross_entropy)
+    assert le == lc
+    for (name, a), (_, b) in zip(eager.state_dict().items(), source.state_dict().items()):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
+    assert int(source[1].num_batches_tracked) == 3
+    eager.eval()
+    compiled.eval()
+    x = batches[0][0]
+    np.testing.assert_array_equal(compiled(x).detach().numpy(), eager(x).detach().numpy())

@@ -11,9 +11,10 @@ tape nodes, and the forward keeps exactly the residuals the backward reads.
 * Randomness (dropout) draws from the global generator exactly as eager code does: its
   state goes in as an input and comes back as an output, so compiled and eager runs give
   the same numbers from the same seed.
+* Buffers the forward rebinds (BatchNorm's running statistics in training mode) come out of
+  the program as extra outputs and are written back to the module, as eager code does.
 * Code that cannot be traced — Python control flow on tensor values — runs eagerly instead,
-  after one warning that names the line; so does a module that updates buffers in training
-  mode (BatchNorm running statistics), which the staged program cannot write back.
+  after one warning that names the line.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from fnarray.core import tree as tree_util
 from fnarray.core.array import Array
 from fnarray.core.trace import ConcretizationError
 from fnarray.nn.functional_call import functional_call
-from fnarray.nn.module import Module
+from fnarray.nn.module import SUBSTITUTION, Module
 from fnarray.transforms.staged import Staged, staged_call
 
 _EAGER = object()  # cache marker: this signature runs eagerly
@@ -73,11 +74,9 @@ class _Compiler:
 
     def _stage(self, names, inputs, in_tree, is_tensor, statics, diff):
         n_state = len(names)
-        if self.module is not None and self.module.training and n_state > len(
-                list(self.module.parameters())):
-            return self._fall_back("it updates buffers in training mode (e.g. BatchNorm "
-                                   "running statistics)")
+        owners = _owners(self.module)
         static_at = dict(statics)
+        updates: list = []  # (module, attribute) of each buffer the forward rebinds
 
         def pure(rng_key, *flat):
             state, tensors = flat[:n_state], iter(flat[n_state:])
@@ -88,15 +87,16 @@ class _Compiler:
             generator.set_state(rng_key)
             try:
                 if self.module is None:
-                    out = self.fn(*args, **kwargs)
+                    out, rebound = self.fn(*args, **kwargs), []
                 else:
-                    out = functional_call(self.module, dict(zip(names, state)), args, kwargs)
+                    out, rebound = _call_module(self.module, names, state, args, kwargs, owners)
                 new_key = generator.get_state()
             finally:
                 generator.set_state(saved)
             out_leaves, out_tree = tree_util.flatten(out)
             out_trees.append(out_tree)
-            return [_raw(o) for o in out_leaves] + [new_key]
+            updates[:] = [owner for owner, _ in rebound]
+            return [_raw(o) for o in out_leaves] + [new_key] + [_raw(v) for _, v in rebound]
 
         out_trees: list = []
         rng = _rng_state()
@@ -107,6 +107,7 @@ class _Compiler:
         except ConcretizationError as e:
             return self._fall_back(str(e).splitlines()[0])
         staged.out_tree = out_trees[-1]
+        staged.buffer_updates = list(updates)
         return staged
 
     def _fall_back(self, why: str):
@@ -123,12 +124,48 @@ class _Compiler:
             outs = list(staged_call.bind(rng, *inputs, staged=staged))
         else:
             outs = [Tensor(o) for o in staged.plain([rng, *[_raw(x) for x in inputs]])]
-        compat_random.default_generator.set_state(_raw(outs[-1]))
-        return tree_util.unflatten(staged.out_tree, outs[:-1])
+        n = staged.out_tree.num_leaves
+        compat_random.default_generator.set_state(_raw(outs[n]))
+        # Buffers the forward rebinds (running statistics) are written back as eager code
+        # writes them: new values without a gradient history.
+        for (module, attr), value in zip(staged.buffer_updates, outs[n + 1:]):
+            setattr(module, attr, _raw(value))
+        return tree_util.unflatten(staged.out_tree, outs[:n])
 
 
 def _is_tensor(x) -> bool:
     return isinstance(x, Tensor)
+
+
+def _owners(module) -> dict:
+    """``{qualified buffer name: (submodule, attribute)}`` (shared buffers under every name)."""
+    if module is None:
+        return {}
+    return {(prefix + "." if prefix else "") + name: (mod, name)
+            for prefix, mod in module.named_modules(remove_duplicate=False)
+            for name in mod.__dict__["_buffers"]}
+
+
+def _call_module(module, names, state, args, kwargs, owners):
+    """``module(*args, **kwargs)`` through ``functional_call`` with ``state`` for ``names``;
+    returns the output and ``[((submodule, attribute), new value)]`` for every buffer the
+    forward rebound.  functional_call keeps rebound buffers in its per-call table, which a
+    forward hook reads while the call is still in progress."""
+    tables = []
+    handle = module.register_forward_hook(
+        lambda mod, a, out: tables.append(SUBSTITUTION.stack[-1]))
+    try:
+        out = functional_call(module, dict(zip(names, state)), args, kwargs)
+    finally:
+        handle.remove()
+    given = dict(zip(names, state))
+    rebound, seen = [], set()
+    for name, (mod, attr) in owners.items():
+        value = tables[-1].get(id(mod), {}).get(attr) if tables else None
+        if value is not None and value is not given.get(name) and (id(mod), attr) not in seen:
+            seen.add((id(mod), attr))
+            rebound.append(((mod, attr), value))
+    return out, rebound
 
 
 def _raw(x):
