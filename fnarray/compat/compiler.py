@@ -44,6 +44,8 @@ class _Compiler:
         self.warned = False
 
     def state(self) -> tuple[list, list]:
+        """Qualified names and handles of the module's parameters and buffers (read on
+        every call: an optimizer or ``load_state_dict`` may have rebound them)."""
         if self.module is None:
             return [], []
         named = list(self.module.named_parameters()) + list(self.module.named_buffers())
