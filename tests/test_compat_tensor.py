@@ -43,7 +43,8 @@ def test_from_numpy_copies_and_numpy_is_read_only():
 
 def test_properties():
     x = torch.zeros(3, 4, 5)
-    assert x.shape == (3, 4, 5) and repr(x.shape) == "Size([3, 4, 5])"
+    assert x.shape == (3, 4, 5) and repr(x.shape) == "torch.Size([3, 4, 5])"
+    assert str(x.shape) == f"{x.shape}" == "torch.Size([3, 4, 5])"
     assert x.ndim == 3 and x.numel() == 60 and x.element_size() * x.numel() == 240
     assert x.size() == (3, 4, 5) and x.size(1) == 4 and x.dim() == 3
     assert f"{x.device}" == "cpu" and not x.requires_grad

@@ -6,6 +6,15 @@ tensor hooks, checks that no tensor a node read was changed in place since, re-w
 saved values as tensors when ``create_graph=True`` (so the backward pass is itself
 recorded), and, under ``detect_anomaly``, names the forward operation whose backward
 produced a NaN.
+
+Complex gradients: the engine's rules follow JAX's convention, PyTorch's ``.grad`` of a
+real loss is its conjugate (``∂L/∂x + i ∂L/∂y``, the steepest-ascent direction an
+optimizer steps against).  PyTorch's vector-Jacobian product is ``conj ∘ JAX-VJP ∘ conj``,
+so the cotangents are conjugated (``conj_cotangent``) exactly where they cross the compat
+boundary — the ``grad_tensors`` entering the walk, the values tensor hooks see and return,
+the leaves' ``.grad`` and ``autograd.grad`` results, and ``autograd.Function`` /
+checkpoint backwards (``function.record_call``) — never inside the primitive rules.
+Real dtypes pass through untouched.
 """
 
 from __future__ import annotations
@@ -146,6 +155,15 @@ def _value(x):
     return x._value if isinstance(x, Tensor) else x
 
 
+def conj_cotangent(ct):
+    """Convert a cotangent between JAX's and PyTorch's complex conventions (conjugation,
+    its own inverse; recorded when ``ct`` is a tensor of a graph being built).  ``None`` and
+    real cotangents are returned as they are."""
+    if ct is None or np.dtype(_value(ct).dtype).kind != "c":
+        return ct
+    return ct.conj() if isinstance(ct, Tensor) else fa.conj(ct)
+
+
 class _TapeHooks:
     """Per-backward callbacks for ``reverse.backward`` (see the module docstring)."""
 
@@ -161,14 +179,14 @@ class _TapeHooks:
                 for fn in list(fns):
                     if cts[i] is None:
                         continue
-                    res = fn(self._tensor(cts[i]))
+                    res = fn(self._tensor(conj_cotangent(cts[i])))
                     if res is not None:
-                        cts[i] = res if self.create_graph else _value(res)
+                        cts[i] = conj_cotangent(res if self.create_graph else _value(res))
         for i, c in enumerate(cts):
             if (id(node), i) in self.wanted:
-                self.wanted[(id(node), i)] = c
+                self.wanted[(id(node), i)] = conj_cotangent(c)
         if node.prim is None:
-            self.leaves.append((node, cts[0]))
+            self.leaves.append((node, conj_cotangent(cts[0])))
         return cts
 
     def saved(self, node):
@@ -275,7 +293,7 @@ def _roots_and_cts(tensors, grad_tensors, create_graph):
         if g.dtype != t.dtype:
             g = g.to(t.dtype)
         roots.append((t._node, t._index))
-        cts.append(g if create_graph else g._value)
+        cts.append(conj_cotangent(g if create_graph else g._value))
     return roots, cts
 
 

@@ -4,12 +4,14 @@
 PyTorch does), then — when an input tensor requires grad — records the outputs as the
 result of one ``custom_vjp_call`` on the tensor inputs, whose backward calls
 ``MyFn.backward(ctx, *grad_outputs)``.  The recorded rule hands back the outputs the
-forward already computed, so the forward is never run twice.
+forward already computed, so the forward is never run twice.  ``backward`` receives
+and returns gradients in PyTorch's complex convention (``record_call`` converts).
 """
 
 from __future__ import annotations
 
 from fnarray.compat import grad_mode
+from fnarray.compat.autograd import conj_cotangent
 from fnarray.compat.tape import op_scope
 from fnarray.compat.tensor import Tensor
 from fnarray.transforms.custom import custom_vjp_call
@@ -111,10 +113,15 @@ def once_differentiable(backward):
 def record_call(name: str, operands: list, out_values: list, bwd) -> list:
     """Record ``out_values`` (already computed) as the outputs of one node named ``name``
     reading the tensors ``operands``; its backward is ``bwd(None, cotangents) -> one
-    cotangent (or None) per operand``."""
+    cotangent (or None) per operand``, both in PyTorch's complex convention (the engine's
+    JAX-convention cotangents are conjugated on the way in and out)."""
+    def engine_bwd(res, cts):
+        grads = bwd(res, [conj_cotangent(c) for c in cts])
+        return [conj_cotangent(g) for g in grads]
+
     with op_scope(name):
         return list(custom_vjp_call.bind(*operands, fun=lambda *_: out_values,
-                                         fwd=lambda *_: (out_values, None), bwd=bwd))
+                                         fwd=lambda *_: (out_values, None), bwd=engine_bwd))
 
 
 def _value(x):

@@ -29,10 +29,10 @@ from fnarray.core.array import Array
 from fnarray.core.trace import Tracer
 
 class Size(tuple):
-    """A tensor's shape: a tuple that prints as ``Size([2, 3])``."""
+    """A tensor's shape: a tuple that prints as PyTorch's does, ``torch.Size([2, 3])``."""
 
     def __repr__(self):
-        return f"Size({list(self)})"
+        return f"torch.Size({list(self)})"
 
     __str__ = __repr__
 

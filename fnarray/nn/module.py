@@ -422,8 +422,8 @@ class Module:
                 value = value.array if isinstance(value, Tensor) else fa.asarray(value)
                 if tuple(value.shape) != tuple(handle.shape):
                     errors.append(f"size mismatch for {key}: copying a param with shape "
-                                  f"Size({list(value.shape)}) from checkpoint, the shape in "
-                                  f"current model is Size({list(handle.shape)}).")
+                                  f"torch.Size({list(value.shape)}) from checkpoint, the shape "
+                                  f"in current model is torch.Size({list(handle.shape)}).")
                     continue
                 handle.data = fa.device_put(fa.astype(value, handle.dtype), str(handle.device))
         unexpected = [k for k in state_dict if k not in expected]
