@@ -311,3 +311,40 @@ def test_real_only_kernels_refuse_complex(name, data):
     f, xs = _function_of_diff(REGISTRY[name], _complex_sample(name, data))
     with pytest.raises(TypeError):
         f(*xs)
+
+
+# Primitives without derivatives still meet complex operands (comparisons, rounding, sorting):
+# each either computes the same thing eagerly, under jit and under vmap, or refuses with a
+# TypeError.  Samples with no floating operand have nothing to make complex.
+NON_DIFFERENTIABLE = [n for n in NAMES if not REGISTRY[n].differentiable]
+
+
+def _with_imaginary_part(a: np.ndarray) -> np.ndarray:
+    """``a`` plus an imaginary part taken from its own values reversed (distinct per element,
+    so ties and orderings stay as varied as in the real sample)."""
+    if a.dtype.kind != "f":
+        return a
+    with np.errstate(invalid="ignore"):  # inf samples: inf * 0.5j has a NaN real part
+        return a + 0.5j * np.flip(a)
+
+
+@pytest.mark.parametrize("name", NON_DIFFERENTIABLE)
+@settings(max_examples=4)
+@given(data=st.data())
+def test_non_differentiable_primitives_on_complex_inputs(name, data):
+    prim = REGISTRY[name]
+    sample = _sample(name, data)
+    hosts = [_with_imaginary_part(np.asarray(a)) for a in sample.args]
+    if not any(h.dtype.kind == "c" for h in hosts):
+        return
+    args = [fa.asarray(h) for h in hosts]
+    try:
+        eager = _bind(prim, args, sample.params)
+    except TypeError:
+        return  # refused, as a kernel without a complex meaning must
+    jitted = fa.jit(lambda *xs: _bind(prim, xs, sample.params))(*args)
+    for e, j in zip(eager, jitted):
+        assert np.asarray(j).dtype == np.asarray(e).dtype, f"{name}: jit changes the dtype"
+        np.testing.assert_array_equal(np.asarray(j), np.asarray(e), err_msg=f"{name}: jit vs eager")
+    batchable = range(len(args)) if sample.batchable is None else sample.batchable
+    _check_vmap(lambda *xs: _bind(prim, xs, sample.params), args, batchable, data)

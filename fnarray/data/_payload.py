@@ -74,7 +74,11 @@ _SharingPickler = None
 
 
 def load(payload):
-    """The spec back from ``dump``'s payload (in the worker)."""
+    """The spec back from ``dump``'s payload (in the worker).
+
+    The bytes come only from this worker's parent over the private pipe ``multiprocessing``
+    opened for it (the same trust ``multiprocessing`` itself gives its own pickles); no file
+    or outside input is ever read here, so ``fa.load`` keeps its never-unpickle promise."""
     return pickle.loads(payload) if isinstance(payload, bytes) else payload
 
 
