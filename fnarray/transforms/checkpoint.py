@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 
 from fnarray.core import tree as tree_util
 from fnarray.core.primitive import declare
+from fnarray.transforms.custom import is_tracer
 from fnarray.transforms.ir import Program, eval_program
 
 
@@ -273,7 +274,7 @@ def checkpoint(fun: Callable | None = None, *, prevent_cse: bool = True,
         n = len(args)
         static = {i % n: args[i] for i in statics if -n <= i < n}
         dyn = [a for i, a in enumerate(args) if i not in static]
-        leaves, in_tree = tree_util.flatten((dyn, kwargs))
+        leaves, in_tree = tree_util.flatten((dyn, kwargs), is_leaf=is_tracer)
         leaves = [fa.asarray(x) for x in leaves]
         out_trees: list = []
 

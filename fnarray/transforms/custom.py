@@ -24,8 +24,16 @@ import functools
 
 from fnarray.core import tree as tree_util
 from fnarray.core.primitive import declare
+from fnarray.core.trace import Tracer
 from fnarray.ops import sorting
 from fnarray.transforms import rule_checks
+
+
+def is_tracer(x) -> bool:
+    """Tracers are leaves when a call primitive flattens its arguments, even those of a type
+    registered as a pytree node (a compat ``Tensor`` flattens to its value elsewhere): the call
+    must reach the trace that records it, not a detached copy of its value."""
+    return isinstance(x, Tracer)
 
 
 def stop_gradient(x):
@@ -110,7 +118,7 @@ class _CustomRule:
         from fnarray import api as fa
         static = {i: args[i] for i in self.nondiff_argnums}
         dyn = [a for i, a in enumerate(args) if i not in static]
-        leaves, in_tree = tree_util.flatten(tuple(dyn))
+        leaves, in_tree = tree_util.flatten(tuple(dyn), is_leaf=is_tracer)
         leaves = [fa.asarray(x) for x in leaves]
         out_trees: list = []
 
