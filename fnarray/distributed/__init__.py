@@ -1,0 +1,393 @@
+"""Multi-process collectives with ``torch.distributed``'s face, on MPI (mpi4py).
+
+Launch a job the way HPC users do: ``mpiexec -n 4 python train.py``; in the script call
+``fnarray.distributed.init_process_group("mpi")`` and then the collectives below.
+
+Values.  On a compat tensor a collective works in place, like PyTorch (the write goes
+through the tensor's in-place update machinery, outside autograd, so version counters and
+views stay right).  On an ``fa.Array`` or a pytree of them arrays are immutable, so the
+collective returns the new value instead.  With ``async_op=True`` every collective returns
+a :class:`Work` handle; ``wait()`` finishes it (and writes compat tensors), ``result()``
+gives the value for arrays.
+
+Failure.  ``init_process_group`` installs an exception hook that aborts the whole MPI job
+when any rank dies of an uncaught exception, so the launcher exits non-zero instead of the
+other ranks waiting forever in a collective.  ``timeout`` bounds each collective: past it a
+``RuntimeError`` is raised (and, uncaught, aborts the job the same way).
+
+``mpi4py`` is imported on first use only; ``import fnarray`` never loads MPI.  NCCL is not
+built: ``init_process_group("nccl")`` raises an error saying so (it would need CuPy from
+the ``gpu`` extra, a GPU, and a backend that has not been written or tested yet).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import timedelta
+from enum import Enum
+
+import numpy as np
+
+import fnarray as fa
+from fnarray import tree_util
+
+__all__ = [
+    "ProcessGroup", "ReduceOp", "Work", "all_gather", "all_reduce", "barrier", "broadcast",
+    "destroy_process_group", "get_rank", "get_world_size", "init_process_group",
+    "is_available", "is_initialized", "new_group", "reduce_scatter"]
+
+
+def _mpi():
+    """The ``mpi4py.MPI`` module, or an ImportError naming the extra that provides it."""
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+        raise ImportError(
+            "fnarray.distributed needs mpi4py and an MPI library: install the "
+            "'distributed' extra (pip install 'fnarray[distributed]', which brings mpi4py "
+            "and the mpich wheel with mpiexec)") from exc
+    return MPI
+
+
+def is_available() -> bool:
+    """True when mpi4py can be imported (the ``distributed`` extra is installed)."""
+    try:
+        _mpi()
+    except ImportError:
+        return False
+    return True
+
+
+class ReduceOp(Enum):
+    """Reductions of ``all_reduce`` and ``reduce_scatter``; AVG is SUM divided by the
+    group size (floating and complex dtypes only)."""
+    SUM = "sum"
+    AVG = "avg"
+    MAX = "max"
+    MIN = "min"
+    PRODUCT = "product"
+
+
+class ProcessGroup:
+    """A set of ranks sharing an MPI communicator; ``comm`` is None on ranks outside it."""
+
+    def __init__(self, comm, ranks: list[int], timeout: float | None):
+        self.comm, self.ranks, self.timeout = comm, ranks, timeout
+
+    def rank(self) -> int:
+        return self.comm.Get_rank() if self.comm is not None else -1
+
+    def size(self) -> int:
+        return len(self.ranks)
+
+    def __repr__(self) -> str:
+        return f"ProcessGroup(ranks={self.ranks})"
+
+
+class _State:
+    world: ProcessGroup | None = None
+    backend: str | None = None
+    groups: list[ProcessGroup] = []
+    previous_hook = None
+
+
+_state = _State()
+
+
+def _seconds(timeout) -> float | None:
+    if timeout is None:
+        return None
+    return timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+
+
+def _abort_on_exception(kind, value, tb) -> None:
+    """Print the traceback, then abort every rank: the others may be blocked in a
+    collective this rank will never join."""
+    sys.__excepthook__(kind, value, tb)
+    sys.stderr.flush()
+    _mpi().COMM_WORLD.Abort(1)
+
+
+def init_process_group(backend: str = "mpi", init_method: str | None = None, timeout=None,
+                       world_size: int = -1, rank: int = -1, **kwargs) -> None:
+    """Join the job started by ``mpiexec``.  ``backend`` is ``"mpi"`` (CPU); ``"nccl"`` is
+    refused with an explanation.  Rank and
+    world size come from MPI; passing different ones is an error.  ``timeout`` (seconds or
+    a ``timedelta``) bounds every collective."""
+    if _state.world is not None:
+        raise RuntimeError("init_process_group: the default process group is already "
+                           "initialized; call destroy_process_group() first")
+    if backend == "nccl":
+        raise RuntimeError("init_process_group: the 'nccl' backend is not available in this "
+                           "build of fnarray (it needs CuPy from the 'gpu' extra, an NVIDIA "
+                           "GPU and a backend not yet written); use backend='mpi'")
+    if backend != "mpi":
+        raise ValueError(f"init_process_group: unknown backend {backend!r}; fnarray supports "
+                         f"'mpi' (CPU, through mpi4py)")
+    MPI = _mpi()
+    comm = MPI.COMM_WORLD
+    if world_size not in (-1, comm.Get_size()) or rank not in (-1, comm.Get_rank()):
+        raise ValueError(
+            f"init_process_group: world_size={world_size}, rank={rank} disagree with the MPI "
+            f"launch (size {comm.Get_size()}, rank {comm.Get_rank()}); leave them at -1")
+    _state.world = ProcessGroup(comm, list(range(comm.Get_size())), _seconds(timeout))
+    _state.backend = backend
+    _state.previous_hook, sys.excepthook = sys.excepthook, _abort_on_exception
+
+
+def is_initialized() -> bool:
+    return _state.world is not None
+
+
+def get_backend(group: ProcessGroup | None = None) -> str:
+    _group(group)
+    return _state.backend
+
+
+def _group(group: ProcessGroup | None) -> ProcessGroup:
+    if _state.world is None:
+        raise RuntimeError("fnarray.distributed: the default process group is not "
+                           "initialized; call init_process_group('mpi') first")
+    return _state.world if group is None else group
+
+
+def get_rank(group: ProcessGroup | None = None) -> int:
+    """This process's rank in ``group`` (the world by default); -1 outside the group."""
+    return _group(group).rank()
+
+
+def get_world_size(group: ProcessGroup | None = None) -> int:
+    return _group(group).size()
+
+
+def new_group(ranks=None, timeout=None, backend=None) -> ProcessGroup:
+    """A group over ``ranks`` (all ranks by default).  Every rank of the world must call it,
+    members or not, as in PyTorch."""
+    world = _group(None)
+    ranks = sorted(set(range(world.size()) if ranks is None else (int(r) for r in ranks)))
+    if not ranks or ranks[0] < 0 or ranks[-1] >= world.size():
+        raise ValueError(f"new_group: ranks {ranks} must be a non-empty subset of "
+                         f"0..{world.size() - 1}")
+    me = world.rank()
+    color = 0 if me in ranks else _mpi().UNDEFINED
+    comm = world.comm.Split(color, ranks.index(me) if me in ranks else 0)
+    group = ProcessGroup(comm if me in ranks else None, ranks,
+                         _seconds(timeout) if timeout is not None else world.timeout)
+    _state.groups.append(group)
+    return group
+
+
+def destroy_process_group(group: ProcessGroup | None = None) -> None:
+    """Free ``group``'s communicator, or, by default, leave the job's process group."""
+    if group is not None and group is not _state.world:
+        if group.comm is not None:
+            group.comm.Free()
+            group.comm = None
+        return
+    _group(None)
+    for g in _state.groups:
+        if g.comm is not None:
+            g.comm.Free()
+    _state.groups, _state.world, _state.backend = [], None, None
+    sys.excepthook = _state.previous_hook
+
+
+# --- values: compat tensors in place, arrays and pytrees by value --------------------------
+
+def _tensor_type():
+    compat = sys.modules.get("fnarray.compat")
+    return compat.Tensor if compat is not None else None
+
+
+def _leaves(value):
+    """(numpy copies of the leaves, a function rebuilding the value, the compat tensors)."""
+    tensor = _tensor_type()
+    if tensor is not None and isinstance(value, tensor):
+        return [np.array(value._value)], None, [value]
+    leaves, treedef = tree_util.tree_flatten(value)
+    return [np.array(x) for x in leaves], treedef, None
+
+
+def _write_back(tensors, treedef, arrays):
+    if tensors is not None:
+        from fnarray.compat import Tensor, grad_mode
+        with grad_mode.no_grad():
+            for t, a in zip(tensors, arrays):
+                t.copy_(Tensor._make(fa.asarray(a.astype(np.dtype(t._value.dtype))), None, 0))
+        return None
+    return tree_util.tree_unflatten(treedef, [fa.asarray(a) for a in arrays])
+
+
+_WIDEN = {np.dtype(np.float16): np.float32, np.dtype(np.bool_): np.uint8}
+
+
+def _wire(a: np.ndarray) -> np.ndarray:
+    """A buffer MPI can reduce: float16 through float32, bool through uint8; others as is."""
+    kind = _WIDEN.get(a.dtype)
+    if kind is None and a.dtype.kind not in "biufc":  # e.g. bfloat16 from ml_dtypes
+        kind = np.float32
+    return np.ascontiguousarray(a if kind is None else a.astype(kind))
+
+
+class Work:
+    """The handle of an asynchronous collective: ``wait()`` completes it (writing compat
+    tensors in place) and returns True; ``result()`` waits and returns the value."""
+
+    def __init__(self, requests, finish, timeout: float | None, name: str):
+        self._requests, self._finish, self._timeout, self._name = requests, finish, timeout, name
+        self._done, self._value = False, None
+
+    def is_completed(self) -> bool:
+        return self._done or _mpi().Request.Testall(self._requests)
+
+    def wait(self, timeout=None) -> bool:
+        if self._done:
+            return True
+        limit = _seconds(timeout) if timeout is not None else self._timeout
+        MPI = _mpi()
+        if limit is None:
+            MPI.Request.Waitall(self._requests)
+        else:
+            deadline, spins = time.monotonic() + limit, 0
+            while not MPI.Request.Testall(self._requests):
+                spins += 1
+                if spins > 200:
+                    time.sleep(1e-4)
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"fnarray.distributed.{self._name}: timed out after "
+                                       f"{limit:g} s waiting for the other ranks")
+        self._value = self._finish()
+        self._done = True
+        return True
+
+    def result(self):
+        self.wait()
+        return self._value
+
+
+def _run(work: Work, async_op: bool, returns_value: bool):
+    if async_op:
+        return work
+    work.wait()
+    return work._value if returns_value else None
+
+
+_MPI_OPS = {ReduceOp.SUM: "SUM", ReduceOp.AVG: "SUM", ReduceOp.MAX: "MAX",
+            ReduceOp.MIN: "MIN", ReduceOp.PRODUCT: "PROD"}
+
+
+def _mpi_op(op, name: str, dtypes):
+    op = ReduceOp(op.value if isinstance(op, ReduceOp) else op)
+    if op is ReduceOp.AVG and any(d.kind not in "fc" for d in dtypes):
+        raise TypeError(f"fnarray.distributed.{name}: ReduceOp.AVG needs floating or complex "
+                        f"tensors, got {[str(d) for d in dtypes]}; use SUM and divide")
+    return op, getattr(_mpi(), _MPI_OPS[op])
+
+
+def _active(group: ProcessGroup | None, name: str) -> ProcessGroup | None:
+    g = _group(group)
+    return g if g.comm is not None else None
+
+
+def all_reduce(tensor, op=ReduceOp.SUM, group: ProcessGroup | None = None,
+               async_op: bool = False):
+    """Reduce ``tensor`` over the group's ranks; every rank receives the result."""
+    g = _active(group, "all_reduce")
+    leaves, treedef, tensors = _leaves(tensor)
+    if g is None:
+        return None
+    op, mpi_op = _mpi_op(op, "all_reduce", [a.dtype for a in leaves])
+    sends = [_wire(a) for a in leaves]
+    recvs = [np.empty_like(s) for s in sends]
+    reqs = [g.comm.Iallreduce(s, r, op=mpi_op) for s, r in zip(sends, recvs)]
+
+    def finish():
+        out = [(r / g.size() if op is ReduceOp.AVG else r).astype(a.dtype)
+               for r, a in zip(recvs, leaves)]
+        return _write_back(tensors, treedef, out)
+    return _run(Work(reqs, finish, g.timeout, "all_reduce"), async_op, tensors is None)
+
+
+def broadcast(tensor, src: int, group: ProcessGroup | None = None, async_op: bool = False):
+    """Send ``tensor`` from global rank ``src`` to every rank of the group."""
+    g = _active(group, "broadcast")
+    leaves, treedef, tensors = _leaves(tensor)
+    if g is None:
+        return None
+    if src not in g.ranks:
+        raise ValueError(f"broadcast: src={src} is not in the group's ranks {g.ranks}")
+    bufs = [_wire(a) for a in leaves]
+    reqs = [g.comm.Ibcast(b, root=g.ranks.index(src)) for b in bufs]
+
+    def finish():
+        return _write_back(tensors, treedef, [b.astype(a.dtype) for b, a in zip(bufs, leaves)])
+    return _run(Work(reqs, finish, g.timeout, "broadcast"), async_op, tensors is None)
+
+
+def all_gather(tensor_list, tensor, group: ProcessGroup | None = None, async_op: bool = False):
+    """Gather ``tensor`` from every rank.  With compat tensors ``tensor_list`` (one tensor
+    per rank) is filled in place; with an array the list of arrays is returned and
+    ``tensor_list`` may be None."""
+    g = _active(group, "all_gather")
+    (a,), _, tensors = _leaves(tensor) if _is_tensor(tensor) else ([np.array(tensor)], None, None)
+    if g is None:
+        return None
+    send = _wire(a)
+    recv = np.empty((g.size(),) + send.shape, send.dtype)
+    req = g.comm.Iallgather(send, recv)
+
+    def finish():
+        parts = [recv[i].astype(a.dtype) for i in range(g.size())]
+        if tensors is not None:
+            _check_list(tensor_list, g, "all_gather", "tensor_list")
+            _write_back(list(tensor_list), None, parts)
+            return None
+        return [fa.asarray(p) for p in parts]
+    return _run(Work([req], finish, g.timeout, "all_gather"), async_op, tensors is None)
+
+
+def reduce_scatter(output, input_list, op=ReduceOp.SUM, group: ProcessGroup | None = None,
+                   async_op: bool = False):
+    """Reduce ``input_list`` (one tensor per rank) elementwise over the ranks; rank i keeps
+    the i-th reduced tensor — in ``output`` for compat tensors, returned for arrays (pass
+    ``output=None``)."""
+    g = _active(group, "reduce_scatter")
+    if g is None:
+        return None
+    _check_list(input_list, g, "reduce_scatter", "input_list")
+    parts = [np.array(x._value if _is_tensor(x) else x) for x in input_list]
+    if len({(p.shape, p.dtype) for p in parts}) != 1:
+        raise ValueError(f"reduce_scatter: input_list entries must share shape and dtype, got "
+                         f"{[(p.shape, str(p.dtype)) for p in parts]}")
+    op, mpi_op = _mpi_op(op, "reduce_scatter", [parts[0].dtype])
+    send = _wire(np.stack(parts))
+    recv = np.empty_like(send[0])
+    req = g.comm.Ireduce_scatter_block(send, recv, op=mpi_op)
+
+    def finish():
+        out = (recv / g.size() if op is ReduceOp.AVG else recv).astype(parts[0].dtype)
+        if _is_tensor(output):
+            return _write_back([output], None, [out])
+        return fa.asarray(out)
+    return _run(Work([req], finish, g.timeout, "reduce_scatter"), async_op,
+                not _is_tensor(output))
+
+
+def barrier(group: ProcessGroup | None = None, async_op: bool = False):
+    """Wait until every rank of the group has reached the barrier."""
+    g = _active(group, "barrier")
+    if g is None:
+        return None
+    return _run(Work([g.comm.Ibarrier()], lambda: None, g.timeout, "barrier"), async_op, False)
+
+
+def _is_tensor(x) -> bool:
+    tensor = _tensor_type()
+    return tensor is not None and isinstance(x, tensor)
+
+
+def _check_list(items, g: ProcessGroup, name: str, what: str) -> None:
+    if items is None or len(items) != g.size():
+        got = "None" if items is None else f"{len(items)} entries"
+        raise ValueError(f"{name}: {what} needs one tensor per rank ({g.size()}), got {got}")
