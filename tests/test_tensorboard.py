@@ -183,3 +183,25 @@ def test_missing_extra_names_it(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_tensorboard)
     with pytest.raises(ImportError, match=r"pip install 'fnarray\[tensorboard\]'"):
         SummaryWriter(tmp_path)
+
+
+def test_mnist_example_logs_to_tensorboard(tmp_path, monkeypatch):
+    from fnarray.examples import mnist
+
+    monkeypatch.setattr(mnist, "resolve_data", lambda data, sizes: mnist.synthetic_splits(256, 64))
+    board = tmp_path / "board"
+    mnist.main(["--no-progress", "--out", str(tmp_path / "out"), "--epochs", "2",
+                "--gamma", "0.5", "--tensorboard", str(board)])
+    acc = read(board)
+    assert [e.step for e in acc.Scalars("loss/train")] == list(range(1, 9))  # 4 steps an epoch
+    assert [e.value for e in acc.Scalars("lr")] == pytest.approx([1e-3] * 4 + [5e-4] * 4)
+    history = mnist.torch.load(tmp_path / "out" / "checkpoint.fa")["history"]
+    assert [e.value for e in acc.Scalars("loss/train")] == pytest.approx(history["step_loss"])
+    test_acc = acc.Scalars("accuracy/test")
+    assert [e.step for e in test_acc] == [4, 8]
+    assert [e.value for e in test_acc] == pytest.approx([e["test_acc"] for e in history["epochs"]])
+    assert [e.step for e in acc.Scalars("loss/test")] == [4, 8]
+    weights = acc.Histograms("weights/fc1.weight")
+    assert [e.step for e in weights] == [4, 8] and weights[0].histogram_value.num == 9216 * 128
+    ops = {n.op for n in acc.Graph().node}
+    assert {"conv", "dot_general", "Parameter", "Input", "Output"} <= ops

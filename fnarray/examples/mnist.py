@@ -1,6 +1,7 @@
 """Train the PyTorch-tutorial ConvNet on MNIST with fnarray's compat layer.
 
-Run: ``python -m fnarray.examples.mnist [--data DIR] [--epochs N] [--resume] [--gamma G]``.
+Run: ``python -m fnarray.examples.mnist [--data DIR] [--epochs N] [--resume] [--gamma G]
+[--tensorboard DIR]``.
 
 The code is the PyTorch MNIST example with only the imports changed.  It splits the
 available images deterministically (the first 8,000 train, the last 2,000 test), trains
@@ -9,6 +10,8 @@ progress bar with the running loss, evaluates under ``no_grad`` after every epoc
 checkpoint (model, optimizer, scheduler, epoch and the whole history down to per-step
 losses) after every epoch, resumes from it with ``--resume``, and draws two figures next
 to the checkpoint (see ``mnist_plots``): the training curves and a page of test digits.
+``--tensorboard DIR`` also logs to TensorBoard (``torch.utils.tensorboard.SummaryWriter``):
+the loss and lr per step, test loss/accuracy and weight histograms per epoch, and the graph.
 
 Where the data comes from, in order: ``--data DIR``; ``$FNARRAY_DATA``; ``../shared/data/mnist``
 next to the working directory; the cache directory (``$XDG_CACHE_HOME/fnarray/mnist``, by
@@ -126,9 +129,10 @@ def digit_arrays(fallback_sizes: tuple[int, int] = (12000, 2000)):
     return (*arrays, source)
 
 
-def train_epoch(model, loader, optimizer, epoch, progress, history):
+def train_epoch(model, loader, optimizer, epoch, progress, history, writer=None):
     """One pass over ``loader``; appends each step's loss, batch accuracy and lr to
-    ``history``.  Returns the mean training loss."""
+    ``history`` (and logs loss and lr to ``writer``, a SummaryWriter, when given).
+    Returns the mean training loss."""
     model.train()
     running, seen = 0.0, 0
     bar = progress(loader, desc=f"epoch {epoch}", leave=False)
@@ -142,6 +146,10 @@ def train_epoch(model, loader, optimizer, epoch, progress, history):
         history["step_loss"].append(value)
         history["step_acc"].append((output.detach().argmax(dim=1) == target).float().mean().item())
         history["step_lr"].append(optimizer.param_groups[0]["lr"])
+        if writer is not None:
+            step = len(history["step_loss"])
+            writer.add_scalar("loss/train", value, step)
+            writer.add_scalar("lr", history["step_lr"][-1], step)
         running += value * len(data)
         seen += len(data)
         if hasattr(bar, "set_postfix"):
@@ -183,6 +191,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--fallback-size", type=int, nargs=2, default=(12000, 2000),
                         metavar=("TRAIN", "TEST"), help="images in the offline fallback")
+    parser.add_argument("--tensorboard", metavar="DIR",
+                        help="also log to TensorBoard event files under DIR")
     args = parser.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -211,10 +221,15 @@ def main(argv=None) -> dict:
         print(f"resumed from {ckpt} after epoch {state['epoch']}")
     start = len(history["epochs"]) + 1
 
+    writer = None
+    if args.tensorboard:
+        writer = torch.utils.tensorboard.SummaryWriter(args.tensorboard)
+        writer.add_graph(model, next(iter(test_loader))[0][:1])
     progress, predicted = _progress(args.no_progress), None
     for epoch in range(start, start + args.epochs):
         t0 = time.perf_counter()
-        train_loss = train_epoch(model, train_loader, optimizer, epoch, progress, history)
+        train_loss = train_epoch(model, train_loader, optimizer, epoch, progress, history,
+                                 writer)
         seconds = time.perf_counter() - t0
         test_loss, acc, predicted = evaluate(model, test_loader)
         if scheduler is not None:
@@ -222,6 +237,8 @@ def main(argv=None) -> dict:
         history["epochs"].append({"epoch": epoch, "step": len(history["step_loss"]),
                                   "train_loss": train_loss, "test_loss": test_loss,
                                   "test_acc": acc, "seconds": seconds})
+        if writer is not None:
+            log_epoch(writer, model, history["epochs"][-1])
         print(f"epoch {epoch}: train loss {train_loss:.4f}  test loss {test_loss:.4f}  "
               f"test accuracy {100 * acc:.2f}%  ({seconds:.1f} s)")
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -234,7 +251,22 @@ def main(argv=None) -> dict:
     curves = mnist_plots.plot_training(history, out / "accuracy_loss.png")
     digits = mnist_plots.plot_test_digits(test_set, predicted, out / "test_digits.png", MEAN, STD)
     print(f"checkpoint: {ckpt}   plots: {curves}, {digits}")
+    if writer is not None:
+        writer.close()
+        print(f"tensorboard: tensorboard --logdir {args.tensorboard}")
     return history["epochs"][-1]
+
+
+def log_epoch(writer, model, record: dict) -> None:
+    """One epoch's test loss/accuracy, mean training loss and weight histograms, at the
+    epoch's last step (so they line up with the per-step curves)."""
+    step = record["step"]
+    writer.add_scalar("loss/test", record["test_loss"], step)
+    writer.add_scalar("loss/train_epoch_mean", record["train_loss"], step)
+    writer.add_scalar("accuracy/test", record["test_acc"], step)
+    for name, parameter in model.named_parameters():
+        writer.add_histogram(f"weights/{name}", parameter, step)
+    writer.flush()
 
 
 def _progress(disabled: bool):
