@@ -419,7 +419,7 @@ def test_reprs_around_inf_nan_negative_zero_and_complex():
     assert repr(torch.tensor([0.5 + 1j, -2.25 - 0.125j])) == \
         "tensor([ 0.5000+1.0000j, -2.2500-0.1250j])"
     assert repr(torch.tensor([1j], dtype=torch.complex128)) == \
-        "tensor([0.+1.j], dtype=fnarray.complex128)"
+        "tensor([0.+1.j], dtype=torch.complex128)"
 
 
 def test_format_of_a_zero_dim_tensor_is_the_number():

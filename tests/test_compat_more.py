@@ -38,7 +38,7 @@ def test_to_every_form():
 def test_to_records_the_conversion():
     w = torch.ones(2, requires_grad=True)
     y = w.to(torch.float64)
-    assert f"{y}" == "tensor([1., 1.], dtype=fnarray.float64, grad_fn=<ToCopyBackward0>)"
+    assert f"{y}" == "tensor([1., 1.], dtype=torch.float64, grad_fn=<ToCopyBackward0>)"
     (y * 3).sum().backward()
     assert w.grad.dtype == torch.float32 and w.grad.tolist() == [3.0, 3.0]
 

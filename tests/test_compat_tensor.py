@@ -18,8 +18,8 @@ def test_creation_prints_like_pytorch():
     assert s(torch.ones(2, 3)) == "tensor([[1., 1., 1.],\n        [1., 1., 1.]])"
     assert s(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float32)) == "tensor([1., 2., 3.])"
     assert s(torch.tensor([1, 2, 3], dtype=torch.int32)) == \
-        "tensor([1, 2, 3], dtype=fnarray.int32)"
-    assert s(torch.tensor([1, 2], dtype=torch.int16)) == "tensor([1, 2], dtype=fnarray.int16)"
+        "tensor([1, 2, 3], dtype=torch.int32)"
+    assert s(torch.tensor([1, 2], dtype=torch.int16)) == "tensor([1, 2], dtype=torch.int16)"
     assert s(torch.tensor([True, False, True])) == "tensor([ True, False,  True])"
     assert s(torch.zeros_like(torch.tensor([1, 2, 3, 4]))) == "tensor([0, 0, 0, 0])"
     assert s(torch.arange(0, 10, step=1)) == "tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])"
@@ -178,7 +178,7 @@ def test_long_and_scientific_formatting():
     t = torch.arange(2000)
     assert s(t) == "tensor([   0,    1,    2,  ..., 1997, 1998, 1999])"
     assert s(torch.tensor([1e-5, 1.0])) == "tensor([1.0000e-05, 1.0000e+00])"
-    assert s(torch.tensor(2.5, dtype=torch.float64)) == "tensor(2.5000, dtype=fnarray.float64)"
+    assert s(torch.tensor(2.5, dtype=torch.float64)) == "tensor(2.5000, dtype=torch.float64)"
 
 
 def test_core_functions_accept_tensors():

@@ -22,21 +22,22 @@ from fnarray.compat import ops_scatter, ops_select, ops_stats, tensor_methods_mi
 from fnarray.compat.random import Generator, default_generator, initial_seed, manual_seed  # noqa: F401,E501
 from fnarray.compat.tensor import Size, Tensor  # noqa: F401
 from fnarray.compat.compiler import compile  # noqa: F401,A004
+from fnarray.compat.dtypes import as_dtype as _as_dtype, dtype  # noqa: F401
 
 globals().update(_FUNCTIONS)
 _builtin_int = type(0)  # ``int`` below is the dtype, as in PyTorch
 
-float32 = float = _np.dtype(_np.float32)  # noqa: A001
-float64 = double = _np.dtype(_np.float64)
-float16 = half = _np.dtype(_np.float16)
-int8 = _np.dtype(_np.int8)
-int16 = short = _np.dtype(_np.int16)
-int32 = int = _np.dtype(_np.int32)  # noqa: A001
-int64 = long = _np.dtype(_np.int64)
-uint8 = _np.dtype(_np.uint8)
-bool = _np.dtype(_np.bool_)  # noqa: A001
-complex64 = cfloat = _np.dtype(_np.complex64)
-complex128 = cdouble = _np.dtype(_np.complex128)
+float32 = float = _as_dtype(_np.float32)  # noqa: A001
+float64 = double = _as_dtype(_np.float64)
+float16 = half = _as_dtype(_np.float16)
+int8 = _as_dtype(_np.int8)
+int16 = short = _as_dtype(_np.int16)
+int32 = int = _as_dtype(_np.int32)  # noqa: A001
+int64 = long = _as_dtype(_np.int64)
+uint8 = _as_dtype(_np.uint8)
+bool = _as_dtype(_np.bool_)  # noqa: A001
+complex64 = cfloat = _as_dtype(_np.complex64)
+complex128 = cdouble = _as_dtype(_np.complex128)
 pi, e, inf, nan = _np.pi, _np.e, _np.inf, _np.nan
 strided = "strided"
 
@@ -109,11 +110,12 @@ autograd.functional = _autograd_functional
 autograd.function = _sys.modules["fnarray.compat.function"]
 autograd.__path__ = []  # importable as a package: ``from torch.autograd.functional import``
 __version__ = "2.13.0+fnarray"  # the PyTorch API release this layer follows
-_LAZY = {"nn": "fnarray.nn", "optim": "fnarray.optim", "utils": "fnarray.compat.utils"}
+_LAZY = {"nn": "fnarray.nn", "optim": "fnarray.optim", "utils": "fnarray.compat.utils",
+         "onnx": "fnarray.onnx"}
 
 
 def __getattr__(name):
-    """``torch.nn``, ``torch.optim``, ``torch.utils``: imported on first use (they import
+    """``torch.nn``, ``torch.optim``, ``torch.utils``, ``torch.onnx``: imported on first use (they import
     this package themselves)."""
     if name in _LAZY:
         import importlib

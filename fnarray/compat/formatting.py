@@ -156,7 +156,7 @@ def format_values(values: np.ndarray, indent: int) -> str:
 
 
 def dtype_name(dtype) -> str:
-    return f"fnarray.{np.dtype(dtype).name}"
+    return f"torch.{np.dtype(dtype).name}"
 
 
 def tensor_repr(t) -> str:

@@ -22,7 +22,7 @@ import weakref
 import numpy as np
 
 from fnarray import api as fa
-from fnarray.compat import grad_mode, tape
+from fnarray.compat import dtypes, grad_mode, tape
 from fnarray.compat.tape import op_scope
 from fnarray.core import tree as tree_util
 from fnarray.core.array import Array
@@ -160,8 +160,9 @@ class Tensor(Tracer):
         return len(self._value.shape)
 
     @property
-    def dtype(self):
-        return self._value.dtype
+    def dtype(self) -> dtypes.dtype:
+        """PyTorch-style (``torch.float32``); equal to the NumPy dtype (see ``dtypes``)."""
+        return dtypes.as_dtype(self._value.dtype)
 
     @property
     def device(self):
@@ -783,7 +784,7 @@ def _is_device(obj) -> bool:
 
 def _is_dtype(obj) -> bool:
     """A dtype as ``to()`` accepts it: ``torch.float64``, ``np.float32``, ``float``."""
-    if isinstance(obj, np.dtype):
+    if isinstance(obj, (np.dtype, dtypes.dtype)):
         return True
     return isinstance(obj, type) and issubclass(obj, (np.generic, bool, int, float, complex))
 

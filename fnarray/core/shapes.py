@@ -140,6 +140,8 @@ def result_type(*items) -> np.dtype:
     for it in items:
         if isinstance(it, np.dtype):
             strong.append(it)
+        elif isinstance(getattr(it, "dtype", None), np.dtype) and not isinstance(it, np.generic):
+            strong.append(it.dtype)  # a dtype stand-in (the compat layer's ``torch.float32``)
         else:
             t = it if isinstance(it, type) else type(it)
             k = (0 if issubclass(t, bool) else 1 if issubclass(t, int)
