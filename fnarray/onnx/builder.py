@@ -1,0 +1,188 @@
+"""Trace to the IR and lower each equation through the primitive's ONNX rule."""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper, numpy_helper
+
+from fnarray.core import tree as tree_util
+from fnarray.core.shapes import ShapedArray
+from fnarray.onnx import UnsupportedPrimitiveError, _normalize_dynamic
+from fnarray.onnx.rules import load_rules
+from fnarray.transforms import ir, passes
+
+
+class GraphBuilder:
+    """Collects ONNX nodes and initializers; rules call ``op`` and ``const``."""
+
+    def __init__(self):
+        self.nodes: list = []
+        self.initializers: list = []
+        self._count = 0
+
+    def fresh(self, hint: str = "v") -> str:
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def op(self, op_type: str, inputs: list, n_out: int = 1, **attrs):
+        """Append ``op_type(inputs)``; returns its output name (a list if ``n_out > 1``)."""
+        outs = [self.fresh(op_type.lower()) for _ in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), outs, **attrs))
+        return outs[0] if n_out == 1 else outs
+
+    def const(self, value, dtype=None, name: str | None = None) -> str:
+        """An initializer holding ``value`` (``dtype`` defaults to the value's own)."""
+        arr = np.asarray(value, dtype=dtype)
+        name = name or self.fresh("const")
+        self.initializers.append(numpy_helper.from_array(arr, name))
+        return name
+
+    def ints(self, values) -> str:
+        """An int64 1-D initializer (shapes, axes, starts...)."""
+        return self.const(np.asarray(list(values), dtype=np.int64))
+
+
+def _raw(x):
+    return getattr(x, "array", x) if type(x).__name__ == "Tensor" else x
+
+
+def _trace(model_or_fn, avals, n_state, names):
+    """Trace ``model_or_fn`` on abstract inputs; returns the optimised program and the
+    number of outputs."""
+    from fnarray.core.device import default
+    from fnarray.nn import Module, functional_call
+    is_module = isinstance(model_or_fn, Module)
+
+    def flat_fun(*flat):
+        state, args = flat[:n_state], flat[n_state:]
+        if is_module:
+            out = functional_call(model_or_fn, dict(zip(names, state)), tuple(args))
+        else:
+            out = model_or_fn(*args)
+        leaves, _ = tree_util.flatten(out, is_leaf=lambda x: type(x).__name__ == "Tensor")
+        return [_raw(o) for o in leaves]
+
+    prog = ir.trace_flat(flat_fun, [(a, default()) for a in avals], name="onnx")
+    return passes.optimize(prog)
+
+
+def _describe(e, index: int, where: str) -> str:
+    ins = ", ".join(v.aval.str_short() for v in e.invars)
+    params = " ".join(f"{k}={v!r}" for k, v in e.params.items()
+                      if not ir._sub_programs(v))
+    return (f"{e.prim.name}[{params}]({ins}) -- equation {index} of the program traced "
+            f"from {where}")
+
+
+def _varying(a, b):
+    """``a`` with every integer of a nested int tuple that differs from ``b`` set to -1,
+    and whether any did."""
+    if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b):
+        parts = [_varying(x, y) for x, y in zip(a, b)]
+        return tuple(p for p, _ in parts), any(c for _, c in parts)
+    if isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)) and a != b:
+        return -1, True
+    return a, False
+
+
+def build_model(model_or_fn, args, input_names, output_names, dynamic_axes, opset):
+    """The ``onnx.ModelProto`` of ``model_or_fn(*args)`` (see ``fnarray.onnx.export``)."""
+    from fnarray import api as fa
+    from fnarray.compat import grad_mode
+    from fnarray.nn import Module
+    rules = load_rules()
+    if not isinstance(args, tuple):
+        args = (args,)
+    args = [fa.asarray(_raw(a)) for a in args]
+    is_module = isinstance(model_or_fn, Module)
+    where = type(model_or_fn).__name__ if is_module else getattr(model_or_fn, "__qualname__",
+                                                                   repr(model_or_fn))
+    state = ({k: fa.asarray(_raw(v)) for k, v in model_or_fn.state_dict().items()}
+             if is_module else {})
+    names = list(state)
+    input_names = list(input_names or [f"input_{i}" for i in range(len(args))])
+    if len(input_names) != len(args):
+        raise ValueError(f"fnarray.onnx.export: {len(input_names)} input_names for "
+                         f"{len(args)} inputs")
+    dyn = _normalize_dynamic(dynamic_axes)
+    avals = [v.aval for v in state.values()] + [a.aval for a in args]
+    with grad_mode.no_grad():
+        prog = _trace(model_or_fn, avals, len(names), names)
+        other = None
+        if dyn:  # a second trace with every dynamic input axis one longer
+            grown = []
+            for name, a in zip(input_names, args):
+                shape = tuple(d + 1 if i in dyn.get(name, {}) else d
+                              for i, d in enumerate(a.shape))
+                grown.append(ShapedArray(shape, a.dtype))
+            other = _trace(model_or_fn, avals[:len(names)] + grown, len(names), names)
+            if other.primitive_names() != prog.primitive_names():
+                raise UnsupportedPrimitiveError(
+                    f"fnarray.onnx.export: {where} traces to different programs at different "
+                    f"sizes of the dynamic axes {dyn}; it cannot be exported with them")
+    n_out = len(prog.outvars)
+    output_names = list(output_names or [f"output_{i}" for i in range(n_out)])
+    if len(output_names) != n_out:
+        raise ValueError(f"fnarray.onnx.export: {len(output_names)} output_names for "
+                         f"{n_out} outputs")
+
+    g = GraphBuilder()
+    env: dict[int, str] = {}
+    for name, v, value in zip(names, prog.invars, state.values()):
+        env[id(v)] = g.const(np.asarray(value), name=name)
+    for v, c in zip(prog.constvars, prog.consts):
+        env[id(v)] = g.const(np.asarray(c))
+    if other is not None:
+        for v, w in zip(prog.constvars, other.constvars):
+            if v.aval.shape != w.aval.shape:
+                raise UnsupportedPrimitiveError(
+                    f"fnarray.onnx.export: a constant of shape {v.aval.shape} in the program "
+                    f"traced from {where} depends on the dynamic axes {dyn}")
+
+    def value_info(name, aval, shape_other):
+        symbols = dyn.get(name, {})
+        dims = []
+        for i, d in enumerate(aval.shape):
+            if i in symbols:
+                dims.append(symbols[i])
+            elif shape_other is not None and shape_other[i] != d:
+                dims.append(f"{name}_dim_{i}")
+            else:
+                dims.append(d)
+        return helper.make_tensor_value_info(
+            name, helper.np_dtype_to_tensor_dtype(np.dtype(aval.dtype)), dims)
+
+    inputs = []
+    for name, v in zip(input_names, prog.invars[len(names):]):
+        env[id(v)] = name
+        inputs.append(value_info(name, v.aval, None))
+    for k, e in enumerate(prog.eqns):
+        rule = rules.get(e.prim.name)
+        if rule is None:
+            raise UnsupportedPrimitiveError(
+                f"fnarray.onnx.export: primitive '{e.prim.name}' has no ONNX rule: "
+                f"{_describe(e, k, where)}. Declare one with @onnx_rule in "
+                f"fnarray/ops/<family>_onnx.py, or avoid the operation in the exported model")
+        params = dict(e.params)
+        if other is not None:
+            for key, val in e.params.items():
+                new, changed = _varying(val, other.eqns[k].params[key])
+                if changed and not rule.onnx_dynamic:
+                    raise UnsupportedPrimitiveError(
+                        f"fnarray.onnx.export: parameter {key} of {_describe(e, k, where)} "
+                        f"depends on the dynamic axes {dyn}; its ONNX rule needs static sizes")
+                params[key] = new
+        outs = rule(g, [env[id(v)] for v in e.invars], e, **params)
+        outs = [outs] if isinstance(outs, str) else list(outs)
+        for v, o in zip(e.outvars, outs):
+            env[id(v)] = o
+    outputs = []
+    for j, (name, v) in enumerate(zip(output_names, prog.outvars)):
+        g.nodes.append(helper.make_node("Identity", [env[id(v)]], [name]))
+        shape_other = other.outvars[j].aval.shape if other is not None else None
+        outputs.append(value_info(name, v.aval, shape_other))
+    graph = helper.make_graph(g.nodes, where.replace("<", "").replace(">", ""), inputs,
+                              outputs, initializer=g.initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="fnarray")
+    return model

@@ -1,0 +1,96 @@
+"""fnarray.onnx.export: exported models run in onnxruntime at another batch size and match
+fnarray's outputs; unmapped primitives fail with a message and write no file."""
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+import fnarray as fa  # noqa: E402
+import fnarray.compat as torch  # noqa: E402
+import fnarray.onnx as fonnx  # noqa: E402
+from fnarray import nn  # noqa: E402
+from fnarray.examples.mnist import Net  # noqa: E402
+
+RNG = np.random.RandomState(0)
+
+
+def _np(x):
+    return np.asarray(getattr(x, "array", x))
+
+
+def _run(path, feeds):
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+def _check_module(model, traced_shape, run_shape, tmp_path):
+    model.eval()
+    path = tmp_path / "model.onnx"
+    x_trace = RNG.randn(*traced_shape).astype(np.float32)
+    torch.onnx.export(model, torch.tensor(x_trace), path, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+    x = RNG.randn(*run_shape).astype(np.float32)
+    (got,) = _run(path, {"x": x})
+    want = _np(model(torch.tensor(x)))
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+    graph = onnx.load(str(path)).graph
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    return graph
+
+
+def test_mlp_gelu_layernorm(tmp_path):
+    model = nn.Sequential(nn.Linear(8, 32), nn.GELU(), nn.LayerNorm(32), nn.Linear(32, 4))
+    graph = _check_module(model, (3, 8), (7, 8), tmp_path)
+    # parameters are initializers under their state_dict names, not graph inputs
+    assert {"0.weight", "2.bias"} <= {t.name for t in graph.initializer}
+    assert [i.name for i in graph.input] == ["x"]
+
+
+def test_pure_function_with_several_outputs(tmp_path):
+    def f(x, y):
+        s = fa.tanh(x) @ y
+        return s.sum(axis=1), fa.exp(-x) * 2.0, fa.maximum(s, 0.0)
+
+    x, y = RNG.randn(4, 5).astype(np.float32), RNG.randn(5, 3).astype(np.float32)
+    path = tmp_path / "f.onnx"
+    fonnx.export(f, (fa.asarray(x), fa.asarray(y)), path, input_names=["x", "y"],
+                 output_names=["s", "e", "r"], dynamic_axes={"x": [0]})
+    x2 = RNG.randn(9, 5).astype(np.float32)
+    got = _run(path, {"x": x2, "y": y})
+    want = f(fa.asarray(x2), fa.asarray(y))
+    assert len(got) == 3
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, _np(w), atol=1e-4, rtol=1e-4)
+
+
+def test_mnist_convnet_eval(tmp_path):
+    _check_module(Net(), (2, 1, 28, 28), (3, 1, 28, 28), tmp_path)
+
+
+def test_convnet_with_batchnorm_eval(tmp_path):
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Dropout(0.5), nn.Flatten(), nn.Linear(4 * 7 * 7, 10),
+                          nn.LogSoftmax(dim=1))
+    model.train()
+    model(torch.tensor(RNG.randn(8, 1, 14, 14).astype(np.float32)))  # non-trivial running stats
+    _check_module(model, (2, 1, 14, 14), (5, 1, 14, 14), tmp_path)
+
+
+def test_unmapped_primitive_names_it_and_writes_nothing(tmp_path):
+    path = tmp_path / "bad.onnx"
+    with pytest.raises(fonnx.UnsupportedPrimitiveError) as info:
+        fonnx.export(lambda x: fa.linalg.cholesky(x @ x.T + fa.eye(3)),
+                     fa.asarray(RNG.randn(3, 3).astype(np.float32)), path)
+    msg = str(info.value)
+    assert "'cholesky' has no ONNX rule" in msg and "equation" in msg and "<lambda>" in msg
+    assert "float32[3,3]" in msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_old_opset_refused(tmp_path):
+    with pytest.raises(ValueError, match="opset_version=13"):
+        fonnx.export(fa.tanh, fa.ones(3), tmp_path / "m.onnx", opset_version=13)
