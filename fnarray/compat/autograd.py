@@ -313,9 +313,30 @@ def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
+_queued_callbacks: list = []
+
+
+def queue_callback(fn) -> None:
+    """Run ``fn()`` once, after the next ``backward()`` has accumulated every leaf gradient
+    (PyTorch's ``Variable._execution_engine.queue_callback``): DistributedDataParallel
+    averages the gradients across ranks there."""
+    _queued_callbacks.append(fn)
+
+
+def _run_queued_callbacks() -> None:
+    while _queued_callbacks:
+        _queued_callbacks.pop(0)()
+
+
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool = False,
              inputs=None) -> None:
-    """Accumulate gradients of ``tensors`` into the ``.grad`` of the leaves (or ``inputs``)."""
+    """Accumulate gradients of ``tensors`` into the ``.grad`` of the leaves (or ``inputs``),
+    then run the callbacks queued with :func:`queue_callback`."""
+    _backward(tensors, grad_tensors, retain_graph, create_graph, inputs)
+    _run_queued_callbacks()
+
+
+def _backward(tensors, grad_tensors, retain_graph, create_graph, inputs) -> None:
     tensors = _as_list(tensors)
     grad_tensors = _as_list(grad_tensors)
     if inputs is not None:

@@ -227,7 +227,7 @@ def _wire(a: np.ndarray) -> np.ndarray:
     kind = _WIDEN.get(a.dtype)
     if kind is None and a.dtype.kind not in "biufc":  # e.g. bfloat16 from ml_dtypes
         kind = np.float32
-    return np.ascontiguousarray(a if kind is None else a.astype(kind))
+    return np.ascontiguousarray(a if kind is None else a.astype(kind)).reshape(a.shape)
 
 
 class Work:

@@ -1,0 +1,155 @@
+"""Worker script for tests/test_distributed.py, run under ``mpiexec -n N``.
+
+``python distributed_worker.py MODE``: ``collectives`` checks every collective against NumPy,
+``ddp`` checks DistributedDataParallel + DistributedSampler training against single-process
+training on the union of the batches, ``raise`` makes rank 1 fail while rank 0 waits.  A
+rank prints ``OK <mode>`` when all its checks pass.
+"""
+
+import sys
+
+import numpy as np
+
+import fnarray as fa
+import fnarray.compat as torch
+import fnarray.distributed as dist
+from fnarray.data import DataLoader, DistributedSampler, TensorDataset
+from fnarray.nn.parallel import DistributedDataParallel
+
+
+def data(rank, dtype, shape=(2, 3)):
+    values = np.random.default_rng(100 + rank).standard_normal(shape) * 4
+    return values.astype(dtype)
+
+
+def check_collectives(r, n):
+    for dtype in (np.float32, np.float64, np.int32, np.int64):
+        every = [data(q, dtype) for q in range(n)]
+        refs = {dist.ReduceOp.SUM: np.sum(every, 0), dist.ReduceOp.MAX: np.max(every, 0),
+                dist.ReduceOp.MIN: np.min(every, 0), dist.ReduceOp.PRODUCT: np.prod(every, 0)}
+        if np.dtype(dtype).kind == "f":
+            refs[dist.ReduceOp.AVG] = np.sum(every, 0) / n
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        for op, ref in refs.items():
+            got = dist.all_reduce(fa.asarray(every[r]), op=op)
+            assert got.dtype == np.dtype(dtype), (op, got.dtype)
+            np.testing.assert_allclose(np.asarray(got), ref.astype(dtype), rtol=tol)
+            t = torch.tensor(every[r])
+            assert dist.all_reduce(t, op=op) is None
+            np.testing.assert_allclose(t.numpy(), ref.astype(dtype), rtol=tol)
+        got = dist.broadcast(fa.asarray(every[r]), src=n - 1)
+        np.testing.assert_array_equal(np.asarray(got), every[n - 1])
+        t = torch.tensor(every[r])
+        dist.broadcast(t, src=0)
+        np.testing.assert_array_equal(t.numpy(), every[0])
+        gathered = dist.all_gather(None, fa.asarray(every[r]))
+        for q in range(n):
+            np.testing.assert_array_equal(np.asarray(gathered[q]), every[q])
+        outs = [torch.zeros(2, 3, dtype=t.dtype) for _ in range(n)]
+        dist.all_gather(outs, torch.tensor(every[r]))
+        for q in range(n):
+            np.testing.assert_array_equal(outs[q].numpy(), every[q])
+        chunks = [data(10 * r + q, dtype, (4,)) for q in range(n)]
+        ref = np.sum([data(10 * q + r, dtype, (4,)) for q in range(n)], 0).astype(dtype)
+        got = dist.reduce_scatter(None, [fa.asarray(c) for c in chunks])
+        np.testing.assert_allclose(np.asarray(got), ref, rtol=tol)
+        out = torch.zeros(4, dtype=torch.tensor(chunks[0]).dtype)
+        dist.reduce_scatter(out, [torch.tensor(c) for c in chunks])
+        np.testing.assert_allclose(out.numpy(), ref, rtol=tol)
+    # float16 and bool travel through wider wire types and come back in their own dtype
+    h = dist.all_reduce(fa.asarray(np.full(3, r + 1, np.float16)))
+    assert h.dtype == np.float16 and np.all(np.asarray(h) == n * (n + 1) / 2)
+    b = dist.all_reduce(fa.asarray(np.array([r == 0, False])), op=dist.ReduceOp.MAX)
+    assert b.dtype == np.bool_ and np.asarray(b).tolist() == [True, False]
+    # pytrees, async work handles, subgroups, barrier
+    tree = {"a": fa.asarray(np.float64(r)), "b": [fa.asarray(np.arange(3) * r)]}
+    work = dist.all_reduce(tree, async_op=True)
+    summed = work.result()
+    assert work.wait() and float(summed["a"]) == n * (n - 1) / 2
+    np.testing.assert_array_equal(np.asarray(summed["b"][0]), np.arange(3) * n * (n - 1) // 2)
+    t = torch.tensor([float(r)])
+    work = dist.all_reduce(t, op=dist.ReduceOp.MAX, async_op=True)
+    assert work.wait() and t.item() == n - 1
+    group = dist.new_group([0, n - 1])
+    got = dist.all_reduce(fa.asarray(np.float64(r + 1)), group=group)
+    if r in (0, n - 1):
+        assert float(got) == 1 + n and dist.get_world_size(group) == 2
+    else:
+        assert got is None and dist.get_rank(group) == -1
+    try:
+        dist.all_reduce(fa.asarray(np.arange(2)), op=dist.ReduceOp.AVG)
+        raise AssertionError("AVG on integers must be refused")
+    except TypeError as exc:
+        assert "ReduceOp.AVG needs floating" in str(exc)
+    dist.barrier()
+
+
+def model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 1)).double()
+
+
+def check_ddp(r, n):
+    rng = np.random.default_rng(7)
+    x, y = torch.tensor(rng.standard_normal((24, 4))), torch.tensor(rng.standard_normal((24, 1)))
+    dataset = TensorDataset(x, y)
+    reference = model()
+    torch.manual_seed(1000 + r)  # replicas start different: DDP must broadcast rank 0's
+    replica = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(),
+                                  torch.nn.Linear(5, 1)).double()
+    if r == 0:
+        replica.load_state_dict(reference.state_dict())
+    ddp = DistributedDataParallel(replica, bucket_cap_mb=40 / 2**20)  # several buckets
+    opt = torch.optim.SGD(ddp.parameters(), lr=0.1)
+    ref_opt = torch.optim.SGD(reference.parameters(), lr=0.1)
+    sampler = DistributedSampler(dataset, shuffle=True, seed=3)
+    shards = [DistributedSampler(dataset, n, q, shuffle=True, seed=3) for q in range(n)]
+    for epoch in range(2):
+        sampler.set_epoch(epoch)
+        for s in shards:
+            s.set_epoch(epoch)
+        orders = [list(s) for s in shards]
+        for step, (xb, yb) in enumerate(DataLoader(dataset, batch_size=4, sampler=sampler)):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(ddp(xb), yb).backward()
+            opt.step()
+            union = [i for o in orders for i in o[4 * step:4 * step + 4]]
+            ref_opt.zero_grad()
+            torch.nn.functional.mse_loss(reference(x[union]), y[union]).backward()
+            ref_opt.step()
+    for p, q in zip(replica.parameters(), reference.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=0, atol=1e-10)
+        copies = dist.all_gather(None, fa.asarray(p.detach().numpy()))
+        for c in copies:
+            np.testing.assert_array_equal(np.asarray(c), p.detach().numpy())
+    # no_sync: local accumulation, averaged by the next synchronised backward
+    opt.zero_grad()
+    with ddp.no_sync():
+        ddp(x[:2] * (r + 1)).sum().backward()
+    local = replica[0].weight.grad.numpy().copy()
+    every = dist.all_gather(None, fa.asarray(local))
+    assert not np.allclose(np.asarray(every[0]), np.asarray(every[-1]))
+    ddp(x[:2]).sum().backward()
+    mine = replica[0].weight.grad.numpy()
+    again = dist.all_gather(None, fa.asarray(mine))
+    np.testing.assert_array_equal(np.asarray(again[0]), np.asarray(again[-1]))
+
+
+def main():
+    mode = sys.argv[1]
+    dist.init_process_group("mpi", timeout=30)
+    r, n = dist.get_rank(), dist.get_world_size()
+    if mode == "collectives":
+        check_collectives(r, n)
+    elif mode == "ddp":
+        check_ddp(r, n)
+    elif mode == "raise":
+        if r == 1:
+            raise ValueError("rank 1 fails on purpose")
+        dist.all_reduce(fa.asarray(np.ones(2)))  # would wait forever without the abort
+    print(f"OK {mode}", flush=True)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
