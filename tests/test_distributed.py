@@ -84,3 +84,15 @@ def test_distributed_sampler_pads_and_splits_like_pytorch():
         DistributedSampler(range(10), 3, 3)
     with pytest.raises(RuntimeError, match="pass num_replicas and rank"):
         DistributedSampler(range(10))
+
+
+def test_reachable_under_the_compat_names():
+    import fnarray.compat as torch
+    import fnarray.distributed
+    from fnarray.compat.nn.parallel import DistributedDataParallel
+    from fnarray.compat.utils.data import DistributedSampler as CompatSampler
+    assert torch.distributed is fnarray.distributed
+    assert torch.nn.parallel.DistributedDataParallel is DistributedDataParallel
+    assert CompatSampler is DistributedSampler
+    with pytest.raises(RuntimeError, match="call fnarray.distributed.init_process_group"):
+        DistributedDataParallel(torch.nn.Linear(2, 2))

@@ -18,6 +18,7 @@ import sys
 ALIASES = {
     "fnarray.compat.nn": "fnarray.nn",
     "fnarray.compat.optim": "fnarray.optim",
+    "fnarray.compat.distributed": "fnarray.distributed",
     "fnarray.compat.utils.data": "fnarray.data",
     "fnarray.compat.autograd.functional": "fnarray.compat.autograd_functional",
     "fnarray.compat.autograd.function": "fnarray.compat.function",

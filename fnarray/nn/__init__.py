@@ -4,7 +4,7 @@
 ``nn.functional`` (as ``F``), ``nn.init``, ``nn.utils`` and ``nn.functional_call``.
 """
 
-from fnarray.nn import functional, init, utils  # noqa: F401
+from fnarray.nn import functional, init, parallel, utils  # noqa: F401
 from fnarray.nn.containers import (  # noqa: F401
     Flatten, Identity, ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential, Unflatten)
 from fnarray.nn.functional_call import functional_call  # noqa: F401
