@@ -80,6 +80,30 @@ def test_convnet_with_batchnorm_eval(tmp_path):
     _check_module(model, (2, 1, 14, 14), (5, 1, 14, 14), tmp_path)
 
 
+def test_transformer_encoder_layer(tmp_path):
+    model = nn.TransformerEncoderLayer(16, 4, dim_feedforward=32, batch_first=True)
+    _check_module(model, (2, 5, 16), (3, 5, 16), tmp_path)
+
+
+def test_reshape_with_two_dynamic_sizes(tmp_path):
+    def f(x):  # (B, 6) -> (B, 2, 3) -> (2B, 3): two targets follow the batch
+        return fa.reshape(x, (x.shape[0] * 2, 3)) * 2.0, fa.broadcast_to(x[:, None, :2], (x.shape[0], 4, 2))
+
+    path = tmp_path / "f.onnx"
+    fonnx.export(f, fa.asarray(RNG.randn(3, 6).astype(np.float32)), path,
+                 dynamic_axes={"input_0": [0]})
+    x = RNG.randn(5, 6).astype(np.float32)
+    for g, w in zip(_run(path, {"input_0": x}), f(fa.asarray(x))):
+        np.testing.assert_allclose(g, _np(w), atol=1e-6)
+
+
+def test_missing_onnx_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "onnx", None)
+    with pytest.raises(ImportError, match=r"pip install 'fnarray\[onnx\]'"):
+        fonnx.export(fa.tanh, fa.ones(3), tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unmapped_primitive_names_it_and_writes_nothing(tmp_path):
     path = tmp_path / "bad.onnx"
     with pytest.raises(fonnx.UnsupportedPrimitiveError) as info:

@@ -25,7 +25,7 @@ __all__ = ["export", "UnsupportedPrimitiveError"]
 DEFAULT_OPSET = 18
 
 
-class UnsupportedPrimitiveError(NotImplementedError):
+class UnsupportedPrimitiveError(ValueError):
     """A primitive of the traced program has no ONNX rule (or cannot take dynamic sizes)."""
 
 

@@ -19,6 +19,10 @@ class GraphBuilder:
         self.nodes: list = []
         self.initializers: list = []
         self._count = 0
+        # (input name, axis, traced size) of every dynamic input axis, and the parameters
+        # of the current equation in the second trace (None without dynamic axes)
+        self.dynamic_inputs: list[tuple[str, int, int]] = []
+        self.other_params: dict | None = None
 
     def fresh(self, hint: str = "v") -> str:
         self._count += 1
@@ -36,6 +40,26 @@ class GraphBuilder:
         name = name or self.fresh("const")
         self.initializers.append(numpy_helper.from_array(arr, name))
         return name
+
+    def shape_tensor(self, traced: tuple, other: tuple) -> str:
+        """A 1-D int64 tensor computed at run time for a shape whose entries that differ
+        between the two traces (``traced`` at the example sizes, ``other`` with every
+        dynamic axis one longer) are multiples ``k * n`` of a dynamic input size ``n``."""
+        parts = []
+        for d, e in zip(traced, other):
+            if d == e:
+                parts.append(self.ints([d]))
+                continue
+            for name, axis, n in self.dynamic_inputs:
+                if d % n == 0 and e == d // n * (n + 1):
+                    size = self.op("Gather", [self.op("Shape", [name]), self.ints([axis])])
+                    parts.append(size if d == n else self.op("Mul", [size, self.ints([d // n])]))
+                    break
+            else:
+                raise ValueError(
+                    f"size {d} of shape {traced} follows the dynamic axes but is no multiple "
+                    f"of a dynamic input size {[n for _, _, n in self.dynamic_inputs]}")
+        return self.op("Concat", parts, axis=0)
 
     def ints(self, values) -> str:
         """An int64 1-D initializer (shapes, axes, starts...)."""
@@ -156,6 +180,7 @@ def build_model(model_or_fn, args, input_names, output_names, dynamic_axes, opse
     for name, v in zip(input_names, prog.invars[len(names):]):
         env[id(v)] = name
         inputs.append(value_info(name, v.aval, None))
+        g.dynamic_inputs += [(name, a, v.aval.shape[a]) for a in dyn.get(name, {})]
     for k, e in enumerate(prog.eqns):
         rule = rules.get(e.prim.name)
         if rule is None:
@@ -172,7 +197,12 @@ def build_model(model_or_fn, args, input_names, output_names, dynamic_axes, opse
                         f"fnarray.onnx.export: parameter {key} of {_describe(e, k, where)} "
                         f"depends on the dynamic axes {dyn}; its ONNX rule needs static sizes")
                 params[key] = new
-        outs = rule(g, [env[id(v)] for v in e.invars], e, **params)
+            g.other_params = other.eqns[k].params
+        try:
+            outs = rule(g, [env[id(v)] for v in e.invars], e, **params)
+        except ValueError as err:  # a rule's limit: say where in the model it was met
+            raise UnsupportedPrimitiveError(
+                f"fnarray.onnx.export: {_describe(e, k, where)} cannot be lowered: {err}") from err
         outs = [outs] if isinstance(outs, str) else list(outs)
         for v, o in zip(e.outvars, outs):
             env[id(v)] = o

@@ -16,7 +16,7 @@ from typing import Callable
 RULES: dict[str, Callable] = {}
 
 # The per-family rule modules; importing one declares its rules.
-_FAMILIES = ("elementwise", "reduction", "shape", "linalg", "conv", "activation")
+_FAMILIES = ("elementwise", "reduction", "shape", "linalg", "conv", "activation", "sorting")
 
 
 def onnx_rule(*names: str, dynamic: bool = False):

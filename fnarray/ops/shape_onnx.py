@@ -4,29 +4,24 @@ from __future__ import annotations
 
 from fnarray.onnx.rules import onnx_rule
 
-_INT64_MIN = -(2 ** 63)
+_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
 
 @onnx_rule("reshape", dynamic=True)
 def _reshape(g, ins, eqn, *, shape, **_):
-    if list(shape).count(-1) > 1:
-        raise NotImplementedError(
-            f"reshape to {shape}: more than one target size follows the dynamic axes; "
-            f"ONNX Reshape infers only one (-1)")
+    if list(shape).count(-1) > 1:  # Reshape infers one -1: compute the others at run time
+        return g.op("Reshape", [ins[0], g.shape_tensor(eqn.outvars[0].aval.shape,
+                                                       g.other_params["shape"])])
     return g.op("Reshape", [ins[0], g.ints(shape)])
 
 
 @onnx_rule("broadcast_to", dynamic=True)
 def _broadcast_to(g, ins, eqn, *, shape, **_):
-    # Expand broadcasts both ways: a size 1 keeps the operand's (dynamic) size there.
-    in_shape = eqn.invars[0].aval.shape
-    lead = len(shape) - len(in_shape)
-    for i, d in enumerate(shape):
-        if d == -1 and (i < lead or in_shape[i - lead] == 1):
-            raise NotImplementedError(
-                f"broadcast_to {eqn.outvars[0].aval.shape} from {in_shape}: the broadcast "
-                f"creates an axis that follows the dynamic axes")
-    return g.op("Expand", [ins[0], g.ints(1 if d == -1 else d for d in shape)])
+    if -1 in shape:  # sizes that follow the dynamic axes are computed at run time
+        target = g.shape_tensor(eqn.outvars[0].aval.shape, g.other_params["shape"])
+    else:
+        target = g.ints(shape)
+    return g.op("Expand", [ins[0], target])
 
 
 @onnx_rule("transpose")
@@ -41,8 +36,16 @@ def _rev(g, ins, eqn, *, axes, **_):
                           g.ints([-1] * n)])
 
 
-@onnx_rule("slice")
+@onnx_rule("slice", dynamic=True)
 def _slice(g, ins, eqn, *, starts, limits, strides, **_):
+    """A limit that follows a dynamic axis is allowed where it is the whole axis (to the
+    end, whatever the size at run time)."""
+    in_shape = eqn.invars[0].aval.shape
+    if -1 in starts or any(d == -1 and eqn.params["limits"][i] != in_shape[i]
+                           for i, d in enumerate(limits)):
+        raise ValueError(f"slice {eqn.params} of {in_shape}: only slices to the end "
+                                  f"of a dynamic axis are supported")
+    limits = [_INT64_MAX if d == -1 else d for d in limits]
     axes = range(len(starts))
     return g.op("Slice", [ins[0], g.ints(starts), g.ints(limits), g.ints(axes),
                           g.ints(s or 1 for s in strides)])
@@ -51,7 +54,7 @@ def _slice(g, ins, eqn, *, starts, limits, strides, **_):
 @onnx_rule("pad")
 def _pad(g, ins, eqn, *, config, **_):
     if any(interior for _, _, interior in config):
-        raise NotImplementedError(f"pad with interior padding {config}: ONNX Pad has none")
+        raise ValueError(f"pad with interior padding {config}: ONNX Pad has none")
     pads = [lo for lo, _, _ in config] + [hi for _, hi, _ in config]
     return g.op("Pad", [ins[0], g.ints(pads)])  # zeros, as fnarray's pad
 
