@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from onnx import helper, numpy_helper
 
@@ -15,18 +17,76 @@ from fnarray.transforms import ir, passes
 class GraphBuilder:
     """Collects ONNX nodes and initializers; rules call ``op`` and ``const``."""
 
-    def __init__(self):
+    def __init__(self, rules: dict, where: str, dyn: dict):
         self.nodes: list = []
         self.initializers: list = []
-        self._count = 0
+        self.rules, self.where, self.dyn = rules, where, dyn
+        self._counter = itertools.count(1)
         # (input name, axis, traced size) of every dynamic input axis, and the parameters
         # of the current equation in the second trace (None without dynamic axes)
         self.dynamic_inputs: list[tuple[str, int, int]] = []
         self.other_params: dict | None = None
 
+    def bind_consts(self, prog, other, env: dict) -> None:
+        """Initializers for the program's constants.  A constant whose shape follows the
+        dynamic axes (an initial state of zeros) must hold one repeated value: it becomes
+        that scalar expanded to a shape computed at run time."""
+        for i, (v, c) in enumerate(zip(prog.constvars, prog.consts)):
+            value = np.asarray(c)
+            shape_other = other.constvars[i].aval.shape if other is not None else value.shape
+            if shape_other == value.shape:
+                env[id(v)] = self.const(value)
+            elif value.size and (value == value.flat[0]).all():
+                env[id(v)] = self.op("Expand", [self.const(value.flat[0]),
+                                                self.shape_tensor(value.shape, shape_other)])
+            else:
+                raise UnsupportedPrimitiveError(
+                    f"fnarray.onnx.export: a constant of shape {value.shape} in the program "
+                    f"traced from {self.where} depends on the dynamic axes {self.dyn} and "
+                    f"holds different values")
+
+    def lower(self, prog, other, env: dict) -> None:
+        """Append the nodes of every equation of ``prog`` (``other``: the same program
+        traced with the dynamic axes one longer, or None); ``env`` maps ``id(var)`` to
+        ONNX value names and receives the equations' outputs."""
+        for k, e in enumerate(prog.eqns):
+            rule = self.rules.get(e.prim.name)
+            if rule is None:
+                raise UnsupportedPrimitiveError(
+                    f"fnarray.onnx.export: primitive '{e.prim.name}' has no ONNX rule: "
+                    f"{_describe(e, k, self.where)}. Declare one with @onnx_rule in "
+                    f"fnarray/ops/<family>_onnx.py, or avoid the operation in the exported "
+                    f"model")
+            params = dict(e.params)
+            if other is not None:
+                for key, val in e.params.items():
+                    new, changed = _varying(val, other.eqns[k].params[key])
+                    if changed and not rule.onnx_dynamic:
+                        raise UnsupportedPrimitiveError(
+                            f"fnarray.onnx.export: parameter {key} of "
+                            f"{_describe(e, k, self.where)} depends on the dynamic axes "
+                            f"{self.dyn}; its ONNX rule needs static sizes")
+                    params[key] = new
+                self.other_params = other.eqns[k].params
+            try:
+                outs = rule(self, [env[id(v)] for v in e.invars], e, **params)
+            except ValueError as err:  # a rule's limit: say where in the model it was met
+                raise UnsupportedPrimitiveError(
+                    f"fnarray.onnx.export: {_describe(e, k, self.where)} cannot be lowered: {err}"
+                ) from err
+            outs = [outs] if isinstance(outs, str) else list(outs)
+            for v, o in zip(e.outvars, outs):
+                env[id(v)] = o
+
+    def child(self) -> "GraphBuilder":
+        """A builder for a sub-graph (a loop body): fresh nodes, shared naming."""
+        sub = GraphBuilder(self.rules, self.where, self.dyn)
+        sub._counter = self._counter
+        sub.dynamic_inputs = self.dynamic_inputs
+        return sub
+
     def fresh(self, hint: str = "v") -> str:
-        self._count += 1
-        return f"{hint}_{self._count}"
+        return f"{hint}_{next(self._counter)}"
 
     def op(self, op_type: str, inputs: list, n_out: int = 1, **attrs):
         """Append ``op_type(inputs)``; returns its output name (a list if ``n_out > 1``)."""
@@ -150,18 +210,10 @@ def build_model(model_or_fn, args, input_names, output_names, dynamic_axes, opse
         raise ValueError(f"fnarray.onnx.export: {len(output_names)} output_names for "
                          f"{n_out} outputs")
 
-    g = GraphBuilder()
+    g = GraphBuilder(rules, where, dyn)
     env: dict[int, str] = {}
     for name, v, value in zip(names, prog.invars, state.values()):
         env[id(v)] = g.const(np.asarray(value), name=name)
-    for v, c in zip(prog.constvars, prog.consts):
-        env[id(v)] = g.const(np.asarray(c))
-    if other is not None:
-        for v, w in zip(prog.constvars, other.constvars):
-            if v.aval.shape != w.aval.shape:
-                raise UnsupportedPrimitiveError(
-                    f"fnarray.onnx.export: a constant of shape {v.aval.shape} in the program "
-                    f"traced from {where} depends on the dynamic axes {dyn}")
 
     def value_info(name, aval, shape_other):
         symbols = dyn.get(name, {})
@@ -181,31 +233,8 @@ def build_model(model_or_fn, args, input_names, output_names, dynamic_axes, opse
         env[id(v)] = name
         inputs.append(value_info(name, v.aval, None))
         g.dynamic_inputs += [(name, a, v.aval.shape[a]) for a in dyn.get(name, {})]
-    for k, e in enumerate(prog.eqns):
-        rule = rules.get(e.prim.name)
-        if rule is None:
-            raise UnsupportedPrimitiveError(
-                f"fnarray.onnx.export: primitive '{e.prim.name}' has no ONNX rule: "
-                f"{_describe(e, k, where)}. Declare one with @onnx_rule in "
-                f"fnarray/ops/<family>_onnx.py, or avoid the operation in the exported model")
-        params = dict(e.params)
-        if other is not None:
-            for key, val in e.params.items():
-                new, changed = _varying(val, other.eqns[k].params[key])
-                if changed and not rule.onnx_dynamic:
-                    raise UnsupportedPrimitiveError(
-                        f"fnarray.onnx.export: parameter {key} of {_describe(e, k, where)} "
-                        f"depends on the dynamic axes {dyn}; its ONNX rule needs static sizes")
-                params[key] = new
-            g.other_params = other.eqns[k].params
-        try:
-            outs = rule(g, [env[id(v)] for v in e.invars], e, **params)
-        except ValueError as err:  # a rule's limit: say where in the model it was met
-            raise UnsupportedPrimitiveError(
-                f"fnarray.onnx.export: {_describe(e, k, where)} cannot be lowered: {err}") from err
-        outs = [outs] if isinstance(outs, str) else list(outs)
-        for v, o in zip(e.outvars, outs):
-            env[id(v)] = o
+    g.bind_consts(prog, other, env)
+    g.lower(prog, other, env)
     outputs = []
     for j, (name, v) in enumerate(zip(output_names, prog.outvars)):
         g.nodes.append(helper.make_node("Identity", [env[id(v)]], [name]))
