@@ -85,6 +85,22 @@ def test_transformer_encoder_layer(tmp_path):
     _check_module(model, (2, 5, 16), (3, 5, 16), tmp_path)
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_lstm_scan_with_dynamic_batch_and_length(tmp_path, bidirectional):
+    model = nn.LSTM(4, 6, num_layers=2, batch_first=True, bidirectional=bidirectional)
+    model.eval()
+    path = tmp_path / "lstm.onnx"
+    torch.onnx.export(model, torch.tensor(RNG.randn(2, 5, 4).astype(np.float32)), path,
+                      input_names=["x"], output_names=["y", "h", "c"],
+                      dynamic_axes={"x": {0: "batch", 1: "time"}})
+    x = RNG.randn(3, 7, 4).astype(np.float32)
+    got = _run(path, {"x": x})
+    y, (h, c) = model(torch.tensor(x))
+    assert any(n.op_type == "Scan" for n in onnx.load(str(path)).graph.node)
+    for g, w in zip(got, (y, h, c)):
+        np.testing.assert_allclose(g, _np(w), atol=1e-4, rtol=1e-4)
+
+
 def test_reshape_with_two_dynamic_sizes(tmp_path):
     def f(x):  # (B, 6) -> (B, 2, 3) -> (2B, 3): two targets follow the batch
         return fa.reshape(x, (x.shape[0] * 2, 3)) * 2.0, fa.broadcast_to(x[:, None, :2], (x.shape[0], 4, 2))

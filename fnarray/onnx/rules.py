@@ -16,7 +16,8 @@ from typing import Callable
 RULES: dict[str, Callable] = {}
 
 # The per-family rule modules; importing one declares its rules.
-_FAMILIES = ("elementwise", "reduction", "shape", "linalg", "conv", "activation", "sorting")
+_FAMILIES = ("elementwise", "reduction", "shape", "linalg", "conv", "activation", "sorting",
+             "scan")
 
 
 def onnx_rule(*names: str, dynamic: bool = False):
