@@ -1,6 +1,7 @@
 """Worker script for tests/test_distributed.py, run under ``mpiexec -n N``.
 
 ``python distributed_worker.py MODE``: ``collectives`` checks every collective against NumPy,
+``functional`` checks ``psum``/``pmean`` inside ``jit``/``grad``,
 ``ddp`` checks DistributedDataParallel + DistributedSampler training against single-process
 training on the union of the batches, ``raise`` makes rank 1 fail while rank 0 waits.  A
 rank prints ``OK <mode>`` when all its checks pass.
@@ -135,6 +136,35 @@ def check_ddp(r, n):
     np.testing.assert_array_equal(np.asarray(again[0]), np.asarray(again[-1]))
 
 
+def check_functional(r, n):
+    """A data-parallel ``jit(value_and_grad)`` step with ``pmean`` equals the full-batch
+    gradient computed by NumPy on the union of the ranks' data."""
+    rng = np.random.default_rng(11)
+    xs, ys, w0 = rng.standard_normal((n, 5, 3)), rng.standard_normal((n, 5)), rng.standard_normal(3)
+
+    def local_loss(w, x, y):
+        return fa.mean((x @ w - y) ** 2)
+
+    @fa.jit
+    def step(w, x, y):
+        loss, grad = fa.value_and_grad(local_loss)(w, x, y)
+        return dist.pmean(loss), dist.pmean({"w": grad})
+
+    loss, grads = step(fa.asarray(w0), fa.asarray(xs[r]), fa.asarray(ys[r]))
+    x_all, y_all = xs.reshape(-1, 3), ys.reshape(-1)
+    residual = x_all @ w0 - y_all
+    np.testing.assert_allclose(float(loss), np.mean(residual ** 2), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(grads["w"]), 2 * x_all.T @ residual / len(y_all),
+                               rtol=1e-12)
+    # the collective inside the differentiated function: its VJP runs the collective too
+    total = fa.jit(fa.grad(lambda w: dist.psum(local_loss(w, fa.asarray(xs[r]),
+                                                          fa.asarray(ys[r])))))
+    local = 2 * xs[r].T @ (xs[r] @ w0 - ys[r]) / 5
+    np.testing.assert_allclose(np.asarray(total(fa.asarray(w0))), n * local, rtol=1e-12)
+    tangent = fa.jvp(dist.psum, (fa.asarray(np.float64(r)),), (fa.asarray(np.float64(1.0)),))
+    assert float(tangent[0]) == n * (n - 1) / 2 and float(tangent[1]) == n
+
+
 def main():
     mode = sys.argv[1]
     dist.init_process_group("mpi", timeout=30)
@@ -143,6 +173,8 @@ def main():
         check_collectives(r, n)
     elif mode == "ddp":
         check_ddp(r, n)
+    elif mode == "functional":
+        check_functional(r, n)
     elif mode == "raise":
         if r == 1:
             raise ValueError("rank 1 fails on purpose")

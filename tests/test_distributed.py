@@ -34,7 +34,7 @@ def _launch(n: int, mode: str, timeout: float = 60):
 
 @needs_mpi
 @pytest.mark.parametrize("n", [2, 3])
-@pytest.mark.parametrize("mode", ["collectives", "ddp"])
+@pytest.mark.parametrize("mode", ["collectives", "ddp", "functional"])
 def test_workers_pass_on_every_rank(n, mode):
     proc = _launch(n, mode)
     assert proc.returncode == 0, proc.stdout + proc.stderr

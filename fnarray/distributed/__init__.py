@@ -35,7 +35,7 @@ from fnarray import tree_util
 __all__ = [
     "ProcessGroup", "ReduceOp", "Work", "all_gather", "all_reduce", "barrier", "broadcast",
     "destroy_process_group", "get_rank", "get_world_size", "init_process_group",
-    "is_available", "is_initialized", "new_group", "reduce_scatter"]
+    "is_available", "is_initialized", "new_group", "pmean", "psum", "reduce_scatter"]
 
 
 def _mpi():
@@ -385,6 +385,9 @@ def barrier(group: ProcessGroup | None = None, async_op: bool = False):
 def _is_tensor(x) -> bool:
     tensor = _tensor_type()
     return tensor is not None and isinstance(x, tensor)
+
+
+from fnarray.distributed.functional import pmean, psum  # noqa: E402  (uses _group above)
 
 
 def _check_list(items, g: ProcessGroup, name: str, what: str) -> None:

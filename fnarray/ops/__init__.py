@@ -12,4 +12,5 @@ from fnarray.ops import (  # noqa: F401  (import for the side effect of declarin
     conv, random_bits,
     special,
     activation,
+    collectives,
 )

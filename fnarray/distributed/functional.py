@@ -1,0 +1,36 @@
+"""Collectives for pure code: ``psum`` and ``pmean`` work inside ``fa.grad``, ``fa.jit``
+and ``fa.vmap`` (they bind the ``all_reduce_sum`` primitive, whose transpose is itself).
+
+A data-parallel step without the compat layer::
+
+    @fa.jit
+    def step(params, batch):
+        loss, grads = fa.value_and_grad(local_loss)(params, batch)
+        return pmean(loss), pmean(grads)
+
+Every rank must run the same program.  Without an initialized process group the job is
+one process and both functions return their argument.
+"""
+
+from __future__ import annotations
+
+from fnarray import tree_util
+from fnarray.ops.collectives import all_reduce_sum
+
+
+def _size(group) -> int:
+    from fnarray import distributed as dist
+    if group is None and not dist.is_initialized():
+        return 1
+    return dist.get_world_size(group)
+
+
+def psum(x, group=None):
+    """The sum of ``x`` (an array or a pytree of arrays) over the ranks of ``group``."""
+    return tree_util.tree_map(lambda leaf: all_reduce_sum.bind(leaf, group=group), x)
+
+
+def pmean(x, group=None):
+    """The mean of ``x`` (an array or a pytree of arrays) over the ranks of ``group``."""
+    n = _size(group)
+    return tree_util.tree_map(lambda leaf: all_reduce_sum.bind(leaf, group=group) / n, x)
