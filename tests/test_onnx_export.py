@@ -101,6 +101,29 @@ def test_lstm_scan_with_dynamic_batch_and_length(tmp_path, bidirectional):
         np.testing.assert_allclose(g, _np(w), atol=1e-4, rtol=1e-4)
 
 
+def test_embedding_and_fancy_indexing(tmp_path):
+    emb = nn.Embedding(10, 4)
+    path = tmp_path / "emb.onnx"
+    torch.onnx.export(emb, torch.tensor(RNG.randint(0, 10, (2, 3))), path,
+                      input_names=["t"], dynamic_axes={"t": [0]})
+    tokens = RNG.randint(0, 10, (4, 3)).astype(np.int64)
+    (got,) = _run(path, {"t": tokens})
+    np.testing.assert_allclose(got, _np(emb(torch.tensor(tokens))), atol=1e-6)
+
+    table = fa.asarray(RNG.randn(5, 6, 3).astype(np.float32))
+    rows, cols = np.array([0, -1, 2]), np.array([5, 1, 0])
+    fonnx.export(lambda r, c: table[r, c], (fa.asarray(rows), fa.asarray(cols)),
+                 tmp_path / "nd.onnx", input_names=["r", "c"])
+    (got,) = _run(tmp_path / "nd.onnx", {"r": rows, "c": cols})
+    np.testing.assert_allclose(got, _np(table)[rows, cols], atol=1e-6)
+
+
+def test_every_rule_names_a_primitive():
+    from fnarray.core.primitive import REGISTRY
+    from fnarray.onnx.rules import load_rules
+    assert set(load_rules()) <= set(REGISTRY)
+
+
 def test_reshape_with_two_dynamic_sizes(tmp_path):
     def f(x):  # (B, 6) -> (B, 2, 3) -> (2B, 3): two targets follow the batch
         return fa.reshape(x, (x.shape[0] * 2, 3)) * 2.0, fa.broadcast_to(x[:, None, :2], (x.shape[0], 4, 2))
