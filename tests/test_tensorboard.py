@@ -111,7 +111,8 @@ def test_figure_text_and_hparams(tmp_path):
     with SummaryWriter(tmp_path) as w:
         w.add_figure("fig", fig, 4)
         w.add_text("notes", "lr **1e-3**", 5)
-        w.add_hparams({"lr": 1e-3, "optimizer": "adam"}, {"hparam/accuracy": 0.9}, run_name="t1")
+        w.add_hparams({"lr": 1e-3, "optimizer": "adam"}, {"hparam/accuracy": 0.9}, run_name="t1",
+                      hparam_domain_discrete={"optimizer": ["adam", "sgd"]})
     acc = read(tmp_path)
     image = acc.Images("fig")[0]
     assert (image.width, image.height, image.step) == (100, 50, 4)
@@ -125,6 +126,10 @@ def test_figure_text_and_hparams(tmp_path):
     start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
     assert start.hparams["optimizer"].string_value == "adam"
     assert start.hparams["lr"].number_value == pytest.approx(1e-3)
+    content = trial.SummaryMetadata("_hparams_/experiment").plugin_data.content
+    infos = plugin_data_pb2.HParamsPluginData.FromString(content).experiment.hparam_infos
+    assert [i.name for i in infos] == ["lr", "optimizer"]
+    assert [v.string_value for v in infos[1].domain_discrete.values] == ["adam", "sgd"]
 
 
 class _Small(nn.Module):

@@ -157,8 +157,9 @@ def text(tag: str, text_string: str):
         tag=tag + "/text_summary", metadata=metadata, tensor=tensor)])
 
 
-def hparams(hparam_dict: dict, metric_dict: dict) -> list:
-    """The three hparams-plugin summaries (experiment, session start, session end)."""
+def hparams(hparam_dict: dict, metric_dict: dict, domains: dict | None = None) -> list:
+    """The three hparams-plugin summaries (experiment, session start, session end);
+    ``domains`` maps an hparam to the discrete values it can take (for the filter UI)."""
     summary_pb2 = require_tensorboard()
     from google.protobuf import struct_pb2
     from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
@@ -181,8 +182,14 @@ def hparams(hparam_dict: dict, metric_dict: dict) -> list:
             plugin_name="hparams", content=content.SerializeToString()))
         return summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, metadata=metadata)])
 
+    def info(key):
+        if key not in (domains or {}):
+            return api_pb2.HParamInfo(name=key)
+        listed = struct_pb2.ListValue(values=[value(key, v) for v in domains[key]])
+        return api_pb2.HParamInfo(name=key, domain_discrete=listed)
+
     experiment = api_pb2.Experiment(
-        hparam_infos=[api_pb2.HParamInfo(name=k) for k in hparam_dict],
+        hparam_infos=[info(k) for k in hparam_dict],
         metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=k)) for k in metric_dict])
     start = plugin_data_pb2.SessionStartInfo(
         hparams={k: value(k, v) for k, v in hparam_dict.items()})

@@ -72,7 +72,9 @@ class SummaryWriter:
     def add_scalar(self, tag: str, scalar_value: Any, global_step: int | None = None,
                    walltime: float | None = None, new_style: bool = False,
                    double_precision: bool = False) -> None:
-        """Log one number (a float, an int, or a one-element array/tensor) under ``tag``."""
+        """Log one number (a float, an int, or a one-element array/tensor) under ``tag``.
+        ``new_style`` and ``double_precision`` are accepted for PyTorch's signature; the value
+        is always written as a classic float32 ``simple_value``, which every reader takes."""
         self._summary(summaries.scalar(tag, scalar_value), global_step, walltime)
 
     def add_scalars(self, main_tag: str, tag_scalar_dict: dict, global_step: int | None = None,
@@ -128,12 +130,13 @@ class SummaryWriter:
                     hparam_domain_discrete: dict | None = None, run_name: str | None = None,
                     global_step: int | None = None) -> None:
         """Log one hyper-parameter trial: the hparams and their metrics go to the run
-        ``log_dir/<run_name>`` (default: the current time), as PyTorch does."""
+        ``log_dir/<run_name>`` (default: the current time), as PyTorch does;
+        ``hparam_domain_discrete`` lists the values an hparam can take."""
         if not isinstance(hparam_dict, dict) or not isinstance(metric_dict, dict):
             raise TypeError("add_hparams: hparam_dict and metric_dict must be dicts, got "
                             f"{type(hparam_dict).__name__} and {type(metric_dict).__name__}")
         directory = os.path.join(self.log_dir, run_name or str(time.time()))
-        for summary in summaries.hparams(hparam_dict, metric_dict):
+        for summary in summaries.hparams(hparam_dict, metric_dict, hparam_domain_discrete):
             self._summary(summary, global_step, None, directory)
         for key, value in metric_dict.items():
             self._summary(summaries.scalar(key, value), global_step, None, directory)
