@@ -85,6 +85,27 @@ class GraphBuilder:
         sub.dynamic_inputs = self.dynamic_inputs
         return sub
 
+    def subgraph(self, prog, other, outer: list, hint: str):
+        """``prog`` as an ONNX sub-graph (a loop body or a branch): invars with a name in
+        ``outer`` read that outer value, the others (``None``) become graph inputs; the
+        outputs get fresh names, so that an output may repeat or be an input."""
+        sub = self.child()
+        env, inputs = {}, []
+        for v, name in zip(prog.invars, outer):
+            if name is None:
+                name = sub.fresh(f"{hint}_in")
+                inputs.append(typed(name, v.aval))
+            env[id(v)] = name
+        sub.bind_consts(prog, other, env)
+        sub.lower(prog, other, env)
+        outputs = []
+        for v in prog.outvars:
+            name = sub.fresh(f"{hint}_out")
+            sub.nodes.append(helper.make_node("Identity", [env[id(v)]], [name]))
+            outputs.append(typed(name, v.aval))
+        return helper.make_graph(sub.nodes, self.fresh(hint), inputs, outputs,
+                                 initializer=sub.initializers)
+
     def fresh(self, hint: str = "v") -> str:
         return f"{hint}_{next(self._counter)}"
 
@@ -124,6 +145,13 @@ class GraphBuilder:
     def ints(self, values) -> str:
         """An int64 1-D initializer (shapes, axes, starts...)."""
         return self.const(np.asarray(list(values), dtype=np.int64))
+
+
+def typed(name: str, aval):
+    """A sub-graph value of known dtype and rank, sizes left free (they may follow the
+    dynamic axes of the outer graph)."""
+    return helper.make_tensor_value_info(
+        name, helper.np_dtype_to_tensor_dtype(np.dtype(aval.dtype)), [None] * len(aval.shape))
 
 
 def _raw(x):
