@@ -118,6 +118,30 @@ def test_embedding_and_fancy_indexing(tmp_path):
     np.testing.assert_allclose(got, _np(table)[rows, cols], atol=1e-6)
 
 
+def test_cond_switch_and_while_loop(tmp_path):
+    def f(i, x):
+        picked = fa.switch(i, [lambda v: v * 2.0, lambda v: fa.sin(v), lambda v: v - 1.0], x)
+        two = fa.cond(x.sum() > 0, lambda v: v + 1.0, lambda v: v * 0.5, x)
+
+        def body(c):
+            k, v = c
+            return k + 1, v * 1.5
+
+        k, grown = fa.while_loop(lambda c: c[1].sum() < 100.0, body, (0, fa.abs(x) + 0.1))
+        return picked, two, k, grown
+
+    x = RNG.randn(2, 3).astype(np.float32)
+    path = tmp_path / "cf.onnx"
+    fonnx.export(f, (fa.asarray(np.int32(1)), fa.asarray(x)), path, input_names=["i", "x"],
+                 dynamic_axes={"x": [0]})
+    assert {"If", "Loop"} <= {n.op_type for n in onnx.load(str(path)).graph.node}
+    for i in (-1, 0, 1, 2, 5):
+        x2 = RNG.randn(4, 3).astype(np.float32)
+        got = _run(path, {"i": np.asarray(i, np.int32), "x": x2})
+        for g, w in zip(got, f(fa.asarray(np.int32(i)), fa.asarray(x2))):
+            np.testing.assert_allclose(g, _np(w), atol=1e-4, rtol=1e-5)
+
+
 def test_every_rule_names_a_primitive():
     from fnarray.core.primitive import REGISTRY
     from fnarray.onnx.rules import load_rules

@@ -17,7 +17,7 @@ RULES: dict[str, Callable] = {}
 
 # The per-family rule modules; importing one declares its rules.
 _FAMILIES = ("elementwise", "reduction", "shape", "linalg", "conv", "activation", "sorting",
-             "scan", "indexing")
+             "scan", "indexing", "control_flow")
 
 
 def onnx_rule(*names: str, dynamic: bool = False):
