@@ -96,3 +96,34 @@ def test_reachable_under_the_compat_names():
     assert CompatSampler is DistributedSampler
     with pytest.raises(RuntimeError, match="call fnarray.distributed.init_process_group"):
         DistributedDataParallel(torch.nn.Linear(2, 2))
+
+
+@needs_mpi
+def test_mnist_example_trains_data_parallel_and_resumes_on_one_or_two_ranks(tmp_path):
+    """``mpiexec -n 2 python -m fnarray.examples.mnist`` on the offline fallback digits:
+    rank 0 alone prints and checkpoints; the checkpoint resumes on 1 and on 2 ranks."""
+    from fnarray.examples import mnist
+    closed = "http://127.0.0.1:9"
+    env = {k: v for k, v in os.environ.items() if k not in ("no_proxy", "NO_PROXY")}
+    for name in ("home", "cache", "data", "work"):
+        (tmp_path / name).mkdir()
+    env.update(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "cache"),
+               FNARRAY_DATA=str(tmp_path / "data"), http_proxy=closed, https_proxy=closed,
+               HTTP_PROXY=closed, HTTPS_PROXY=closed, OMP_NUM_THREADS="1")
+    job = [sys.executable, "-m", "fnarray.examples.mnist", "--no-progress", "--out", "out",
+           "--epochs", "1", "--fallback-size", "600", "200"]
+
+    def run(ranks, *extra):
+        cmd = ([_MPIEXEC, "-n", str(ranks)] if ranks > 1 else []) + job + list(extra)
+        proc = subprocess.run(cmd, cwd=tmp_path / "work", env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    out = run(2)
+    assert "data-parallel on 2 MPI ranks" in out and out.count("epoch 1: train loss") == 1
+    assert "resumed from" in run(1, "--resume")
+    assert out.count("checkpoint:") == 1
+    assert "epoch 3: train loss" in run(2, "--resume")
+    history = mnist.torch.load(tmp_path / "work" / "out" / "checkpoint.fa")["history"]
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2, 3]

@@ -1,7 +1,11 @@
 """Train the PyTorch-tutorial ConvNet on MNIST with fnarray's compat layer.
 
 Run: ``python -m fnarray.examples.mnist [--data DIR] [--epochs N] [--resume] [--gamma G]
-[--tensorboard DIR]``.
+[--tensorboard DIR]``.  Data-parallel: ``mpiexec -n 2 python -m fnarray.examples.mnist``
+(needs the ``distributed`` extra): each rank trains on its ``DistributedSampler`` shard
+with the model wrapped in ``DistributedDataParallel``; rank 0 alone evaluates, prints,
+plots and writes the checkpoint (the unwrapped model's state, so it resumes on any number
+of ranks); the printed train loss is the mean over the ranks.
 
 The code is the PyTorch MNIST example with only the imports changed.  It splits the
 available images deterministically (the first 8,000 train, the last 2,000 test), trains
@@ -24,6 +28,7 @@ runs and learns.  It prints which data it used.
 from __future__ import annotations
 
 import argparse
+import builtins
 import os
 import time
 from pathlib import Path
@@ -33,7 +38,7 @@ import numpy as np
 import fnarray.compat as torch
 import fnarray.nn.functional as F
 from fnarray import nn, optim
-from fnarray.data import DataLoader, Subset, TensorDataset
+from fnarray.data import DataLoader, DistributedSampler, Subset, TensorDataset
 from fnarray.data import datasets, transforms
 from fnarray.examples import mnist_plots
 
@@ -195,11 +200,14 @@ def main(argv=None) -> dict:
                         help="also log to TensorBoard event files under DIR")
     args = parser.parse_args(argv)
 
+    rank, world = join_mpi_job()
+    print = builtins.print if rank == 0 else (lambda *a, **k: None)  # noqa: A001
     torch.manual_seed(args.seed)
     train_set, test_set, description, source = resolve_data(args.data, tuple(args.fallback_size))
-    print(f"data: {description}")
-    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
-                              generator=args.seed)
+    print(f"data: {description}" + (f"  (data-parallel on {world} MPI ranks)" if world > 1 else ""))
+    sampler = DistributedSampler(train_set, seed=args.seed) if world > 1 else None
+    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=sampler is None,
+                              sampler=sampler, generator=None if sampler else args.seed)
     test_loader = DataLoader(test_set, batch_size=1000)
 
     model = Net()
@@ -220,18 +228,31 @@ def main(argv=None) -> dict:
         history["scheduled"] = history["scheduled"] or scheduler is not None
         print(f"resumed from {ckpt} after epoch {state['epoch']}")
     start = len(history["epochs"]) + 1
+    core = model
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(core)
 
     writer = None
-    if args.tensorboard:
+    if args.tensorboard and rank == 0:
         writer = torch.utils.tensorboard.SummaryWriter(args.tensorboard)
         writer.add_graph(model, next(iter(test_loader))[0][:1])
-    progress, predicted = _progress(args.no_progress), None
+    progress, predicted = _progress(args.no_progress or rank > 0), None
     for epoch in range(start, start + args.epochs):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         t0 = time.perf_counter()
         train_loss = train_epoch(model, train_loader, optimizer, epoch, progress, history,
                                  writer)
         seconds = time.perf_counter() - t0
-        test_loss, acc, predicted = evaluate(model, test_loader)
+        if world > 1:
+            from fnarray import distributed
+            train_loss = float(distributed.all_reduce(
+                np.float64(train_loss), distributed.ReduceOp.AVG))
+            if rank > 0:
+                if scheduler is not None:
+                    scheduler.step()
+                continue
+        test_loss, acc, predicted = evaluate(core, test_loader)
         if scheduler is not None:
             scheduler.step()
         history["epochs"].append({"epoch": epoch, "step": len(history["step_loss"]),
@@ -241,13 +262,15 @@ def main(argv=None) -> dict:
             log_epoch(writer, model, history["epochs"][-1])
         print(f"epoch {epoch}: train loss {train_loss:.4f}  test loss {test_loss:.4f}  "
               f"test accuracy {100 * acc:.2f}%  ({seconds:.1f} s)")
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        torch.save({"model": core.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": None if scheduler is None else scheduler.state_dict(),
                     "epoch": epoch, "history": history}, ckpt)
+    if rank > 0:
+        return {}
     if predicted is None:  # --epochs 0: redraw the figures from the checkpoint
         if not history["epochs"]:
             raise SystemExit("nothing to plot: --epochs 0 and no checkpoint to resume from")
-        predicted = evaluate(model, test_loader)[2]
+        predicted = evaluate(core, test_loader)[2]
     curves = mnist_plots.plot_training(history, out / "accuracy_loss.png")
     digits = mnist_plots.plot_test_digits(test_set, predicted, out / "test_digits.png", MEAN, STD)
     print(f"checkpoint: {ckpt}   plots: {curves}, {digits}")
@@ -255,6 +278,17 @@ def main(argv=None) -> dict:
         writer.close()
         print(f"tensorboard: tensorboard --logdir {args.tensorboard}")
     return history["epochs"][-1]
+
+
+def join_mpi_job() -> tuple[int, int]:
+    """``(rank, world size)``: joins the MPI job when launched by ``mpiexec`` with more than
+    one process (MPICH's ``PMI_SIZE`` or Open MPI's ``OMPI_COMM_WORLD_SIZE``), else (0, 1)."""
+    size = int(os.environ.get("PMI_SIZE") or os.environ.get("OMPI_COMM_WORLD_SIZE") or 1)
+    if size <= 1:
+        return 0, 1
+    from fnarray import distributed
+    distributed.init_process_group("mpi")
+    return distributed.get_rank(), distributed.get_world_size()
 
 
 def log_epoch(writer, model, record: dict) -> None:
