@@ -80,6 +80,20 @@ def test_convnet_with_batchnorm_eval(tmp_path):
     _check_module(model, (2, 1, 14, 14), (5, 1, 14, 14), tmp_path)
 
 
+@pytest.mark.parametrize("make,shape", [
+    (lambda: nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1), (2, 3, 6, 6)),
+    (lambda: nn.MaxPool2d(3, 2, padding=1), (2, 3, 9, 9)),  # -inf padding mask constant
+    (lambda: nn.AvgPool2d(2), (2, 3, 8, 8)),
+    (lambda: nn.Sequential(nn.Conv1d(3, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.SiLU()),
+     (2, 3, 9)),
+    (lambda: nn.Sequential(nn.BatchNorm1d(5), nn.Softplus(), nn.Softmax(dim=1)), (2, 5)),
+], ids=["conv_transpose", "maxpool_padded", "avgpool", "conv1d_groupnorm_silu",
+        "batchnorm1d_softplus_softmax"])
+def test_more_layers(tmp_path, make, shape):
+    graph = _check_module(make(), shape, (3, *shape[1:]), tmp_path)
+    assert "num_batches_tracked" not in {t.name for t in graph.initializer}
+
+
 def test_transformer_encoder_layer(tmp_path):
     model = nn.TransformerEncoderLayer(16, 4, dim_feedforward=32, batch_first=True)
     _check_module(model, (2, 5, 16), (3, 5, 16), tmp_path)

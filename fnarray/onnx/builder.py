@@ -29,21 +29,25 @@ class GraphBuilder:
 
     def bind_consts(self, prog, other, env: dict) -> None:
         """Initializers for the program's constants.  A constant whose shape follows the
-        dynamic axes (an initial state of zeros) must hold one repeated value: it becomes
-        that scalar expanded to a shape computed at run time."""
+        dynamic axes (an initial state of zeros, a padding mask) must repeat one slice along
+        those axes: it becomes that slice expanded to a shape computed at run time."""
         for i, (v, c) in enumerate(zip(prog.constvars, prog.consts)):
             value = np.asarray(c)
             shape_other = other.constvars[i].aval.shape if other is not None else value.shape
-            if shape_other == value.shape:
+            varying = [a for a, (d, e) in enumerate(zip(value.shape, shape_other)) if d != e]
+            base = value[tuple(slice(0, 1) if a in varying else slice(None)
+                               for a in range(value.ndim))]
+            if not varying:
                 env[id(v)] = self.const(value)
-            elif value.size and (value == value.flat[0]).all():
-                env[id(v)] = self.op("Expand", [self.const(value.flat[0]),
+            elif value.size and np.array_equal(np.broadcast_to(base, value.shape), value,
+                                               equal_nan=value.dtype.kind in "fc"):
+                env[id(v)] = self.op("Expand", [self.const(base),
                                                 self.shape_tensor(value.shape, shape_other)])
             else:
                 raise UnsupportedPrimitiveError(
                     f"fnarray.onnx.export: a constant of shape {value.shape} in the program "
                     f"traced from {self.where} depends on the dynamic axes {self.dyn} and "
-                    f"holds different values")
+                    f"differs along them")
 
     def lower(self, prog, other, env: dict) -> None:
         """Append the nodes of every equation of ``prog`` (``other``: the same program
@@ -240,8 +244,10 @@ def build_model(model_or_fn, args, input_names, output_names, dynamic_axes, opse
 
     g = GraphBuilder(rules, where, dyn)
     env: dict[int, str] = {}
+    used = {id(v) for e in prog.eqns for v in e.invars} | {id(v) for v in prog.outvars}
     for name, v, value in zip(names, prog.invars, state.values()):
-        env[id(v)] = g.const(np.asarray(value), name=name)
+        if id(v) in used:  # unused buffers (num_batches_tracked) are left out
+            env[id(v)] = g.const(np.asarray(value), name=name)
 
     def value_info(name, aval, shape_other):
         symbols = dyn.get(name, {})
