@@ -165,6 +165,31 @@ def check_functional(r, n):
     assert float(tangent[0]) == n * (n - 1) / 2 and float(tangent[1]) == n
 
 
+class TwoHeads(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = (torch.nn.Linear(2, 1).double() for _ in range(3))
+
+    def forward(self, x, use_b):
+        return self.a(x) + (self.b(x) if use_b else 0.0)  # self.c is never used
+
+
+def check_unused_parameters(r, n):
+    x = torch.ones(1, 2, dtype=torch.float64)
+    strict = DistributedDataParallel(TwoHeads())
+    try:
+        strict(x, True).sum().backward()  # all used but c: the error names c and the fix
+        raise AssertionError("a parameter without gradient must be refused")
+    except RuntimeError as exc:
+        assert "['c.weight', 'c.bias']" in str(exc) and "find_unused_parameters=True" in str(exc)
+    ddp = DistributedDataParallel(TwoHeads(), find_unused_parameters=True)
+    ddp(x * (r + 1), r == 0).sum().backward()
+    mean_scale = sum(q + 1 for q in range(n)) / n
+    np.testing.assert_allclose(ddp.module.a.weight.grad.numpy(), [[mean_scale] * 2])
+    np.testing.assert_allclose(ddp.module.b.weight.grad.numpy(), [[1.0 / n] * 2])
+    assert ddp.module.c.weight.grad is None
+
+
 def main():
     mode = sys.argv[1]
     dist.init_process_group("mpi", timeout=30)
@@ -173,6 +198,7 @@ def main():
         check_collectives(r, n)
     elif mode == "ddp":
         check_ddp(r, n)
+        check_unused_parameters(r, n)
     elif mode == "functional":
         check_functional(r, n)
     elif mode == "raise":
