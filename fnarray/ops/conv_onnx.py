@@ -35,18 +35,28 @@ def _conv(g, ins, eqn, *, strides, padding, dilation, groups, **_):
 
 @onnx_rule("conv_patches")
 def _conv_patches(g, ins, eqn, *, kernel, strides, padding, dilation, **_):
-    """The windows ``(N, C, *kernel, *out)`` as a grouped ``Conv`` with one-hot kernels
-    (each output channel copies one kernel offset of one input channel; zero padding as
-    fnarray's), reshaped to split channels from offsets.  Followed by a reduction this is
-    max/average pooling."""
-    x = eqn.invars[0].aval
-    c = x.shape[1]
-    onehot = _onehot(c, kernel, x.dtype)
-    cols = g.op("Conv", [ins[0], g.const(onehot)], group=int(c), kernel_shape=list(kernel),
-                **_attrs(strides, padding, dilation))
-    out = eqn.outvars[0].aval.shape
-    # 0 keeps the (possibly dynamic) batch size of the Conv output
-    return g.op("Reshape", [cols, g.ints((0, c, *kernel, *out[2 + len(kernel):]))])
+    """The windows ``(N, C, *kernel, *out)``: the zero-padded input sliced once per kernel
+    offset (a strided ``Slice`` per offset, stacked on a new axis).  Copies values exactly,
+    infinities included (a padding mask of ``-inf`` before max pooling); followed by a
+    reduction this is max/average pooling."""
+    nk = len(kernel)
+    out = eqn.outvars[0].aval.shape[2 + nk:]
+    x = ins[0]
+    if any(lo or hi for lo, hi in padding):
+        pads = [0, 0] + [lo for lo, _ in padding] + [0, 0] + [hi for _, hi in padding]
+        x = g.op("Pad", [x, g.ints(pads)])
+    axes = g.ints(range(2, 2 + nk))
+    steps = g.ints(strides)
+    new_axis = g.ints([2])
+    windows = []
+    for offset in np.ndindex(*kernel):
+        starts = [k * d for k, d in zip(offset, dilation)]
+        ends = [b + (o - 1) * s + 1 for b, o, s in zip(starts, out, strides)]
+        piece = g.op("Slice", [x, g.ints(starts), g.ints(ends), axes, steps])
+        windows.append(g.op("Unsqueeze", [piece, new_axis]))
+    stacked = g.op("Concat", windows, axis=2)
+    # 0 keeps the (possibly dynamic) batch and channel sizes
+    return g.op("Reshape", [stacked, g.ints((0, 0, *kernel, *out))])
 
 
 @onnx_rule("conv_patches_transpose")
