@@ -156,6 +156,25 @@ def test_cond_switch_and_while_loop(tmp_path):
             np.testing.assert_allclose(g, _np(w), atol=1e-4, rtol=1e-5)
 
 
+def test_import_fnarray_imports_no_onnx():
+    import subprocess
+    import sys
+    code = ("import sys, fnarray, fnarray.compat as torch; torch.onnx; "
+            "assert 'onnx' not in sys.modules and 'onnxruntime' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_train_mode_dropout_with_dynamic_batch_is_refused(tmp_path):
+    # in train mode the dropout mask is drawn while tracing: a constant of the batch's shape
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+    model.train()
+    with pytest.raises(fonnx.UnsupportedPrimitiveError,
+                       match=r"constant of shape \(2, 4\).*Sequential.*dynamic axes"):
+        torch.onnx.export(model, torch.tensor(RNG.randn(2, 4).astype(np.float32)),
+                          tmp_path / "m.onnx", input_names=["x"], dynamic_axes={"x": [0]})
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_every_rule_names_a_primitive():
     from fnarray.core.primitive import REGISTRY
     from fnarray.onnx.rules import load_rules
