@@ -3,10 +3,12 @@
 ``python distributed_worker.py MODE``: ``collectives`` checks every collective against NumPy,
 ``functional`` checks ``psum``/``pmean`` inside ``jit``/``grad``,
 ``ddp`` checks DistributedDataParallel + DistributedSampler training against single-process
-training on the union of the batches, ``raise`` makes rank 1 fail while rank 0 waits.  A
-rank prints ``OK <mode>`` when all its checks pass.
+training on the union of the batches, ``raise`` makes rank 1 fail while rank 0 waits,
+``die`` kills rank 1 with SIGKILL.  A rank prints ``OK <mode>`` when all its checks pass.
 """
 
+import os
+import signal
 import sys
 
 import numpy as np
@@ -205,6 +207,10 @@ def main():
         if r == 1:
             raise ValueError("rank 1 fails on purpose")
         dist.all_reduce(fa.asarray(np.ones(2)))  # would wait forever without the abort
+    elif mode == "die":
+        if r == 1:
+            os.kill(os.getpid(), signal.SIGKILL)  # no exception hook runs: the launcher must act
+        dist.all_reduce(fa.asarray(np.ones(2)))
     print(f"OK {mode}", flush=True)
     dist.destroy_process_group()
 

@@ -47,6 +47,15 @@ def test_a_failing_rank_ends_the_job_nonzero_without_hanging():
     proc = _launch(2, "raise", timeout=60)
     assert proc.returncode != 0
     assert "rank 1 fails on purpose" in proc.stderr
+    assert "OK raise" not in proc.stdout
+    assert time.monotonic() - start < 30
+
+
+@needs_mpi
+def test_a_killed_rank_ends_the_job_nonzero_without_hanging():
+    start = time.monotonic()
+    proc = _launch(2, "die", timeout=60)
+    assert proc.returncode != 0 and "OK die" not in proc.stdout
     assert time.monotonic() - start < 30
 
 
