@@ -175,6 +175,18 @@ def test_train_mode_dropout_with_dynamic_batch_is_refused(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("f", [
+    lambda x: fa.cumsum(x, axis=1), lambda x: fa.argmax(x, axis=1), lambda x: fa.flip(x, 0),
+    lambda x: fa.pad(x, 1), lambda x: fa.concatenate([x, x * 2.0], axis=1).mean(axis=0),
+    lambda x: fa.einsum("bi,bj->bij", x, x), lambda x: (x > 0) & (x < 1),
+], ids=["cumsum", "argmax", "rev", "pad", "concat_mean", "batched_dot", "logical"])
+def test_small_functions(tmp_path, f):
+    x = RNG.randn(3, 4).astype(np.float32)
+    fonnx.export(f, fa.asarray(x), tmp_path / "f.onnx")
+    (got,) = _run(tmp_path / "f.onnx", {"input_0": x})
+    np.testing.assert_allclose(got, _np(f(fa.asarray(x))), atol=1e-5)
+
+
 def test_every_rule_names_a_primitive():
     from fnarray.core.primitive import REGISTRY
     from fnarray.onnx.rules import load_rules

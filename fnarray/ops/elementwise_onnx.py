@@ -11,13 +11,16 @@ _UNARY = {"neg": "Neg", "sin": "Sin", "cos": "Cos", "tan": "Tan", "asin": "Asin"
           "asinh": "Asinh", "acosh": "Acosh", "atanh": "Atanh", "exp": "Exp", "log": "Log",
           "sqrt": "Sqrt", "abs": "Abs", "logistic": "Sigmoid", "erf": "Erf", "sign": "Sign",
           "floor": "Floor", "ceil": "Ceil", "round": "Round", "logical_not": "Not",
-          "isnan": "IsNaN", "isinf": "IsInf", "bitwise_invert": "BitwiseNot"}
+          "isnan": "IsNaN", "isinf": "IsInf"}
 
 _BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow",
            "max": "Max", "min": "Min", "eq": "Equal", "lt": "Less", "le": "LessOrEqual",
            "gt": "Greater", "ge": "GreaterOrEqual", "logical_and": "And",
-           "logical_or": "Or", "logical_xor": "Xor", "bitwise_and": "BitwiseAnd",
-           "bitwise_or": "BitwiseOr", "bitwise_xor": "BitwiseXor"}
+           "logical_or": "Or", "logical_xor": "Xor"}
+
+# Bitwise primitives: ONNX's Bitwise* take integers only; on booleans they are the logical ops
+_BITWISE = {"bitwise_and": ("BitwiseAnd", "And"), "bitwise_or": ("BitwiseOr", "Or"),
+            "bitwise_xor": ("BitwiseXor", "Xor"), "bitwise_invert": ("BitwiseNot", "Not")}
 
 
 def _simple(op_type):
@@ -26,6 +29,17 @@ def _simple(op_type):
 
 for _name, _op in {**_UNARY, **_BINARY}.items():
     onnx_rule(_name)(_simple(_op))
+
+
+def _bitwise(int_op, bool_op):
+    def rule(g, ins, eqn, **_):
+        is_bool = np.dtype(eqn.outvars[0].aval.dtype) == np.bool_
+        return g.op(bool_op if is_bool else int_op, ins)
+    return rule
+
+
+for _name, (_int_op, _bool_op) in _BITWISE.items():
+    onnx_rule(_name)(_bitwise(_int_op, _bool_op))
 
 
 def _one(eqn):
