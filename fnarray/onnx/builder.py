@@ -158,8 +158,14 @@ def typed(name: str, aval):
         name, helper.np_dtype_to_tensor_dtype(np.dtype(aval.dtype)), [None] * len(aval.shape))
 
 
+def _is_tensor(x) -> bool:
+    from fnarray.compat.tensor import Tensor
+    return isinstance(x, Tensor)
+
+
 def _raw(x):
-    return getattr(x, "array", x) if type(x).__name__ == "Tensor" else x
+    """The array of a compat tensor (modules and functions may return either)."""
+    return x.array if _is_tensor(x) else x
 
 
 def _trace(model_or_fn, avals, n_state, names):
@@ -175,7 +181,7 @@ def _trace(model_or_fn, avals, n_state, names):
             out = functional_call(model_or_fn, dict(zip(names, state)), tuple(args))
         else:
             out = model_or_fn(*args)
-        leaves, _ = tree_util.flatten(out, is_leaf=lambda x: type(x).__name__ == "Tensor")
+        leaves, _ = tree_util.flatten(out, is_leaf=_is_tensor)
         return [_raw(o) for o in leaves]
 
     prog = ir.trace_flat(flat_fun, [(a, default()) for a in avals], name="onnx")
