@@ -116,7 +116,7 @@ def test_lstm_scan_with_dynamic_batch_and_length(tmp_path, bidirectional):
 
 
 def test_embedding_and_fancy_indexing(tmp_path):
-    emb = nn.Embedding(10, 4)
+    emb = nn.Embedding(10, 4).eval()
     path = tmp_path / "emb.onnx"
     torch.onnx.export(emb, torch.tensor(RNG.randint(0, 10, (2, 3))), path,
                       input_names=["t"], dynamic_axes={"t": [0]})
@@ -169,7 +169,8 @@ def test_train_mode_dropout_with_dynamic_batch_is_refused(tmp_path):
     model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
     model.train()
     with pytest.raises(fonnx.UnsupportedPrimitiveError,
-                       match=r"constant of shape \(2, 4\).*Sequential.*dynamic axes"):
+                       match=r"constant of shape \(2, 4\).*Sequential.*dynamic axes"), \
+            pytest.warns(UserWarning, match="Sequential is in training mode.*model.eval"):
         torch.onnx.export(model, torch.tensor(RNG.randn(2, 4).astype(np.float32)),
                           tmp_path / "m.onnx", input_names=["x"], dynamic_axes={"x": [0]})
     assert list(tmp_path.iterdir()) == []

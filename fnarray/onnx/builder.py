@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 from onnx import helper, numpy_helper
@@ -219,6 +220,11 @@ def build_model(model_or_fn, args, input_names, output_names, dynamic_axes, opse
     is_module = isinstance(model_or_fn, Module)
     where = type(model_or_fn).__name__ if is_module else getattr(model_or_fn, "__qualname__",
                                                                    repr(model_or_fn))
+    if is_module and any(m.training for m in model_or_fn.modules()):
+        warnings.warn(f"fnarray.onnx.export: {where} is in training mode; it is exported as it "
+                      f"runs now (batch statistics; random draws such as dropout masks are "
+                      f"made once while tracing and become constants). Call model.eval() "
+                      f"first for inference", stacklevel=3)
     state = ({k: fa.asarray(_raw(v)) for k, v in model_or_fn.state_dict().items()}
              if is_module else {})
     names = list(state)
