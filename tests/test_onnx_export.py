@@ -227,3 +227,20 @@ def test_unmapped_primitive_names_it_and_writes_nothing(tmp_path):
 def test_old_opset_refused(tmp_path):
     with pytest.raises(ValueError, match="opset_version=13"):
         fonnx.export(fa.tanh, fa.ones(3), tmp_path / "m.onnx", opset_version=13)
+
+
+def test_mnist_example_exports_the_trained_model(tmp_path, monkeypatch):
+    from fnarray.examples import mnist
+
+    monkeypatch.setattr(mnist, "resolve_data", lambda data, sizes: mnist.synthetic_splits(256, 64))
+    path = tmp_path / "mnist.onnx"
+    mnist.main(["--no-progress", "--out", str(tmp_path / "out"), "--epochs", "1",
+                "--export-onnx", str(path)])
+    model = Net()
+    model.load_state_dict(torch.load(tmp_path / "out" / "checkpoint.fa")["model"])
+    model.eval()
+    x = np.random.default_rng(0).standard_normal((5, 1, 28, 28)).astype(np.float32)
+    (got,) = ort.InferenceSession(str(path)).run(None, {"image": x})
+    with torch.no_grad():
+        expected = model(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4)

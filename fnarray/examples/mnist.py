@@ -198,6 +198,8 @@ def main(argv=None) -> dict:
                         metavar=("TRAIN", "TEST"), help="images in the offline fallback")
     parser.add_argument("--tensorboard", metavar="DIR",
                         help="also log to TensorBoard event files under DIR")
+    parser.add_argument("--export-onnx", metavar="PATH",
+                        help="after training, write the model (eval mode, any batch size) as ONNX")
     args = parser.parse_args(argv)
 
     rank, world = join_mpi_job()
@@ -274,6 +276,13 @@ def main(argv=None) -> dict:
     curves = mnist_plots.plot_training(history, out / "accuracy_loss.png")
     digits = mnist_plots.plot_test_digits(test_set, predicted, out / "test_digits.png", MEAN, STD)
     print(f"checkpoint: {ckpt}   plots: {curves}, {digits}")
+    if args.export_onnx:
+        core.eval()
+        example = next(iter(test_loader))[0][:1]
+        torch.onnx.export(core, (example,), args.export_onnx, input_names=["image"],
+                          output_names=["log_probs"],
+                          dynamic_axes={"image": {0: "batch"}, "log_probs": {0: "batch"}})
+        print(f"onnx: {args.export_onnx} (input 'image' N x 1 x 28 x 28, normalised as in training)")
     if writer is not None:
         writer.close()
         print(f"tensorboard: tensorboard --logdir {args.tensorboard}")
