@@ -158,13 +158,9 @@ class custom_jvp(_CustomRule):  # noqa: N801 - JAX's name
         def flat_jvp(ps, ts):
             dyn_p = tuple(a for i, a in enumerate(rebuild(ps)) if i not in static)
             dyn_t = tuple(a for i, a in enumerate(rebuild(ts)) if i not in static)
-            res = self.jvp_rule(*static_args, dyn_p, dyn_t)
-            if not (isinstance(res, (tuple, list)) and len(res) == 2):
-                raise TypeError(
-                    f"custom_jvp {self.fun.__name__}: the JVP rule "
-                    f"{getattr(self.jvp_rule, '__name__', self.jvp_rule)} must return a pair "
-                    f"(primal_out, tangent_out), got {type(res).__name__}")
-            out, t_out = res
+            out, t_out = rule_checks.unpack_pair(
+                "custom_jvp", self.fun, "JVP", self.jvp_rule,
+                self.jvp_rule(*static_args, dyn_p, dyn_t), "primal_out, tangent_out")
             o_leaves, o_tree = tree_util.flatten(out)
             out_trees.append(o_tree)
             return ([fa.asarray(v) for v in o_leaves],
@@ -225,13 +221,8 @@ class custom_vjp(_CustomRule):  # noqa: N801 - JAX's name
         leaves, in_tree, rebuild, static_args, flat_fun, out_trees = self._prepare(args)
 
         def flat_fwd(*xs):
-            pair = self.fwd(*rebuild(xs))
-            if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
-                raise TypeError(
-                    f"custom_vjp {self.fun.__name__}: the fwd rule "
-                    f"{getattr(self.fwd, '__name__', self.fwd)} must return a pair (output, "
-                    f"residuals), got {type(pair).__name__}")
-            out, res = pair
+            out, res = rule_checks.unpack_pair("custom_vjp", self.fun, "fwd", self.fwd,
+                                               self.fwd(*rebuild(xs)), "output, residuals")
             o, t = tree_util.flatten(out)
             out_trees.append(t)
             return [fa.asarray(v) for v in o], res

@@ -19,6 +19,15 @@ def _rule_name(rule) -> str:
     return getattr(rule, "__name__", type(rule).__name__)
 
 
+def unpack_pair(kind: str, fun, role: str, rule, result, names: str):
+    """``result`` as a pair, or a TypeError naming the rule (a JVP rule returns
+    ``(primal_out, tangent_out)``; a custom_vjp fwd returns ``(output, residuals)``)."""
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
+        raise TypeError(f"{kind} {fun.__name__}: the {role} rule {_rule_name(rule)} must return "
+                        f"a pair ({names}), got {type(result).__name__}")
+    return result
+
+
 def _describe(x) -> str:
     if hasattr(x, "shape") and hasattr(x, "dtype"):
         return f"{x.dtype}{list(x.shape)}"
