@@ -167,10 +167,10 @@ def conj_cotangent(ct):
 class _TapeHooks:
     """Per-backward callbacks for ``reverse.backward`` (see the module docstring)."""
 
-    def __init__(self, create_graph: bool, wanted: dict):
+    def __init__(self, create_graph: bool, wanted: dict, accumulate: bool = False):
         self.create_graph = create_graph
         self.wanted = wanted  # (id(node), index) -> None, filled with cotangents
-        self.leaves = []  # (leaf node, cotangent) in the order reached
+        self.accumulate = accumulate  # backward(): leaves' .grad filled during the walk
 
     def cotangents(self, node, cts):
         if node.hooks:
@@ -185,8 +185,11 @@ class _TapeHooks:
         for i, c in enumerate(cts):
             if (id(node), i) in self.wanted:
                 self.wanted[(id(node), i)] = conj_cotangent(c)
-        if node.prim is None:
-            self.leaves.append((node, conj_cotangent(cts[0])))
+        if node.prim is None and self.accumulate:
+            # The walk is in topological order: every consumer of the leaf has already
+            # been processed, so this cotangent is final and ``.grad`` can be filled now
+            # (DDP's post-accumulate hooks start communication while backward goes on).
+            _accumulate_leaf(node, conj_cotangent(cts[0]))
         return cts
 
     def saved(self, node):
@@ -297,11 +300,11 @@ def _roots_and_cts(tensors, grad_tensors, create_graph):
     return roots, cts
 
 
-def _run(tensors, grad_tensors, retain_graph, create_graph, wanted):
+def _run(tensors, grad_tensors, retain_graph, create_graph, wanted, accumulate=False):
     if retain_graph is None:
         retain_graph = create_graph
     roots, cts = _roots_and_cts(tensors, grad_tensors, create_graph)
-    hooks = _TapeHooks(create_graph, wanted)
+    hooks = _TapeHooks(create_graph, wanted, accumulate)
     with grad_mode.set_grad_enabled(create_graph):
         reverse.backward(roots, cts, release=not retain_graph, hooks=hooks)
     return hooks
@@ -347,17 +350,33 @@ def _backward(tensors, grad_tensors, retain_graph, create_graph, inputs) -> None
             if g is not None:
                 _accumulate(t, g)
         return
-    hooks = _run(tensors, grad_tensors, retain_graph, create_graph, {})
-    for node, ct in hooks.leaves:
-        t = node.tensor() if node.tensor is not None else None
-        if t is not None and ct is not None:
-            _accumulate(t, ct if isinstance(ct, Tensor) else Tensor._make(ct, None, 0))
+    _run(tensors, grad_tensors, retain_graph, create_graph, {}, accumulate=True)
+
+
+def _accumulate_leaf(node: CompatNode, ct) -> None:
+    """Add ``ct`` to the leaf tensor's ``.grad``, then run its post-accumulate hooks."""
+    t = node.tensor() if node.tensor is not None else None
+    if t is None or ct is None:
+        return
+    _accumulate(t, ct if isinstance(ct, Tensor) else Tensor._make(ct, None, 0))
 
 
 def _accumulate(t: Tensor, g: Tensor) -> None:
+    """``t.grad += g``, then ``t``'s post-accumulate hooks."""
     if g.dtype != t.dtype:
         g = g.to(t.dtype)
     t._grad = g if t._grad is None else t._grad + g
+    for fn in list(getattr(t, "_post_accumulate_hooks", None) or ()):
+        fn(t)
+
+
+def add_post_accumulate_hook(t: Tensor, fn) -> _HookHandle:
+    """Register ``fn(t)`` to run each time ``backward()`` has accumulated ``t.grad``."""
+    hooks = getattr(t, "_post_accumulate_hooks", None)
+    if hooks is None:
+        hooks = t._post_accumulate_hooks = []
+    hooks.append(fn)
+    return _HookHandle(hooks, fn)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,

@@ -280,6 +280,19 @@ class Tensor(Tracer):
         from fnarray.compat.autograd import add_hook
         return add_hook(self._node, self._index, hook)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(self)`` right after ``backward()`` has accumulated this leaf's
+        ``.grad`` (DistributedDataParallel starts its all-reduce there, while backward
+        goes on).  Returns a handle with ``remove()``."""
+        if self._node is None:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require "
+                               "gradient")
+        if not self.is_leaf:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               "tensors")
+        from fnarray.compat.autograd import add_post_accumulate_hook
+        return add_post_accumulate_hook(self, hook)
+
     def retain_grad(self):
         """Keep this non-leaf tensor's gradient in ``.grad`` after ``backward()``."""
         if self.is_leaf:
