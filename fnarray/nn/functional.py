@@ -15,6 +15,7 @@ import math
 
 import fnarray as fa
 from fnarray.nn import _conv as _c
+from fnarray.nn._bce import bce_elementwise
 
 # ---------------------------------------------------------------------------- activations
 
@@ -539,26 +540,17 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     return (1 - label_smoothing) * nll + smooth * (label_smoothing / n_classes)
 
 
-def _log_clamped(v, log):
-    """``max(log(v), -100)`` (``log`` is ``fa.log``, or ``fa.log1p`` with ``v`` as its
-    argument) that never evaluates the log at its pole: -100 there."""
-    pole = 0 if log is fa.log else -1
-    ok = v > pole
-    safe = fa.where(ok, v, pole + 1)
-    return fa.where(ok, fa.maximum(log(safe), -100.0), -100.0)
-
-
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction: str = "mean"):
-    """``-w (y log x + (1 - y) log(1 - x))`` with the logs clamped at -100, as PyTorch
-    does; ``log(0)`` is never evaluated (no NumPy warning, and a finite gradient: 0 at
-    ``x`` = 0 or 1, where PyTorch's own formula gives +-1e12)."""
+    """``-w (y log x + (1 - y) log(1 - x))`` with the logs clamped at -100, and PyTorch's
+    gradient ``(x - y) / max((1 - x) x, 1e-12)`` (see ``_bce``); ``log(0)`` is never
+    evaluated, so no NumPy warning."""
     if tuple(input.shape) != tuple(target.shape):
         raise ValueError(f"binary_cross_entropy: target size {tuple(target.shape)} must equal "
                          f"input size {tuple(input.shape)}")
-    log_x = _log_clamped(input, fa.log)
-    log_1mx = _log_clamped(-input, fa.log1p)
-    loss = -(target * log_x + (1 - target) * log_1mx)
+    from fnarray.compat.tape import op_scope
+    with op_scope("BinaryCrossEntropyBackward0"):
+        loss = bce_elementwise(input, target)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, _legacy_reduction(size_average, reduce, reduction), "binary_cross_entropy")

@@ -13,6 +13,11 @@ subtree it stands in (JAX's convention); it never shifts the other entries.
 from __future__ import annotations
 
 from fnarray.core import tree as tree_util
+from fnarray.core.trace import Tracer
+
+
+def _is_tracer(x) -> bool:
+    return isinstance(x, Tracer)
 
 
 def _rule_name(rule) -> str:
@@ -110,8 +115,10 @@ def check_tangents(fun, rule, primal_out, tangent_out) -> list:
     """Flat tangents of a ``custom_jvp`` rule's output, checked against its primal output."""
     from fnarray import api as fa
     fname, rname = _rule_name(fun), _rule_name(rule)
-    p_leaves, p_tree = tree_util.flatten(primal_out)
-    t_leaves, t_tree = tree_util.flatten(tangent_out)
+    # Tracers (compat tensors among them) are leaves: a rule run on recorded tensors returns
+    # a Tensor primal beside a plain-array tangent, which is the same structure.
+    p_leaves, p_tree = tree_util.flatten(primal_out, is_leaf=_is_tracer)
+    t_leaves, t_tree = tree_util.flatten(tangent_out, is_leaf=_is_tracer)
     prefix = (f"custom_jvp {fname}: the JVP rule {rname} must return (primal_out, "
               f"tangent_out) with tangent_out shaped like primal_out")
     if t_tree != p_tree:

@@ -18,6 +18,14 @@ def empty_parameter(shape, dtype=None, device=None) -> Parameter:
     return Parameter(value if device is None else fa.device_put(value, str(device)))
 
 
+class ShapeMismatchError(ValueError, RuntimeError):
+    """A layer got an input (or state) whose size disagrees with its configuration.
+
+    PyTorch raises ``RuntimeError`` for these (``mat1 and mat2 shapes cannot be multiplied``,
+    ``input.size(-1) must be equal to input_size``); fnarray's own convention is
+    ``ValueError``. Deriving from both lets code written for either catch it."""
+
+
 def describe(layer) -> str:
     """A one-line name for error messages: ``Name(extra_repr)``, or ``layer`` itself when it
     is already a string."""
@@ -27,10 +35,11 @@ def describe(layer) -> str:
 
 
 def check_features(layer, x, axis: int, expected: int, what: str) -> None:
-    """Raise a ValueError naming the layer and both shapes when ``x.shape[axis] != expected``."""
+    """Raise a ShapeMismatchError naming the layer and both shapes when
+    ``x.shape[axis] != expected``."""
     if x.ndim == 0 or x.ndim <= (axis if axis >= 0 else -axis - 1) or x.shape[axis] != expected:
-        raise ValueError(f"{describe(layer)}: expected input with {expected} {what} (dimension "
-                         f"{axis}), got input of shape {tuple(x.shape)}")
+        raise ShapeMismatchError(f"{describe(layer)}: expected input with {expected} {what} "
+                                 f"(dimension {axis}), got input of shape {tuple(x.shape)}")
 
 
 @contextlib.contextmanager
@@ -44,18 +53,19 @@ def errors_named(layer):
 
 
 def check_shape(layer, x, expected: tuple, what: str) -> None:
-    """Raise a ValueError naming the layer when ``x.shape != expected``."""
+    """Raise a ShapeMismatchError naming the layer when ``x.shape != expected``."""
     if tuple(x.shape) != tuple(expected):
-        raise ValueError(f"{describe(layer)}: expected {what} of shape {tuple(expected)}, got "
-                         f"shape {tuple(x.shape)}")
+        raise ShapeMismatchError(f"{describe(layer)}: expected {what} of shape "
+                                 f"{tuple(expected)}, got shape {tuple(x.shape)}")
 
 
 def check_numel(layer, x, dim: int, sizes: tuple) -> None:
-    """Raise a ValueError naming the layer when axis ``dim`` of ``x`` cannot be split into
-    ``sizes``."""
+    """Raise a ShapeMismatchError naming the layer when axis ``dim`` of ``x`` cannot be split
+    into ``sizes``."""
     if x.ndim == 0 or not -x.ndim <= dim < x.ndim or x.shape[dim] != math.prod(sizes):
-        raise ValueError(f"{describe(layer)}: cannot split dimension {dim} of input shape "
-                         f"{tuple(x.shape)} into {sizes} (needs {math.prod(sizes)} elements)")
+        raise ShapeMismatchError(f"{describe(layer)}: cannot split dimension {dim} of input "
+                                 f"shape {tuple(x.shape)} into {sizes} (needs "
+                                 f"{math.prod(sizes)} elements)")
 
 
 def reset_weight_and_bias(layer) -> None:

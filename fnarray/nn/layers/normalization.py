@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnarray as fa
 from fnarray.nn import functional as F, init
-from fnarray.nn.layers._util import check_features, empty_parameter
+from fnarray.nn.layers._util import ShapeMismatchError, check_features, empty_parameter
 from fnarray.nn.module import Module
 
 
@@ -167,8 +167,9 @@ class LayerNorm(Module):
     def forward(self, input):
         k = len(self.normalized_shape)
         if tuple(input.shape[input.ndim - k:]) != self.normalized_shape:
-            raise ValueError(f"{self!r}: expected input with trailing shape "
-                             f"{self.normalized_shape}, got input of shape {tuple(input.shape)}")
+            raise ShapeMismatchError(f"{self!r}: expected input with trailing shape "
+                                     f"{self.normalized_shape}, got input of shape "
+                                     f"{tuple(input.shape)}")
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
