@@ -77,3 +77,44 @@ def test_bce_second_derivative_and_target_gradient():
     # PyTorch's double backward: (x^2 - 2xy + y) / max((1-x)x, eps)^2 and -1 / max(...)
     assert np.allclose(gxx.tolist(), [1e24, 4.0, 0.17 / 0.21 ** 2], rtol=1e-5)
     assert np.allclose(gxy.tolist(), [-1e12, -4.0, -1 / 0.21], rtol=1e-6)
+
+
+# --- optimizers on complex parameters: PyTorch steps view_as_real(p) -------------------------
+
+@pytest.mark.parametrize("name, options, expected", [
+    ("Adam", dict(lr=0.1), [0.704871 + 1.700382j, -0.200474 - 0.030208j]),
+    ("RMSprop", dict(lr=0.01, centered=True), [0.78876 + 1.771844j, -0.272436 + 0.065083j]),
+    ("Adagrad", dict(lr=0.1), [0.790899 + 1.774359j, -0.274939 + 0.066528j]),
+    ("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.1),
+     [0.488929 - 0.880582j, 1.846281 + 0.00608j]),
+])
+def test_optimizers_step_complex_parameters_componentwise(name, options, expected):
+    w = torch.tensor([1 + 2j, -0.5 + 0.25j], requires_grad=True)
+    opt = getattr(torch.optim, name)([w], **options)
+    for _ in range(3):
+        opt.zero_grad()
+        loss = ((w - torch.tensor([0.5 - 1j, 2 + 0j])).abs() ** 2).sum()
+        loss.backward()
+        opt.step()
+    assert w.dtype == torch.complex64
+    assert np.allclose(w.detach().numpy(), expected, atol=2e-6)
+    for value in opt.state[w].values():  # moments stay complex, like the parameter
+        assert value.dtype == torch.complex64 or value.ndim == 0
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW", "RMSprop", "Adadelta", "Adamax", "NAdam"])
+def test_complex_step_equals_the_step_of_its_real_view(name):
+    z0 = np.array([[1 + 2j, -0.5 + 0.25j], [3 - 1j, 0.1j]], np.complex64)
+    grads = [np.array([[0.3 - 1j, 2 + 0.5j], [-1 + 1j, 0.2 - 0.7j]], np.complex64) * (k + 1)
+             for k in range(3)]
+    z = torch.tensor(z0, requires_grad=True)
+    r = torch.tensor(np.stack([z0.real, z0.imag], -1), requires_grad=True)
+    opt_z = getattr(torch.optim, name)([z], lr=0.05)
+    opt_r = getattr(torch.optim, name)([r], lr=0.05)
+    for g in grads:
+        z.grad = torch.tensor(g)
+        r.grad = torch.tensor(np.stack([g.real, g.imag], -1))
+        opt_z.step()
+        opt_r.step()
+    got = z.detach().numpy()
+    assert np.allclose(np.stack([got.real, got.imag], -1), r.detach().numpy(), atol=1e-6)

@@ -60,11 +60,41 @@ def _per_leaf(init_leaf: Callable, update_leaf: Callable, name: str) -> Optimize
             if tuple(g.shape) != tuple(p.shape):
                 raise ValueError(f"optim.{name}.update: a gradient of shape {tuple(g.shape)} "
                                  f"for a parameter of shape {tuple(p.shape)}")
-        outs = [update_leaf(g, s, p) for g, s, p in zip(g_leaves, s_leaves, p_leaves)]
+        outs = [(_componentwise(update_leaf) if p.dtype.kind == "c" else update_leaf)(g, s, p)
+                for g, s, p in zip(g_leaves, s_leaves, p_leaves)]
         return (tree.unflatten(p_def, [o[0] for o in outs]),
                 tree.unflatten(p_def, [o[1] for o in outs]))
 
     return Optimizer(init, update)
+
+
+def _as_real(x):
+    """``torch.view_as_real``: a complex array as real pairs along a new last axis."""
+    return fa.stack([fa.real(x), fa.imag(x)], axis=-1)
+
+
+def _as_complex(x):
+    """The inverse of ``_as_real``."""
+    return x[..., 0] + 1j * x[..., 1]
+
+
+def _componentwise(update_leaf: Callable) -> Callable:
+    """``update_leaf`` for a complex parameter as PyTorch runs it: on ``view_as_real`` of the
+    parameter, its gradient and its parameter-shaped state, so each real and imaginary
+    component is a separate coordinate (Adam's second moment is ``re(g)^2`` and ``im(g)^2``,
+    not the complex square ``g * g``).  State buffers stay complex, as PyTorch keeps them;
+    scalar fields (the step counter) pass through."""
+
+    def update(g, s, p):
+        def real(x):
+            full = x is not None and x.dtype.kind == "c" and tuple(x.shape) == tuple(p.shape)
+            return _as_real(x) if full else x
+
+        new_p, new_s = update_leaf(_as_real(g), type(s)(*map(real, s)), _as_real(p))
+        back = [f if f is None or f.ndim <= p.ndim else _as_complex(f) for f in new_s]
+        return _as_complex(new_p), type(s)(*back)
+
+    return update
 
 
 # --- small helpers shared by the update rules
