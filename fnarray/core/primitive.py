@@ -59,9 +59,9 @@ class Primitive:
         self.fwd: Callable | None = None
         REGISTRY[name] = self
 
-    def bind(self, *args, **params):
-        """Apply this primitive (see ``fnarray.core.trace.bind``)."""
-        return _bind(self, *args, **params)
+    # ``prim.bind(*args, **params)``: apply this primitive (``fnarray.core.trace.bind`` is
+    # the method itself, so the eager path costs no extra Python frame).
+    bind = _bind
 
     def __repr__(self):
         return self.name

@@ -207,16 +207,36 @@ def _impl_quietly(prim, xp, vals, params):
 # --- bind ------------------------------------------------------------------------------
 
 def bind(prim, *args, **params):
-    """Apply ``prim`` to ``args``: eagerly when no tracer is involved, else via its trace."""
-    dev = None
-    for a in args:
-        if type(a) is not Array:
+    """Apply ``prim`` to ``args``: eagerly when no tracer is involved, else via its trace.
+
+    Operands that are all exactly ``Array`` never involve a trace, whatever is active (a
+    transformation sees only its own tracers), so they go straight to the kernel.  One and
+    two operands, almost every call, are unpacked without a loop."""
+    n = len(args)
+    if n == 2:
+        x, y = args
+        if type(x) is not Array or type(y) is not Array:
             return _bind_traced(prim, args, params)
-        if a._device is not dev:
-            if dev is not None:
-                raise _mixed_devices(prim, args)
-            dev = a._device
-    vals = [a._value for a in args]
+        dev = x._device
+        if y._device is not dev:
+            raise _mixed_devices(prim, args)
+        vals = (x._value, y._value)
+    elif n == 1:
+        x = args[0]
+        if type(x) is not Array:
+            return _bind_traced(prim, args, params)
+        dev = x._device
+        vals = (x._value,)
+    else:
+        dev = None
+        for a in args:
+            if type(a) is not Array:
+                return _bind_traced(prim, args, params)
+            if a._device is not dev:
+                if dev is not None:
+                    raise _mixed_devices(prim, args)
+                dev = a._device
+        vals = [a._value for a in args]
     try:
         try:
             out = prim.impl(dev.xp, *vals, **params)
