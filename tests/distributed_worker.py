@@ -102,7 +102,11 @@ def check_ddp(r, n):
                                   torch.nn.Linear(5, 1)).double()
     if r == 0:
         replica.load_state_dict(reference.state_dict())
+    in_flight = []  # buckets launched when backward reaches the first layer's weight
+    replica[0].weight.register_post_accumulate_grad_hook(
+        lambda p: in_flight.append((len(ddp._reducer.works), ddp._pending)))
     ddp = DistributedDataParallel(replica, bucket_cap_mb=40 / 2**20)  # several buckets
+    assert len(ddp._reducer.buckets) == 4
     opt = torch.optim.SGD(ddp.parameters(), lr=0.1)
     ref_opt = torch.optim.SGD(reference.parameters(), lr=0.1)
     sampler = DistributedSampler(dataset, shuffle=True, seed=3)
@@ -120,6 +124,9 @@ def check_ddp(r, n):
             ref_opt.zero_grad()
             torch.nn.functional.mse_loss(reference(x[union]), y[union]).backward()
             ref_opt.step()
+    # communication overlaps backward: the buckets of the second layer are in flight
+    # before the walk reaches the first layer and before the end-of-backward callback
+    assert in_flight and all(works >= 2 and pending for works, pending in in_flight), in_flight
     for p, q in zip(replica.parameters(), reference.parameters()):
         np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=0, atol=1e-10)
         copies = dist.all_gather(None, fa.asarray(p.detach().numpy()))

@@ -15,9 +15,12 @@ def test_hook_runs_after_accumulation_and_before_the_walk_ends():
     w.register_post_accumulate_grad_hook(
         lambda t: seen.append(("w", t.grad.tolist(), b.grad)))
     b.register_post_accumulate_grad_hook(lambda t: seen.append(("b", t.grad.tolist())))
-    ((w * 2).sum() * b + b * b).sum().backward()
-    # w's only consumer is processed before b's last one: w's hook sees b.grad unset yet
-    assert seen == [("w", [6.0, 6.0], None), ("b", [12.0])]
+    u = b * 3
+    v = (w * 2).sum()
+    (u * v).sum().backward()
+    # the walk follows the reverse of the forward order: w's consumers (recorded after
+    # b's) are done first, so w's hook runs while b.grad is still unset
+    assert seen == [("w", [18.0, 18.0], None), ("b", [18.0])]
 
 
 def test_hook_sees_the_accumulated_sum_and_can_be_removed():

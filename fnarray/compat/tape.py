@@ -17,6 +17,7 @@ import threading
 from fnarray.compat import grad_mode
 from fnarray.core.trace import MainTrace, Trace
 from fnarray.transforms.reverse import Node
+from fnarray.transforms.reverse import _seq as _node_seq
 
 TENSOR: type = None  # the Tensor class, set by fnarray.compat.tensor (it imports this module)
 
@@ -37,6 +38,7 @@ class CompatNode(Node):
         # is made for every recorded primitive, and the extra call is measurable.
         self.prim, self.params, self.parents = prim, params, parents
         self.primals, self.outs = primals, outs
+        self.seq = next(_node_seq)  # creation order: the backward walk follows it
         self.name = name
         self.group = group
         self.versions = versions

@@ -9,16 +9,23 @@ transformation is itself recorded (``grad(grad(f))``, ``jvp(grad(f))``).
 
 from __future__ import annotations
 
+import itertools
+
 from fnarray.core import tree as tree_util
 from fnarray.core.trace import PrimalTracer, Trace, new_main
 
 
-class Node:
-    """One recorded primitive application (or a leaf, when ``prim`` is None)."""
+_seq = itertools.count()  # creation order of nodes (see ``toposort``)
 
-    __slots__ = ("prim", "params", "parents", "primals", "outs", "__weakref__")
+
+class Node:
+    """One recorded primitive application (or a leaf, when ``prim`` is None); ``seq``
+    numbers nodes in the order they were recorded."""
+
+    __slots__ = ("prim", "params", "parents", "primals", "outs", "seq", "__weakref__")
 
     def __init__(self, prim, params, parents, primals, outs):
+        self.seq = next(_seq)
         self.prim = prim
         self.params = params
         self.parents = parents  # per input: (Node, output index) or None
@@ -92,7 +99,12 @@ def toposort(roots: list[Node]) -> list[Node]:
 
     Iterative depth-first search: a node is marked when it is first *entered* (not when
     pushed) and emitted after all its parents, so reversing the emission order puts every
-    consumer before the nodes it reads from.
+    consumer before the nodes it reads from.  A node's parents are explored oldest first
+    (by ``seq``, leaves counting as newest), so in the result each parent comes as soon
+    after its consumers as the search allows — the reverse of the forward pass's order
+    along a chain of layers — and a leaf right after its last consumer: a parameter's
+    gradient is final as early as possible (the compat layer fills ``.grad`` there and
+    DistributedDataParallel starts communicating while backward goes on).
     """
     order, entered = [], set()
     stack = [(root, False) for root in reversed(roots)]
@@ -105,11 +117,17 @@ def toposort(roots: list[Node]) -> list[Node]:
             continue
         entered.add(id(node))
         stack.append((node, True))
-        for p in node.parents or ():
-            if p is not None and id(p[0]) not in entered:
-                stack.append((p[0], False))
+        parents = [p[0] for p in node.parents or () if p is not None and id(p[0]) not in entered]
+        if len(parents) > 1:
+            parents.sort(key=_explore_last, reverse=True)
+        stack.extend((p, False) for p in parents)
     order.reverse()
     return order
+
+
+def _explore_last(node: Node) -> float:
+    """Sort key of ``toposort``: larger is explored later, hence walked earlier."""
+    return float("inf") if node.prim is None else node.seq
 
 
 def _add(a, b):
