@@ -33,6 +33,12 @@ Every NODE is a JSON object tagged by ``"t"``:
 ``tensor``     a compat tensor or parameter: ``{"requires_grad": false, "array": NODE}``;
                its value is stored, not its autograd history, and it loads back as a
                tensor when ``fnarray.compat`` is available (else as an ``fa.Array``)
+``dtype``      a dtype: ``{"v": "float32", "torch": true}``; a NumPy dtype, or with
+               ``torch`` the compat dtype ``torch.float32`` (PyTorch's ``weights_only``
+               loads dtypes, so checkpoints hold them)
+``size``       a compat ``torch.Size``: ``{"items": [NODE, ...]}`` of ints (a tuple where
+               ``fnarray.compat`` is unavailable)
+``device``     a compat ``torch.device``: ``{"v": "cuda:0"}``
 =============  ==========================================================================
 
 ``dtype`` is one of fnarray's dtype names (``bool``, ``int8`` … ``uint64``, ``float16``,
@@ -130,6 +136,9 @@ def _encode(obj, entries: list, where: str, depth: int) -> dict:
         return out
     if isinstance(obj, np.ndarray):
         return _encode_buffer("ndarray", obj, None, entries)
+    special = _encode_compat_value(obj)
+    if special is not None:
+        return special
     if type(obj) in (list, tuple):
         items = [_encode(v, entries, f"{where}[{i}]", depth + 1) for i, v in enumerate(obj)]
         return {"t": type(obj).__name__, "items": items}
@@ -148,6 +157,30 @@ def _encode(obj, entries: list, where: str, depth: int) -> dict:
         f"supported: dict, list, tuple, int, float, bool, complex, str, None, fa.Array, "
         f"compat tensors, NumPy arrays and scalars (convert other objects, e.g. with a "
         f"state_dict())")
+
+
+def _encode_compat_value(obj):
+    """The node of a dtype (NumPy's or compat's), a compat ``Size`` or ``device``; else None.
+    Compat classes are recognised by module and name, so saving never imports the layer."""
+    if isinstance(obj, np.dtype):
+        return _dtype_node(obj, torch=False)
+    cls = type(obj)
+    if not cls.__module__.startswith("fnarray.compat"):
+        return None
+    if cls.__name__ == "dtype" and isinstance(getattr(obj, "dtype", None), np.dtype):
+        return _dtype_node(obj.dtype, torch=True)
+    if cls.__name__ == "Size" and isinstance(obj, tuple):
+        return {"t": "size", "items": [{"t": "int", "v": int(d)} for d in obj]}
+    if cls.__name__ == "device":
+        return {"t": "device", "v": str(obj)}
+    return None
+
+
+def _dtype_node(dtype: np.dtype, torch: bool) -> dict:
+    if dtype.name not in _DTYPES:
+        raise TypeError(f"fa.save: cannot store the dtype {dtype}; supported dtypes: "
+                        f"{', '.join(_DTYPES)}")
+    return {"t": "dtype", "v": dtype.name, "torch": torch}
 
 
 def _encode_buffer(tag: str, value: np.ndarray, device, entries: list) -> dict:
@@ -349,7 +382,29 @@ class _Reader:
                 from fnarray.nn import Parameter
                 return Parameter(array, requires_grad=requires_grad)
             return _interop.wrap_array(array, True, requires_grad)
+        if tag in ("dtype", "size", "device"):
+            return self._compat_value(node, tag, depth)
         raise self.fail(f"unknown node type {tag!r:.40}")
+
+    def _compat_value(self, node: dict, tag: str, depth: int):
+        """A dtype, ``torch.Size`` or ``torch.device`` node (compat objects when the compat
+        layer is importable)."""
+        compat = _interop.compat_module()
+        if tag == "size":
+            dims = [self._decode(v, depth + 1) for v in self._field(node, "items", list)]
+            if not all(type(d) is int and d >= 0 for d in dims):
+                raise self.fail(f"bad torch.Size {dims!r:.80}")
+            return tuple(dims) if compat is None else compat.Size(dims)
+        name = self._field(node, "v", str)
+        if tag == "device":
+            if compat is None:
+                raise self.fail("a torch.device needs fnarray.compat to load")
+            return compat.device(name)
+        if name not in _DTYPES:
+            raise self.fail(f"unknown dtype {name!r:.40}")
+        if self._field(node, "torch", bool) and compat is not None:
+            return compat.dtype(_DTYPES[name])
+        return _DTYPES[name]
 
     def _float(self, text: str) -> float:
         try:

@@ -118,3 +118,88 @@ def test_complex_step_equals_the_step_of_its_real_view(name):
         opt_r.step()
     got = z.detach().numpy()
     assert np.allclose(np.stack([got.real, got.imag], -1), r.detach().numpy(), atol=1e-6)
+
+
+# --- finfo / iinfo, dtype equality, dtypes and sizes in checkpoints ----------------------------
+
+def test_finfo_and_iinfo_print_and_behave_as_pytorchs():
+    f = torch.finfo(torch.float32)
+    assert repr(f) == str(f) == (
+        "finfo(resolution=1e-06, min=-3.40282e+38, max=3.40282e+38, eps=1.19209e-07, "
+        "smallest_normal=1.17549e-38, tiny=1.17549e-38, dtype=float32)")
+    assert (f.bits, f.eps, f.dtype) == (32, float(np.finfo(np.float32).eps), "float32")
+    assert repr(torch.finfo(torch.float16)) == (
+        "finfo(resolution=0.001, min=-65504, max=65504, eps=0.000976562, "
+        "smallest_normal=6.10352e-05, tiny=6.10352e-05, dtype=float16)")
+    assert repr(torch.finfo(torch.float64)).startswith("finfo(resolution=1e-15, min=-1.79769e+308")
+    assert torch.finfo(torch.complex64) == torch.finfo() == f  # real part; default dtype
+    assert torch.finfo(torch.float64).resolution == 1e-15
+    assert repr(torch.iinfo(torch.int32)) == "iinfo(min=-2.14748e+09, max=2.14748e+09, dtype=int32)"
+    assert repr(torch.iinfo(torch.uint8)) == "iinfo(min=0, max=255, dtype=uint8)"
+    i = torch.iinfo(torch.int64)
+    assert (i.bits, i.max, i.min, i.dtype) == (64, 2 ** 63 - 1, -2 ** 63, "int64")
+    assert type(i.max) is int and type(f.max) is float
+    with pytest.raises(TypeError, match=r"torch.iinfo\(\) requires an integer input type. "
+                                        r"Use torch.finfo to handle 'torch.iinfo'"):
+        torch.iinfo(torch.float32)
+    with pytest.raises(TypeError, match=r"torch.finfo\(\) requires a floating point input type"):
+        torch.finfo(torch.int32)
+
+
+def test_dtype_never_equals_a_string():
+    assert torch.float32 != "float32" and not torch.float32 == "float32"  # noqa: SIM201
+    assert "float32" not in [torch.float32]
+    assert torch.float32 == np.float32 and torch.int64 == np.dtype("int64")  # NumPy's still do
+
+
+def test_dtypes_sizes_and_devices_round_trip_through_save_and_load(tmp_path):
+    path = tmp_path / "meta.pt"
+    x = torch.ones(2, 3, dtype=torch.float64)
+    torch.save({"dtype": x.dtype, "shape": x.shape, "device": torch.device("cuda:0"),
+                "all": [torch.float16, torch.int64, torch.complex64, torch.bool],
+                "numpy": np.dtype("int32"), "empty": torch.Size([])}, path)
+    for weights_only in (False, True):
+        out = torch.load(path, weights_only=weights_only)
+        assert out["dtype"] is torch.float64 and repr(out["dtype"]) == "torch.float64"
+        assert out["shape"] == (2, 3) and repr(out["shape"]) == "torch.Size([2, 3])"
+        assert out["device"] == torch.device("cuda", 0)
+        assert out["all"] == [torch.float16, torch.int64, torch.complex64, torch.bool]
+        assert all(isinstance(d, torch.dtype) for d in out["all"])
+        assert type(out["numpy"]) is type(np.dtype("int32"))  # a NumPy dtype stays one
+        assert repr(out["empty"]) == "torch.Size([])"
+    torch.save(torch.float32, path)
+    assert torch.load(path, weights_only=True) is torch.float32
+
+
+# --- CUDA autocast on a machine without CUDA: a warning, then full precision -----------------
+
+def test_cuda_autocast_without_cuda_warns_and_disables_itself():
+    lin = nn.Linear(3, 2)
+    x = torch.ones(4, 3)
+    for make in (lambda: torch.autocast("cuda"), lambda: torch.amp.autocast("cuda"),
+                 lambda: torch.autocast(device_type="cuda", dtype=torch.float16)):
+        with pytest.warns(UserWarning, match=r"^CUDA is not available or torch_xla is imported. "
+                                             r"Disabling autocast.$"):
+            ctx = make()
+        with ctx:
+            assert not torch.is_autocast_enabled()
+            out = lin(x)
+            h = x @ lin.weight.t()
+        assert out.dtype == h.dtype == torch.float32
+        out.sum().backward()
+        assert lin.weight.grad.dtype == torch.float32
+
+
+def test_cuda_autocast_as_a_decorator_and_disabled_without_a_warning():
+    import warnings
+
+    with pytest.warns(UserWarning, match="Disabling autocast"):
+        @torch.autocast("cuda")
+        def forward(a):
+            return a @ a
+
+    assert forward(torch.ones(2, 2)).dtype == torch.float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with torch.autocast("cuda", enabled=False):
+            assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32

@@ -22,6 +22,7 @@ import numpy as np
 from fnarray import api as fa
 from fnarray.compat import tape
 from fnarray.compat.promotion import torch_name
+from fnarray.core.shapes import is_float
 
 # primitives that run in the lower precision (PyTorch's "lower_precision_fp" list: mm,
 # matmul, bmm, linear, addmm, conv*)
@@ -73,8 +74,8 @@ class autocast:  # noqa: N801 - PyTorch's name
             raise RuntimeError(f"User specified an unsupported autocast device_type "
                                f"'{device_type}'")
         if device_type == "cuda" and self.enabled and not _cuda_available():
-            warnings.warn("User provided device_type of 'cuda', but CUDA is not available. "
-                          "Disabling", stacklevel=2)
+            warnings.warn("CUDA is not available or torch_xla is imported. Disabling "
+                          "autocast.", stacklevel=2)  # PyTorch 2.4+'s text
             self.enabled = False
         if not self.enabled:
             return
@@ -94,7 +95,7 @@ class autocast:  # noqa: N801 - PyTorch's name
         out = []
         for t in tracers:
             dev = getattr(t, "device", None)
-            if (getattr(t, "dtype", None) is not None and t.dtype.kind == "f"
+            if (getattr(t, "dtype", None) is not None and is_float(t.dtype)
                     and t.dtype != low
                     and getattr(dev, "platform", "cpu") == self.device_type):
                 t = fa.astype(t, low)

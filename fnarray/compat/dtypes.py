@@ -2,7 +2,8 @@
 
 NumPy dtypes cannot be subclassed, so a compat ``dtype`` holds one ``np.dtype`` and
 stands in for it everywhere the old value was used: it compares and hashes equal to the
-NumPy dtype (``x.dtype == np.float32``, dict keys), reads through to its attributes
+NumPy dtype (``x.dtype == np.float32``, dict keys; not to a string such as ``"float32"``,
+which PyTorch's dtypes never equal), reads through to its attributes
 (``kind``, ``itemsize``, ``name``) and, because NumPy turns any object with a ``.dtype``
 attribute into that dtype, ``np.dtype(torch.float32)``, ``np.zeros(3, torch.float32)`` and
 fnarray's own ``canonical_dtype`` accept it unchanged.  There is one object per NumPy
@@ -32,7 +33,7 @@ class dtype:  # noqa: N801  (PyTorch's name)
     def __eq__(self, other) -> bool:
         if isinstance(other, dtype):
             return self.dtype == other.dtype
-        if other is None:
+        if other is None or isinstance(other, str):  # torch.float32 == "float32" is False
             return False
         try:
             return self.dtype == np.dtype(other)

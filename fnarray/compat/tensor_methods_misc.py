@@ -1,6 +1,6 @@
 """Small Tensor methods and functions PyTorch code leans on: ``new_zeros/new_ones/
 new_full/new_empty/new_tensor``, ``is_floating_point``, ``is_complex``, ``sum_to_size``,
-``t == None`` (False, not an error), ``value in t``, ``finfo``/``iinfo``, and PyTorch's
+``t == None`` (False, not an error), ``value in t``, ``finfo``/``iinfo`` (``limits``), and PyTorch's
 integer division by zero (``RuntimeError: ZeroDivisionError``; NumPy would give 0).
 """
 
@@ -10,6 +10,7 @@ import numpy as np
 
 from fnarray import api as fa
 from fnarray.compat import ops
+from fnarray.compat.limits import finfo, iinfo
 from fnarray.compat.tape import op_scope
 from fnarray.compat.tensor import Tensor, _raw, _shape_args
 
@@ -83,17 +84,6 @@ def _contains(self, element) -> bool:
         raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you "
                            f"passed in a {type(element).__name__}.")
     return bool(fa.any(fa.equal(self.detach(), _raw(element))))
-
-
-def finfo(type=None):  # noqa: A002
-    """Machine limits of a float dtype (``eps``, ``max``, ``min``, ``tiny``, ``bits``,
-    ``resolution``); the default float dtype when no dtype is given."""
-    return np.finfo(np.float32 if type is None else type)
-
-
-def iinfo(type):  # noqa: A002
-    """Machine limits of an integer dtype (``max``, ``min``, ``bits``)."""
-    return np.iinfo(type)
 
 
 def _integral(x) -> bool:
