@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from fnarray.core import tree as tree_util
+from fnarray.core.shapes import is_inexact
 
 __all__ = ["check_grads", "check_jvp", "check_vjp", "numerical_jvp", "default_tolerance"]
 
@@ -48,7 +49,7 @@ def default_tolerance(dtype) -> float:
 
 
 def _inexact(x) -> bool:
-    return np.dtype(x.dtype).kind in "fc"
+    return is_inexact(np.dtype(x.dtype))
 
 
 def _host(x) -> np.ndarray:

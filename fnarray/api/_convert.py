@@ -15,6 +15,7 @@ from fnarray.core.array import Array, ArrayBase
 from fnarray.core.shapes import (DEFAULT_COMPLEX, DEFAULT_FLOAT, DEFAULT_INT, canonical_dtype,
                                  result_type)
 from fnarray.core.trace import Tracer
+from fnarray.core.shapes import is_float, is_inexact
 
 _PY_SCALARS = (bool, int, float, complex)
 
@@ -56,7 +57,7 @@ def from_python(obj, dtype=None, device=None, weak: bool = False) -> Array:
 
 def _default_for(dt: np.dtype) -> np.dtype:
     """Python floats/ints/complexes become fnarray's default dtypes."""
-    if dt.kind == "f":
+    if is_float(dt):
         return DEFAULT_FLOAT
     if dt.kind == "c":
         return DEFAULT_COMPLEX
@@ -106,18 +107,18 @@ def promote(op: str, *args):
         if tx is Array:
             if ty is Array and x._value.dtype == y._value.dtype:
                 return args
-            if (ty is float or ty is int) and x._value.dtype.kind == "f":
+            if (ty is float or ty is int) and is_float(x._value.dtype):
                 # array * 2.0, array + 1: the Python scalar is weak and takes the array's dtype
                 return x, Array(x._device.xp.asarray(y, dtype=x._value.dtype), x._device, True)
-        elif ty is Array and (tx is float or tx is int) and y._value.dtype.kind == "f":
+        elif ty is Array and (tx is float or tx is int) and is_float(y._value.dtype):
             return Array(y._device.xp.asarray(x, dtype=y._value.dtype), y._device, True), y
         if isinstance(x, ArrayBase):
             if isinstance(y, ArrayBase):
                 if x.dtype == y.dtype:
                     return args  # tracers (and tensors) of one dtype: nothing to promote
-            elif (ty is float or ty is int) and x.dtype.kind == "f":
+            elif (ty is float or ty is int) and is_float(x.dtype):
                 return x, _weak_scalar(y, x)  # a tracer or tensor next to a Python scalar
-        elif isinstance(y, ArrayBase) and (tx is float or tx is int) and y.dtype.kind == "f":
+        elif isinstance(y, ArrayBase) and (tx is float or tx is int) and is_float(y.dtype):
             return _weak_scalar(x, y), y
     items = []
     # Weak arrays (from Python scalars) yield to strong operands; among themselves they
@@ -170,7 +171,7 @@ def astype(x, dtype, copy: bool = True, device=None):
     already has the dtype is returned as is whatever ``copy`` says."""
     from fnarray.ops.elementwise import convert_element_type
     dtype = checked_dtype(dtype, "astype")
-    if type(x) in (float, complex) and dtype.kind in "fc":
+    if type(x) in (float, complex) and is_inexact(dtype):
         x = from_python(x, dtype=dtype)  # direct: no rounding through the default float
     x = as_operand(x)
     if x.dtype != dtype:
@@ -184,6 +185,6 @@ def astype(x, dtype, copy: bool = True, device=None):
 def to_inexact(x):
     """Integer and boolean operands of float-valued functions become the default float."""
     x = as_operand(x)
-    return x if x.dtype.kind in "fc" else astype(x, DEFAULT_FLOAT)
+    return x if is_inexact(x.dtype) else astype(x, DEFAULT_FLOAT)
 
 

@@ -18,6 +18,7 @@ from fnarray.api.creation import arange, asarray, ones, zeros
 from fnarray.api.indexing import take
 from fnarray.api.searching import argsort, searchsorted
 from fnarray.core.trace import ConcretizationError
+from fnarray.core.shapes import is_inexact
 
 __all__ = ["bincount", "histogram", "histogram_bin_edges", "digitize", "interp"]
 
@@ -57,7 +58,7 @@ def bincount(x, weights=None, minlength: int = 0, *, length: int | None = None):
         if w.shape != x.shape:
             raise ValueError(f"bincount: weights (shape {w.shape}) must have the shape of x "
                              f"({x.shape})")
-        w = w if w.dtype.kind in "fc" else astype(w, np.float64)
+        w = w if is_inexact(w.dtype) else astype(w, np.float64)
     out = zeros((int(length),), dtype=w.dtype, device=device_of(x))
     idx = astype(x, np.int64)
     return out.at[ew.where(idx < 0, int(length), idx)].add(w, mode="drop")
@@ -139,7 +140,7 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     ``x``; ``left``/``right`` (default ``fp[0]``/``fp[-1]``) outside the range, or
     periodic interpolation with ``period``."""
     x, xp, fp = to_inexact(x), to_inexact(xp), as_operand(fp)
-    fp = fp if fp.dtype.kind in "fc" else to_inexact(fp)
+    fp = fp if is_inexact(fp.dtype) else to_inexact(fp)
     if xp.ndim != 1 or fp.shape != xp.shape or xp.shape[0] == 0:
         raise ValueError(f"interp: xp and fp must be 1-D of the same non-zero length, got "
                          f"shapes {xp.shape} and {fp.shape}")

@@ -8,7 +8,7 @@ import numpy as np
 from fnarray.api._convert import as_operand, astype, checked_dtype, device_of, from_python
 from fnarray.core import device as _device, tree as _tree
 from fnarray.core.array import Array, ArrayBase
-from fnarray.core.shapes import DEFAULT_FLOAT, DEFAULT_INT
+from fnarray.core.shapes import DEFAULT_FLOAT, DEFAULT_INT, is_float
 from fnarray.core.trace import Tracer
 
 
@@ -151,7 +151,7 @@ def arange(start, stop=None, step=1, dtype=None, device=None) -> Array:
     """Like ``numpy.arange``; integers give ``int64``, any float gives ``float32``."""
     if stop is None:
         start, stop = 0, start
-    vals = [float(v) if isinstance(v, ArrayBase) and v.dtype.kind == "f" else
+    vals = [float(v) if isinstance(v, ArrayBase) and is_float(v.dtype) else
             (int(v) if isinstance(v, ArrayBase) else v) for v in (start, stop, step)]
     if dtype is None:
         dtype = DEFAULT_FLOAT if any(isinstance(v, float) for v in vals) else DEFAULT_INT

@@ -17,6 +17,7 @@ import numpy as np
 from fnarray.api import elementwise as ew, manipulation as mp, reductions as red
 from fnarray.api._convert import as_operand, to_inexact
 from fnarray.api.creation import full
+from fnarray.core.shapes import is_float, is_inexact
 
 __all__ = ["cummax", "cummin", "cumlogsumexp", "nancumsum", "nancumprod", "cumulative_prod"]
 
@@ -40,13 +41,13 @@ def _scan(x, axis: int, reverse: bool, combine, identity, op: str):
 
 
 def _lowest(dtype):
-    if dtype.kind == "f":
+    if is_float(dtype):
         return -np.inf
     return False if dtype.kind == "b" else np.iinfo(dtype).min
 
 
 def _highest(dtype):
-    if dtype.kind == "f":
+    if is_float(dtype):
         return np.inf
     return True if dtype.kind == "b" else np.iinfo(dtype).max
 
@@ -72,14 +73,14 @@ def cumlogsumexp(x, axis: int = 0, reverse: bool = False):
 def nancumsum(a, axis=None, dtype=None):
     """``cumsum`` treating NaN as 0."""
     a = as_operand(a)
-    return red.cumsum(ew.where(ew.isnan(a), 0, a) if a.dtype.kind in "fc" else a,
+    return red.cumsum(ew.where(ew.isnan(a), 0, a) if is_inexact(a.dtype) else a,
                       axis=axis, dtype=dtype)
 
 
 def nancumprod(a, axis=None, dtype=None):
     """``cumprod`` treating NaN as 1."""
     a = as_operand(a)
-    return red.cumprod(ew.where(ew.isnan(a), 1, a) if a.dtype.kind in "fc" else a,
+    return red.cumprod(ew.where(ew.isnan(a), 1, a) if is_inexact(a.dtype) else a,
                        axis=axis, dtype=dtype)
 
 

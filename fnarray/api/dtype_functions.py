@@ -7,6 +7,7 @@ import numpy as np
 from fnarray.core import device as _device
 from fnarray.core import shapes
 from fnarray.core.array import ArrayBase
+from fnarray.core.shapes import is_inexact
 
 _KINDS = {
     "bool": "b",
@@ -72,7 +73,7 @@ class finfo_object:  # noqa: N801 - the Array API's name for it
 def finfo(type_) -> finfo_object:
     """Machine limits of a floating or complex dtype (or of an array's dtype)."""
     dt = _dtype_of(type_)
-    if dt.kind not in "fc":
+    if not is_inexact(dt):
         raise TypeError(f"finfo: {dt} is not a floating or complex dtype; use fa.iinfo for "
                         f"integer dtypes")
     return finfo_object(np.finfo(dt))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from fnarray.api._convert import as_operand, astype, promote, to_inexact
-from fnarray.core.shapes import DEFAULT_FLOAT, bool_
+from fnarray.core.shapes import DEFAULT_FLOAT, bool_, is_inexact
 from fnarray.ops import elementwise as ew
 
 
@@ -33,7 +33,7 @@ def _binary(prim, name):
 def _binary_float(prim, name):
     def f(x1, x2):
         a, b = promote(name, x1, x2)
-        if a.dtype.kind not in "fc":
+        if not is_inexact(a.dtype):
             a, b = astype(a, DEFAULT_FLOAT), astype(b, DEFAULT_FLOAT)
         return prim.bind(a, b)
     f.__name__ = name

@@ -20,6 +20,7 @@ import numpy as np
 
 from fnarray.api._convert import as_operand
 from fnarray.core.array import ArrayBase
+from fnarray.core.shapes import is_inexact
 
 MODES = ("promise_in_bounds", "clip", "drop", "fill")
 
@@ -75,7 +76,7 @@ def _remap(kind, k, n: int, clip: bool):
 
 def default_fill(dtype):
     """JAX's default ``fill_value`` for out-of-bounds reads of ``dtype``."""
-    if dtype.kind in "fc":
+    if is_inexact(dtype):
         return float("nan")
     if dtype.kind == "b":
         return True

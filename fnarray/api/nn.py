@@ -18,7 +18,7 @@ import numpy as np
 
 from fnarray.api import creation, elementwise as ew, manipulation as mp, reductions as red
 from fnarray.api._convert import as_operand, astype, device_of, promote, to_inexact
-from fnarray.core.shapes import DEFAULT_FLOAT, canonical_dtype
+from fnarray.core.shapes import DEFAULT_FLOAT, canonical_dtype, is_float
 from fnarray.ops import activation as _act, conv as _conv
 from fnarray.ops._util import normalize_axis
 from fnarray.ops.sorting import stop_gradient as _stop_gradient
@@ -228,7 +228,7 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool
     nd = len(geom["kernel"])
     widths = ((0, 0), (0, 0), *((p, p + e) for p, e in zip(geom["pad"], geom["extra"])))
     if any(lo or hi for lo, hi in widths):
-        fill = (-math.inf if flat.dtype.kind == "f"
+        fill = (-math.inf if is_float(flat.dtype)
                 else (False if flat.dtype.kind == "b" else int(np.iinfo(flat.dtype).min)))
         flat = mp.pad(flat, widths, constant_values=fill)
     win = _windows(flat, geom, ((0, 0),) * nd)
@@ -354,7 +354,7 @@ def log_softmax(x, axis=-1):
 def relu(x):
     """``max(x, 0)``; its derivative at 0 is taken as 0 (as in PyTorch and JAX)."""
     x = as_operand(x)
-    if x.dtype.kind != "f":
+    if not is_float(x.dtype):
         return ew.where(x > 0, x, 0)
     return _act.clamp.bind(x, lo=0.0, hi=None, inclusive=False)
 
@@ -367,7 +367,7 @@ def relu6(x):
 def hardtanh(x, min_val: float = -1.0, max_val: float = 1.0):
     """``x`` clamped to ``[min_val, max_val]``; derivative 0 at (and beyond) the bounds."""
     x = to_inexact(x)
-    if x.dtype.kind != "f":
+    if not is_float(x.dtype):
         return ew.where(x <= min_val, min_val, ew.where(x >= max_val, max_val, x))
     return _act.clamp.bind(x, lo=float(min_val), hi=float(max_val), inclusive=False)
 
@@ -375,7 +375,7 @@ def hardtanh(x, min_val: float = -1.0, max_val: float = 1.0):
 def leaky_relu(x, negative_slope: float = 0.01):
     """``x`` for ``x > 0``, else ``negative_slope * x``."""
     x = to_inexact(x)
-    if x.dtype.kind != "f":
+    if not is_float(x.dtype):
         return ew.where(x > 0, x, x * negative_slope)
     return _act.leaky_relu.bind(x, slope=float(negative_slope))
 

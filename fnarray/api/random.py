@@ -25,7 +25,7 @@ from fnarray.api.indexing import take
 from fnarray.api.nn import log_softmax
 from fnarray.api.searching import argsort
 from fnarray.core.array import ArrayBase
-from fnarray.core.shapes import DEFAULT_INT, canonical_dtype, float32, uint32, uint64
+from fnarray.core.shapes import DEFAULT_INT, canonical_dtype, float32, is_float, uint32, uint64
 from fnarray.ops.random_bits import threefry2x32, random_bits
 
 __all__ = ["key", "split", "fold_in", "bits", "uniform", "normal", "randint", "bernoulli",
@@ -118,7 +118,7 @@ def bits(key, shape=(), dtype=uint32):
 
 def _float_dtype(dtype, op: str):
     dtype = canonical_dtype(dtype)
-    if dtype.kind != "f":
+    if not is_float(dtype):
         raise TypeError(f"random.{op}: dtype must be a float dtype, got {dtype}")
     return dtype
 

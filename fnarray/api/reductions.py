@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 
 from fnarray.api._convert import as_operand, astype, to_inexact
-from fnarray.core.shapes import DEFAULT_INT, bool_, canonical_dtype
+from fnarray.core.shapes import DEFAULT_INT, bool_, canonical_dtype, is_float
 from fnarray.ops import reduction as red
 
 
@@ -147,7 +147,7 @@ def var(x, axis=None, correction=None, keepdims: bool = False, ddof: int = 0, wh
     axes = normalize_axes(axis, x.ndim, "var")
     corr = ddof if correction is None else correction
     centered = x - mean(x, axis=axes, keepdims=True, where=where)
-    sq = centered * centered if x.dtype.kind == "f" else (centered * centered.conj()).real
+    sq = centered * centered if is_float(x.dtype) else (centered * centered.conj()).real
     total = red.reduce_sum.bind(_masked(sq, where, 0), axes=axes, keepdims=bool(keepdims))
     count = _where_count(x, axes, where, keepdims)
     if where is None:

@@ -17,6 +17,7 @@ from fnarray.api._convert import as_operand, astype, device_of
 from fnarray.api.creation import arange, full, zeros
 from fnarray.api.indexing import take
 from fnarray.api.searching import argsort
+from fnarray.core.shapes import is_inexact
 
 __all__ = ["isin", "unique", "union1d", "intersect1d", "setdiff1d", "setxor1d"]
 
@@ -100,7 +101,7 @@ def sized_unique(x, size: int, fill_value=None, equal_nan: bool = True) -> tuple
     perm = argsort(flat)
     s = take(flat, perm)
     new = ew.not_equal(s[1:], s[:-1])
-    if equal_nan and s.dtype.kind in "fc":
+    if equal_nan and is_inexact(s.dtype):
         new = ew.logical_and(new, ew.logical_not(
             ew.logical_and(ew.isnan(s[1:]), ew.isnan(s[:-1]))))
     first = mp.concatenate([full((1,), True, device=dev), new])

@@ -15,6 +15,7 @@ from fnarray.api import elementwise as ew, manipulation as mp, reductions as red
 from fnarray.api._convert import as_operand, astype, to_inexact
 from fnarray.api.contraction import diagonal, matmul
 from fnarray.api.creation import ones_like
+from fnarray.core.shapes import is_inexact
 
 __all__ = ["nansum", "nanprod", "nanmax", "nanmin", "nanmean", "nanvar", "nanstd",
            "nanargmax", "nanargmin", "average", "ptp", "diff", "ediff1d", "cov", "corrcoef"]
@@ -23,7 +24,7 @@ __all__ = ["nansum", "nanprod", "nanmax", "nanmin", "nanmean", "nanvar", "nanstd
 def _nan_mask(x):
     """``(x, isnan(x))``, or ``(x, None)`` for input that cannot hold NaN."""
     x = as_operand(x)
-    return (x, ew.isnan(x)) if x.dtype.kind in "fc" else (x, None)
+    return (x, ew.isnan(x)) if is_inexact(x.dtype) else (x, None)
 
 
 def _fill(x, nan, value):

@@ -29,6 +29,7 @@ from fnarray.compat.tape import CompatNode
 from fnarray.compat.tensor import Tensor
 from fnarray.core.array import Array
 from fnarray.transforms import reverse
+from fnarray.core.shapes import is_inexact
 
 
 class GradFn:
@@ -222,7 +223,7 @@ class _TapeHooks:
                 continue
             host = np.asarray(_value(ct) if isinstance(_value(ct), Array)
                               else _value(ct).concrete())
-            if host.dtype.kind in "fc" and np.isnan(host).any():
+            if is_inexact(host.dtype) and np.isnan(host).any():
                 raise RuntimeError(
                     f"Function '{node.name}' returned nan values in its output. The forward "
                     f"operation that created them is {node.name[:-len('Backward0')] or '?'} "

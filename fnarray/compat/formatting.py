@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from fnarray.core.shapes import is_float
 
 _DEFAULT_DTYPES = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_),
                    np.dtype(np.complex64))  # PyTorch omits the default complex dtype too
@@ -55,7 +56,7 @@ class _Formatter:
     ``_Formatter``: the width and notation come from the nonzero finite values only)."""
 
     def __init__(self, values: np.ndarray):
-        self.floating = values.dtype.kind == "f"
+        self.floating = is_float(values.dtype)
         self.int_mode = True
         self.sci_mode = False
         self.width = 1

@@ -17,6 +17,7 @@ from fnarray.compat import return_types
 from fnarray.compat.promotion import operands as _pt_operands
 from fnarray.compat.tensor import Tensor, _dims, _raw
 from fnarray.transforms import stop_gradient
+from fnarray.core.shapes import is_float, is_inexact
 
 METHODS: dict = {}  # name -> function, installed on Tensor below
 FUNCTIONS: dict = {}  # name -> function, exported by fnarray.compat
@@ -76,7 +77,7 @@ def round(input, decimals: int = 0):  # noqa: A001
 
 def clamp(input, min=None, max=None):  # noqa: A002
     with op_scope("ClampBackward1"):
-        if (input.dtype.kind == "f" and not isinstance(min, Tensor)
+        if (is_float(input.dtype) and not isinstance(min, Tensor)
                 and not isinstance(max, Tensor) and (min is not None or max is not None)):
             # One pass each way; the gradient flows where min <= x <= max, as in PyTorch.
             return _activation.clamp.bind(input, lo=None if min is None else float(min),
@@ -231,7 +232,7 @@ def sum(input, dim=None, keepdim: bool = False, *, dtype=None):  # noqa: A001
 def mean(input, dim=None, keepdim: bool = False, *, dtype=None):
     with op_scope("MeanBackward0" if dim is None else "MeanBackward1"):
         x = input if dtype is None else fa.astype(input, dtype)
-        if x.dtype.kind not in "fc":
+        if not is_inexact(x.dtype):
             raise RuntimeError(
                 f"mean(): could not infer output dtype. Input dtype must be either a floating "
                 f"point or complex dtype. Got: {x.dtype}. Convert with .float() first")

@@ -19,6 +19,7 @@ from fnarray import api as fa
 from fnarray.compat.ops import FUNCTIONS, METHODS
 from fnarray.compat.tape import op_scope
 from fnarray.compat.tensor import Tensor, _raw
+from fnarray.core.shapes import is_float
 
 _REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
 
@@ -139,7 +140,7 @@ def _identity(reduce: str, dtype):
         return 0
     if reduce == "prod":
         return 1
-    big = np.inf if dtype.kind == "f" else np.iinfo(dtype).max
+    big = np.inf if is_float(dtype) else np.iinfo(dtype).max
     return -big if reduce == "amax" else big
 
 

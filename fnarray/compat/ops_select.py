@@ -15,6 +15,7 @@ from fnarray import api as fa
 from fnarray.compat.ops import FUNCTIONS, METHODS
 from fnarray.compat.tape import op_scope
 from fnarray.compat.tensor import Tensor
+from fnarray.core.shapes import is_float
 
 
 def _t(value) -> Tensor:
@@ -108,7 +109,7 @@ def histc(input, bins: int = 100, min=0, max=0):  # noqa: A002
     """Histogram of ``bins`` equal-width bins over ``[min, max]`` (the data's range when
     both are 0); elements outside are ignored; the result has the input's dtype."""
     host = _host(input)
-    if host.dtype.kind != "f":
+    if not is_float(host.dtype):
         raise RuntimeError(f"histc: expected a floating point tensor, got {host.dtype}")
     lo, hi = float(min), float(max)
     if lo == hi and host.size:
@@ -129,7 +130,7 @@ def count_nonzero(input, dim=None):
 def nan_to_num(input, nan: float = 0.0, posinf=None, neginf=None):
     """NaN, +inf and -inf replaced (by 0 and the dtype's largest/lowest finite values by
     default); the gradient passes where the input was finite."""
-    if input.dtype.kind != "f":
+    if not is_float(input.dtype):
         return input.clone()
     info = np.finfo(input.dtype)
     big = info.max if posinf is None else posinf

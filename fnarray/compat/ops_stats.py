@@ -16,6 +16,7 @@ from fnarray.compat import return_types
 from fnarray.compat.ops import FUNCTIONS, METHODS
 from fnarray.compat.tape import op_scope
 from fnarray.compat.tensor import Tensor
+from fnarray.core.shapes import is_float
 
 for _name, _fields in (("median", "values indices"), ("nanmedian", "values indices"),
                        ("kthvalue", "values indices"), ("mode", "values indices"),
@@ -48,7 +49,7 @@ def _select_sorted(input, dim, rank_of, ignore_nan=False):
     host = _host(input)
     dim %= host.ndim
     order = np.argsort(host, axis=dim, kind="stable")
-    nans = (np.isnan(host) if host.dtype.kind == "f" else np.zeros(host.shape, bool)).sum(
+    nans = (np.isnan(host) if is_float(host.dtype) else np.zeros(host.shape, bool)).sum(
         axis=dim, keepdims=True)
     n = host.shape[dim]
     valid = n - nans
@@ -129,7 +130,7 @@ def _cumulative(input, dim: int, take_max: bool):
     shape[dim] = host.shape[dim]
     pos = np.broadcast_to(np.arange(host.shape[dim]).reshape(shape), host.shape)
     hit = host == acc
-    if host.dtype.kind == "f":
+    if is_float(host.dtype):
         hit |= np.isnan(host)
     idx = np.maximum.accumulate(np.where(hit, pos, 0), axis=dim)
     name = "CummaxBackward0" if take_max else "CumminBackward0"
@@ -159,7 +160,7 @@ def quantile(input, q, dim=None, keepdim: bool = False, *, interpolation: str = 
     if qs.ndim > 1 or (qs.size and (qs.min() < 0 or qs.max() > 1)):
         raise RuntimeError("quantile() q values must be in the range [0, 1] and q must be a "
                            "scalar or 1D tensor")
-    if input.dtype.kind != "f":
+    if not is_float(input.dtype):
         raise RuntimeError(f"quantile() input tensor must be either float or double dtype, "
                            f"got {input.dtype}")
     x = input.reshape(-1) if dim is None else input

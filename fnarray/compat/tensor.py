@@ -27,6 +27,7 @@ from fnarray.compat.tape import op_scope
 from fnarray.core import tree as tree_util
 from fnarray.core.array import Array
 from fnarray.core.trace import Tracer
+from fnarray.core.shapes import is_float, is_inexact
 
 class Size(tuple):
     """A tensor's shape: a tuple that prints as PyTorch's does, ``torch.Size([2, 3])``."""
@@ -220,7 +221,7 @@ class Tensor(Tracer):
                 "use a computed variable in a subgraph that doesn't require differentiation "
                 "use var_no_grad = var.detach().")
         if requires_grad and self._node is None:
-            if self.dtype.kind not in "fc":
+            if not is_inexact(self.dtype):
                 raise RuntimeError(
                     f"only Tensors of floating point and complex dtype can require gradients "
                     f"(this tensor has dtype {self.dtype})")
@@ -720,7 +721,7 @@ class Tensor(Tracer):
         from fnarray.compat import random
 
         def draw(s):
-            kind = s.dtype if s.dtype.kind == "f" else np.dtype(np.float32)
+            kind = s.dtype if is_float(s.dtype) else np.dtype(np.float32)
             probs = fa.broadcast_to(fa.asarray(_raw(p), dtype=kind), s.shape)
             return random.bernoulli(probs, s.dtype, s.device, generator)
         return self._inplace(draw, "BernoulliBackward0")

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from numbers import Number
 
 import numpy as np
+from fnarray.core.shapes import is_float, is_inexact
 
 _TOLERANCES = {"float16": (1e-3, 1e-5), "bfloat16": (1.6e-2, 1e-5),
                "float32": (1.3e-6, 1e-5), "float64": (1e-7, 1e-7),
@@ -58,7 +59,7 @@ def _diff_lines(abs_diff, abs_idx, atol, rel_diff, rel_idx, rtol) -> str:
 
 
 def _close(a: np.ndarray, e: np.ndarray, rtol, atol, equal_nan) -> np.ndarray:
-    if a.dtype.kind in "fc" or e.dtype.kind in "fc":
+    if is_inexact(a.dtype) or is_inexact(e.dtype):
         return np.isclose(a, e, rtol=rtol, atol=atol, equal_nan=equal_nan)
     return a == e
 
@@ -79,7 +80,7 @@ def _compare_tensors(actual, expected, rtol, atol, equal_nan, check_dtype, msg, 
     if bool(np.all(matches)):
         return
     wide = np.complex128 if (a.dtype.kind == "c" or e.dtype.kind == "c") else \
-        (np.float64 if (a.dtype.kind == "f" or e.dtype.kind == "f") else np.int64)
+        (np.float64 if (is_float(a.dtype) or is_float(e.dtype)) else np.int64)
     a64, e64 = a.astype(wide), e.astype(wide)
     with np.errstate(divide="ignore", invalid="ignore"):
         abs_diff = np.abs(a64 - e64)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from fnarray.core import bfloat16 as _bf16
 from fnarray.core.trace import bind as _bind
 
 REGISTRY: dict[str, "Primitive"] = {}
@@ -28,7 +29,7 @@ class Primitive:
 
     __slots__ = ("name", "impl", "abstract", "jvp", "vjp", "batch",
                  "multiple_results", "differentiable", "ufunc", "vjp_selective", "effectful", "fwd",
-                 "__weakref__")
+                 "widen_bfloat16", "__weakref__")
 
     def __init__(self, name: str, *, multiple_results: bool = False,
                  differentiable: bool = True):
@@ -57,6 +58,9 @@ class Primitive:
         # VJP rule then receives ``residuals=`` among its parameters (without it, the rule
         # must compute them itself).
         self.fwd: Callable | None = None
+        # bfloat16 operands run through the float32 kernel (see core/bfloat16.py) unless the
+        # primitive only moves data or runs sub-programs, where it declares False.
+        self.widen_bfloat16 = True
         REGISTRY[name] = self
 
     # ``prim.bind(*args, **params)``: apply this primitive (``fnarray.core.trace.bind`` is
@@ -75,11 +79,15 @@ class Primitive:
 def declare(name: str, *, impl: Callable, abstract: Callable, jvp: Callable, vjp: Callable,
             batch: Callable, multiple_results: bool = False,
             differentiable: bool = True, vjp_selective: bool = False,
-            effectful: bool = False, fwd: Callable | None = None) -> Primitive:
+            effectful: bool = False, fwd: Callable | None = None,
+            widen_bfloat16: bool = True) -> Primitive:
     """Declare a primitive with all of its rules in one statement."""
     p = Primitive(name, multiple_results=multiple_results, differentiable=differentiable)
     p.impl, p.abstract, p.jvp, p.vjp, p.batch = impl, abstract, jvp, vjp, batch
     p.vjp_selective = vjp_selective
     p.effectful = effectful
     p.fwd = fwd
+    p.widen_bfloat16 = widen_bfloat16
+    if _bf16.loaded():
+        _bf16.widen_kernel(p)
     return p

@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from fnarray.core import bfloat16 as _bf16
+
 bool_ = np.dtype(np.bool_)
 int8, int16, int32, int64 = (np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64))
 uint8, uint16, uint32, uint64 = (np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64))
@@ -41,28 +43,37 @@ def canonical_dtype(dtype) -> np.dtype:
         return DEFAULT_COMPLEX
     if dtype is bool:
         return bool_
+    if _bf16.is_bfloat16_name(dtype):
+        return _bf16.bfloat16_dtype()
     try:
         dt = np.dtype(dtype)
     except TypeError as e:
         raise TypeError(f"{dtype!r} is not a dtype fnarray understands; use one of "
-                        f"{sorted(str(d) for d in SUPPORTED_DTYPES)}") from e
+                        f"{sorted(str(d) for d in SUPPORTED_DTYPES)} or bfloat16") from e
     if dt not in SUPPORTED_DTYPES:
+        if _bf16.is_bfloat16(dt):  # an ml_dtypes array or dtype met before fa.bfloat16
+            return _bf16.bfloat16_dtype()
         raise TypeError(f"dtype {dt} is not supported by fnarray; supported dtypes are "
                         f"{sorted(str(d) for d in SUPPORTED_DTYPES)}")
     return dt
 
 
 def is_float(dtype: np.dtype) -> bool:
-    return dtype.kind == "f"
+    """Real floating point, bfloat16 included (its NumPy kind is 'V', see core/bfloat16.py):
+    ask this, never ``dtype.kind == "f"``."""
+    kind = dtype.kind
+    return kind == "f" or (kind == "V" and dtype.name == "bfloat16")
 
 
 def is_inexact(dtype: np.dtype) -> bool:
-    return dtype.kind in "fc"
+    """Floating or complex, bfloat16 included: ask this, never ``dtype.kind in "fc"``."""
+    kind = dtype.kind
+    return kind in "fc" or (kind == "V" and dtype.name == "bfloat16")
 
 
 def is_differentiable(dtype: np.dtype) -> bool:
     """Only floating and complex values carry tangents and cotangents."""
-    return dtype.kind in "fc"
+    return is_inexact(dtype)
 
 
 class ShapedArray:
@@ -120,13 +131,26 @@ _KIND_ORDER = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
 def promote_strong(dtypes) -> np.dtype:
     """The common dtype of strong dtypes: the inexact (float/complex) operands alone decide
     when there are any (JAX's lattice), otherwise the Array API / NumPy tables apply."""
-    inexact = [d for d in dtypes if d.kind in "fc"]
+    inexact = [d for d in dtypes if is_inexact(d)]
     pool = inexact or dtypes
     dt = pool[0]
     for d in pool[1:]:
         if d != dt:
-            dt = np.promote_types(dt, d)
+            dt = _promote_pair(dt, d)
     return dt
+
+
+def _promote_pair(a: np.dtype, b: np.dtype) -> np.dtype:
+    """NumPy's promotion, plus JAX's rule for the two 16-bit floats (NumPy has no common
+    type for bfloat16 and float16): ``bfloat16 + float16 -> float32``."""
+    if (_bf16.is_bfloat16(a) or _bf16.is_bfloat16(b)) and float16 in (a, b):
+        return float32
+    return np.promote_types(a, b)
+
+
+def _kind_rank(dt: np.dtype) -> int:
+    """bool < integer < real float < complex, the order in which weak scalars promote."""
+    return 2 if is_float(dt) else _KIND_ORDER[dt.kind]
 
 
 def result_type(*items) -> np.dtype:
@@ -150,11 +174,11 @@ def result_type(*items) -> np.dtype:
     if not strong:
         return {0: bool_, 1: DEFAULT_INT, 2: DEFAULT_FLOAT, 3: DEFAULT_COMPLEX}[weak_kind]
     dt = promote_strong(strong)
-    if weak_kind > _KIND_ORDER[dt.kind]:
+    if weak_kind > _kind_rank(dt):
         if weak_kind == 1:
             dt = DEFAULT_INT
         elif weak_kind == 2:
             dt = DEFAULT_FLOAT if dt.kind in "biu" else dt
         else:
-            dt = np.promote_types(dt if dt.kind == "f" else DEFAULT_FLOAT, DEFAULT_COMPLEX)
+            dt = np.promote_types(dt if is_float(dt) else DEFAULT_FLOAT, DEFAULT_COMPLEX)
     return dt

@@ -19,6 +19,7 @@ import enum
 import math
 
 import numpy as np
+from fnarray.core.shapes import is_inexact
 
 NEAREST, BILINEAR, BICUBIC = "nearest", "bilinear", "bicubic"
 
@@ -85,7 +86,7 @@ def _nearest(n_in: int, n_out: int) -> np.ndarray:
 
 
 def _finish(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if dtype.kind in "fc":
+    if is_inexact(dtype):
         return values.astype(dtype, copy=False)
     if dtype == np.bool_:
         return values > 0.5

@@ -27,6 +27,7 @@ from fnarray.data import _pil, _resample
 from fnarray.data._resample import InterpolationMode
 from fnarray.data._worker import process_rng
 from fnarray.data.sampler import as_generator
+from fnarray.core.shapes import is_inexact
 
 
 class Compose:
@@ -99,7 +100,7 @@ class Normalize:
         if x.ndim < 3 or (len(self.mean) != 1 and x.shape[-3] != len(self.mean)):
             raise ValueError(f"Normalize: expected a (C, H, W) image with C = {len(self.mean)}, "
                              f"got shape {x.shape}")
-        dtype = x.dtype if x.dtype.kind in "fc" else np.float32
+        dtype = x.dtype if is_inexact(x.dtype) else np.float32
         mean = np.asarray(self.mean, dtype=dtype)[:, None, None]
         std = np.asarray(self.std, dtype=dtype)[:, None, None]
         return (x.astype(dtype, copy=False) - mean) / std

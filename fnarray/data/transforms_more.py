@@ -22,6 +22,7 @@ from fnarray.data._resample import InterpolationMode
 from fnarray.data._worker import process_rng
 from fnarray.data.sampler import as_generator
 from fnarray.data.transforms import _apply, _pair
+from fnarray.core.shapes import is_float
 
 
 def _channels_first(img) -> tuple[np.ndarray, object]:
@@ -48,7 +49,7 @@ class ToPILImage:
         x, _ = _channels_first(pic)
         if x.ndim != 3:
             raise ValueError(f"ToPILImage: expected a 2-D or 3-D image, got shape {x.shape}")
-        if x.dtype.kind == "f" and self.mode != "F":
+        if is_float(x.dtype) and self.mode != "F":
             x = (x * 255).astype(np.uint8)
         elif x.dtype == np.int64 and x.shape[0] == 1:
             x = x.astype(np.int32)
@@ -73,7 +74,7 @@ class PILToTensor:
 
 
 def _max_value(dtype: np.dtype) -> float:
-    return 1.0 if dtype.kind == "f" else float(np.iinfo(dtype).max)
+    return 1.0 if is_float(dtype) else float(np.iinfo(dtype).max)
 
 
 def convert_image_dtype(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -81,12 +82,12 @@ def convert_image_dtype(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     ``[0, 1]``, integers in ``[0, max]``)."""
     if x.dtype == dtype:
         return x
-    if x.dtype.kind == "f":
-        if dtype.kind == "f":
+    if is_float(x.dtype):
+        if is_float(dtype):
             return x.astype(dtype)
         eps = 1e-3
         return (x * (_max_value(dtype) + 1.0 - eps)).astype(dtype)
-    if dtype.kind == "f":
+    if is_float(dtype):
         return (x.astype(dtype) / dtype.type(_max_value(x.dtype)))
     in_max, out_max = int(_max_value(x.dtype)), int(_max_value(dtype))
     if in_max > out_max:
@@ -188,7 +189,7 @@ def adjust_hue(x, hue_factor):
     t = np.clip(v * (1.0 - s * (1.0 - frac)), 0, 1)
     table = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
     out = np.stack([np.choose(i, [row[c] for row in table]) for c in range(3)], axis=-3)
-    if x.dtype.kind == "f":
+    if is_float(x.dtype):
         return out.astype(x.dtype)
     return (out * _max_value(x.dtype)).astype(x.dtype)
 

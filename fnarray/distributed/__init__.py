@@ -31,6 +31,7 @@ import numpy as np
 
 import fnarray as fa
 from fnarray import tree_util
+from fnarray.core.shapes import is_inexact
 
 __all__ = [
     "ProcessGroup", "ReduceOp", "Work", "all_gather", "all_reduce", "barrier", "broadcast",
@@ -279,7 +280,7 @@ _MPI_OPS = {ReduceOp.SUM: "SUM", ReduceOp.AVG: "SUM", ReduceOp.MAX: "MAX",
 
 def _mpi_op(op, name: str, dtypes):
     op = ReduceOp(op.value if isinstance(op, ReduceOp) else op)
-    if op is ReduceOp.AVG and any(d.kind not in "fc" for d in dtypes):
+    if op is ReduceOp.AVG and any(not is_inexact(d) for d in dtypes):
         raise TypeError(f"fnarray.distributed.{name}: ReduceOp.AVG needs floating or complex "
                         f"tensors, got {[str(d) for d in dtypes]}; use SUM and divide")
     return op, getattr(_mpi(), _MPI_OPS[op])

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 import fnarray as fa
+from fnarray.core.shapes import is_float
 
 
 def ntuple(value, n: int, what: str, fn: str) -> tuple:
@@ -159,7 +160,7 @@ def _argmax_indices(x, out, kernel, strides, padding, dilation):
     lead, spatial = tuple(x.shape[:2]), tuple(x.shape[2:])
     table = _window_table(spatial, out, kernel, strides, padding, dilation)
     values = fa.reshape(fa.stop_gradient(x), (*lead, math.prod(spatial)))
-    lowest = -math.inf if values.dtype.kind == "f" else np.iinfo(values.dtype).min
+    lowest = -math.inf if is_float(values.dtype) else np.iinfo(values.dtype).min
     fill = fa.full((*lead, 1), lowest, dtype=values.dtype, device=fa.device_of(values))
     values = fa.concatenate([values, fill], axis=-1)
     windows = fa.reshape(fa.take(values, table.reshape(-1), axis=-1), (*lead, *table.shape))

@@ -16,6 +16,7 @@ import math
 import fnarray as fa
 from fnarray.nn import _conv as _c
 from fnarray.nn._bce import bce_elementwise
+from fnarray.core.shapes import is_float
 
 # ---------------------------------------------------------------------------- activations
 
@@ -510,7 +511,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     _class_weight(input, weight, class_dim, "cross_entropy")
     logp = log_softmax(input, class_dim)
     wshape = (n_classes,) + (1,) * (input.ndim - class_dim - 1)
-    if target.dtype.kind == "f":
+    if is_float(target.dtype):
         if tuple(target.shape) != tuple(input.shape):
             raise ValueError(f"cross_entropy: probability targets must have the input's shape "
                              f"{tuple(input.shape)}, got {tuple(target.shape)}")

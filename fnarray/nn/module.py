@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 import fnarray as fa
 from fnarray.compat.tensor import Tensor
-from fnarray.core.shapes import canonical_dtype
+from fnarray.core.shapes import canonical_dtype, is_inexact
 from fnarray.nn.parameter import Buffer, Parameter
 
 
@@ -355,12 +355,12 @@ class Module:
                 dtype = a
         if dtype is not None:
             dtype = canonical_dtype(dtype)
-            if dtype.kind not in "fc":
+            if not is_inexact(dtype):
                 raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, "
                                 f"but got desired dtype={dtype}")
 
         def convert(v):
-            if dtype is not None and v.dtype.kind in "fc":
+            if dtype is not None and is_inexact(v.dtype):
                 v = fa.astype(v, dtype)
             return v if device is None else fa.device_put(v, str(device))
         return self._apply_values(convert)

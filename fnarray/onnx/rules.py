@@ -16,8 +16,8 @@ from typing import Callable
 RULES: dict[str, Callable] = {}
 
 # The per-family rule modules; importing one declares its rules.
-_FAMILIES = ("elementwise", "reduction", "shape", "linalg", "conv", "activation", "sorting",
-             "scan", "indexing", "control_flow")
+_FAMILIES = ("elementwise", "reduction", "shape", "linalg", "conv", "pooling", "activation",
+             "sorting", "scan", "indexing", "control_flow")
 
 
 def onnx_rule(*names: str, dynamic: bool = False):

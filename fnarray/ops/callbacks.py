@@ -61,7 +61,8 @@ def _debug_batch(vals, dims, *, callback):
 
 debug_callback = declare("debug_callback", impl=_debug_impl, abstract=lambda *a, **_: [],
                          jvp=_debug_jvp, vjp=_debug_vjp, batch=_debug_batch,
-                         multiple_results=True, differentiable=False, effectful=True)
+                         multiple_results=True, differentiable=False, effectful=True,
+                         widen_bfloat16=False)
 
 
 # --- pure_callback ---------------------------------------------------------------------------
@@ -116,4 +117,4 @@ def _pure_batch(vals, dims, *, callback, result_avals, vmap_method):
 
 pure_callback = declare("pure_callback", impl=_pure_impl, abstract=_pure_abstract,
                         jvp=_no_derivative, vjp=_no_derivative, batch=_pure_batch,
-                        multiple_results=True)
+                        multiple_results=True, widen_bfloat16=False)

@@ -104,7 +104,8 @@ def _lanes(mask, like):
 
 
 cond_p = declare("cond", impl=_cond_impl, abstract=_cond_abstract, jvp=_cond_jvp,
-                 vjp=_cond_vjp, batch=_cond_batch, multiple_results=True)
+                 vjp=_cond_vjp, batch=_cond_batch, multiple_results=True,
+                 widen_bfloat16=False)
 
 
 # --- while -----------------------------------------------------------------------------------
@@ -224,4 +225,5 @@ def _while_batch(vals, dims, *, cond_prog, body_prog, n_cc, n_bc):
 
 
 while_p = declare("while", impl=_while_impl, abstract=_while_abstract, jvp=_while_jvp,
-                  vjp=_while_vjp, batch=_while_batch, multiple_results=True)
+                  vjp=_while_vjp, batch=_while_batch, multiple_results=True,
+                  widen_bfloat16=False)

@@ -33,42 +33,55 @@ def _conv(g, ins, eqn, *, strides, padding, dilation, groups, **_):
                 **_attrs(strides, padding, dilation))
 
 
-@onnx_rule("conv_patches")
-def _conv_patches(g, ins, eqn, *, kernel, strides, padding, dilation, **_):
-    """The windows ``(N, C, *kernel, *out)``: the zero-padded input sliced once per kernel
-    offset (a strided ``Slice`` per offset, stacked on a new axis).  Copies values exactly,
-    infinities included (a padding mask of ``-inf`` before max pooling); followed by a
-    reduction this is max/average pooling."""
+def stacked_windows(g, x, *, first: int, kernel, strides, dilation, out) -> str:
+    """The windows of ``x`` over its axes ``first, first + 1, ...`` (one per kernel axis):
+    a strided ``Slice`` per kernel offset (row-major), stacked on a new axis ``first``, so
+    the result is ``(*x.shape[:first], prod(kernel), *out)``.  Copies values exactly,
+    infinities included (a ``-inf`` padding mask before max pooling)."""
     nk = len(kernel)
-    out = eqn.outvars[0].aval.shape[2 + nk:]
-    x = ins[0]
-    if any(lo or hi for lo, hi in padding):
-        pads = [0, 0] + [lo for lo, _ in padding] + [0, 0] + [hi for _, hi in padding]
-        x = g.op("Pad", [x, g.ints(pads)])
-    axes = g.ints(range(2, 2 + nk))
+    axes = g.ints(range(first, first + nk))
     steps = g.ints(strides)
-    new_axis = g.ints([2])
+    new_axis = g.ints([first])
     windows = []
     for offset in np.ndindex(*kernel):
         starts = [k * d for k, d in zip(offset, dilation)]
         ends = [b + (o - 1) * s + 1 for b, o, s in zip(starts, out, strides)]
         piece = g.op("Slice", [x, g.ints(starts), g.ints(ends), axes, steps])
         windows.append(g.op("Unsqueeze", [piece, new_axis]))
-    stacked = g.op("Concat", windows, axis=2)
+    return g.op("Concat", windows, axis=first)
+
+
+@onnx_rule("conv_patches")
+def _conv_patches(g, ins, eqn, *, kernel, strides, padding, dilation, **_):
+    """The patch columns ``(C, *kernel, N, *out)``: the zero-padded input's windows
+    (``stacked_windows``), reshaped and transposed channel-first; followed by a reduction
+    over the kernel axes this is average pooling."""
+    nk = len(kernel)
+    out = eqn.outvars[0].aval.shape[2 + nk:]
+    x = ins[0]
+    if any(lo or hi for lo, hi in padding):
+        pads = [0, 0] + [lo for lo, _ in padding] + [0, 0] + [hi for _, hi in padding]
+        x = g.op("Pad", [x, g.ints(pads)])
+    stacked = stacked_windows(g, x, first=2, kernel=kernel, strides=strides,
+                              dilation=dilation, out=out)
     # 0 keeps the (possibly dynamic) batch and channel sizes
-    return g.op("Reshape", [stacked, g.ints((0, 0, *kernel, *out))])
+    windows = g.op("Reshape", [stacked, g.ints((0, 0, *kernel, *out))])
+    perm = (1, *range(2, 2 + nk), 0, *range(2 + nk, 2 + 2 * nk))
+    return g.op("Transpose", [windows], perm=list(perm))
 
 
 @onnx_rule("conv_patches_transpose")
 def _conv_patches_transpose(g, ins, eqn, *, in_spatial, kernel, strides, padding, dilation,
                             **_):
-    """col2im (the transpose of ``conv_patches``, behind transposed convolutions): the
-    same one-hot kernels in a grouped ``ConvTranspose``, which adds every window back onto
+    """col2im (the transpose of ``conv_patches``, behind transposed convolutions): one-hot
+    kernels in a grouped ``ConvTranspose``, which adds every window back onto
     the input grid; ``output_padding`` restores sizes the strides leave ambiguous."""
-    cols = eqn.invars[0].aval
-    c, nk = cols.shape[1], len(kernel)
+    cols = eqn.invars[0].aval  # (C, *kernel, N, *out)
+    c, nk = cols.shape[0], len(kernel)
     out = cols.shape[2 + nk:]
-    flat = g.op("Reshape", [ins[0], g.ints((0, c * math.prod(kernel), *out))])
+    perm = (1 + nk, *range(1 + nk), *range(2 + nk, 2 + 2 * nk))
+    batch_first = g.op("Transpose", [ins[0]], perm=list(perm))  # (N, C, *kernel, *out)
+    flat = g.op("Reshape", [batch_first, g.ints((0, c * math.prod(kernel), *out))])
     extra = [n - (s * (o - 1) + (k - 1) * d + 1 - lo - hi)
              for n, s, o, k, d, (lo, hi) in zip(in_spatial, strides, out, kernel, dilation,
                                                  padding)]

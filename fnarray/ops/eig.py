@@ -22,7 +22,7 @@ import numpy as np
 
 from fnarray import api as fa
 from fnarray.core.primitive import declare
-from fnarray.core.shapes import ShapedArray
+from fnarray.core.shapes import ShapedArray, is_float, is_inexact
 from fnarray.ops.decompositions import (_batch_front, _diag, _diag_embed, _eye_like, _gap_inverse,
                                         _mm, _square_check, _t, solve)
 
@@ -46,7 +46,7 @@ def _eig_impl(xp, a):
 
 def _eig_abstract(a):
     _square_check("eig", a)
-    if a.dtype.kind not in "fc" or a.dtype == np.float16:
+    if not is_inexact(a.dtype) or a.dtype == np.float16:
         raise TypeError(f"eig: expected float32/64 or complex64/128 matrices, got {a.dtype}")
     ctype = _complex_dtype(a.dtype)
     return (ShapedArray(a.shape[:-1], ctype), ShapedArray(a.shape, ctype))
@@ -90,7 +90,7 @@ def _eig_vjp(cts, a, *, out):
     vg = _mm(_t(v), g)
     pbar = fa.where(vg == 0, fa.zeros((), vg.dtype), _gap_inverse(w) * vg) + _diag_embed(wbar)
     abar = _mm(_t(_inverse(v)), pbar, _t(v))
-    return (fa.real(abar) if a.dtype.kind == "f" else abar,)
+    return (fa.real(abar) if is_float(a.dtype) else abar,)
 
 
 eig = declare("eig", impl=_eig_impl, abstract=_eig_abstract, jvp=_eig_jvp, vjp=_eig_vjp,

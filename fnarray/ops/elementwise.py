@@ -21,7 +21,7 @@ import numpy as np
 
 from fnarray import api as fa
 from fnarray.core.primitive import declare
-from fnarray.core.shapes import ShapedArray, bool_, broadcast_shapes
+from fnarray.core.shapes import ShapedArray, bool_, broadcast_shapes, is_inexact
 from fnarray.ops._util import move_bdim, unbroadcast
 
 
@@ -123,7 +123,7 @@ def nary(name, kernel, partials=None, out_dtype=None):
 
 
 def _float(x) -> bool:
-    return x.dtype.kind in "fc"
+    return is_inexact(x.dtype)
 
 
 # --- unary ops -----------------------------------------------------------------------------
@@ -324,7 +324,7 @@ select.abstract = lambda c, x, y, **_: ShapedArray(
 def _convert_jvp(primals, tangents, *, dtype):
     x, = primals
     out = convert_element_type.bind(x, dtype=dtype)
-    if dtype.kind not in "fc":
+    if not is_inexact(dtype):
         return out, None
     t = tangents[0]
     if t.dtype.kind == "c" and dtype.kind != "c":  # complex -> real keeps the real part
@@ -333,7 +333,7 @@ def _convert_jvp(primals, tangents, *, dtype):
 
 
 def _convert_vjp(ct, x, *, out, dtype):
-    if x.dtype.kind not in "fc" or ct is None:
+    if not is_inexact(x.dtype) or ct is None:
         return (None,)
     if ct.dtype.kind == "c" and x.dtype.kind != "c":  # real -> complex: Re pairs with t
         ct = real.bind(ct)

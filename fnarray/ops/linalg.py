@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fnarray import api as fa
 from fnarray.core.primitive import declare
-from fnarray.core.shapes import ShapedArray
+from fnarray.core.shapes import ShapedArray, is_inexact
 
 
 def _free(ndim, contract, batch):
@@ -104,9 +104,9 @@ def _grad_operand(ct, other, x_ndim, x_contract, x_batch, other_contract, other_
 def _dot_vjp(ct, a, b, *, out, contract, batch, needed=(True, True)):
     (ca, cb), (ba, bb) = contract, batch
     ga = (_grad_operand(ct, b, a.ndim, ca, ba, cb, bb, True)
-          if needed[0] and a.dtype.kind in "fc" else None)
+          if needed[0] and is_inexact(a.dtype) else None)
     gb = (_grad_operand(ct, a, b.ndim, cb, bb, ca, ba, False)
-          if needed[1] and b.dtype.kind in "fc" else None)
+          if needed[1] and is_inexact(b.dtype) else None)
     return ga, gb
 
 

@@ -271,4 +271,4 @@ def _batch(vals, dims, *, body, n_consts, n_carry, length, reverse, unroll):
 
 
 scan_p = declare("scan", impl=_impl, abstract=_abstract, jvp=_jvp, vjp=_vjp, batch=_batch,
-                 multiple_results=True, fwd=_fwd)
+                 multiple_results=True, fwd=_fwd, widen_bfloat16=False)

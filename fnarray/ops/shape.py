@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fnarray import api as fa
 from fnarray.core.primitive import declare
-from fnarray.core.shapes import ShapedArray
+from fnarray.core.shapes import ShapedArray, is_inexact
 from fnarray.ops._util import bdim_to_front, batch_size, move_bdim, unbroadcast
 
 
@@ -167,7 +167,7 @@ def _concat_vjp(ct, *xs, out, axis):
         starts = tuple(start if i == axis else 0 for i in range(ct.ndim))
         limits = tuple(start + n if i == axis else d for i, d in enumerate(ct.shape))
         cts.append(slice_.bind(ct, starts=starts, limits=limits, strides=(1,) * ct.ndim)
-                   if x.dtype.kind in "fc" else None)
+                   if is_inexact(x.dtype) else None)
         start += n
     return tuple(cts)
 

@@ -29,6 +29,7 @@ from fnarray.core import tree as tree_util
 from fnarray.core.primitive import declare
 from fnarray.transforms.custom import is_tracer
 from fnarray.transforms.ir import Program, eval_program
+from fnarray.core.shapes import is_inexact
 
 
 # --- optimization_barrier ------------------------------------------------------------------
@@ -199,7 +200,7 @@ def _vjp(cts, *primals, out, program, policy, prevent_cse, residuals=None):
     ins = list(optimization_barrier.bind(*primals)) if prevent_cse and primals else list(primals)
     _, pullback = vjp_flat(functools.partial(_replay, program, saved), ins)
     grads = pullback(list(cts))
-    return tuple(g if p.dtype.kind in "fc" else None for g, p in zip(grads, primals))
+    return tuple(g if is_inexact(p.dtype) else None for g, p in zip(grads, primals))
 
 
 def _replay(program: Program, saved: dict, *args):
@@ -245,7 +246,8 @@ def _vmapped(program, dims, size, *args):
 
 
 checkpoint_call = declare("checkpoint_call", impl=_impl, abstract=_abstract, jvp=_jvp,
-                          vjp=_vjp, batch=_batch, multiple_results=True, fwd=_fwd)
+                          vjp=_vjp, batch=_batch, multiple_results=True, fwd=_fwd,
+                          widen_bfloat16=False)
 
 
 # --- the user-facing transformation --------------------------------------------------------

@@ -27,6 +27,7 @@ from fnarray.core.primitive import declare
 from fnarray.core.trace import Tracer
 from fnarray.ops import sorting
 from fnarray.transforms import rule_checks
+from fnarray.core.shapes import is_inexact
 
 
 def is_tracer(x) -> bool:
@@ -77,7 +78,7 @@ def _cj_vjp(cts, *primals, out, fun, jvp, out_tree):
     cts = list(cts)
     tangent_map = lambda *ts: jvp(list(primals), list(ts))[1]  # noqa: E731
     grads = _transpose_linear(tangent_map, primals, cts)
-    return tuple(g if p.dtype.kind in "fc" else None for g, p in zip(grads, primals))
+    return tuple(g if is_inexact(p.dtype) else None for g, p in zip(grads, primals))
 
 
 def _cj_batch(vals, dims, *, fun, jvp, out_tree):
@@ -101,7 +102,8 @@ def _pair(res):
 
 
 custom_jvp_call = declare("custom_jvp_call", impl=call_impl, abstract=_call_abstract, jvp=_cj_jvp,
-                          vjp=_cj_vjp, batch=_cj_batch, multiple_results=True)
+                          vjp=_cj_vjp, batch=_cj_batch, multiple_results=True,
+                          widen_bfloat16=False)
 
 
 class _CustomRule:
@@ -184,7 +186,7 @@ def _cv_jvp(primals, tangents, *, fun, fwd, bwd):
 def _cv_vjp(cts, *primals, out, fun, fwd, bwd):
     _, res = fwd(*primals)
     grads = bwd(res, list(cts))
-    return tuple(g if p.dtype.kind in "fc" else None for g, p in zip(grads, primals))
+    return tuple(g if is_inexact(p.dtype) else None for g, p in zip(grads, primals))
 
 
 def _cv_batch(vals, dims, *, fun, fwd, bwd):
@@ -200,7 +202,8 @@ def _cv_batch(vals, dims, *, fun, fwd, bwd):
 
 
 custom_vjp_call = declare("custom_vjp_call", impl=call_impl, abstract=_call_abstract, jvp=_cv_jvp,
-                          vjp=_cv_vjp, batch=_cv_batch, multiple_results=True)
+                          vjp=_cv_vjp, batch=_cv_batch, multiple_results=True,
+                          widen_bfloat16=False)
 
 
 class custom_vjp(_CustomRule):  # noqa: N801 - JAX's name

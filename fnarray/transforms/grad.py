@@ -10,6 +10,7 @@ from fnarray.core import tree as tree_util
 from fnarray.transforms.jvp import jvp
 from fnarray.transforms.reverse import vjp
 from fnarray.transforms.vmap import vmap
+from fnarray.core.shapes import is_inexact
 
 
 def _argnums_tuple(argnums) -> tuple[tuple, bool]:
@@ -40,7 +41,7 @@ def _check_float_inputs(diff_args, fname, holomorphic=False, complex_ok=True):
     from fnarray import api as fa
     for leaf in tree_util.leaves(diff_args):
         a = fa.asarray(leaf)
-        if a.dtype.kind not in "fc":
+        if not is_inexact(a.dtype):
             raise TypeError(
                 f"{fname} requires floating-point inputs, but got an input of dtype {a.dtype} "
                 f"(shape {a.shape}). Convert it with x.astype(fa.float32), or exclude it with "
@@ -98,7 +99,7 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
                 f"shape {shape}. For vector outputs use fa.vjp (a vector-Jacobian product) "
                 f"or fa.jacrev / fa.jacfwd (the full Jacobian); or reduce the output, e.g. "
                 f"with .sum()")
-        if out.dtype.kind not in "fc":
+        if not is_inexact(out.dtype):
             raise TypeError(f"grad requires a floating-point output, got {out.dtype}")
         _check_output_dtype([out], "grad", holomorphic)
         g = pullback(tree_util.map(lambda o: fa.ones((), dtype=o.dtype), out))  # out may be a

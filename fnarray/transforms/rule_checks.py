@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from fnarray.core import tree as tree_util
 from fnarray.core.trace import Tracer
+from fnarray.core.shapes import is_inexact
 
 
 def _is_tracer(x) -> bool:
@@ -101,7 +102,7 @@ def _check_leaf(ct, primal, where, fail):
     if tuple(ct.shape) != tuple(primal.shape):
         fail(where, f"shape {_describe(ct)} for an argument of shape {_describe(primal)}",
              ValueError)
-    if primal.dtype.kind not in "fc":
+    if not is_inexact(primal.dtype):
         return None  # integer/boolean inputs have no cotangent; JAX's float0 zeros
     if ct.dtype != primal.dtype:
         if not (weak or ct.weak_type):
@@ -131,7 +132,7 @@ def check_tangents(fun, rule, primal_out, tangent_out) -> list:
         if tuple(t.shape) != tuple(p.shape):
             raise ValueError(f"{prefix}, but tangent output {k} is {_describe(t)} for a primal "
                              f"output {_describe(p)}")
-        if p.dtype.kind in "fc" and t.dtype != p.dtype:
+        if is_inexact(p.dtype) and t.dtype != p.dtype:
             if not (weak or t.weak_type):
                 raise TypeError(f"{prefix}, but tangent output {k} has dtype {_describe(t)} "
                                 f"for a primal output {_describe(p)}; cast it with "

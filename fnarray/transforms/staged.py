@@ -33,10 +33,11 @@ from fnarray.core.primitive import declare
 from fnarray.core.trace import quiet_fp_errors
 from fnarray.transforms import ir, passes
 from fnarray.transforms.executor import compile_program
+from fnarray.core.shapes import is_inexact
 
 
 def _inexact(aval) -> bool:
-    return aval.dtype.kind in "fc"
+    return is_inexact(aval.dtype)
 
 
 class Staged:
@@ -192,4 +193,4 @@ def _batch(vals, dims, *, staged, residuals=None):
 
 
 staged_call = declare("staged_call", impl=_impl, abstract=_abstract, jvp=_jvp, vjp=_vjp,
-                      batch=_batch, multiple_results=True, fwd=_fwd)
+                      batch=_batch, multiple_results=True, fwd=_fwd, widen_bfloat16=False)

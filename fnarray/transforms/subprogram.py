@@ -17,7 +17,7 @@ forward-and-backward program into the part the primal outputs need and the rest 
 from __future__ import annotations
 
 from fnarray.core.array import Array, ArrayBase
-from fnarray.core.shapes import ShapedArray
+from fnarray.core.shapes import ShapedArray, is_inexact
 from fnarray.core.trace import ConcretizationError, Tracer, new_main
 from fnarray.transforms.ir import (IRTrace, IRTracer, Program, Var, _Builder, eval_program,
                                    has_effect)
@@ -173,7 +173,7 @@ def nonzero_tangents(prog: Program, nonzero_in: list) -> list[bool]:
 
 
 def is_float(aval) -> bool:
-    return aval.dtype.kind in "fc"
+    return is_inexact(aval.dtype)
 
 
 def zeros_for(aval: ShapedArray):
