@@ -25,3 +25,12 @@ __version__ = "0.1.0"
 __array_api_version__ = "2023.12"
 newaxis = None
 e, pi, inf, nan = 2.718281828459045, 3.141592653589793, float("inf"), float("nan")
+
+
+def __getattr__(name):
+    """``fa.bfloat16`` is looked up here so that only code using it imports the optional
+    ``ml_dtypes`` package (see ``fnarray/core/bfloat16.py``)."""
+    if name == "bfloat16":
+        from fnarray.core.bfloat16 import bfloat16_dtype
+        return bfloat16_dtype()
+    raise AttributeError(f"module 'fnarray' has no attribute {name!r}")

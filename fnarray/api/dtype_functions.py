@@ -7,7 +7,8 @@ import numpy as np
 from fnarray.core import device as _device
 from fnarray.core import shapes
 from fnarray.core.array import ArrayBase
-from fnarray.core.shapes import is_inexact
+from fnarray.core.bfloat16 import is_bfloat16
+from fnarray.core.shapes import is_float, is_inexact
 
 _KINDS = {
     "bool": "b",
@@ -27,6 +28,11 @@ def _dtype_of(x) -> np.dtype:
 _WEAK = {"b": bool, "i": int, "u": int, "f": float, "c": complex}
 
 
+def _kind(dt: np.dtype) -> str:
+    """NumPy's kind letter, with bfloat16 (kind 'V' in NumPy) read as the float it is."""
+    return "f" if is_float(dt) else dt.kind
+
+
 def result_type(*arrays_and_dtypes):
     """The dtype fnarray's promotion gives these arrays, dtypes and Python scalars."""
     items = []
@@ -34,9 +40,9 @@ def result_type(*arrays_and_dtypes):
         if isinstance(a, (bool, int, float, complex)):
             items.append(a)
         elif isinstance(a, np.generic):  # NumPy scalars are weak, like Python scalars
-            items.append(_WEAK[a.dtype.kind])
+            items.append(_WEAK[_kind(a.dtype)])
         elif isinstance(a, ArrayBase) and a.weak_type:
-            items.append(_WEAK[a.dtype.kind])
+            items.append(_WEAK[_kind(a.dtype)])
         else:
             items.append(_dtype_of(a))
     if not items:
@@ -76,6 +82,9 @@ def finfo(type_) -> finfo_object:
     if not is_inexact(dt):
         raise TypeError(f"finfo: {dt} is not a floating or complex dtype; use fa.iinfo for "
                         f"integer dtypes")
+    if is_bfloat16(dt):  # NumPy's finfo knows only its own floats
+        import ml_dtypes
+        return finfo_object(ml_dtypes.finfo(dt))
     return finfo_object(np.finfo(dt))
 
 
@@ -92,7 +101,7 @@ def isdtype(dtype, kind) -> bool:
     if isinstance(kind, str):
         if kind not in _KINDS:
             raise ValueError(f"isdtype: unknown kind {kind!r}; use one of {sorted(_KINDS)}")
-        return dtype.kind in _KINDS[kind]
+        return _kind(dtype) in _KINDS[kind]
     return dtype == shapes.canonical_dtype(kind)
 
 

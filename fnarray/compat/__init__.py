@@ -116,7 +116,11 @@ _LAZY = {"nn": "fnarray.nn", "optim": "fnarray.optim", "utils": "fnarray.compat.
 
 def __getattr__(name):
     """``torch.nn``, ``torch.optim``, ``torch.utils``, ``torch.onnx``: imported on first use (they import
-    this package themselves)."""
+    this package themselves); ``torch.bfloat16`` likewise."""
+    if name == "bfloat16":  # imports the optional ml_dtypes package (core/bfloat16.py)
+        from fnarray.core.bfloat16 import bfloat16_dtype
+        globals()["bfloat16"] = _as_dtype(bfloat16_dtype())
+        return globals()["bfloat16"]
     if name in _LAZY:
         import importlib
         module = importlib.import_module(_LAZY[name])

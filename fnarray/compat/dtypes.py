@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from fnarray.core import bfloat16 as _bf16
+from fnarray.core.shapes import is_float
+
 _INTERNED: dict[np.dtype, "dtype"] = {}
 
 
@@ -52,7 +55,7 @@ class dtype:  # noqa: N801  (PyTorch's name)
 
     @property
     def is_floating_point(self) -> bool:
-        return self.dtype.kind == "f"
+        return is_float(self.dtype)
 
     @property
     def is_complex(self) -> bool:
@@ -60,7 +63,7 @@ class dtype:  # noqa: N801  (PyTorch's name)
 
     @property
     def is_signed(self) -> bool:
-        return self.dtype.kind in "ifc"
+        return self.dtype.kind in "ifc" or is_float(self.dtype)
 
     def to_real(self) -> "dtype":
         """``complex64 -> float32``, ``complex128 -> float64``; real dtypes unchanged."""
@@ -80,7 +83,7 @@ def as_dtype(value) -> dtype:
     """The compat ``dtype`` for anything NumPy reads as a dtype (one object per dtype)."""
     if isinstance(value, dtype):
         return value
-    np_dtype = np.dtype(value)
+    np_dtype = _bf16.bfloat16_dtype() if _bf16.is_bfloat16_name(value) else np.dtype(value)
     found = _INTERNED.get(np_dtype)
     if found is None:
         found = object.__new__(dtype)

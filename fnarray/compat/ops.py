@@ -526,6 +526,15 @@ for _name, _dt in (("float", np.float32), ("double", np.float64), ("half", np.fl
     METHODS[_name] = _dtype_method(np.dtype(_dt))
 
 
+def _bfloat16(self, memory_format=None):
+    """``x.bfloat16()`` (ml_dtypes' bfloat16, imported on first use: core/bfloat16.py)."""
+    from fnarray.core.bfloat16 import bfloat16_dtype
+    return self.to(bfloat16_dtype())
+
+
+METHODS["bfloat16"] = _bfloat16
+
+
 def _install():
     for name, fn in METHODS.items():
         setattr(Tensor, name, fn)

@@ -18,6 +18,7 @@ import numpy as np
 
 from fnarray import api as fa
 from fnarray.core.array import ArrayBase
+from fnarray.core.shapes import is_float, promote_strong
 
 _DEFAULT = {"f": np.dtype(np.float32), "c": np.dtype(np.complex64),
             "i": np.dtype(np.int64), "b": np.dtype(np.bool_)}
@@ -35,13 +36,18 @@ def _promote(a, b):
         return b
     if b is None:
         return a
-    ca, cb = _CATEGORY[a.kind], _CATEGORY[b.kind]
-    if ca == cb:
-        return np.promote_types(a, b)
+    ca, cb = _category(a), _category(b)
+    if ca == cb:  # bfloat16 + float16 -> float32, as torch.promote_types
+        return promote_strong([a, b])
     high, low = (a, b) if ca > cb else (b, a)
-    if high.kind == "c" and low.kind == "f":
+    if high.kind == "c" and is_float(low):
         return np.promote_types(high, low)
     return high
+
+
+def _category(dt) -> int:
+    """bool 0, integer 1, floating 2 (bfloat16 included), complex 3."""
+    return 2 if is_float(dt) else _CATEGORY[dt.kind]
 
 
 def _combine(higher, lower):
@@ -53,10 +59,10 @@ def _combine(higher, lower):
     if higher.kind == "c":
         return higher
     if lower.kind == "c":
-        return np.result_type(higher, np.complex64) if higher.kind == "f" else lower
-    if higher.kind == "f":
+        return np.result_type(higher, np.complex64) if is_float(higher) else lower
+    if is_float(higher):
         return higher
-    if higher.kind == "b" or lower.kind == "f":
+    if higher.kind == "b" or is_float(lower):
         return _promote(higher, lower)
     return higher
 
@@ -79,7 +85,7 @@ def can_cast(src, dst) -> bool:
     src, dst = np.dtype(src), np.dtype(dst)
     if src.kind == "c" and dst.kind != "c":
         return False
-    if src.kind == "f" and dst.kind in "iu":
+    if is_float(src) and dst.kind in "iu":
         return False
     return not (src.kind != "b" and dst.kind == "b")
 
