@@ -72,13 +72,11 @@ def test_cpu_autocast_lowers_convolutions():
     assert np.allclose(conv.bias.grad.tolist(), [9.0, 9.0])
 
 
-def test_cpu_autocast_default_dtype_needs_bfloat16():
-    if getattr(torch, "bfloat16", None) is not None:
-        with torch.autocast("cpu"):
-            assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
-    else:
-        with pytest.raises(RuntimeError, match="dtype=torch.float16"):
-            torch.autocast("cpu")
+def test_cpu_autocast_default_dtype_is_bfloat16():
+    # PyTorch: torch.autocast("cpu") without dtype uses torch.bfloat16
+    with torch.autocast("cpu"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    assert torch.autocast("cpu").fast_dtype == torch.bfloat16
 
 
 def test_cpu_autocast_as_decorator_and_disabled():

@@ -22,7 +22,8 @@ import numpy as np
 from fnarray import api as fa
 from fnarray.compat import tape
 from fnarray.compat.promotion import torch_name
-from fnarray.core.shapes import is_float
+from fnarray.core.bfloat16 import bfloat16_dtype, is_bfloat16
+from fnarray.core.shapes import canonical_dtype, is_float
 
 # primitives that run in the lower precision (PyTorch's "lower_precision_fp" list: mm,
 # matmul, bmm, linear, addmm, conv*)
@@ -35,28 +36,18 @@ def _cuda_available() -> bool:
 
 
 def _supported_dtype(device_type: str, dtype) -> bool:
-    allowed = {np.dtype(np.float16)}
-    bf16 = _bfloat16()
-    if bf16 is not None:
-        allowed.add(bf16)
-    return np.dtype(dtype) in allowed
-
-
-def _bfloat16():
-    from fnarray import compat
-    dt = getattr(compat, "bfloat16", None)
-    return None if dt is None else np.dtype(dt)
+    return np.dtype(np.float16) == dtype or is_bfloat16(dtype)
 
 
 def _default_dtype(device_type: str):
+    """PyTorch's defaults: float16 on CUDA, bfloat16 on CPU (which needs ml_dtypes)."""
     if device_type == "cuda":
         return np.dtype(np.float16)
-    bf16 = _bfloat16()
-    if bf16 is None:
-        raise RuntimeError(
-            "autocast('cpu') defaults to bfloat16, which this fnarray build cannot "
-            "represent; pass dtype=torch.float16 (supported on CPU) instead")
-    return bf16
+    try:
+        return bfloat16_dtype()
+    except ImportError as e:
+        raise ImportError(f"autocast('cpu') defaults to bfloat16, as in PyTorch: {e}; or "
+                          f"pass dtype=torch.float16 (also supported on CPU)") from e
 
 
 class autocast:  # noqa: N801 - PyTorch's name
@@ -79,7 +70,7 @@ class autocast:  # noqa: N801 - PyTorch's name
             self.enabled = False
         if not self.enabled:
             return
-        self.fast_dtype = np.dtype(dtype) if dtype is not None else \
+        self.fast_dtype = canonical_dtype(dtype) if dtype is not None else \
             _default_dtype(device_type)
         if not _supported_dtype(device_type, self.fast_dtype):
             where = "CPU" if device_type == "cpu" else "CUDA"
