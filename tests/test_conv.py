@@ -201,8 +201,21 @@ def test_pooling_1d_3d_and_max_pool_tie_gradient():
     x = fa.asarray(RNG.normal(size=(2, 3, 9)))
     assert fa.max_pool(x, (3,)).shape == (2, 3, 3)
     assert fa.avg_pool(fa.ones((1, 1, 4, 4, 4)), 2).shape == (1, 1, 2, 2, 2)
+    # ties: the whole cotangent goes to the first maximum in row-major window order
     g = fa.grad(lambda a: fa.sum(fa.max_pool(a, (2,))))(fa.asarray([[[1.0, 1.0, 0.0, 2.0]]]))
-    np.testing.assert_allclose(np.asarray(g), [[[0.5, 0.5, 0.0, 1.0]]])
+    np.testing.assert_allclose(np.asarray(g), [[[1.0, 0.0, 0.0, 1.0]]])
+    tied = fa.asarray([[[[3.0, 1.0, 2.0, 2.0], [3.0, 3.0, 2.0, 2.0]]]])
+    g = fa.grad(lambda a: fa.sum(fa.max_pool(a, 2) * fa.asarray([[[[5.0, 7.0]]]])))(tied)
+    np.testing.assert_allclose(np.asarray(g), [[[[5.0, 0, 7.0, 0], [0, 0, 0, 0]]]])
+    # overlapping windows (stride 1) add up on a shared maximum
+    g = fa.grad(lambda a: fa.sum(fa.max_pool(a, (2,), stride=1)))(fa.asarray([[[0.0, 4.0, 1.0]]]))
+    np.testing.assert_allclose(np.asarray(g), [[[0.0, 2.0, 0.0]]])
+    # NaN: the maximum is NaN and its cotangent goes to the window's last NaN (PyTorch)
+    nan = fa.asarray([[[np.nan, 1.0, np.nan, 0.0, 5.0, 6.0]]])
+    y, pull = fa.vjp(lambda a: fa.max_pool(a, (3,)), nan)
+    assert np.isnan(np.asarray(y)[0, 0, 0]) and np.asarray(y)[0, 0, 1] == 6.0
+    np.testing.assert_allclose(np.asarray(pull(fa.ones_like(y))[0]),
+                               [[[0.0, 0.0, 1.0, 0.0, 0.0, 1.0]]])
 
 
 def _adaptive_ref(x, out, reduce):

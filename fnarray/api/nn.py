@@ -3,9 +3,9 @@
 ``conv`` is a primitive (``fnarray/ops/conv.py``).  Everything else here is a composition
 of primitives, so derivatives, batching and jit come from their rules:
 
-* pooling takes windows with the linear primitive ``conv_patches`` and reduces them with
-  ``max``/``sum``; ``max_pool`` shares the derivative of a tied maximum evenly between the
-  tied elements (PyTorch gives it all to one of them);
+* ``max_pool`` is the primitive of ``ops/pooling.py``: its derivative goes to one element
+  per window, the first maximum in row-major window order (PyTorch's rule for ties);
+  ``avg_pool`` takes windows with the linear primitive ``conv_patches`` and sums them;
 * ``relu``, ``relu6``, ``hardtanh`` have derivative 0 at their kinks (as in PyTorch);
 * ``softmax``/``log_softmax`` subtract the (gradient-stopped) maximum first, so they never
   overflow.
@@ -19,7 +19,7 @@ import numpy as np
 from fnarray.api import creation, elementwise as ew, manipulation as mp, reductions as red
 from fnarray.api._convert import as_operand, astype, device_of, promote, to_inexact
 from fnarray.core.shapes import DEFAULT_FLOAT, canonical_dtype, is_float
-from fnarray.ops import activation as _act, conv as _conv
+from fnarray.ops import activation as _act, conv as _conv, pooling as _pooling
 from fnarray.ops._util import normalize_axis
 from fnarray.ops.sorting import stop_gradient as _stop_gradient
 
@@ -172,8 +172,8 @@ def conv_transpose(x, weight, bias=None, stride=1, padding=0, output_padding=0,
 # --- pooling ----------------------------------------------------------------------------------
 
 def _pool_geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode):
-    """Windows over the trailing spatial axes: ``(x as (M, 1, *spatial), geometry)``;
-    ``kernel_size`` as an int pools over all axes after the first two."""
+    """Windows over the trailing spatial axes: ``(x, geometry)``; ``kernel_size`` as an int
+    pools over all axes after the first two."""
     x = as_operand(x)
     nd = (len(kernel_size) if not isinstance(kernel_size, (int, np.integer))
           else max(x.ndim - 2, 1))
@@ -200,40 +200,30 @@ def _pool_geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode):
             o -= 1
         outs.append(o)
         extra.append(max(0, (o - 1) * s + d * (k - 1) + 1 - (n + 2 * p)))
-    lead = x.shape[:x.ndim - nd]
-    flat = mp.reshape(x, (math.prod(lead), 1, *spatial))
     geom = dict(kernel=kernel, strides=strides, dilation=dil, pad=pad, extra=tuple(extra),
-                lead=lead, out=tuple(outs), spatial=spatial)
-    return flat, geom
-
-
-def _windows(x, geom, padding):
-    return _conv.conv_patches.bind(x, kernel=geom["kernel"], strides=geom["strides"],
-                                   padding=padding, dilation=geom["dilation"])
-
-
-def _unflatten(y, geom):
-    return mp.reshape(y, (*geom["lead"], *geom["out"]))
+                lead=x.shape[:x.ndim - nd], out=tuple(outs), spatial=spatial)
+    return x, geom
 
 
 def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False):
     """Max pooling over the trailing ``len(kernel_size)`` axes (PyTorch ``max_pool1d/2d/3d``;
     an int ``kernel_size`` pools all axes after (N, C)).  ``stride`` defaults to the kernel.
 
-    A composition: pad with ``-inf``, take windows (``conv_patches``), reduce with ``max``.
-    The derivative of a window's maximum is shared evenly between tied elements.
+    Pads with ``-inf`` (only where padding or ``ceil_mode`` needs it) and applies the
+    ``max_pool`` primitive, whose derivative sends each window's cotangent to its first
+    maximum (row-major window order), as PyTorch does.
     """
-    flat, geom = _pool_geometry("max_pool", x, kernel_size, stride, padding, dilation,
-                                ceil_mode)
+    x, geom = _pool_geometry("max_pool", x, kernel_size, stride, padding, dilation, ceil_mode)
     nd = len(geom["kernel"])
-    widths = ((0, 0), (0, 0), *((p, p + e) for p, e in zip(geom["pad"], geom["extra"])))
+    widths = ((0, 0),) * (x.ndim - nd) + tuple((p, p + e)
+                                               for p, e in zip(geom["pad"], geom["extra"]))
     if any(lo or hi for lo, hi in widths):
-        fill = (-math.inf if is_float(flat.dtype)
-                else (False if flat.dtype.kind == "b" else int(np.iinfo(flat.dtype).min)))
-        flat = mp.pad(flat, widths, constant_values=fill)
-    win = _windows(flat, geom, ((0, 0),) * nd)
-    y = red.max(win, axis=tuple(range(2, 2 + nd)))  # windows are (M, 1, *kernel, *out)
-    return _unflatten(y, geom)
+        fill = (-math.inf if x.dtype.kind == "f"
+                else (False if x.dtype.kind == "b" else int(np.iinfo(x.dtype).min)))
+        x = mp.pad(x, widths, constant_values=fill)
+    values, _ = _pooling.max_pool.bind(x, kernel=geom["kernel"], strides=geom["strides"],
+                                       dilation=geom["dilation"])
+    return values
 
 
 def _avg_divisor(geom, count_include_pad: bool) -> np.ndarray:
@@ -260,15 +250,19 @@ def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
     divided by the window's count: the whole window clipped to the padded input when
     ``count_include_pad``, else only the real input elements; or ``divisor_override``."""
     x = to_inexact(x)
-    flat, geom = _pool_geometry("avg_pool", x, kernel_size, stride, padding, 1, ceil_mode)
+    x, geom = _pool_geometry("avg_pool", x, kernel_size, stride, padding, 1, ceil_mode)
     nd = len(geom["kernel"])
-    win = _windows(flat, geom, tuple((p, p + e) for p, e in zip(geom["pad"], geom["extra"])))
-    total = red.sum(win, axis=tuple(range(2, 2 + nd)))
+    flat = mp.reshape(x, (math.prod(geom["lead"]), 1, *geom["spatial"]))
+    # windows (1, *kernel, M, *out), summed over the kernel axes
+    win = _conv.conv_patches.bind(
+        flat, kernel=geom["kernel"], strides=geom["strides"], dilation=geom["dilation"],
+        padding=tuple((p, p + e) for p, e in zip(geom["pad"], geom["extra"])))
+    total = mp.reshape(red.sum(win, axis=tuple(range(1, 1 + nd))), (*geom["lead"], *geom["out"]))
     if divisor_override is not None:
-        return _unflatten(total / divisor_override, geom)
+        return total / divisor_override
     div = creation.asarray(_avg_divisor(geom, count_include_pad), dtype=total.dtype,
                            device=device_of(total))
-    return _unflatten(total / div, geom)
+    return total / div
 
 
 def _adaptive_bins(n: int, out: int):

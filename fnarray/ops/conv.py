@@ -6,17 +6,23 @@ Layouts follow PyTorch: the input is ``(N, C_in, *spatial)``, the weight
 parameters (all tuples with one entry per spatial axis): ``strides``, ``padding`` as
 explicit ``((lo, hi), ...)`` zero padding, ``dilation``; plus ``groups``.
 
-``conv_patches(x)`` has shape ``(N, C, *kernel, *out_spatial)``: entry ``[n, c, k.., i..]``
-is the padded input at ``i * stride + k * dilation``.  Keeping the output positions last
-makes every contraction below a plain batched matrix product over the batch axis ``N``
-with no transposed copies (a window of one sample and channel is a ``(C*K, out)`` matrix,
-as the output ``(C_out, out)`` is), and lets pooling reduce over the outer kernel axes.
-A convolution is a contraction of the patches with the weight, so:
+``conv_patches(x)`` has shape ``(C, *kernel, N, *out)``: entry ``[c, k.., n, i..]`` is the
+padded input at ``i * stride + k * dilation``.  Channels and kernel offsets first, samples
+and output positions last, makes every contraction of a convolution ONE matrix product
+per group, with no transposed copy of any operand:
 
-* the weight cotangent contracts the output cotangent with the patches of the input;
-* the input cotangent contracts the output cotangent with the weight, giving patch-shaped
-  columns, which ``conv_patches_transpose`` adds back onto the input grid.  That second step
-  is exactly a transposed convolution, which is also how ``fa.conv_transpose`` is computed.
+* forward: ``(C_out, C*K) @ (C*K, N*out)``; the result ``(C_out, N, *out)`` is returned as
+  a transposed view ``(N, C_out, *out)`` (the memory stays channel-major, and the
+  elementwise ops that follow keep that layout, so the cotangent arrives channel-major);
+* weight cotangent: ``(C_out, N*out) @ (N*out, C*K)`` with the patches of the forward pass
+  (saved by the ``fwd`` rule, never rebuilt), the patch matrix read transposed by GEMM;
+* input cotangent: ``(C*K, C_out) @ (C_out, N*out)`` gives patch-shaped columns, which
+  ``conv_patches_transpose`` adds back onto the input grid (one strided add per kernel
+  offset into one fresh buffer).  That second step is exactly a transposed convolution,
+  which is also how ``fa.conv_transpose`` is computed.
+
+The one copy of a convolution is the im2col of its forward pass; pooling reduces the
+same windows over the kernel axes without materialising them (``ops/pooling.py``).
 """
 
 from __future__ import annotations
@@ -44,16 +50,22 @@ def out_spatial(spatial, kernel, strides, padding, dilation) -> tuple:
 # --- kernels ---------------------------------------------------------------------------------
 
 def _windows(xp, x, kernel, strides, padding, dilation):
-    """A strided view ``(N, C, *kernel, *out)`` of the zero-padded input (no copy beyond
-    the padding)."""
+    """A read-only strided view ``(C, *kernel, N, *out)`` of the zero-padded input ``x``
+    ``(N, C, *spatial)``, whatever its memory layout.  With padding, the input is first
+    written into a fresh zero buffer laid out ``(C, N, *padded)`` (the only copy)."""
+    n, c, spatial = x.shape[0], x.shape[1], x.shape[2:]
     if any(lo or hi for lo, hi in padding):
-        x = xp.pad(x, ((0, 0), (0, 0), *padding))
-    spatial_strides = x.strides[2:]
+        padded = tuple(s + lo + hi for s, (lo, hi) in zip(spatial, padding))
+        buf = xp.zeros((c, n, *padded), dtype=x.dtype)
+        inner = tuple(slice(lo, lo + s) for s, (lo, _) in zip(spatial, padding))
+        buf[(slice(None), slice(None), *inner)] = xp.swapaxes(x, 0, 1)
+        x = xp.swapaxes(buf, 0, 1)
     out = out_spatial(x.shape[2:], kernel, strides, ((0, 0),) * len(kernel), dilation)
-    shape = (*x.shape[:2], *kernel, *out)
-    steps = (*x.strides[:2], *(s * d for s, d in zip(spatial_strides, dilation)),
-             *(s * st for s, st in zip(spatial_strides, strides)))
-    return xp.lib.stride_tricks.as_strided(x, shape=shape, strides=steps, writeable=False)
+    sp = x.strides[2:]
+    steps = (x.strides[1], *(s * d for s, d in zip(sp, dilation)),
+             x.strides[0], *(s * st for s, st in zip(sp, strides)))
+    return xp.lib.stride_tricks.as_strided(x, shape=(c, *kernel, n, *out), strides=steps,
+                                           writeable=False)
 
 
 def _patches_impl(xp, x, *, kernel, strides, padding, dilation):
@@ -61,79 +73,90 @@ def _patches_impl(xp, x, *, kernel, strides, padding, dilation):
 
 
 def _patches_transpose_impl(xp, cols, *, in_spatial, kernel, strides, padding, dilation):
-    """col2im: add every window's column back onto the (padded) input grid, one kernel
-    offset at a time (a loop over the kernel's ``prod(kernel)`` offsets, not the data).
-    Where no two windows share a grid cell (e.g. pooling with stride == kernel), each
-    offset's cells are written once, so a plain assignment replaces the addition."""
+    """col2im: columns ``(C, *kernel, N, *out)`` added back onto the padded input grid, one
+    strided add per kernel offset into one fresh ``(C, N, *padded)`` buffer (a loop over
+    the ``prod(kernel)`` offsets, never over the data).  Where no two windows share a grid
+    cell (stride >= dilated kernel), each offset's cells are written once, so a plain
+    assignment replaces the addition.  Returned as an ``(N, C, *in_spatial)`` view."""
     nd = len(kernel)
-    lead, out = cols.shape[:2], cols.shape[2 + nd:]
-    padded = tuple(n + lo + hi for n, (lo, hi) in zip(in_spatial, padding))
-    acc = xp.zeros((*lead, *padded), dtype=cols.dtype)
+    c, n, out = cols.shape[0], cols.shape[1 + nd], cols.shape[2 + nd:]
+    padded = tuple(s + lo + hi for s, (lo, hi) in zip(in_spatial, padding))
+    acc = xp.zeros((c, n, *padded), dtype=cols.dtype)
     disjoint = all(k == 1 or m == 1 or s >= d * (k - 1) + 1
                    for k, m, s, d in zip(kernel, out, strides, dilation))
     if all(out):
         for offs in itertools.product(*(range(k) for k in kernel)):
-            region = (Ellipsis, *(slice(o * d, o * d + (m - 1) * s + 1, s)
-                                  for o, d, m, s in zip(offs, dilation, out, strides)))
-            col = cols[(slice(None), slice(None), *offs)]
+            region = (slice(None), slice(None),
+                      *(slice(o * d, o * d + (m - 1) * s + 1, s)
+                        for o, d, m, s in zip(offs, dilation, out, strides)))
+            col = cols[(slice(None), *offs)]
             if disjoint:
                 acc[region] = col
             else:
                 acc[region] += col
-    crop = tuple(slice(lo, lo + n) for n, (lo, _) in zip(in_spatial, padding))
-    return xp.ascontiguousarray(acc[(Ellipsis, *crop)])
+    crop = tuple(slice(lo, lo + s) for s, (lo, _) in zip(in_spatial, padding))
+    return xp.swapaxes(acc[(slice(None), slice(None), *crop)], 0, 1)
 
 
 def _conv_impl(xp, x, w, *, strides, padding, dilation, groups):
-    """Grouped im2col + one batched matmul, ``(g, O/g, C/g*K) @ (N, g, C/g*K, out)``, whose
-    result is already in the output layout ``(N, g, O/g, out)``."""
-    nd = x.ndim - 2
-    kernel = w.shape[2:]
-    win = _windows(xp, x, kernel, strides, padding, dilation)
-    n, c = x.shape[:2]
-    out = win.shape[2 + nd:]
-    o, g = w.shape[0], groups
-    ck = c // g * math.prod(kernel)
-    cols = win.reshape(n, g, ck, math.prod(out))  # the one copy: im2col
-    y = xp.matmul(w.reshape(g, o // g, ck), cols)
-    return y.reshape(n, o, *out)
+    """im2col (the one copy) and one matrix product per group,
+    ``(g, O/g, C/g*K) @ (g, C/g*K, N*out)``, returned as an ``(N, O, *out)`` view of the
+    channel-major result."""
+    cols = _patches_impl(xp, x, kernel=w.shape[2:], strides=strides, padding=padding,
+                         dilation=dilation)
+    return _columns_product(xp, cols, w, groups)
+
+
+def _columns_product(xp, cols, w, groups):
+    """The forward GEMM on patch columns (shared by ``conv``'s kernel and its ``fwd``)."""
+    nd = w.ndim - 2
+    n, out = cols.shape[1 + nd], cols.shape[2 + nd:]
+    wg = w.reshape(groups, w.shape[0] // groups, math.prod(w.shape[1:]))
+    y = xp.matmul(wg, cols.reshape(groups, wg.shape[2], n * math.prod(out)))
+    return xp.swapaxes(y.reshape(w.shape[0], n, *out), 0, 1)
 
 
 # --- the linear pair ---------------------------------------------------------------------------
 
 def _patches_abstract(a, *, kernel, strides, padding, dilation):
     out = out_spatial(a.shape[2:], kernel, strides, padding, dilation)
-    return ShapedArray((*a.shape[:2], *kernel, *out), a.dtype, a.weak_type)
+    return ShapedArray((a.shape[1], *kernel, a.shape[0], *out), a.dtype, a.weak_type)
 
 
 def _patches_transpose_abstract(a, *, in_spatial, kernel, strides, padding, dilation):
-    return ShapedArray((*a.shape[:2], *in_spatial), a.dtype, a.weak_type)
+    return ShapedArray((a.shape[1 + len(kernel)], a.shape[0], *in_spatial), a.dtype,
+                       a.weak_type)
 
 
-def _fold_batch(prim):
-    """vmap by folding the batch axis of the first operand into N (a reshape on each
-    side, no loop); any further operands must be unbatched."""
-    def rule(vals, dims, **params):
-        x = move_bdim(vals[0], dims[0], 0)
-        b, n = x.shape[:2]
-        y = prim.bind(fa.reshape(x, (b * n, *x.shape[2:])), *vals[1:], **params)
-        return fa.reshape(y, (b, n, *y.shape[1:])), 0
-    return rule
+def _patches_batch(vals, dims, **params):
+    """vmap: fold the batch axis into N (reshapes on each side, no loop)."""
+    x = move_bdim(vals[0], dims[0], 0)
+    b, n = x.shape[:2]
+    cols = conv_patches.bind(fa.reshape(x, (b * n, *x.shape[2:])), **params)
+    at = 1 + len(params["kernel"])
+    return fa.reshape(cols, (*cols.shape[:at], b, n, *cols.shape[at + 1:])), at
+
+
+def _patches_transpose_batch(vals, dims, **params):
+    at = 1 + len(params["kernel"])
+    cols = move_bdim(vals[0], dims[0], at)
+    b, n = cols.shape[at:at + 2]
+    y = conv_patches_transpose.bind(
+        fa.reshape(cols, (*cols.shape[:at], b * n, *cols.shape[at + 2:])), **params)
+    return fa.reshape(y, (b, n, *y.shape[1:])), 0
 
 
 conv_patches = linear(
     "conv_patches", impl=_patches_impl, abstract=_patches_abstract,
     transpose=lambda ct, shape_in, **p: conv_patches_transpose.bind(
         ct, in_spatial=tuple(shape_in[2:]), **p),
-    batch=None)
-conv_patches.batch = _fold_batch(conv_patches)
+    batch=_patches_batch)
 
 conv_patches_transpose = linear(
     "conv_patches_transpose", impl=_patches_transpose_impl,
     abstract=_patches_transpose_abstract,
     transpose=lambda ct, shape_in, *, in_spatial, **p: conv_patches.bind(ct, **p),
-    batch=None)
-conv_patches_transpose.batch = _fold_batch(conv_patches_transpose)
+    batch=_patches_transpose_batch)
 
 
 # --- conv --------------------------------------------------------------------------------------
@@ -143,41 +166,61 @@ def _conv_abstract(a, w, *, strides, padding, dilation, groups):
     return ShapedArray((a.shape[0], w.shape[0], *out), a.dtype, a.weak_type and w.weak_type)
 
 
+def _channel_major(ct, groups):
+    """``(N, O, *out)`` as ``(g, O/g, N*out)``: a view when ``ct`` is laid out channel-major
+    (as ``conv``'s own output and the elementwise ops after it are), else one copy."""
+    n, o, out = ct.shape[0], ct.shape[1], ct.shape[2:]
+    ct = fa.permute_dims(ct, (1, 0, *range(2, ct.ndim)))
+    return fa.reshape(ct, (groups, o // groups, n * math.prod(out)))
+
+
+def _grouped(w, groups):
+    """The weight as one ``(O/g, C/g*K)`` matrix per group (a view)."""
+    return fa.reshape(w, (groups, w.shape[0] // groups, math.prod(w.shape[1:])))
+
+
 def transposed_conv(ct, w, in_spatial, *, strides, padding, dilation, groups):
     """The adjoint of ``conv(·, w)`` applied to ``ct``: its input cotangent, and PyTorch's
-    transposed convolution.  ``ct`` is ``(N, C_out, *out)``, the result ``(N, C_in, *in)``."""
-    n, o, out = ct.shape[0], ct.shape[1], ct.shape[2:]
-    cg, kernel, g = w.shape[1], w.shape[2:], groups
-    ctg = fa.reshape(ct, (n, g, o // g, *out))
-    wg = fa.reshape(w, (g, o // g, cg, *kernel))
-    nd = len(kernel)
-    # One (cg*K, o/g) @ (o/g, n*out) product per group, then (g, cg, *kernel, n, *out) ->
-    # (n, g, cg, *kernel, *out): a view, which col2im reads one kernel offset at a time.
-    cols = dot_general.bind(wg, ctg, contract=((1,), (2,)), batch=((0,), (1,)))
-    cols = fa.permute_dims(cols, (2 + nd, 0, 1, *range(2, 2 + nd), *range(3 + nd, 3 + 2 * nd)))
-    cols = fa.reshape(cols, (n, g * cg, *kernel, *out))
+    transposed convolution.  ``ct`` is ``(N, C_out, *out)``, the result ``(N, C_in, *in)``.
+    One ``(C/g*K, O/g) @ (O/g, N*out)`` product per group gives the patch columns
+    ``(C, *kernel, N, *out)`` that col2im adds back onto the input grid."""
+    n, out = ct.shape[0], ct.shape[2:]
+    kernel = tuple(w.shape[2:])
+    wg = _grouped(w, groups)
+    cols = dot_general.bind(wg, _channel_major(ct, groups), contract=((1,), (1,)),
+                            batch=((0,), (0,)))  # (g, C/g*K, N*out)
+    cols = fa.reshape(cols, (w.shape[1] * groups, *kernel, n, *out))
     return conv_patches_transpose.bind(cols, in_spatial=tuple(in_spatial), kernel=kernel,
                                        strides=strides, padding=padding, dilation=dilation)
 
 
-def _weight_cotangent(ct, x, w_shape, *, strides, padding, dilation, groups):
-    n, o, out = ct.shape[0], ct.shape[1], ct.shape[2:]
-    kernel, g, nd = tuple(w_shape[2:]), groups, len(out)
-    cg = x.shape[1] // g
-    patches = conv_patches.bind(x, kernel=kernel, strides=strides, padding=padding,
-                                dilation=dilation)
-    pg = fa.reshape(patches, (n, g, cg, *kernel, *out))
-    ctg = fa.reshape(ct, (n, g, o // g, *out))
-    ct_out, p_out = tuple(range(3, 3 + nd)), tuple(range(3 + nd, 3 + 2 * nd))
-    if o // g <= math.prod(out):
-        # One (o/g, out) @ (out, cg*K) product per sample, summed over the samples: no
-        # transposed copies, and the per-sample results are no larger than the patches.
-        per_sample = dot_general.bind(ctg, pg, contract=(ct_out, p_out),
-                                      batch=((0, 1), (0, 1)))  # (n, g, o/g, cg, *kernel)
-        return fa.reshape(fa.sum(per_sample, axis=0), tuple(w_shape))
-    gw = dot_general.bind(ctg, pg, contract=((0, *ct_out), (0, *p_out)),
-                          batch=((1,), (1,)))  # (g, o/g, cg, *kernel)
+def _weight_cotangent(ct, patches, w_shape, groups):
+    """``(O/g, N*out) @ (N*out, C/g*K)`` per group: the output cotangent against the
+    forward's patch columns (read transposed by GEMM, not copied)."""
+    nd = len(w_shape) - 2
+    pg = fa.reshape(patches, (groups, math.prod(patches.shape[:1 + nd]) // groups,
+                              math.prod(patches.shape[1 + nd:])))
+    gw = dot_general.bind(_channel_major(ct, groups), pg, contract=((2,), (2,)),
+                          batch=((0,), (0,)))  # (g, O/g, C/g*K)
     return fa.reshape(gw, tuple(w_shape))
+
+
+def _patches_of(x, kernel, strides, padding, dilation):
+    return conv_patches.bind(x, kernel=tuple(kernel), strides=strides, padding=padding,
+                             dilation=dilation)
+
+
+def _conv_fwd(x, w, *, strides, padding, dilation, groups):
+    """Reverse mode's forward: the output and, as the residual, the patch columns the
+    weight cotangent contracts with (so im2col runs once per step, not twice)."""
+    cols = _patches_of(x, w.shape[2:], strides, padding, dilation)
+    nd = w.ndim - 2
+    n, out = cols.shape[1 + nd], cols.shape[2 + nd:]
+    wg = _grouped(w, groups)
+    y = dot_general.bind(wg, fa.reshape(cols, (groups, wg.shape[2], n * math.prod(out))),
+                         contract=((2,), (1,)), batch=((0,), (0,)))  # (g, O/g, N*out)
+    y = fa.reshape(y, (w.shape[0], n, *out))
+    return fa.permute_dims(y, (1, 0, *range(2, 2 + nd))), cols
 
 
 def _conv_jvp(primals, tangents, **params):
@@ -191,9 +234,13 @@ def _conv_jvp(primals, tangents, **params):
     return out, t
 
 
-def _conv_vjp(ct, x, w, *, out, needed=(True, True), **params):
+def _conv_vjp(ct, x, w, *, out, needed=(True, True), residuals=None, **params):
     gx = transposed_conv(ct, w, x.shape[2:], **params) if needed[0] else None
-    gw = _weight_cotangent(ct, x, w.shape, **params) if needed[1] else None
+    gw = None
+    if needed[1]:
+        cols = residuals if residuals is not None else _patches_of(
+            x, w.shape[2:], params["strides"], params["padding"], params["dilation"])
+        gw = _weight_cotangent(ct, cols, w.shape, params["groups"])
     return gx, gw
 
 
@@ -203,8 +250,11 @@ def _conv_batch(vals, dims, *, strides, padding, dilation, groups):
     x, w = vals
     dx, dw = dims
     p = dict(strides=strides, padding=padding, dilation=dilation)
-    if dw is None:
-        return _fold_batch(conv)(vals, dims, groups=groups, **p)
+    if dw is None:  # fold the batch axis into N
+        x = move_bdim(x, dx, 0)
+        b, n = x.shape[:2]
+        y = conv.bind(fa.reshape(x, (b * n, *x.shape[2:])), w, groups=groups, **p)
+        return fa.reshape(y, (b, n, *y.shape[1:])), 0
     w = move_bdim(w, dw, 0)
     b, o, rest = w.shape[0], w.shape[1], w.shape[2:]
     g = groups
@@ -221,4 +271,4 @@ def _conv_batch(vals, dims, *, strides, padding, dilation, groups):
 
 
 conv = declare("conv", impl=_conv_impl, abstract=_conv_abstract, jvp=_conv_jvp,
-               vjp=_conv_vjp, batch=_conv_batch, vjp_selective=True)
+               vjp=_conv_vjp, batch=_conv_batch, vjp_selective=True, fwd=_conv_fwd)

@@ -45,7 +45,7 @@ def _patches():
 def _patches_transpose():
     def build(g):
         kernel, spatial = g["w"][2:], g["x"][2:]
-        cols = (*g["x"][:2], *kernel, *_out(spatial, kernel, g["params"]))
+        cols = (g["x"][1], *kernel, g["x"][0], *_out(spatial, kernel, g["params"]))
         return floats(cols).map(lambda c: Sample(
             args=(c,), params=dict(g["params"], kernel=kernel, in_spatial=spatial)))
     return _geometry().flatmap(build)

@@ -1,0 +1,190 @@
+"""Max pooling with saved window positions: ``max_pool`` and the linear ``max_pool_scatter``.
+
+``max_pool(x; kernel, strides, dilation)`` pools the trailing ``len(kernel)`` axes of ``x``
+(any leading axes; padding, with ``-inf``, is the caller's ``pad``).  It returns two
+arrays of the output shape: the window maxima, and ``taps``, the flat (row-major) kernel
+offset at which each window's maximum sits.  Its derivative is the PyTorch/JAX one
+(``select_and_scatter``): each window's cotangent goes to ONE element, the maximum.
+
+Tie rule: the FIRST maximum in the window's row-major scan order wins (as PyTorch's CPU
+kernel).  A window holding NaN has maximum NaN, and its cotangent goes to the LAST NaN
+of the window (PyTorch's ``val > max || isnan(val)`` rule).
+
+``max_pool_scatter(ct, taps; spatial, kernel, strides, dilation)`` is the VJP: a fresh
+``(*lead, *spatial)`` buffer receiving ``ct`` at each window's tap, one strided write (or
+add, where windows overlap) per kernel offset.  It is linear in ``ct``; its transpose
+gathers each window's tapped element.
+
+Both kernels loop over the ``prod(kernel)`` offsets, never over the data, and keep the
+memory layout of their operands (a channel-major activation stays channel-major), so
+every pass is a contiguous vectorised NumPy loop.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from fnarray import api as fa
+from fnarray.core.primitive import declare
+from fnarray.core.shapes import ShapedArray
+from fnarray.ops._util import move_bdim
+
+
+def _out(spatial, kernel, strides, dilation) -> tuple:
+    return tuple((n - d * (k - 1) - 1) // s + 1
+                 for n, k, s, d in zip(spatial, kernel, strides, dilation))
+
+
+def tap_dtype(kernel) -> np.dtype:
+    """The integer type of ``taps``: the smallest that holds every kernel offset."""
+    return np.dtype(np.uint8 if math.prod(kernel) <= 256 else np.int32)
+
+
+def _offset_slices(kernel, strides, dilation, out):
+    """``(flat offset, slices)`` for every kernel offset: the slices pick, for each window,
+    the grid cell at that offset (row-major over the kernel)."""
+    for t, offs in enumerate(itertools.product(*(range(k) for k in kernel))):
+        yield t, (Ellipsis, *(slice(o * d, o * d + (m - 1) * s + 1, s)
+                              for o, d, m, s in zip(offs, dilation, out, strides)))
+
+
+def _axis_order(a) -> list:
+    """The axes of ``a`` from the largest memory stride to the smallest."""
+    return sorted(range(a.ndim), key=lambda i: -abs(a.strides[i]))
+
+
+def _empty_like_layout(xp, ref, shape, dtype, zero: bool):
+    """A fresh array of ``shape`` whose axes are laid out in memory in the order of
+    ``ref``'s (same rank), so that elementwise passes between the two are contiguous."""
+    order = _axis_order(ref)
+    make = xp.zeros if zero else xp.empty
+    buf = make(tuple(shape[i] for i in order), dtype=dtype)
+    return xp.transpose(buf, tuple(order.index(i) for i in range(ref.ndim)))
+
+
+# --- max_pool ------------------------------------------------------------------------------
+
+def _max_pool_impl(xp, x, *, kernel, strides, dilation):
+    nd = len(kernel)
+    out = _out(x.shape[x.ndim - nd:], kernel, strides, dilation)
+    offsets = list(_offset_slices(kernel, strides, dilation, out))
+    best = xp.array(x[offsets[0][1]], order="K", copy=True)
+    taps = xp.zeros_like(best, dtype=tap_dtype(kernel))
+    if best.size == 0:
+        return best, taps
+    wins = xp.empty_like(best, dtype=bool)
+    step = xp.empty_like(taps)
+    for t, region in offsets[1:]:
+        v = x[region]
+        xp.greater(v, best, out=wins)  # strictly: the first maximum keeps its tap
+        xp.maximum(best, v, out=best)  # NaN propagates into the value
+        # taps = where(wins, t, taps) without a data-dependent branch: taps += wins*(t-taps)
+        xp.subtract(taps.dtype.type(t), taps, out=step)
+        xp.multiply(step, wins.view(np.uint8), out=step, casting="unsafe")
+        xp.add(taps, step, out=taps)
+    if best.dtype.kind in "fc" and xp.isnan(best).any():
+        for t, region in offsets:  # PyTorch: the last NaN of the window
+            nan = xp.isnan(x[region])
+            taps[nan] = t
+    return best, taps
+
+
+def _max_pool_abstract(a, *, kernel, strides, dilation):
+    nd = len(kernel)
+    shape = (*a.shape[:a.ndim - nd], *_out(a.shape[a.ndim - nd:], kernel, strides, dilation))
+    return ShapedArray(shape, a.dtype, a.weak_type), ShapedArray(shape, tap_dtype(kernel))
+
+
+def gather_taps(g, taps, *, kernel, strides, dilation):
+    """Each window's element of ``g`` at its tap (the transpose of ``max_pool_scatter``),
+    composed of differentiable slicing and selection."""
+    out = taps.shape[taps.ndim - len(kernel):]
+    picked = None
+    for t, region in _offset_slices(kernel, strides, dilation, out):
+        term = fa.where(taps == t, g[region], fa.zeros((), dtype=g.dtype))
+        picked = term if picked is None else picked + term
+    return picked
+
+
+def _max_pool_jvp(primals, tangents, **params):
+    values, taps = max_pool.bind(primals[0], **params)
+    return (values, taps), (gather_taps(tangents[0], taps, **params), None)
+
+
+def _max_pool_vjp(cts, x, *, out, **params):
+    if cts[0] is None:
+        return (None,)
+    nd = len(params["kernel"])
+    return (max_pool_scatter.bind(cts[0], out[1], spatial=tuple(x.shape[x.ndim - nd:]),
+                                  **params),)
+
+
+def _max_pool_batch(vals, dims, **params):
+    values, taps = max_pool.bind(move_bdim(vals[0], dims[0], 0), **params)
+    return (values, taps), (0, 0)
+
+
+max_pool = declare("max_pool", impl=_max_pool_impl, abstract=_max_pool_abstract,
+                   jvp=_max_pool_jvp, vjp=_max_pool_vjp, batch=_max_pool_batch,
+                   multiple_results=True)
+
+
+# --- max_pool_scatter ----------------------------------------------------------------------
+
+def _scatter_impl(xp, ct, taps, *, spatial, kernel, strides, dilation):
+    nd = len(kernel)
+    out = taps.shape[taps.ndim - nd:]
+    lead = taps.shape[:taps.ndim - nd]
+    disjoint = all(m == 1 or s >= d * (k - 1) + 1
+                   for k, m, s, d in zip(kernel, out, strides, dilation))
+    covered = disjoint and all(d == 1 and s == k and m * k == n for k, m, s, d, n
+                               in zip(kernel, out, strides, dilation, spatial))
+    gx = _empty_like_layout(xp, taps, (*lead, *spatial), ct.dtype, zero=not covered)
+    if _axis_order(ct) != _axis_order(taps):
+        # bring the cotangent into the taps' memory layout once (a cheap outer-axis copy),
+        # so the passes below run contiguously
+        same = xp.empty_like(taps, dtype=ct.dtype)
+        same[...] = ct
+        ct = same
+    if ct.size == 0:
+        return gx
+    for t, region in _offset_slices(kernel, strides, dilation, out):
+        hit = taps == t
+        if disjoint:
+            xp.multiply(ct, hit, out=gx[region])
+        else:
+            gx[region] += ct * hit
+    return gx
+
+
+def _scatter_abstract(ct, taps, *, spatial, kernel, strides, dilation):
+    lead = ct.shape[:ct.ndim - len(kernel)]
+    return ShapedArray((*lead, *spatial), ct.dtype, ct.weak_type)
+
+
+def _scatter_jvp(primals, tangents, **params):
+    ct, taps = primals
+    out = max_pool_scatter.bind(ct, taps, **params)
+    t = None if tangents[0] is None else max_pool_scatter.bind(tangents[0], taps, **params)
+    return out, t
+
+
+def _scatter_vjp(g, ct, taps, *, out, spatial, **params):
+    return gather_taps(g, taps, **params), None
+
+
+def _scatter_batch(vals, dims, **params):
+    ct, taps = vals
+    b = ct.shape[dims[0]] if dims[0] is not None else taps.shape[dims[1]]
+    ct = move_bdim(ct, dims[0], 0) if dims[0] is not None else fa.broadcast_to(
+        ct, (b, *ct.shape))
+    taps = move_bdim(taps, dims[1], 0) if dims[1] is not None else fa.broadcast_to(
+        taps, (b, *taps.shape))
+    return max_pool_scatter.bind(ct, taps, **params), 0
+
+
+max_pool_scatter = declare("max_pool_scatter", impl=_scatter_impl, abstract=_scatter_abstract,
+                           jvp=_scatter_jvp, vjp=_scatter_vjp, batch=_scatter_batch)
