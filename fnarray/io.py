@@ -42,7 +42,9 @@ Every NODE is a JSON object tagged by ``"t"``:
 =============  ==========================================================================
 
 ``dtype`` is one of fnarray's dtype names (``bool``, ``int8`` … ``uint64``, ``float16``,
-``float32``, ``float64``, ``complex64``, ``complex128``).
+``float32``, ``float64``, ``complex64``, ``complex128``, ``bfloat16``).  bfloat16 values
+are stored as their two little-endian bytes; loading them imports ``ml_dtypes`` (the
+``bfloat16`` extra), and without it the load fails with a ``SerializationError`` saying so.
 
 Safety
 ------
@@ -71,6 +73,7 @@ import numpy as np
 
 from fnarray import _interop
 from fnarray.core.array import Array
+from fnarray.core.bfloat16 import bfloat16_dtype, is_bfloat16
 from fnarray.core.device import get_device
 
 FORMAT, VERSION = "fnarray.save", 1
@@ -81,6 +84,7 @@ _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # identical objects give identical files
 _DTYPES = {name: np.dtype(name) for name in (
     "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
     "float16", "float32", "float64", "complex64", "complex128")}
+_SUPPORTED = ", ".join([*_DTYPES, "bfloat16"])
 _SCALAR_KEYS = ("none", "bool", "int", "float", "complex", "str", "tuple")
 
 
@@ -176,17 +180,21 @@ def _encode_compat_value(obj):
     return None
 
 
+def _storable(dtype: np.dtype) -> bool:
+    return dtype.name in _DTYPES or is_bfloat16(dtype)
+
+
 def _dtype_node(dtype: np.dtype, torch: bool) -> dict:
-    if dtype.name not in _DTYPES:
+    if not _storable(dtype):
         raise TypeError(f"fa.save: cannot store the dtype {dtype}; supported dtypes: "
-                        f"{', '.join(_DTYPES)}")
+                        f"{_SUPPORTED}")
     return {"t": "dtype", "v": dtype.name, "torch": torch}
 
 
 def _encode_buffer(tag: str, value: np.ndarray, device, entries: list) -> dict:
-    if value.dtype.name not in _DTYPES:
+    if not _storable(value.dtype):
         raise TypeError(f"fa.save: cannot store an array of dtype {value.dtype}; "
-                        f"supported dtypes: {', '.join(_DTYPES)}")
+                        f"supported dtypes: {_SUPPORTED}")
     name = f"data/{len(entries)}"
     entries.append((name, np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<"))))
     node = {"t": tag, "dtype": value.dtype.name, "shape": list(value.shape), "entry": name}
@@ -400,10 +408,20 @@ class _Reader:
             if compat is None:
                 raise self.fail("a torch.device needs fnarray.compat to load")
             return compat.device(name)
+        dtype = self._dtype(name)
+        if self._field(node, "torch", bool) and compat is not None:
+            return compat.dtype(dtype)
+        return dtype
+
+    def _dtype(self, name: str) -> np.dtype:
+        """The dtype a file names: one of ``_DTYPES``, or bfloat16 (imports ml_dtypes)."""
+        if name == "bfloat16":
+            try:
+                return bfloat16_dtype()
+            except ImportError as e:
+                raise self.fail(str(e)) from None
         if name not in _DTYPES:
             raise self.fail(f"unknown dtype {name!r:.40}")
-        if self._field(node, "torch", bool) and compat is not None:
-            return compat.dtype(_DTYPES[name])
         return _DTYPES[name]
 
     def _float(self, text: str) -> float:
@@ -431,9 +449,7 @@ class _Reader:
 
     def _buffer(self, node: dict, tag: str):
         dtype_name = self._field(node, "dtype", str)
-        if dtype_name not in _DTYPES:
-            raise self.fail(f"unknown dtype {dtype_name!r:.40}")
-        dtype = _DTYPES[dtype_name]
+        dtype = self._dtype(dtype_name)
         shape = self._field(node, "shape", list)
         if len(shape) > MAX_NDIM or not all(type(d) is int and 0 <= d < 2**40 for d in shape):
             raise self.fail(f"bad shape {shape!r:.80}")
