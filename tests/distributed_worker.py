@@ -20,6 +20,17 @@ from fnarray.data import DataLoader, DistributedSampler, TensorDataset
 from fnarray.nn.parallel import DistributedDataParallel
 
 
+DEV = "cpu"  # where check_collectives puts its values: "cuda:<local rank>" for nccl
+
+
+def arr(x):
+    return fa.asarray(x, device=DEV)
+
+
+def ten(x):
+    return torch.tensor(x, device=DEV)
+
+
 def data(rank, dtype, shape=(2, 3)):
     values = np.random.default_rng(100 + rank).standard_normal(shape) * 4
     return values.astype(dtype)
@@ -34,53 +45,53 @@ def check_collectives(r, n):
             refs[dist.ReduceOp.AVG] = np.sum(every, 0) / n
         tol = 1e-5 if dtype == np.float32 else 1e-12
         for op, ref in refs.items():
-            got = dist.all_reduce(fa.asarray(every[r]), op=op)
+            got = dist.all_reduce(arr(every[r]), op=op)
             assert got.dtype == np.dtype(dtype), (op, got.dtype)
             np.testing.assert_allclose(np.asarray(got), ref.astype(dtype), rtol=tol)
-            t = torch.tensor(every[r])
+            t = ten(every[r])
             assert dist.all_reduce(t, op=op) is None
-            np.testing.assert_allclose(t.numpy(), ref.astype(dtype), rtol=tol)
-        got = dist.broadcast(fa.asarray(every[r]), src=n - 1)
+            np.testing.assert_allclose(t.cpu().numpy(), ref.astype(dtype), rtol=tol)
+        got = dist.broadcast(arr(every[r]), src=n - 1)
         np.testing.assert_array_equal(np.asarray(got), every[n - 1])
-        t = torch.tensor(every[r])
+        t = ten(every[r])
         dist.broadcast(t, src=0)
-        np.testing.assert_array_equal(t.numpy(), every[0])
-        gathered = dist.all_gather(None, fa.asarray(every[r]))
+        np.testing.assert_array_equal(t.cpu().numpy(), every[0])
+        gathered = dist.all_gather(None, arr(every[r]))
         for q in range(n):
             np.testing.assert_array_equal(np.asarray(gathered[q]), every[q])
-        outs = [torch.zeros(2, 3, dtype=t.dtype) for _ in range(n)]
-        dist.all_gather(outs, torch.tensor(every[r]))
+        outs = [torch.zeros(2, 3, dtype=t.dtype, device=DEV) for _ in range(n)]
+        dist.all_gather(outs, ten(every[r]))
         for q in range(n):
-            np.testing.assert_array_equal(outs[q].numpy(), every[q])
+            np.testing.assert_array_equal(outs[q].cpu().numpy(), every[q])
         chunks = [data(10 * r + q, dtype, (4,)) for q in range(n)]
         ref = np.sum([data(10 * q + r, dtype, (4,)) for q in range(n)], 0).astype(dtype)
-        got = dist.reduce_scatter(None, [fa.asarray(c) for c in chunks])
+        got = dist.reduce_scatter(None, [arr(c) for c in chunks])
         np.testing.assert_allclose(np.asarray(got), ref, rtol=tol)
-        out = torch.zeros(4, dtype=torch.tensor(chunks[0]).dtype)
-        dist.reduce_scatter(out, [torch.tensor(c) for c in chunks])
-        np.testing.assert_allclose(out.numpy(), ref, rtol=tol)
+        out = torch.zeros(4, dtype=ten(chunks[0]).dtype, device=DEV)
+        dist.reduce_scatter(out, [ten(c) for c in chunks])
+        np.testing.assert_allclose(out.cpu().numpy(), ref, rtol=tol)
     # float16 and bool travel through wider wire types and come back in their own dtype
-    h = dist.all_reduce(fa.asarray(np.full(3, r + 1, np.float16)))
+    h = dist.all_reduce(arr(np.full(3, r + 1, np.float16)))
     assert h.dtype == np.float16 and np.all(np.asarray(h) == n * (n + 1) / 2)
-    b = dist.all_reduce(fa.asarray(np.array([r == 0, False])), op=dist.ReduceOp.MAX)
+    b = dist.all_reduce(arr(np.array([r == 0, False])), op=dist.ReduceOp.MAX)
     assert b.dtype == np.bool_ and np.asarray(b).tolist() == [True, False]
     # pytrees, async work handles, subgroups, barrier
-    tree = {"a": fa.asarray(np.float64(r)), "b": [fa.asarray(np.arange(3) * r)]}
+    tree = {"a": arr(np.float64(r)), "b": [arr(np.arange(3) * r)]}
     work = dist.all_reduce(tree, async_op=True)
     summed = work.result()
     assert work.wait() and float(summed["a"]) == n * (n - 1) / 2
     np.testing.assert_array_equal(np.asarray(summed["b"][0]), np.arange(3) * n * (n - 1) // 2)
-    t = torch.tensor([float(r)])
+    t = ten([float(r)])
     work = dist.all_reduce(t, op=dist.ReduceOp.MAX, async_op=True)
     assert work.wait() and t.item() == n - 1
     group = dist.new_group([0, n - 1])
-    got = dist.all_reduce(fa.asarray(np.float64(r + 1)), group=group)
+    got = dist.all_reduce(arr(np.float64(r + 1)), group=group)
     if r in (0, n - 1):
         assert float(got) == 1 + n and dist.get_world_size(group) == 2
     else:
         assert got is None and dist.get_rank(group) == -1
     try:
-        dist.all_reduce(fa.asarray(np.arange(2)), op=dist.ReduceOp.AVG)
+        dist.all_reduce(arr(np.arange(2)), op=dist.ReduceOp.AVG)
         raise AssertionError("AVG on integers must be refused")
     except TypeError as exc:
         assert "ReduceOp.AVG needs floating" in str(exc)
@@ -199,12 +210,63 @@ def check_unused_parameters(r, n):
     assert ddp.module.c.weight.grad is None
 
 
+def check_nccl(r, n):
+    """The nccl backend, run with the CuPy test double (tests/fake_gpu) on PYTHONPATH: the
+    backend's own code drives ``cupy.cuda.nccl`` with device pointers, checked against the
+    NumPy references of ``check_collectives`` and the cases NCCL lacks a type or op for."""
+    global DEV
+    from cupy.cuda import nccl
+    from mpi4py import MPI
+
+    from fnarray.distributed.nccl import local_rank
+    world = dist._group(None)
+    mine = int(os.environ["MPI_LOCALRANKID"])
+    assert world.nccl.comm.device_id() == mine and str(world.nccl.device) == f"cuda:{mine}"
+    os.environ.pop("MPI_LOCALRANKID")  # the node-local split gives the same local rank
+    assert local_rank(MPI.COMM_WORLD) == mine
+    DEV = str(world.nccl.device)
+    check_collectives(r, n)
+    every = [data(q, np.float64) for q in range(n)]
+    for native_avg in (True, False):  # NCCL_AVG, then sum and divide (NCCL < 2.10)
+        if not native_avg:
+            del nccl.NCCL_AVG
+        got = dist.all_reduce(arr(every[r]), op=dist.ReduceOp.AVG)
+        np.testing.assert_allclose(np.asarray(got), np.mean(every, 0), rtol=1e-12)
+    z = [data(q, np.float64) + 1j * data(q + 50, np.float64) for q in range(n)]
+    got = dist.all_reduce(arr(z[r].astype(np.complex64)))
+    assert got.dtype == np.complex64 and got.device is world.nccl.device
+    np.testing.assert_allclose(np.asarray(got), np.sum(z, 0), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(dist.reduce_scatter(None, [arr(z[r])] * n)),
+                               np.sum(z, 0), rtol=1e-12)
+    flags = np.array([r == 0, True, False])
+    assert np.asarray(dist.all_reduce(arr(flags))).tolist() == [True, True, False]
+    assert np.asarray(dist.all_reduce(arr(flags), op=dist.ReduceOp.PRODUCT)).tolist() == \
+        [n == 1, True, False]
+    small = dist.all_reduce(arr(np.array([r + 1, -3], np.int16)))
+    assert small.dtype == np.int16 and np.asarray(small).tolist() == [n * (n + 1) // 2, -3 * n]
+    np.testing.assert_allclose(np.asarray(dist.psum(arr(every[r]))), np.sum(every, 0))
+    errors = [(lambda: dist.all_reduce(fa.asarray(every[r])), "device cpu"),
+              (lambda: dist.broadcast(torch.tensor(every[r]), 0), "device cpu"),
+              (lambda: dist.all_reduce(fa.asarray(every[r], device=f"cuda:{mine + n}")),
+               f"device cuda:{mine + n}"),
+              (lambda: dist.all_reduce(arr(z[r]), op=dist.ReduceOp.MAX), "complex")]
+    for fn, words in errors:
+        try:
+            fn()
+            raise AssertionError(f"expected an error naming {words!r}")
+        except (ValueError, TypeError) as exc:
+            assert words in str(exc) and (DEV in str(exc) or "complex" in words), str(exc)
+
+
 def main():
+    global DEV
     mode = sys.argv[1]
-    dist.init_process_group("mpi", timeout=30)
+    dist.init_process_group("nccl" if mode == "nccl" else "mpi", timeout=30)
     r, n = dist.get_rank(), dist.get_world_size()
     if mode == "collectives":
         check_collectives(r, n)
+    elif mode == "nccl":
+        check_nccl(r, n)
     elif mode == "ddp":
         check_ddp(r, n)
         check_unused_parameters(r, n)

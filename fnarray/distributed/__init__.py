@@ -15,9 +15,12 @@ when any rank dies of an uncaught exception, so the launcher exits non-zero inst
 other ranks waiting forever in a collective.  ``timeout`` bounds each collective: past it a
 ``RuntimeError`` is raised (and, uncaught, aborts the job the same way).
 
-``mpi4py`` is imported on first use only; ``import fnarray`` never loads MPI.  NCCL is not
-built: ``init_process_group("nccl")`` raises an error saying so (it would need CuPy from
-the ``gpu`` extra, a GPU, and a backend that has not been written or tested yet).
+GPUs.  ``init_process_group("nccl")`` runs the same collectives through NCCL (CuPy's
+``cupy.cuda.nccl``, from the ``gpu`` extra) between the GPUs of the job, one per process
+(the one of its node-local rank), bootstrapped over MPI; values must live on that GPU.
+See :mod:`fnarray.distributed.nccl`.
+
+``mpi4py`` is imported on first use only; ``import fnarray`` never loads MPI.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import sys
 import time
 from datetime import timedelta
+from functools import partial
 from enum import Enum
 
 import numpy as np
@@ -71,10 +75,11 @@ class ReduceOp(Enum):
 
 
 class ProcessGroup:
-    """A set of ranks sharing an MPI communicator; ``comm`` is None on ranks outside it."""
+    """A set of ranks sharing an MPI communicator; ``comm`` is None on ranks outside it.
+    With the ``nccl`` backend ``nccl`` is the group's NCCL communicator (members only)."""
 
-    def __init__(self, comm, ranks: list[int], timeout: float | None):
-        self.comm, self.ranks, self.timeout = comm, ranks, timeout
+    def __init__(self, comm, ranks: list[int], timeout: float | None, nccl=None):
+        self.comm, self.ranks, self.timeout, self.nccl = comm, ranks, timeout, nccl
 
     def rank(self) -> int:
         return self.comm.Get_rank() if self.comm is not None else -1
@@ -112,29 +117,30 @@ def _abort_on_exception(kind, value, tb) -> None:
 
 def init_process_group(backend: str = "mpi", init_method: str | None = None, timeout=None,
                        world_size: int = -1, rank: int = -1, **kwargs) -> None:
-    """Join the job started by ``mpiexec``.  ``backend`` is ``"mpi"`` (CPU); ``"nccl"`` is
-    refused with an explanation.  Rank and
+    """Join the job started by ``mpiexec``.  ``backend`` is ``"mpi"`` (CPU arrays) or
+    ``"nccl"`` (arrays on this process's GPU; CuPy from the ``gpu`` extra).  Rank and
     world size come from MPI; passing different ones is an error.  ``timeout`` (seconds or
     a ``timedelta``) bounds every collective."""
     if _state.world is not None:
         raise RuntimeError("init_process_group: the default process group is already "
                            "initialized; call destroy_process_group() first")
-    if backend == "nccl":
-        raise RuntimeError("init_process_group: the 'nccl' backend is not available in this "
-                           "build of fnarray (it needs CuPy from the 'gpu' extra, an NVIDIA "
-                           "GPU and a backend not yet written); use backend='mpi'")
-    if backend != "mpi":
+    if backend not in ("mpi", "nccl"):
         raise ValueError(f"init_process_group: unknown backend {backend!r}; fnarray supports "
-                         f"'mpi' (CPU, through mpi4py)")
+                         f"'mpi' (CPU, through mpi4py) and 'nccl' (GPUs, through CuPy)")
+    if backend == "nccl":
+        from fnarray.distributed import nccl
+        nccl.cupy_and_nccl()  # before MPI: a missing CuPy names the 'gpu' extra
     MPI = _mpi()
     comm = MPI.COMM_WORLD
     if world_size not in (-1, comm.Get_size()) or rank not in (-1, comm.Get_rank()):
         raise ValueError(
             f"init_process_group: world_size={world_size}, rank={rank} disagree with the MPI "
             f"launch (size {comm.Get_size()}, rank {comm.Get_rank()}); leave them at -1")
-    _state.world = ProcessGroup(comm, list(range(comm.Get_size())), _seconds(timeout))
-    _state.backend = backend
     _state.previous_hook, sys.excepthook = sys.excepthook, _abort_on_exception
+    world = ProcessGroup(comm, list(range(comm.Get_size())), _seconds(timeout))
+    if backend == "nccl":
+        world.nccl = nccl.NcclComm(comm, nccl.select_device(comm))
+    _state.world, _state.backend = world, backend
 
 
 def is_initialized() -> bool:
@@ -175,6 +181,9 @@ def new_group(ranks=None, timeout=None, backend=None) -> ProcessGroup:
     comm = world.comm.Split(color, ranks.index(me) if me in ranks else 0)
     group = ProcessGroup(comm if me in ranks else None, ranks,
                          _seconds(timeout) if timeout is not None else world.timeout)
+    if world.nccl is not None and group.comm is not None:
+        from fnarray.distributed.nccl import NcclComm
+        group.nccl = NcclComm(group.comm, world.nccl.device)
     _state.groups.append(group)
     return group
 
@@ -182,16 +191,21 @@ def new_group(ranks=None, timeout=None, backend=None) -> ProcessGroup:
 def destroy_process_group(group: ProcessGroup | None = None) -> None:
     """Free ``group``'s communicator, or, by default, leave the job's process group."""
     if group is not None and group is not _state.world:
-        if group.comm is not None:
-            group.comm.Free()
-            group.comm = None
+        _free(group)
         return
-    _group(None)
-    for g in _state.groups:
-        if g.comm is not None:
-            g.comm.Free()
+    for g in [*_state.groups, _group(None)]:
+        _free(g)
     _state.groups, _state.world, _state.backend = [], None, None
     sys.excepthook = _state.previous_hook
+
+
+def _free(group: ProcessGroup) -> None:
+    if group.nccl is not None:
+        group.nccl.destroy()
+        group.nccl = None
+    if group.comm is not None and group is not _state.world:
+        group.comm.Free()
+        group.comm = None
 
 
 # --- values: compat tensors in place, arrays and pytrees by value --------------------------
@@ -210,12 +224,22 @@ def _leaves(value):
     return [np.array(x) for x in leaves], treedef, None
 
 
+def _device_leaves(g: ProcessGroup, value, name: str):
+    """``_leaves`` for the nccl backend: the device buffers themselves (no copies)."""
+    if _is_tensor(value):
+        return [g.nccl.buffer(value, name)], None, [value]
+    leaves, treedef = tree_util.tree_flatten(value)
+    return [g.nccl.buffer(x, name) for x in leaves], treedef, None
+
+
 def _write_back(tensors, treedef, arrays):
+    """Write ``arrays`` (NumPy or fnarray arrays) into the compat ``tensors`` in place, or
+    rebuild the pytree ``treedef`` from them."""
     if tensors is not None:
         from fnarray.compat import Tensor, grad_mode
         with grad_mode.no_grad():
             for t, a in zip(tensors, arrays):
-                t.copy_(Tensor._make(fa.asarray(a.astype(np.dtype(t._value.dtype))), None, 0))
+                t.copy_(Tensor._make(fa.astype(fa.asarray(a), t._value.dtype), None, 0))
         return None
     return tree_util.tree_unflatten(treedef, [fa.asarray(a) for a in arrays])
 
@@ -240,18 +264,23 @@ class Work:
         self._done, self._value = False, None
 
     def is_completed(self) -> bool:
-        return self._done or _mpi().Request.Testall(self._requests)
+        return self._done or self._test()
+
+    def _test(self) -> bool:
+        return _mpi().Request.Testall(self._requests)
+
+    def _block(self) -> None:
+        _mpi().Request.Waitall(self._requests)
 
     def wait(self, timeout=None) -> bool:
         if self._done:
             return True
         limit = _seconds(timeout) if timeout is not None else self._timeout
-        MPI = _mpi()
         if limit is None:
-            MPI.Request.Waitall(self._requests)
+            self._block()
         else:
             deadline, spins = time.monotonic() + limit, 0
-            while not MPI.Request.Testall(self._requests):
+            while not self._test():
                 spins += 1
                 if spins > 200:
                     time.sleep(1e-4)
@@ -267,6 +296,21 @@ class Work:
         return self._value
 
 
+class StreamWork(Work):
+    """The handle of an NCCL collective: complete when ``event``, recorded on the stream
+    after the NCCL call, has fired."""
+
+    def __init__(self, event, finish, timeout: float | None, name: str):
+        super().__init__([], finish, timeout, name)
+        self._event = event
+
+    def _test(self) -> bool:
+        return bool(self._event.done)
+
+    def _block(self) -> None:
+        self._event.synchronize()
+
+
 def _run(work: Work, async_op: bool, returns_value: bool):
     if async_op:
         return work
@@ -278,11 +322,16 @@ _MPI_OPS = {ReduceOp.SUM: "SUM", ReduceOp.AVG: "SUM", ReduceOp.MAX: "MAX",
             ReduceOp.MIN: "MIN", ReduceOp.PRODUCT: "PROD"}
 
 
-def _mpi_op(op, name: str, dtypes):
+def _reduce_op(op, name: str, dtypes) -> ReduceOp:
     op = ReduceOp(op.value if isinstance(op, ReduceOp) else op)
-    if op is ReduceOp.AVG and any(not is_inexact(d) for d in dtypes):
+    if op is ReduceOp.AVG and any(not is_inexact(np.dtype(d)) for d in dtypes):
         raise TypeError(f"fnarray.distributed.{name}: ReduceOp.AVG needs floating or complex "
                         f"tensors, got {[str(d) for d in dtypes]}; use SUM and divide")
+    return op
+
+
+def _mpi_op(op, name: str, dtypes):
+    op = _reduce_op(op, name, dtypes)
     return op, getattr(_mpi(), _MPI_OPS[op])
 
 
@@ -295,6 +344,13 @@ def all_reduce(tensor, op=ReduceOp.SUM, group: ProcessGroup | None = None,
                async_op: bool = False):
     """Reduce ``tensor`` over the group's ranks; every rank receives the result."""
     g = _active(group, "all_reduce")
+    if g is not None and g.nccl is not None:
+        bufs, treedef, tensors = _device_leaves(g, tensor, "all_reduce")
+        op = _reduce_op(op, "all_reduce", [b.dtype for b in bufs])
+        outs, event = g.nccl.all_reduce(bufs, op.value)
+        work = StreamWork(event, lambda: _write_back(tensors, treedef, map(g.nccl.wrap, outs)),
+                          g.timeout, "all_reduce")
+        return _run(work, async_op, tensors is None)
     leaves, treedef, tensors = _leaves(tensor)
     if g is None:
         return None
@@ -318,6 +374,12 @@ def broadcast(tensor, src: int, group: ProcessGroup | None = None, async_op: boo
         return None
     if src not in g.ranks:
         raise ValueError(f"broadcast: src={src} is not in the group's ranks {g.ranks}")
+    if g.nccl is not None:
+        bufs, treedef, tensors = _device_leaves(g, tensor, "broadcast")
+        outs, event = g.nccl.broadcast(bufs, g.ranks.index(src))
+        work = StreamWork(event, lambda: _write_back(tensors, treedef, map(g.nccl.wrap, outs)),
+                          g.timeout, "broadcast")
+        return _run(work, async_op, tensors is None)
     bufs = [_wire(a) for a in leaves]
     reqs = [g.comm.Ibcast(b, root=g.ranks.index(src)) for b in bufs]
 
@@ -331,21 +393,28 @@ def all_gather(tensor_list, tensor, group: ProcessGroup | None = None, async_op:
     per rank) is filled in place; with an array the list of arrays is returned and
     ``tensor_list`` may be None."""
     g = _active(group, "all_gather")
-    (a,), _, tensors = _leaves(tensor) if _is_tensor(tensor) else ([np.array(tensor)], None, None)
     if g is None:
         return None
-    send = _wire(a)
-    recv = np.empty((g.size(),) + send.shape, send.dtype)
-    req = g.comm.Iallgather(send, recv)
+    in_place = _is_tensor(tensor)
+    if g.nccl is not None:
+        gathered, event = g.nccl.all_gather(g.nccl.buffer(tensor, "all_gather"))
+        work = partial(StreamWork, event)
+        parts = [g.nccl.wrap(p) for p in gathered]
+    else:
+        a = np.array(tensor._value if in_place else tensor)
+        send = _wire(a)
+        recv = np.empty((g.size(),) + send.shape, send.dtype)
+        work = partial(Work, [g.comm.Iallgather(send, recv)])
+        parts = [recv[i] for i in range(g.size())]  # filled by the time finish() runs
 
     def finish():
-        parts = [recv[i].astype(a.dtype) for i in range(g.size())]
-        if tensors is not None:
+        values = [fa.astype(fa.asarray(p), a.dtype) for p in parts] if g.nccl is None else parts
+        if in_place:
             _check_list(tensor_list, g, "all_gather", "tensor_list")
-            _write_back(list(tensor_list), None, parts)
+            _write_back(list(tensor_list), None, values)
             return None
-        return [fa.asarray(p) for p in parts]
-    return _run(Work([req], finish, g.timeout, "all_gather"), async_op, tensors is None)
+        return values
+    return _run(work(finish, g.timeout, "all_gather"), async_op, not in_place)
 
 
 def reduce_scatter(output, input_list, op=ReduceOp.SUM, group: ProcessGroup | None = None,
@@ -357,22 +426,33 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group: ProcessGroup | No
     if g is None:
         return None
     _check_list(input_list, g, "reduce_scatter", "input_list")
-    parts = [np.array(x._value if _is_tensor(x) else x) for x in input_list]
-    if len({(p.shape, p.dtype) for p in parts}) != 1:
+    if g.nccl is not None:
+        parts = [g.nccl.buffer(x, "reduce_scatter") for x in input_list]
+    else:
+        parts = [np.array(x._value if _is_tensor(x) else x) for x in input_list]
+    if len({(p.shape, np.dtype(p.dtype)) for p in parts}) != 1:
         raise ValueError(f"reduce_scatter: input_list entries must share shape and dtype, got "
                          f"{[(p.shape, str(p.dtype)) for p in parts]}")
-    op, mpi_op = _mpi_op(op, "reduce_scatter", [parts[0].dtype])
-    send = _wire(np.stack(parts))
-    recv = np.empty_like(send[0])
-    req = g.comm.Ireduce_scatter_block(send, recv, op=mpi_op)
+    op = _reduce_op(op, "reduce_scatter", [parts[0].dtype])
+    if g.nccl is not None:
+        reduced, event = g.nccl.reduce_scatter(parts, op.value)
+        work = partial(StreamWork, event)
+    else:
+        send = _wire(np.stack(parts))
+        reduced = np.empty_like(send[0])
+        mpi_op = getattr(_mpi(), _MPI_OPS[op])
+        work = partial(Work, [g.comm.Ireduce_scatter_block(send, reduced, op=mpi_op)])
 
     def finish():
-        out = (recv / g.size() if op is ReduceOp.AVG else recv).astype(parts[0].dtype)
+        if g.nccl is not None:
+            out = g.nccl.wrap(reduced)
+        else:
+            out = fa.asarray((reduced / g.size() if op is ReduceOp.AVG else reduced)
+                             .astype(parts[0].dtype))
         if _is_tensor(output):
             return _write_back([output], None, [out])
-        return fa.asarray(out)
-    return _run(Work([req], finish, g.timeout, "reduce_scatter"), async_op,
-                not _is_tensor(output))
+        return out
+    return _run(work(finish, g.timeout, "reduce_scatter"), async_op, not _is_tensor(output))
 
 
 def barrier(group: ProcessGroup | None = None, async_op: bool = False):
@@ -380,6 +460,8 @@ def barrier(group: ProcessGroup | None = None, async_op: bool = False):
     g = _active(group, "barrier")
     if g is None:
         return None
+    if g.nccl is not None:  # the GPU work queued so far is part of what "reached" means
+        g.nccl.cupy.cuda.get_current_stream().synchronize()
     return _run(Work([g.comm.Ibarrier()], lambda: None, g.timeout, "barrier"), async_op, False)
 
 

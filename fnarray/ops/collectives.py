@@ -2,7 +2,8 @@
 
 It lets pure code (``fa.grad``, ``fa.jit``, ``fa.vmap``) contain a collective: every rank
 runs the same program, and at run time the impl sums the operand across the ranks of
-``group`` over MPI (see :mod:`fnarray.distributed`).  Rules: the JVP sums the tangents the
+``group`` over MPI, or over NCCL for a GPU value in an ``nccl`` job (see
+:mod:`fnarray.distributed`).  Rules: the JVP sums the tangents the
 same way (the op is linear); the VJP is the op itself — rank r's input reaches every
 rank's output with weight one, so its cotangent is the sum over ranks of their output
 cotangents; batching keeps the batch axis where it is (the op is elementwise across ranks).
@@ -26,6 +27,9 @@ def _impl(xp, x, *, group):
     if g.comm is None:
         raise RuntimeError(f"all_reduce_sum: this rank is not a member of {g}; every rank "
                            f"that runs the op must belong to its group")
+    if g.nccl is not None and xp is not np:  # a GPU value of an nccl job: NCCL sums it
+        (out,), _ = g.nccl.all_reduce([x], "sum", "all_reduce_sum")
+        return out
     host = np.asarray(x.get() if hasattr(x, "get") and not isinstance(x, np.ndarray) else x)
     send = dist._wire(host)
     recv = np.empty_like(send)
