@@ -270,13 +270,19 @@ pow_ = nary("pow", "power", (
     lambda t, x, y, o: t * y * fa.power(x, y - 1),
     # d/dy x**y = log(x) x**y, taken as 0 where x == 0 (the limit used by JAX/PyTorch).
     lambda t, x, y, o: t * fa.where(x == 0, 0.0, o * fa.log(fa.where(x == 0, 1.0, x)))))
-# Ties split the derivative evenly between the operands (as JAX does).
+# Ties split the derivative evenly between the operands (as JAX does).  The partials
+# select from ``t`` itself (Python scalars are weak), so they keep its dtype: an eager
+# ``where`` of two Python floats would be a strong float32 and widen float16/bfloat16.
+def _tie_partial(t, win, tie):
+    return fa.where(win, t, fa.where(tie, t * 0.5, 0.0))
+
+
 maximum = nary("max", "maximum", (
-    lambda t, x, y, o: t * fa.where(x > y, 1.0, fa.where(x == y, 0.5, 0.0)),
-    lambda t, x, y, o: t * fa.where(y > x, 1.0, fa.where(x == y, 0.5, 0.0))))
+    lambda t, x, y, o: _tie_partial(t, x > y, x == y),
+    lambda t, x, y, o: _tie_partial(t, y > x, x == y)))
 minimum = nary("min", "minimum", (
-    lambda t, x, y, o: t * fa.where(x < y, 1.0, fa.where(x == y, 0.5, 0.0)),
-    lambda t, x, y, o: t * fa.where(y < x, 1.0, fa.where(x == y, 0.5, 0.0))))
+    lambda t, x, y, o: _tie_partial(t, x < y, x == y),
+    lambda t, x, y, o: _tie_partial(t, y < x, x == y)))
 atan2 = nary("atan2", "arctan2", (
     lambda t, x, y, o: t * y / (x * x + y * y),
     lambda t, x, y, o: -t * x / (x * x + y * y)))
@@ -291,7 +297,7 @@ def _over_hypot(t, v, o):
 hypot = nary("hypot", "hypot", (lambda t, x, y, o: _over_hypot(t, x, o),
                                 lambda t, x, y, o: _over_hypot(t, y, o)))
 copysign = nary("copysign", "copysign", (
-    lambda t, x, y, o: t * fa.where(fa.signbit(x) == fa.signbit(y), 1.0, -1.0), None))
+    lambda t, x, y, o: fa.where(fa.signbit(x) == fa.signbit(y), t, -t), None))
 rem = nary("rem", "remainder", (_first, lambda t, x, y, o: -t * fa.floor_divide(x, y)))
 # C's fmod: the result has the sign of the dividend (PyTorch's torch.fmod), exact like rem
 fmod = nary("fmod", "fmod", (_first, lambda t, x, y, o: -t * fa.trunc(x / y)))

@@ -98,7 +98,9 @@ def _rfft_abstract(a, *, axes, norm):
 def _rfft_vjp(ct, x, *, out, axes, norm):
     n = x.shape[axes[-1]]
     ct = fa.conj(fa.astype(ct, out.dtype)) * _half_weights(ct, n, axes[-1])
-    return (irfft.bind(ct, axes=axes, n=n, norm=_DUAL[norm]),)
+    g = irfft.bind(ct, axes=axes, n=n, norm=_DUAL[norm])
+    # float16/bfloat16 input: the spectrum (and so g) is complex64/float32; cast back
+    return (g if g.dtype == x.dtype else fa.astype(g, x.dtype),)
 
 
 rfft = declare("rfft", impl=_rfft_impl, abstract=_rfft_abstract, jvp=None, vjp=_rfft_vjp,
