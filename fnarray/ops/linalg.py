@@ -11,6 +11,7 @@ from __future__ import annotations
 from fnarray import api as fa
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray, is_inexact
+from fnarray.transforms.buffers import declare_out_kernel
 
 
 def _free(ndim, contract, batch):
@@ -19,9 +20,35 @@ def _free(ndim, contract, batch):
 
 
 def _dot_impl(xp, a, b, *, contract, batch):
+    a2, b2, shape = _as_matmul(xp, a, b, contract, batch)
+    out = xp.matmul(a2, b2)
+    return out if shape is None else out.reshape(shape)
+
+
+def _dot_into(xp, a, b, *, out, contract, batch):
+    """``dot_general`` written into ``out`` (the jit executor's out kernel, see
+    ``transforms/buffers.py``).  Operands of another dtype than ``out`` (eager's result
+    dtype must not change) and dtypes without a native kernel (bfloat16 is widened by the
+    primitive's impl) take the primitive's ordinary impl."""
+    if a.dtype != out.dtype or b.dtype != out.dtype or out.dtype.kind not in "fciu":
+        return dot_general.impl(xp, a, b, contract=contract, batch=batch)
+    a2, b2, shape = _as_matmul(xp, a, b, contract, batch)
+    if shape is None:
+        return xp.matmul(a2, b2, out=out)
+    if not out.flags.c_contiguous:  # the matmul-shaped view below would be a copy
+        return xp.matmul(a2, b2).reshape(shape)
+    xp.matmul(a2, b2, out=out.reshape(a2.shape[:-1] + b2.shape[-1:]))
+    return out
+
+
+def _as_matmul(xp, a, b, contract, batch):
+    """Operands for one ``matmul`` computing the contraction, and the result's shape (None
+    when the matmul result already has it).  Axes are only permuted (views: BLAS reads
+    transposed operands in place); a reshape copies only when merged axes are not adjacent
+    in memory."""
     (ca, cb), (ba, bb) = contract, batch
     if _is_matmul(a.ndim, b.ndim, ca, cb, ba, bb):
-        return xp.matmul(a, b)
+        return a, b, None
     fa_, fb = _free(a.ndim, ca, ba), _free(b.ndim, cb, bb)
     at = xp.transpose(a, (*ba, *fa_, *ca))
     bt = xp.transpose(b, (*bb, *cb, *fb))
@@ -35,8 +62,8 @@ def _dot_impl(xp, a, b, *, contract, batch):
     n = 1
     for i in fb:
         n *= b.shape[i]
-    out = xp.matmul(at.reshape(bshape + (m, k)), bt.reshape(bshape + (k, n)))
-    return out.reshape(bshape + tuple(a.shape[i] for i in fa_) + tuple(b.shape[i] for i in fb))
+    shape = bshape + tuple(a.shape[i] for i in fa_) + tuple(b.shape[i] for i in fb)
+    return at.reshape(bshape + (m, k)), bt.reshape(bshape + (k, n)), shape
 
 
 def _is_matmul(nda, ndb, ca, cb, ba, bb) -> bool:
@@ -134,3 +161,4 @@ def _dot_batch(vals, dims, *, contract, batch):
 
 dot_general = declare("dot_general", impl=_dot_impl, abstract=_dot_abstract, jvp=_dot_jvp,
                       vjp=_dot_vjp, batch=_dot_batch, vjp_selective=True)
+declare_out_kernel(dot_general, _dot_into)

@@ -1,16 +1,26 @@
 """Compile a ``Program`` into straight-line Python that calls backend kernels directly.
 
 The generated function takes raw backend buffers and returns raw buffers: per equation
-it costs one Python call, with no tracing machinery.  Elementwise ufunc equations write
-into a dead intermediate buffer of the same shape and dtype (``out=``) when one is free,
-so chains of elementwise ops allocate once.  Only buffers the program itself allocated
-with a ufunc (or donated inputs) are ever reused, never a view and never an array a
-caller can see.
+it costs one Python call, with no tracing machinery.
+
+Buffers are reused by liveness analysis.  A value's buffer is *owned* by the program when
+a fresh kernel made it (``transforms/buffers.py``: ufuncs, declared out kernels, declared
+fresh kernels) or when it is a donated input; it becomes *free* after the value's last use,
+provided it is not a program output and every consumer is fresh (a consumer that may
+return a view, such as ``reshape``, keeps the buffer reachable).  An equation whose kernel
+takes ``out=`` then writes into a free buffer of its result's shape and dtype: an
+elementwise ufunc preferably into an operand dying at that very equation (in place), any
+other out kernel into a buffer freed earlier (never one of its own operands).  So chains
+of elementwise ops allocate once, and GEMMs, bias additions, activations and parameter
+updates write into the buffers of intermediates that are already dead.  Inputs that are
+not donated, constants, and anything a caller can see are never written.
 """
 
 from __future__ import annotations
 
 import functools
+
+from fnarray.transforms.buffers import is_fresh, is_ufunc_call, out_kernel
 
 
 def compile_program(prog, xp, donated: frozenset = frozenset()):
@@ -21,25 +31,20 @@ def compile_program(prog, xp, donated: frozenset = frozenset()):
         return names.setdefault(id(v), f"v{len(names)}")
 
     args = [name(v) for v in prog.constvars] + [name(v) for v in prog.invars]
-    last_use: dict[int, int] = {}
-    consumers_all_ufunc: dict[int, bool] = {}
-    for i, e in enumerate(prog.eqns):
-        for v in e.invars:
-            last_use[id(v)] = i
-            consumers_all_ufunc[id(v)] = consumers_all_ufunc.get(id(v), True) and e.prim.ufunc is not None
-    outputs = {id(v) for v in prog.outvars}
-    # Buffers we own and may overwrite: ufunc results, and donated inputs.
-    owned = {id(v) for i, v in enumerate(prog.invars) if i in donated}
+    plan = _plan_buffers(prog, donated)
     env: dict[str, object] = {"xp": xp}
     lines = [f"def run({', '.join(args)}):"]
     for i, e in enumerate(prog.eqns):
         ins = ", ".join(name(v) for v in e.invars)
         outs = ", ".join(name(v) for v in e.outvars)
-        if e.prim.ufunc is not None and not e.params:
+        target = plan.get(i)
+        into = "" if target is None else f", out={name(target)}"
+        if is_ufunc_call(e.prim, e.params):
             env[f"u{i}"] = getattr(xp, e.prim.ufunc)
-            target = _free_buffer(e, i, owned, last_use, consumers_all_ufunc, outputs)
-            call = f"u{i}({ins}, out={name(target)})" if target is not None else f"u{i}({ins})"
-            owned.add(id(e.outvars[0]))
+            call = f"u{i}({ins}{into})"
+        elif target is not None:
+            env[f"k{i}"] = functools.partial(out_kernel(e.prim, e.params), **e.params)
+            call = f"k{i}(xp, {ins}{into})"
         else:
             env[f"k{i}"] = functools.partial(e.prim.impl, **e.params) if e.params else e.prim.impl
             call = f"k{i}(xp, {ins})" if ins else f"k{i}(xp)"
@@ -55,14 +60,42 @@ def compile_program(prog, xp, donated: frozenset = frozenset()):
     return run
 
 
-def _free_buffer(e, i, owned, last_use, consumers_all_ufunc, outputs):
-    """An input of equation ``i`` whose buffer dies here and may hold its result (never a
-    0-d one: NumPy returns scalars, not arrays, for 0-d ufunc results)."""
-    out_aval = e.outvars[0].aval
-    for v in e.invars:
-        if (id(v) in owned and last_use.get(id(v)) == i and consumers_all_ufunc.get(id(v))
-                and id(v) not in outputs and v.aval.shape == out_aval.shape and v.aval.shape
-                and v.aval.dtype == out_aval.dtype):
-            owned.discard(id(v))
-            return v
-    return None
+def _plan_buffers(prog, donated: frozenset) -> dict:
+    """``{equation index: Var whose dead buffer receives that equation's result}``."""
+    last_use: dict[int, int] = {}
+    viewed: set[int] = set()  # values some consumer may return a view of (or alias)
+    for i, e in enumerate(prog.eqns):
+        fresh = is_fresh(e.prim, e.params)
+        for v in e.invars:
+            last_use[id(v)] = i
+            if not fresh:
+                viewed.add(id(v))
+    keep = {id(v) for v in prog.outvars} | viewed
+    owned = {id(v) for i, v in enumerate(prog.invars) if i in donated}
+    free: dict[tuple, list] = {}  # (shape, dtype) -> dead owned buffers
+    plan = {}
+    for i, e in enumerate(prog.eqns):
+        ufunc = is_ufunc_call(e.prim, e.params)
+        if len(e.outvars) == 1 and e.outvars[0].aval.shape and (
+                ufunc or out_kernel(e.prim, e.params) is not None):
+            aval = e.outvars[0].aval
+            key = (tuple(aval.shape), aval.dtype)
+            target = None
+            if ufunc:  # elementwise: an operand dying here may hold the result (in place)
+                target = next((v for v in e.invars if id(v) in owned and id(v) not in keep
+                               and last_use[id(v)] == i and v.aval.dtype == aval.dtype
+                               and tuple(v.aval.shape) == key[0]), None)
+                if target is not None:
+                    owned.discard(id(target))
+            if target is None and free.get(key):
+                target = free[key].pop()
+            if target is not None:
+                plan[i] = target
+        if is_fresh(e.prim, e.params):
+            owned.update(id(v) for v in e.outvars)
+        for v in {id(v): v for v in e.invars}.values():
+            if last_use[id(v)] == i and id(v) in owned and id(v) not in keep:
+                owned.discard(id(v))
+                if v.aval.shape:
+                    free.setdefault((tuple(v.aval.shape), v.aval.dtype), []).append(v)
+    return plan

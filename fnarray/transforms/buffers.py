@@ -1,0 +1,56 @@
+"""Buffer traits of primitives, declared next to each primitive, read by the jit executor.
+
+The executor (``transforms/executor.py``) reuses the buffer of an intermediate value once
+that value is dead, so that a compiled program allocates only what it must.  Whether a
+primitive's kernel can take part is a property of the primitive, never a special case in
+the executor:
+
+* **fresh result** — the kernel always returns a newly allocated buffer that aliases none of
+  its operands (no view, no operand returned as is, no cached array).  Such a result belongs
+  to the program, and once dead its buffer may hold a later result.  Elementwise primitives
+  that are exactly one ufunc (``Primitive.ufunc``) are fresh by construction.
+* **out kernel** — ``kernel(xp, *buffers, out=buffer, **params)`` writes the result into a
+  given buffer of the result's shape and dtype (``out=`` of NumPy's ``matmul``).  The
+  executor hands it a dead buffer of that shape and dtype when one is free; the given buffer
+  never overlaps an operand.  A primitive with an out kernel is fresh as well (without a
+  free buffer the executor calls its ordinary ``impl``).
+
+Ufuncs need no declaration: ``Primitive.ufunc`` names one, and ufuncs accept ``out=``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+_OUT_KERNELS: dict = {}
+_FRESH: set = set()
+
+
+def declare_out_kernel(prim, kernel: Callable) -> None:
+    """Declare that ``kernel(xp, *buffers, out=..., **params)`` computes ``prim`` into a given
+    buffer (which also makes ``prim``'s results fresh)."""
+    _OUT_KERNELS[prim] = kernel
+    _FRESH.add(prim)
+
+
+def declare_fresh(*prims) -> None:
+    """Declare that the kernels of ``prims`` always return new buffers aliasing no operand."""
+    _FRESH.update(prims)
+
+
+def out_kernel(prim, params: dict) -> Callable | None:
+    """The kernel of ``prim`` that takes ``out=``: the ufunc (only without parameters: with
+    them the impl, not the bare ufunc, is the kernel) or the declared out kernel."""
+    if prim.ufunc is not None and not params:
+        return None  # the executor calls the ufunc itself, see ``is_ufunc_call``
+    return _OUT_KERNELS.get(prim)
+
+
+def is_ufunc_call(prim, params: dict) -> bool:
+    """Does the executor call ``prim`` as a bare ufunc (elementwise, writable in place)?"""
+    return prim.ufunc is not None and not params
+
+
+def is_fresh(prim, params: dict) -> bool:
+    """Is every result of ``prim`` a new buffer that aliases none of its operands?"""
+    return not prim.multiple_results and (is_ufunc_call(prim, params) or prim in _FRESH)
