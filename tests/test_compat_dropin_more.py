@@ -203,3 +203,65 @@ def test_cuda_autocast_as_a_decorator_and_disabled_without_a_warning():
         warnings.simplefilter("error")
         with torch.autocast("cuda", enabled=False):
             assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+# --- Resize: Pillow's result for PIL images, torchvision's tensor kernel for tensors ---------
+
+def _resize_input():
+    return ((np.arange(20, dtype=np.float32).reshape(1, 4, 5) ** 1.5) / 10).astype(np.float32)
+
+
+@pytest.mark.parametrize("size, antialias, expected", [
+    # torch.nn.functional.interpolate(mode="bicubic", align_corners=False, antialias=...),
+    # which torchvision's Resize runs on float tensors
+    ((3, 2), True, [[0.30325, 0.86078], [2.45316, 3.50674], [5.76533, 7.13898]]),
+    ((3, 2), False, [[0.20637, 0.82326], [2.28345, 3.52556], [5.84901, 7.46402]]),
+    ((6, 7), False, [[-0.1032, -0.06908, 0.02363, 0.14663, 0.28789, 0.50356, 0.65607],
+                     [0.35058, 0.46267, 0.66169, 0.85135, 1.0552, 1.34285, 1.53944],
+                     [1.43174, 1.64568, 1.9867, 2.26951, 2.56166, 2.95258, 3.21304],
+                     [2.62214, 2.87564, 3.27687, 3.60577, 3.94288, 4.389, 4.68448],
+                     [4.63416, 4.93721, 5.41341, 5.79918, 6.19199, 6.7068, 7.04601],
+                     [5.99207, 6.32227, 6.83967, 7.25688, 7.68061, 8.23381, 8.59754]]),
+    ((6, 7), True, [[-0.07842, -0.03815, 0.05047, 0.17961, 0.33567, 0.53886, 0.69073],
+                    [0.39362, 0.50578, 0.68783, 0.8857, 1.10442, 1.37107, 1.56505],
+                    [1.37596, 1.58434, 1.89318, 2.18726, 2.49472, 2.85231, 3.107],
+                    [2.74877, 3.00453, 3.38029, 3.73258, 4.09628, 4.51402, 4.80973],
+                    [4.65199, 4.95347, 5.39387, 5.80258, 6.22119, 6.69811, 7.03434],
+                    [5.94883, 6.27697, 6.75513, 7.19694, 7.6479, 8.15982, 8.52009]]),
+])
+def test_bicubic_resize_of_a_tensor_is_torchvisions(size, antialias, expected):
+    from fnarray.data import transforms as T
+    out = T.Resize(size, interpolation=T.InterpolationMode.BICUBIC,
+                   antialias=antialias)(torch.tensor(_resize_input()))
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
+    np.testing.assert_allclose(out.numpy()[0], expected, atol=2e-5)
+
+
+def test_bicubic_resize_of_a_uint8_tensor_rounds_once_like_torchvision():
+    from fnarray.data import transforms as T
+    u = np.array([[[0, 255, 0, 255, 0], [255, 0, 255, 0, 255], [0, 0, 0, 255, 255],
+                   [10, 200, 30, 250, 60]]], np.uint8)
+    out = T.Resize((3, 7), interpolation="bicubic", antialias=False)(torch.tensor(u))
+    assert out.dtype == torch.uint8
+    assert out.tolist() == [[[27, 163, 183, 41, 180, 158, 23], [166, 18, 0, 149, 103, 180, 255],
+                             [0, 117, 140, 21, 205, 210, 75]]]
+
+
+def test_resize_of_pil_images_is_pillows_to_the_level():
+    Image = pytest.importorskip("PIL.Image")
+    from fnarray.data import transforms as T
+    rng = np.random.default_rng(0)
+    smooth = np.clip(np.cumsum(rng.integers(-20, 21, (41, 57, 3)), axis=1) + 128, 0, 255)
+    noise = rng.integers(0, 256, (41, 57, 3))
+    sizes = [(10, 17), (64, 20), (50, 90), (7, 64), (12, 50), (30, 5), (3, 56), (40, 56)]
+    for pixels in (smooth.astype(np.uint8), noise.astype(np.uint8)):
+        for mode, code in (("bicubic", Image.BICUBIC), ("bilinear", Image.BILINEAR)):
+            for img in (Image.fromarray(pixels), Image.fromarray(pixels[..., 0]),
+                        Image.fromarray(np.dstack([pixels, pixels[..., :1]]), "RGBA")):
+                for oh, ow in sizes:
+                    ref = np.asarray(img.resize((ow, oh), code))
+                    # antialias=False is ignored for PIL images, as in torchvision
+                    out = T.Resize((oh, ow), interpolation=mode, antialias=False)(img)
+                    assert out.mode == img.mode
+                    np.testing.assert_array_equal(np.asarray(out), ref,
+                                                  err_msg=f"{img.mode} {mode} {(oh, ow)}")

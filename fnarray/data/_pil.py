@@ -62,3 +62,27 @@ def _default_mode(x: np.ndarray) -> str:
                          f"{x.shape})")
     return {2: "LA", 3: "RGB", 4: "RGBA"}[channels]
 
+
+def straight_alpha_resampler(img, fn, interpolation: str):
+    """``fn`` (a resampler of ``(C, H, W)`` pixels) as Pillow applies it to ``img``: an RGBA
+    or LA image is resampled with premultiplied alpha (Pillow converts to ``RGBa``/``La``
+    and back), so transparent pixels do not bleed their colour; other images unchanged."""
+    if not is_pil(img) or img.mode not in ("RGBA", "LA") or interpolation == "nearest":
+        return fn
+    return lambda x: _unpremultiply(fn(_premultiply(x)))
+
+
+def _premultiply(x: np.ndarray) -> np.ndarray:
+    """Pillow's ``RGBA -> RGBa``: colour * alpha / 255, rounded as its ``MULDIV255``."""
+    colour, alpha = x[:-1].astype(np.int64), x[-1:].astype(np.int64)
+    t = colour * alpha + 128
+    return np.concatenate([((t >> 8) + t) >> 8, alpha]).astype(np.uint8)
+
+
+def _unpremultiply(x: np.ndarray) -> np.ndarray:
+    """Pillow's ``RGBa -> RGBA``: colour * 255 / alpha (floored, clipped); alpha 0 and 255
+    leave the colour as it is."""
+    colour, alpha = x[:-1].astype(np.int64), x[-1:].astype(np.int64)
+    straight = np.clip(255 * colour // np.maximum(alpha, 1), 0, 255)
+    colour = np.where((alpha == 0) | (alpha == 255), colour, straight)
+    return np.concatenate([colour, alpha]).astype(np.uint8)

@@ -3,11 +3,20 @@
 ``resize`` follows Pillow's separable convolution resampler (``Image.resize``), which is
 what torchvision's ``Resize`` gives for PIL images and, with ``antialias=True``, for
 tensors: when shrinking, the filter is stretched by the scale factor, so every input pixel
-contributes (no aliasing).  The coefficients and 8-bit rounding are Pillow's (horizontal
-pass, then vertical, each rounded half up and clipped for integer images): bilinear output
-is within one level of Pillow's and nearest is identical; for bicubic, whose overshoot is
-clipped between the passes, Pillow sometimes runs the passes in the other order, so values
-can differ by a few levels there.
+contributes (no aliasing); bicubic is Keys' cubic with ``a = -0.5``.  Pillow runs the
+horizontal pass, then the vertical one, except (from Pillow 13) when the height shrinks by
+more than twice as many pixels as the width does: then the vertical pass runs first.
+The order matters for 8-bit images, which are rounded and clipped between the passes.
+For 8-bit images Pillow works in fixed point: each
+coefficient is rounded to a multiple of 2**-22 (half away from zero) and each pass adds
+2**21, shifts right by 22 and clips to 0..255 before the next one.  ``uint8`` input here
+does exactly that (the integer sums are exact in float64 matrix products), so results are
+Pillow's to the level, bicubic overshoot included.  Float input uses the same coefficients
+unrounded, which is torchvision's antialiased tensor kernel (and Pillow's mode ``F``).
+
+``antialias=False`` is torchvision's tensor path without antialiasing (PyTorch's
+``interpolate(align_corners=False)``): bilinear is the same filter unstretched; bicubic
+there is a different kernel, ``a = -0.75`` over four taps with the edge pixels repeated.
 
 ``rotate`` follows Pillow's ``Image.rotate`` (the inverse affine map sampled at pixel
 centres, counter-clockwise angles in degrees, optional ``expand`` and ``center``).
@@ -17,6 +26,7 @@ from __future__ import annotations
 
 import enum
 import math
+import sys
 
 import numpy as np
 from fnarray.core.shapes import is_inexact
@@ -61,8 +71,15 @@ def _cubic(x: np.ndarray, a: float = -0.5) -> np.ndarray:
 _FILTERS = {BILINEAR: (_triangle, 1.0), BICUBIC: (_cubic, 2.0)}
 
 
+#: Pillow's fixed-point fraction bits for 8-bit images (``32 - 8 - 2``).
+PRECISION_BITS = 22
+
+
 def _weights(n_in: int, n_out: int, mode: str, antialias: bool) -> np.ndarray:
-    """The ``(n_out, n_in)`` resampling matrix (rows sum to 1) of Pillow's coefficients."""
+    """The ``(n_out, n_in)`` resampling matrix (rows sum to 1) of Pillow's coefficients
+    (``precompute_coeffs``, operation for operation, so the 8-bit rounding agrees)."""
+    if mode == BICUBIC and not antialias:
+        return _torch_bicubic_weights(n_in, n_out)
     kernel, support = _FILTERS[mode]
     scale = n_in / n_out
     filterscale = max(scale, 1.0) if antialias else 1.0
@@ -71,10 +88,36 @@ def _weights(n_in: int, n_out: int, mode: str, antialias: bool) -> np.ndarray:
     lo = np.clip(np.trunc(centers - support + 0.5), 0, n_in).astype(np.int64)
     hi = np.clip(np.trunc(centers + support + 0.5), 0, n_in).astype(np.int64)
     src = np.arange(n_in)
-    w = kernel((src[None, :] - centers[:, None] + 0.5) / filterscale)
+    w = kernel((src[None, :] - centers[:, None] + 0.5) * (1.0 / filterscale))
     w = np.where((src[None, :] >= lo[:, None]) & (src[None, :] < hi[:, None]), w, 0.0)
     total = w.sum(axis=1, keepdims=True)
     return w / np.where(total == 0, 1.0, total)
+
+
+def _torch_bicubic_weights(n_in: int, n_out: int) -> np.ndarray:
+    """PyTorch's ``upsample_bicubic2d`` (``align_corners=False``, no antialiasing): four taps
+    around ``(i + 0.5) * scale - 0.5`` weighted by the ``a = -0.75`` cubic, taps beyond the
+    edge reading the edge pixel."""
+    src = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+    base = np.floor(src).astype(np.int64)
+    w = np.zeros((n_out, n_in))
+    rows = np.arange(n_out)
+    for k in (-1, 0, 1, 2):
+        np.add.at(w, (rows, np.clip(base + k, 0, n_in - 1)), _cubic(src - (base + k), a=-0.75))
+    return w
+
+
+def _fixed_point(w: np.ndarray) -> np.ndarray:
+    """Pillow's ``normalize_coeffs_8bpc``: coefficients as integers of 2**-22, rounded half
+    away from zero (held as float64, where they and the pass sums are exact)."""
+    return np.trunc(w * (1 << PRECISION_BITS) + np.where(w < 0, -0.5, 0.5))
+
+
+def _pass_8bit(products: np.ndarray) -> np.ndarray:
+    """One 8-bit pass's output from the fixed-point sums: Pillow's ``clip8`` after adding
+    half a unit."""
+    half = 1 << (PRECISION_BITS - 1)
+    return np.clip(np.floor((products + half) / (1 << PRECISION_BITS)), 0, 255).astype(np.uint8)
 
 
 def _nearest(n_in: int, n_out: int) -> np.ndarray:
@@ -95,27 +138,63 @@ def _finish(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def resize(x: np.ndarray, out_h: int, out_w: int, mode: str = BILINEAR,
-           antialias: bool = True) -> np.ndarray:
-    """``x`` of shape ``(..., H, W)`` resampled to ``(..., out_h, out_w)``."""
+           antialias: bool = True, pillow: bool = True) -> np.ndarray:
+    """``x`` of shape ``(..., H, W)`` resampled to ``(..., out_h, out_w)``.
+
+    ``pillow``: as Pillow resizes an image (PIL or NumPy input): integer images are rounded
+    between the passes, 8-bit ones in Pillow's fixed point.  Otherwise as torchvision
+    resizes a tensor: both passes in floating point, integers rounded (half to even) and
+    clipped once at the end."""
     h, w = x.shape[-2:]
     if mode == NEAREST:
         return x[..., _nearest(h, out_h)[:, None], _nearest(w, out_w)]
     if mode not in _FILTERS:
         raise ValueError(f"Resize: interpolation must be one of nearest, bilinear, bicubic; "
                          f"got {mode!r}")
+    fixed_point = pillow and antialias and x.dtype == np.uint8
+    finish = (lambda v: v) if not pillow else _pass_8bit if fixed_point else \
+        (lambda v: _finish(v, x.dtype))
+
+    def weights(n_in, n_out):
+        k = _weights(n_in, n_out, mode, antialias)
+        return _fixed_point(k) if fixed_point else k
+
     def horizontal(v):
         if w == out_w:
             return v
-        cols = _weights(w, out_w, mode, antialias)
-        return _finish(np.asarray(v, dtype=np.float64) @ cols.T, x.dtype)
+        return finish(np.asarray(v, dtype=np.float64) @ weights(w, out_w).T)
 
     def vertical(v):
         if h == out_h:
             return v
-        rows = _weights(h, out_h, mode, antialias)
-        return _finish(rows @ np.asarray(v, dtype=np.float64), x.dtype)
+        return finish(weights(h, out_h) @ np.asarray(v, dtype=np.float64))
 
-    return vertical(horizontal(x))
+    if pillow and _vertical_first(h, w, out_h, out_w):
+        return horizontal(vertical(x))
+    out = vertical(horizontal(x))
+    return out if pillow else _finish_tensor(np.asarray(out, dtype=np.float64), x.dtype)
+
+
+def _finish_tensor(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """torchvision's cast back after a float resize: round half to even, clip to the
+    integer range (bicubic overshoots it)."""
+    if is_inexact(dtype):
+        return values.astype(dtype, copy=False)
+    if dtype == np.bool_:
+        return values > 0.5
+    info = np.iinfo(dtype)
+    return np.clip(np.round(values), info.min, info.max).astype(dtype)
+
+
+def _vertical_first(h: int, w: int, out_h: int, out_w: int) -> bool:
+    """Pillow's choice of pass order (Pillow 13, python-pillow/Pillow#9549): vertical first
+    when the height shrinks by more than twice as many pixels as the width; earlier Pillow
+    versions (when the caller's Pillow is one) always run the horizontal pass first."""
+    if out_h >= h or h - out_h <= 2 * (w - out_w):
+        return False
+    pil = sys.modules.get("PIL")
+    version = getattr(pil, "__version__", "13")
+    return int(version.split(".")[0]) >= 13
 
 
 def rotate_matrix(angle: float, w: int, h: int, expand: bool, center) -> tuple:

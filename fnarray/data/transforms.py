@@ -125,11 +125,13 @@ class Resize:
         self.max_size, self.antialias = max_size, bool(antialias)
 
     def __call__(self, img):
-        return _apply(img, self._resize)
+        antialias = self.antialias or _pil.is_pil(img)  # Pillow always antialiases
+        pillow = not _tensor_like(img)
 
-    def _resize(self, x: np.ndarray) -> np.ndarray:
-        oh, ow = self.output_size(*x.shape[-2:])
-        return _resample.resize(x, oh, ow, self.interpolation, self.antialias)
+        def resize(x: np.ndarray) -> np.ndarray:
+            oh, ow = self.output_size(*x.shape[-2:])
+            return _resample.resize(x, oh, ow, self.interpolation, antialias, pillow)
+        return _apply(img, _pil.straight_alpha_resampler(img, resize, self.interpolation))
 
     def output_size(self, h: int, w: int) -> tuple[int, int]:
         if not isinstance(self.size, int):
@@ -231,6 +233,11 @@ class RandomHorizontalFlip:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+def _tensor_like(img) -> bool:
+    """An ``fa.Array`` or tensor (resized as torchvision resizes tensors, not as Pillow)."""
+    return isinstance(img, Array) or _interop.is_tensor(img)
+
 
 def _apply(img, fn: Callable[[np.ndarray], np.ndarray], channels_last_numpy: bool = True):
     """Run ``fn`` on ``img`` viewed as ``(..., H, W)`` and return ``img``'s own kind."""

@@ -21,7 +21,7 @@ from fnarray.data import _pil, _resample
 from fnarray.data._resample import InterpolationMode
 from fnarray.data._worker import process_rng
 from fnarray.data.sampler import as_generator
-from fnarray.data.transforms import _apply, _pair
+from fnarray.data.transforms import _apply, _pair, _tensor_like
 from fnarray.core.shapes import is_float
 
 
@@ -356,12 +356,14 @@ class RandomResizedCrop:
 
     def __call__(self, img):
         rng = self.generator or process_rng()
+        antialias = self.antialias or _pil.is_pil(img)  # Pillow always antialiases
+        pillow = not _tensor_like(img)
 
         def crop_resize(x: np.ndarray) -> np.ndarray:
             top, left, h, w = self.get_params(*x.shape[-2:], rng)
             patch = x[..., top:top + h, left:left + w]
-            return _resample.resize(patch, *self.size, self.interpolation, self.antialias)
-        return _apply(img, crop_resize)
+            return _resample.resize(patch, *self.size, self.interpolation, antialias, pillow)
+        return _apply(img, _pil.straight_alpha_resampler(img, crop_resize, self.interpolation))
 
     def __repr__(self):
         return (f"RandomResizedCrop(size={self.size}, scale={self.scale}, ratio={self.ratio}, "
