@@ -381,6 +381,10 @@ class Module:
     def half(self) -> "Module":
         return self.to(dtype=fa.float16)
 
+    def bfloat16(self) -> "Module":
+        """Floating parameters and buffers to bfloat16 (imports ml_dtypes on first use)."""
+        return self.to(dtype=fa.bfloat16)
+
     def type(self, dst_type) -> "Module":
         return self.to(dtype=dst_type)
 
