@@ -9,6 +9,7 @@ from fnarray import api as fa
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray, bool_, int64
 from fnarray.ops._util import move_bdim
+from fnarray.transforms.buffers import declare_fresh
 
 
 def _reduced_shape(shape, axes, keepdims):
@@ -46,6 +47,7 @@ def _declare_reduction(name, kernel, jvp=None, vjp=None, out_dtype=None):
         return out if out.dtype == x.dtype or out_dtype else out.astype(x.dtype)
     p = declare(name, impl=impl, abstract=_reduce_abstract(out_dtype), jvp=jvp, vjp=vjp,
                 batch=None, differentiable=jvp is not None)
+    declare_fresh(p)  # NumPy's reductions always allocate their result
     p.batch = _batch_reduce(p)
     if jvp is None:
         p.jvp = p.vjp = _no_derivative

@@ -53,6 +53,7 @@ class DonatedBuffer:
 
 
 _DONATED = DonatedBuffer()
+_NO_STATIC: frozenset = frozenset()
 
 
 class Jitted:
@@ -76,6 +77,8 @@ class Jitted:
         return len(self._cache)
 
     def _split(self, args, kwargs):
+        if not (self.static_argnums or self.static_argnames):  # the common case, per call
+            return [], _NO_STATIC, args, kwargs
         nargs = len(args)
         static_pos = {i % nargs for i in self.static_argnums if -nargs <= i < nargs}
         static = []
@@ -114,7 +117,7 @@ class Jitted:
     def _signature(self, args, kwargs):
         static, static_pos, dyn_args, dyn_kwargs = self._split(args, kwargs)
         leaves, in_tree = self._leaves(dyn_args, dyn_kwargs)
-        sig = tuple((x.shape, x.dtype, x.weak_type, str(x.device)) for x in leaves)
+        sig = tuple([(x.shape, x.dtype, x.weak_type, x.device) for x in leaves])
         key = (in_tree, sig, tuple((kind, w, v) for kind, w, v in static))
         return key, leaves, in_tree, static, static_pos, len(args)
 
