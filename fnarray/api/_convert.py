@@ -104,14 +104,18 @@ def promote(op: str, *args):
     if len(args) == 2:
         x, y = args
         tx, ty = type(x), type(y)
+        # (``kind == "f"`` answers the common floats before the general ``is_float``.)
         if tx is Array:
-            if ty is Array and x._value.dtype == y._value.dtype:
+            dt = x._value.dtype
+            if ty is Array and dt == y._value.dtype:
                 return args
-            if (ty is float or ty is int) and is_float(x._value.dtype):
+            if (ty is float or ty is int) and (dt.kind == "f" or is_float(dt)):
                 # array * 2.0, array + 1: the Python scalar is weak and takes the array's dtype
-                return x, Array(x._device.xp.asarray(y, dtype=x._value.dtype), x._device, True)
-        elif ty is Array and (tx is float or tx is int) and is_float(y._value.dtype):
-            return Array(y._device.xp.asarray(x, dtype=y._value.dtype), y._device, True), y
+                return x, weak_constant(y, dt, x._device)
+        elif ty is Array and (tx is float or tx is int):
+            dt = y._value.dtype
+            if dt.kind == "f" or is_float(dt):
+                return weak_constant(x, dt, y._device), y
         if isinstance(x, ArrayBase):
             if isinstance(y, ArrayBase):
                 if x.dtype == y.dtype:
@@ -157,8 +161,28 @@ def promote(op: str, *args):
 
 def _weak_scalar(value, like) -> Array:
     """The Python scalar ``value`` as a weak array of ``like``'s (floating) dtype."""
-    dev = device_of(like)
-    return Array(dev.xp.asarray(value, dtype=like.dtype), dev, True)
+    return weak_constant(value, like.dtype, device_of(like))
+
+
+# Python scalars met in arithmetic (``x + 1``, ``x * 0.5``) become 0-d weak arrays.  Arrays
+# are immutable, so one array per (value, dtype, device) serves every use: the cache saves
+# building a backend scalar and an ``Array`` per operation.  Zeros are never cached (0.0
+# and -0.0 are equal keys but different values), NaNs never hit (NaN != NaN) and are not
+# stored, and the cache stops growing at a fixed size (values past it are built each time).
+_WEAK_CONSTANTS: dict = {}
+_WEAK_CONSTANTS_MAX = 1024
+
+
+def weak_constant(value, dtype, dev) -> Array:
+    """The Python ``int``/``float`` ``value`` as a weak 0-d array of ``dtype`` on ``dev``."""
+    key = (value, dtype, dev)
+    hit = _WEAK_CONSTANTS.get(key)
+    if hit is not None:
+        return hit
+    out = Array(dev.xp.asarray(value, dtype=dtype), dev, True)
+    if value and value == value and len(_WEAK_CONSTANTS) < _WEAK_CONSTANTS_MAX:
+        _WEAK_CONSTANTS[key] = out
+    return out
 
 
 def _weak_kind(dt):
@@ -184,6 +208,8 @@ def astype(x, dtype, copy: bool = True, device=None):
 
 def to_inexact(x):
     """Integer and boolean operands of float-valued functions become the default float."""
+    if type(x) is Array and x._value.dtype.kind in "fc":
+        return x  # the hot path; other inexact dtypes (bfloat16) take the general one below
     x = as_operand(x)
     return x if is_inexact(x.dtype) else astype(x, DEFAULT_FLOAT)
 

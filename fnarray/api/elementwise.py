@@ -24,7 +24,8 @@ def _unary_float(prim):
 
 def _binary(prim, name):
     def f(x1, x2):
-        return prim.bind(*promote(name, x1, x2))
+        a, b = promote(name, x1, x2)
+        return prim.bind(a, b)  # two positional operands: bind's fastest call
     f.__name__ = name
     f.__doc__ = f"Elementwise {name} with broadcasting and type promotion."
     return f

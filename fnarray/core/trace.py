@@ -204,6 +204,21 @@ def _impl_quietly(prim, xp, vals, params):
         return prim.impl(xp, *vals, **params)
 
 
+_KERNEL_FAILURES = (ValueError, IndexError, np.linalg.LinAlgError)
+_KERNEL_SIGNALS = (RuntimeWarning, *_KERNEL_FAILURES)
+
+
+def _kernel_signal(prim, dev, args, params, err):
+    """The kernel raised ``err``: an intended inf/nan (the kernel is re-run quietly and its
+    result returned) or a failure (raised again naming the op, shapes and dtypes)."""
+    if isinstance(err, RuntimeWarning):
+        try:
+            return _impl_quietly(prim, dev.xp, [a._value for a in args], params)
+        except _KERNEL_FAILURES as e:
+            err = e
+    raise _kernel_error(prim, args, params, err) from None
+
+
 # --- bind ------------------------------------------------------------------------------
 
 def bind(prim, *args, **params):
@@ -211,7 +226,8 @@ def bind(prim, *args, **params):
 
     Operands that are all exactly ``Array`` never involve a trace, whatever is active (a
     transformation sees only its own tracers), so they go straight to the kernel.  One and
-    two operands, almost every call, are unpacked without a loop."""
+    two operands, almost every call, reach the kernel without building an operand list
+    (this is the hot path of every eager operation)."""
     n = len(args)
     if n == 2:
         x, y = args
@@ -220,13 +236,19 @@ def bind(prim, *args, **params):
         dev = x._device
         if y._device is not dev:
             raise _mixed_devices(prim, args)
-        vals = (x._value, y._value)
+        try:
+            out = prim.impl(dev.xp, x._value, y._value, **params)
+        except _KERNEL_SIGNALS as e:
+            out = _kernel_signal(prim, dev, args, params, e)
     elif n == 1:
         x = args[0]
         if type(x) is not Array:
             return _bind_traced(prim, args, params)
         dev = x._device
-        vals = (x._value,)
+        try:
+            out = prim.impl(dev.xp, x._value, **params)
+        except _KERNEL_SIGNALS as e:
+            out = _kernel_signal(prim, dev, args, params, e)
     else:
         dev = None
         for a in args:
@@ -236,14 +258,10 @@ def bind(prim, *args, **params):
                 if dev is not None:
                     raise _mixed_devices(prim, args)
                 dev = a._device
-        vals = [a._value for a in args]
-    try:
         try:
-            out = prim.impl(dev.xp, *vals, **params)
-        except RuntimeWarning:  # an intended inf/nan: see "floating-point special values"
-            out = _impl_quietly(prim, dev.xp, vals, params)
-    except (ValueError, IndexError, np.linalg.LinAlgError) as e:
-        raise _kernel_error(prim, args, params, e) from None
+            out = prim.impl(dev.xp, *[a._value for a in args], **params)
+        except _KERNEL_SIGNALS as e:
+            out = _kernel_signal(prim, dev, args, params, e)
     if prim.multiple_results:
         return tuple(Array(o, dev) for o in out)
     return Array(out, dev)
