@@ -13,6 +13,7 @@ from fnarray.compat import ops
 from fnarray.compat.limits import finfo, iinfo
 from fnarray.compat.tape import op_scope
 from fnarray.compat.tensor import Tensor, _raw, _shape_args
+from fnarray.core.shapes import is_float
 
 
 def _new(fill):
@@ -42,7 +43,7 @@ def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False,
 
 
 def is_floating_point(input) -> bool:
-    return input.dtype.kind == "f"
+    return is_float(input.dtype)
 
 
 def is_complex(input) -> bool:

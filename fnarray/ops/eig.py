@@ -46,7 +46,7 @@ def _eig_impl(xp, a):
 
 def _eig_abstract(a):
     _square_check("eig", a)
-    if not is_inexact(a.dtype) or a.dtype == np.float16:
+    if not is_inexact(a.dtype) or a.dtype.itemsize < 4:  # float16 and bfloat16 too
         raise TypeError(f"eig: expected float32/64 or complex64/128 matrices, got {a.dtype}")
     ctype = _complex_dtype(a.dtype)
     return (ShapedArray(a.shape[:-1], ctype), ShapedArray(a.shape, ctype))
