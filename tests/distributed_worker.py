@@ -210,6 +210,51 @@ def check_unused_parameters(r, n):
     assert ddp.module.c.weight.grad is None
 
 
+def check_sync_batch_norm(r, n):
+    """SyncBatchNorm on ranks with different batch sizes equals single-process BatchNorm on
+    the union batch: outputs, running statistics, input gradients and (summed over ranks)
+    parameter gradients of the sum of the ranks' losses, in float64."""
+    rng = np.random.default_rng(5)
+    sizes = [3 + q for q in range(n)]
+    starts = np.cumsum([0] + sizes)
+    for shape, layer in (((4, 5, 5), torch.nn.BatchNorm2d), ((4,), torch.nn.BatchNorm1d)):
+        x_all = rng.standard_normal((starts[-1],) + shape) * 3 + 1
+        g_all = rng.standard_normal(x_all.shape)
+        reference = layer(4, momentum=0.3).double()
+        with torch.no_grad():
+            reference.weight.copy_(torch.tensor(rng.standard_normal(4)))
+            reference.bias.copy_(torch.tensor(rng.standard_normal(4)))
+        sync = torch.nn.SyncBatchNorm.convert_sync_batchnorm(
+            torch.nn.Sequential(layer(4, momentum=0.3).double()))[0]
+        assert isinstance(sync, torch.nn.SyncBatchNorm)
+        sync.load_state_dict(reference.state_dict())
+        xs = torch.tensor(x_all, requires_grad=True)
+        mine = slice(starts[r], starts[r + 1])
+        x = torch.tensor(x_all[mine], requires_grad=True)
+        for _ in range(2):  # two steps: the running statistics are blended twice
+            for p in (*reference.parameters(), *sync.parameters(), xs, x):
+                p.grad = None
+            out_ref = reference(xs)
+            (out_ref * torch.tensor(g_all)).sum().backward()
+            out = sync(x)
+            (out * torch.tensor(g_all[mine])).sum().backward()
+            np.testing.assert_allclose(out.detach().numpy(), out_ref.detach().numpy()[mine],
+                                       rtol=0, atol=1e-10)
+            np.testing.assert_allclose(x.grad.numpy(), xs.grad.numpy()[mine], rtol=0,
+                                       atol=1e-10)
+            for p, q in zip(sync.parameters(), reference.parameters()):
+                total = dist.all_reduce(fa.asarray(p.grad.numpy()))
+                np.testing.assert_allclose(np.asarray(total), q.grad.numpy(), rtol=0,
+                                           atol=1e-10)
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            np.testing.assert_allclose(getattr(sync, name).numpy(),
+                                       getattr(reference, name).numpy(), rtol=0, atol=1e-10)
+        sync.eval()
+        reference.eval()
+        np.testing.assert_allclose(sync(x).detach().numpy(), reference(xs).detach().numpy()[mine],
+                                   rtol=0, atol=1e-12)
+
+
 def check_nccl(r, n):
     """The nccl backend, run with the CuPy test double (tests/fake_gpu) on PYTHONPATH: the
     backend's own code drives ``cupy.cuda.nccl`` with device pointers, checked against the
@@ -272,6 +317,7 @@ def main():
         check_unused_parameters(r, n)
     elif mode == "functional":
         check_functional(r, n)
+        check_sync_batch_norm(r, n)
     elif mode == "raise":
         if r == 1:
             raise ValueError("rank 1 fails on purpose")

@@ -89,6 +89,9 @@ CASES += [
     ("BatchNorm2d-train", lambda: nn.BatchNorm2d(2), lambda: (r(2, 2, 3, 3),), 1, True),
     ("BatchNorm2d-eval", lambda: nn.BatchNorm2d(2), lambda: (r(2, 2, 3, 3),), 1, False),
     ("BatchNorm3d-train", lambda: nn.BatchNorm3d(2), lambda: (r(2, 2, 2, 2, 2),), 1, True),
+    # one process: plain BatchNorm (tests/distributed_worker.py checks several ranks)
+    ("SyncBatchNorm-train", lambda: nn.SyncBatchNorm(2), lambda: (r(2, 2, 3, 3),), 1, True),
+    ("SyncBatchNorm-eval", lambda: nn.SyncBatchNorm(2), lambda: (r(3, 2, 4),), 1, False),
     ("InstanceNorm1d", lambda: nn.InstanceNorm1d(2, affine=True), lambda: (r(2, 2, 5),), 1,
      True),
     ("InstanceNorm2d-tracked", lambda: nn.InstanceNorm2d(2, track_running_stats=True),

@@ -23,7 +23,7 @@ from fnarray.nn.layers.loss import (  # noqa: F401
     L1Loss, MSELoss, NLLLoss, SmoothL1Loss)
 from fnarray.nn.layers.normalization import (  # noqa: F401
     BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d,
-    InstanceNorm3d, LayerNorm)
+    InstanceNorm3d, LayerNorm, SyncBatchNorm)
 from fnarray.nn.layers.pooling import (  # noqa: F401
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
     AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d)

@@ -1,4 +1,5 @@
-"""Normalisation layers: BatchNorm1d/2d/3d, InstanceNorm1d/2d/3d, LayerNorm, GroupNorm."""
+"""Normalisation layers: BatchNorm1d/2d/3d, SyncBatchNorm, InstanceNorm1d/2d/3d, LayerNorm,
+GroupNorm."""
 
 from __future__ import annotations
 
@@ -63,17 +64,25 @@ class _NormBase(Module):
 class _BatchNorm(_NormBase):
     dims = (2, 3)
 
-    def forward(self, input):
+    def _check_input(self, input) -> None:
         if input.ndim not in self.dims:
             raise ValueError(f"{self!r}: expected {' or '.join(f'{d}D' for d in self.dims)} "
                              f"input, got input of shape {tuple(input.shape)}")
         check_features(self, input, 1, self.num_features, "channels")
-        use_batch = self.training or not self.track_running_stats
+
+    def _count_batch(self) -> float:
+        """Count a training batch; the momentum its statistics are blended with."""
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked = self.num_batches_tracked + 1
             if self.momentum is None:  # cumulative moving average
                 momentum = 1.0 / float(self.num_batches_tracked)
+        return momentum
+
+    def forward(self, input):
+        self._check_input(input)
+        use_batch = self.training or not self.track_running_stats
+        momentum = self._count_batch()
         if not use_batch:
             return F.batch_norm(input, self.running_mean, self.running_var, self.weight,
                                 self.bias, False, momentum, self.eps)
@@ -98,6 +107,75 @@ class BatchNorm2d(_BatchNorm):
 
 class BatchNorm3d(_BatchNorm):
     dims = (5,)
+
+
+class SyncBatchNorm(_BatchNorm):
+    """BatchNorm over (N, C, ...) inputs whose training statistics are computed over the
+    batches of every rank of ``process_group`` (the world by default), as PyTorch's.
+
+    Each rank sums its values per channel; ``fnarray.distributed.psum`` adds the sums (and
+    the ranks' counts) across ranks, then the squared deviations from the global mean the
+    same way, so the batch may differ in size between ranks.  ``psum`` is a primitive whose
+    transpose is itself, so backward sends each rank's contribution to the statistics'
+    gradient back to every rank: the input gradients are those of single-process BatchNorm
+    on the union of the batches (for the sum of the ranks' losses).  In eval mode, or in a
+    one-process job, it is plain BatchNorm.
+    """
+
+    dims = (2, 3, 4, 5)
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, process_group=None,
+                 device=None, dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device,
+                         dtype)
+        self.process_group = process_group
+
+    def forward(self, input):
+        from fnarray import distributed as dist
+        group = self.process_group
+        if not (self.training and dist.is_initialized()
+                and dist.get_world_size(group) > 1):
+            return super().forward(input)
+        self._check_input(input)
+        momentum = self._count_batch()
+        axes = (0,) + tuple(range(2, input.ndim))
+        count = fa.full((1,), input.size // input.shape[1], input.dtype, input.device)
+        sums = dist.psum(fa.concatenate([fa.sum(input, axis=axes), count]), group)
+        total = float(sums[-1])
+        if total <= 1:
+            raise ValueError(f"{self!r}: expected more than 1 value per channel when "
+                             f"training, got input shape {tuple(input.shape)} ({total:g} "
+                             f"values per channel over all ranks)")
+        shape = F._channel_shape(input)
+        mean = sums[:-1] / total
+        centered = input - fa.reshape(mean, shape)
+        var = dist.psum(fa.sum(centered * centered, axis=axes), group) / total
+        out = F._affine(centered / fa.sqrt(fa.reshape(var, shape) + self.eps), self.weight,
+                        self.bias, shape)
+        if self.track_running_stats:
+            self._blend_running_stats(mean, var, int(total), momentum)
+        return out
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module: Module, process_group=None) -> Module:
+        """``module`` with every BatchNorm1d/2d/3d (itself or nested) replaced by a
+        SyncBatchNorm holding the same parameters, buffers and mode."""
+        if isinstance(module, _BatchNorm) and not isinstance(module, cls):
+            sync = cls(module.num_features, module.eps, module.momentum, module.affine,
+                       module.track_running_stats, process_group)
+            if module.affine:
+                sync.weight, sync.bias = module.weight, module.bias
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                setattr(sync, name, getattr(module, name))
+            sync.train(module.training)
+            return sync
+        for name, child in list(module._modules.items()):
+            if child is not None:
+                converted = cls.convert_sync_batchnorm(child, process_group)
+                if converted is not child:
+                    setattr(module, name, converted)
+        return module
 
 
 class _InstanceNorm(_NormBase):
