@@ -21,6 +21,7 @@ from fnarray.core.primitive import declare
 
 def _impl(xp, x, *, group):
     from fnarray import distributed as dist
+    from fnarray.distributed.collectives import Work, _wire
     if group is None and not dist.is_initialized():
         return xp.asarray(x)
     g = dist._group(group)
@@ -31,10 +32,10 @@ def _impl(xp, x, *, group):
         (out,), _ = g.nccl.all_reduce([x], "sum", "all_reduce_sum")
         return out
     host = np.asarray(x.get() if hasattr(x, "get") and not isinstance(x, np.ndarray) else x)
-    send = dist._wire(host)
+    send = _wire(host)
     recv = np.empty_like(send)
-    dist.Work([g.comm.Iallreduce(send, recv, op=dist._mpi().SUM)], lambda: None,
-              g.timeout, "all_reduce_sum").wait()
+    Work([g.comm.Iallreduce(send, recv, op=dist._mpi().SUM)], lambda: None, g.timeout,
+         "all_reduce_sum").wait()
     return xp.asarray(recv.astype(host.dtype))
 
 
