@@ -290,6 +290,22 @@ def check_nccl(r, n):
     small = dist.all_reduce(arr(np.array([r + 1, -3], np.int16)))
     assert small.dtype == np.int16 and np.asarray(small).tolist() == [n * (n + 1) // 2, -3 * n]
     np.testing.assert_allclose(np.asarray(dist.psum(arr(every[r]))), np.sum(every, 0))
+    # DistributedDataParallel on the GPU: broadcast from rank 0, buckets averaged by NCCL
+    torch.manual_seed(r)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    net = net.double().to(DEV)
+    ddp = DistributedDataParallel(net, bucket_cap_mb=40 / 2**20, find_unused_parameters=True)
+    xb = ten(data(r, np.float64, (5, 3)))
+    ddp(xb).sum().backward()
+    grads = [p.grad.cpu().numpy() for p in net.parameters()]
+    local = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    local = local.double().to(DEV)
+    local.load_state_dict(net.state_dict())
+    local(xb).sum().backward()
+    for g, p in zip(grads, local.parameters()):
+        assert p.grad.device == net[0].weight.device
+        mean = dist.all_reduce(p.grad._value, op=dist.ReduceOp.AVG)
+        np.testing.assert_allclose(g, np.asarray(mean), rtol=1e-12)
     errors = [(lambda: dist.all_reduce(fa.asarray(every[r])), "device cpu"),
               (lambda: dist.broadcast(torch.tensor(every[r]), 0), "device cpu"),
               (lambda: dist.all_reduce(fa.asarray(every[r], device=f"cuda:{mine + n}")),

@@ -154,7 +154,8 @@ class _Reducer:
             self._launch(len(self.works))
         used = None
         if find_unused:  # after the buckets: every rank issues collectives in one order
-            flags = fa.asarray(np.array([p.grad is not None for p in self.params], np.int32))
+            flags = fa.asarray(np.array([p.grad is not None for p in self.params], np.int32),
+                               device=self.params[0]._value.device)  # nccl: on the GPU
             counts = np.asarray(dist.all_reduce(flags, group=self.group))
             used = {id(p) for p, c in zip(self.params, counts) if c > 0}
         for bucket, work in self.works:
