@@ -288,6 +288,16 @@ def test_module_training_in_bfloat16():
     assert losses[-1] < 0.8 * losses[0]
 
 
+def test_dataloader_batches_bfloat16_samples():
+    data = torch.utils.data.TensorDataset(torch.arange(6.0).bfloat16().reshape(3, 2),
+                                          torch.arange(3))
+    (x, y), = list(torch.utils.data.DataLoader(data, batch_size=3))
+    assert x.dtype is torch.bfloat16 and x.tolist() == [[0, 1], [2, 3], [4, 5]]
+    samples = [(torch.full((2,), float(i), dtype=torch.bfloat16), i) for i in range(3)]
+    (x, y), = list(torch.utils.data.DataLoader(samples, batch_size=3))  # default_collate
+    assert x.dtype is torch.bfloat16 and x.tolist() == [[0, 0], [1, 1], [2, 2]]
+
+
 def test_save_load_round_trip(tmp_path):
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 2).bfloat16()

@@ -19,6 +19,7 @@ import numpy as np
 
 from fnarray import _interop
 from fnarray.core.array import Array
+from fnarray.core.shapes import is_float
 from fnarray.data.dataset import ColumnBatch
 
 _PYTHON_DTYPES = ((bool, np.bool_), (int, np.int64), (float, np.float64), (complex, np.complex128))
@@ -70,7 +71,7 @@ def _stack(batch) -> object:
     if len(shapes) != 1:
         raise RuntimeError(f"default_collate: cannot stack samples of different shapes "
                            f"{sorted(shapes)}; resize them or pass a collate_fn that pads")
-    if values[0].dtype.kind in "OUSV":
+    if values[0].dtype.kind in "OUSV" and not is_float(values[0].dtype):  # bfloat16 is 'V'
         raise TypeError(f"default_collate: cannot batch NumPy arrays of dtype {values[0].dtype}")
     inner = elem.array if _interop.is_tensor(elem) else elem
     device = inner.device if isinstance(inner, Array) else None
