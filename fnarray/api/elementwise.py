@@ -6,13 +6,14 @@ import math
 
 from fnarray.api._convert import as_operand, astype, promote, to_inexact
 from fnarray.core.shapes import DEFAULT_FLOAT, bool_, is_inexact
+from fnarray.core.trace import bind_binary, bind_unary
 from fnarray.ops import elementwise as ew
 
 
 def _unary(prim, convert=as_operand, note=""):
     """The user function for a unary primitive; ``convert`` prepares the operand."""
     def f(x):
-        return prim.bind(convert(x))
+        return bind_unary(prim, convert(x))  # the fixed-signature bind: no args tuple/dict
     f.__name__ = prim.name
     f.__doc__ = f"Elementwise {prim.name}{note}."
     return f
@@ -25,7 +26,7 @@ def _unary_float(prim):
 def _binary(prim, name):
     def f(x1, x2):
         a, b = promote(name, x1, x2)
-        return prim.bind(a, b)  # two positional operands: bind's fastest call
+        return bind_binary(prim, a, b)
     f.__name__ = name
     f.__doc__ = f"Elementwise {name} with broadcasting and type promotion."
     return f
@@ -36,7 +37,7 @@ def _binary_float(prim, name):
         a, b = promote(name, x1, x2)
         if not is_inexact(a.dtype):
             a, b = astype(a, DEFAULT_FLOAT), astype(b, DEFAULT_FLOAT)
-        return prim.bind(a, b)
+        return bind_binary(prim, a, b)
     f.__name__ = name
     f.__doc__ = f"Elementwise {name}; integer operands are computed in the default float."
     return f

@@ -220,51 +220,67 @@ def _kernel_signal(prim, dev, args, params, err):
 
 
 # --- bind ------------------------------------------------------------------------------
+# Operands that are all exactly ``Array`` never involve a trace, whatever is active (a
+# transformation sees only its own tracers), so they go straight to the kernel.  This is the
+# hot path of every eager operation, and on tiny arrays building ``bind``'s argument tuple
+# and keyword dict is much of its cost: one and two operands therefore go through
+# ``bind_unary``/``bind_binary``, whose fixed signatures build neither, and the elementwise
+# API functions call those directly.
+
+_NO_PARAMS: dict = {}  # their default; never handed on to a trace (which may keep it)
+
 
 def bind(prim, *args, **params):
-    """Apply ``prim`` to ``args``: eagerly when no tracer is involved, else via its trace.
-
-    Operands that are all exactly ``Array`` never involve a trace, whatever is active (a
-    transformation sees only its own tracers), so they go straight to the kernel.  One and
-    two operands, almost every call, reach the kernel without building an operand list
-    (this is the hot path of every eager operation)."""
+    """Apply ``prim`` to ``args``: eagerly when no tracer is involved, else via its trace."""
     n = len(args)
     if n == 2:
-        x, y = args
-        if type(x) is not Array or type(y) is not Array:
+        return bind_binary(prim, args[0], args[1], params)
+    if n == 1:
+        return bind_unary(prim, args[0], params)
+    dev = None
+    for a in args:
+        if type(a) is not Array:
             return _bind_traced(prim, args, params)
-        dev = x._device
-        if y._device is not dev:
-            raise _mixed_devices(prim, args)
-        try:
-            out = prim.impl(dev.xp, x._value, y._value, **params)
-        except _KERNEL_SIGNALS as e:
-            out = _kernel_signal(prim, dev, args, params, e)
-    elif n == 1:
-        x = args[0]
-        if type(x) is not Array:
-            return _bind_traced(prim, args, params)
-        dev = x._device
-        try:
-            out = prim.impl(dev.xp, x._value, **params)
-        except _KERNEL_SIGNALS as e:
-            out = _kernel_signal(prim, dev, args, params, e)
-    else:
-        dev = None
-        for a in args:
-            if type(a) is not Array:
-                return _bind_traced(prim, args, params)
-            if a._device is not dev:
-                if dev is not None:
-                    raise _mixed_devices(prim, args)
-                dev = a._device
-        try:
-            out = prim.impl(dev.xp, *[a._value for a in args], **params)
-        except _KERNEL_SIGNALS as e:
-            out = _kernel_signal(prim, dev, args, params, e)
-    if prim.multiple_results:
-        return tuple(Array(o, dev) for o in out)
-    return Array(out, dev)
+        if a._device is not dev:
+            if dev is not None:
+                raise _mixed_devices(prim, args)
+            dev = a._device
+    try:
+        out = prim.impl(dev.xp, *[a._value for a in args], **params)
+    except _KERNEL_SIGNALS as e:
+        out = _kernel_signal(prim, dev, args, params, e)
+    return _arrays(out, dev) if prim.multiple_results else Array(out, dev)
+
+
+def bind_unary(prim, x, params: dict = _NO_PARAMS):
+    """``bind(prim, x, **params)`` through a fixed signature (see above)."""
+    if type(x) is not Array:
+        return _bind_traced(prim, (x,), params or {})
+    dev = x._device
+    try:
+        out = prim.impl(dev.xp, x._value, **params)
+    except _KERNEL_SIGNALS as e:
+        out = _kernel_signal(prim, dev, (x,), params, e)
+    return _arrays(out, dev) if prim.multiple_results else Array(out, dev)
+
+
+def bind_binary(prim, x, y, params: dict = _NO_PARAMS):
+    """``bind(prim, x, y, **params)`` through a fixed signature (see above)."""
+    if type(x) is not Array or type(y) is not Array:
+        return _bind_traced(prim, (x, y), params or {})
+    dev = x._device
+    if y._device is not dev:
+        raise _mixed_devices(prim, (x, y))
+    try:
+        out = prim.impl(dev.xp, x._value, y._value, **params)
+    except _KERNEL_SIGNALS as e:
+        out = _kernel_signal(prim, dev, (x, y), params, e)
+    return _arrays(out, dev) if prim.multiple_results else Array(out, dev)
+
+
+def _arrays(outs, dev) -> tuple:
+    """A multiple-results kernel's buffers as ``Array``s."""
+    return tuple(Array(o, dev) for o in outs)
 
 
 def _bind_traced(prim, args, params):
