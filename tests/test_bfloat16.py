@@ -137,6 +137,19 @@ def test_reductions_and_products_accumulate_in_float32():
     assert out.dtype == fa.bfloat16 and out.item() == 1024.0
 
 
+def test_random_samplers_and_creation_in_bfloat16():
+    key = fa.random.key(0)
+    u = fa.random.uniform(key, (20000,), fa.bfloat16)
+    assert u.dtype == fa.bfloat16  # 7 random mantissa bits: 128 values in [0, 1), as JAX
+    assert len(np.unique(np.asarray(u))) == 128 and 0 <= float(fa.min(u)) < float(fa.max(u)) < 1
+    n = fa.random.normal(key, (20000,), fa.bfloat16)
+    assert n.dtype == fa.bfloat16 and abs(float(fa.mean(n))) < 0.05
+    assert abs(float(fa.std(n.astype(fa.float32))) - 1) < 0.05
+    assert fa.arange(3, dtype=fa.bfloat16).tolist() == [0, 1, 2]
+    assert fa.linspace(0, 1, 5, dtype=fa.bfloat16).tolist() == [0, 0.25, 0.5, 0.75, 1]
+    assert fa.full((2,), 3.5, dtype=fa.bfloat16).dtype == fa.bfloat16
+
+
 def test_linalg_runs_in_float32_and_rounds_back():
     rng = np.random.default_rng(0)
     m = (rng.normal(size=(4, 4)) + 4 * np.eye(4)).astype(BF16)

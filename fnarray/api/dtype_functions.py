@@ -7,7 +7,7 @@ import numpy as np
 from fnarray.core import device as _device
 from fnarray.core import shapes
 from fnarray.core.array import ArrayBase
-from fnarray.core.bfloat16 import is_bfloat16
+from fnarray.core import bfloat16
 from fnarray.core.shapes import is_float, is_inexact
 
 _KINDS = {
@@ -82,10 +82,7 @@ def finfo(type_) -> finfo_object:
     if not is_inexact(dt):
         raise TypeError(f"finfo: {dt} is not a floating or complex dtype; use fa.iinfo for "
                         f"integer dtypes")
-    if is_bfloat16(dt):  # NumPy's finfo knows only its own floats
-        import ml_dtypes
-        return finfo_object(ml_dtypes.finfo(dt))
-    return finfo_object(np.finfo(dt))
+    return finfo_object(bfloat16.finfo(dt))  # NumPy's, or ml_dtypes' for bfloat16
 
 
 def iinfo(type_):

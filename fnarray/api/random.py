@@ -24,6 +24,7 @@ from fnarray.api._convert import as_operand, astype, device_of, from_python, to_
 from fnarray.api.indexing import take
 from fnarray.api.nn import log_softmax
 from fnarray.api.searching import argsort
+from fnarray.core import bfloat16
 from fnarray.core.array import ArrayBase
 from fnarray.core.shapes import DEFAULT_INT, canonical_dtype, float32, is_float, uint32, uint64
 from fnarray.ops.random_bits import threefry2x32, random_bits
@@ -125,7 +126,7 @@ def _float_dtype(dtype, op: str):
 
 def _unit(key, shape, dtype):
     """Floats in ``[0, 1)`` with ``nmant`` random mantissa bits."""
-    nmant = np.finfo(dtype).nmant
+    nmant = bfloat16.finfo(dtype).nmant  # NumPy's finfo, or ml_dtypes' for bfloat16
     if nmant > 32:
         word, width = bits(key, shape, uint64), 64
     else:

@@ -61,6 +61,14 @@ def is_bfloat16_name(value) -> bool:
             else getattr(value, "__name__", None) == "bfloat16" and isinstance(value, type))
 
 
+def finfo(dtype) -> np.finfo:
+    """NumPy's ``finfo`` for any float dtype; ml_dtypes' (a subclass) for bfloat16."""
+    if is_bfloat16(dtype):
+        import ml_dtypes
+        return ml_dtypes.finfo(dtype)
+    return np.finfo(dtype)
+
+
 def _widen(v):
     return v.astype(np.float32) if is_bfloat16(v.dtype) else v
 
