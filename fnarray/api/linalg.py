@@ -27,6 +27,7 @@ from fnarray.api.indexing import getitem
 from fnarray.api.manipulation import (broadcast_to, concatenate, expand_dims, matrix_transpose,
                                       moveaxis, stack)
 from fnarray.api.reductions import max as _max, min as _min, normalize_axes, sum as _sum
+from fnarray.core import bfloat16
 from fnarray.core.shapes import broadcast_shapes
 from fnarray.ops import decompositions as _dec
 
@@ -217,7 +218,7 @@ def _h(x):
 
 
 def _default_rtol(x):
-    return max(x.shape[-2:]) * float(np.finfo(x.dtype).eps)
+    return max(x.shape[-2:]) * float(bfloat16.finfo(x.dtype).eps)
 
 
 def pinv(x, rtol=None, hermitian: bool = False):

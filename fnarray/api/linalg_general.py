@@ -19,6 +19,7 @@ from fnarray.api.elementwise import abs as _abs, conj, where
 from fnarray.api.linalg import _matrix
 from fnarray.api.manipulation import expand_dims, matrix_transpose
 from fnarray.api.reductions import sum as _sum
+from fnarray.core import bfloat16
 from fnarray.core.trace import ConcretizationError
 from fnarray.ops import decompositions as _dec
 from fnarray.ops.eig import eig as _eig
@@ -66,7 +67,7 @@ def lstsq(a, b, rcond=None, *, numpy_resid: bool = False):
     b2 = expand_dims(b, -1) if vector else b
     m, n = a.shape
     u, s, vh = _dec.svd.bind(a)
-    eps = float(np.finfo(s.dtype).eps)
+    eps = float(bfloat16.finfo(s.dtype).eps)
     rcond = eps * max(m, n) if rcond is None or rcond < 0 else float(rcond)
     keep = s > rcond * s[0] if s.shape[0] else s > 0
     s_inv = where(keep, 1.0 / where(keep, s, 1.0), 0.0)

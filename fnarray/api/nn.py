@@ -218,7 +218,7 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool
     widths = ((0, 0),) * (x.ndim - nd) + tuple((p, p + e)
                                                for p, e in zip(geom["pad"], geom["extra"]))
     if any(lo or hi for lo, hi in widths):
-        fill = (-math.inf if x.dtype.kind == "f"
+        fill = (-math.inf if is_float(x.dtype)
                 else (False if x.dtype.kind == "b" else int(np.iinfo(x.dtype).min)))
         x = mp.pad(x, widths, constant_values=fill)
     values, _ = _pooling.max_pool.bind(x, kernel=geom["kernel"], strides=geom["strides"],

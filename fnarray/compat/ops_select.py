@@ -15,6 +15,7 @@ from fnarray import api as fa
 from fnarray.compat.ops import FUNCTIONS, METHODS
 from fnarray.compat.tape import op_scope
 from fnarray.compat.tensor import Tensor
+from fnarray.core import bfloat16
 from fnarray.core.shapes import is_float
 
 
@@ -132,7 +133,7 @@ def nan_to_num(input, nan: float = 0.0, posinf=None, neginf=None):
     default); the gradient passes where the input was finite."""
     if not is_float(input.dtype):
         return input.clone()
-    info = np.finfo(input.dtype)
+    info = bfloat16.finfo(input.dtype)
     big = info.max if posinf is None else posinf
     low = info.min if neginf is None else neginf
     with op_scope("NanToNumBackward0"):
