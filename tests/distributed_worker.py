@@ -96,6 +96,70 @@ def check_collectives(r, n):
     except TypeError as exc:
         assert "ReduceOp.AVG needs floating" in str(exc)
     dist.barrier()
+    check_rooted(r, n)
+
+
+def check_rooted(r, n):
+    """reduce, gather, scatter, send/recv, all_gather_into_tensor, reduce_scatter_tensor."""
+    every = [data(q, np.float64) for q in range(n)]
+    last = n - 1
+    got = dist.reduce(arr(every[r]), dst=last, op=dist.ReduceOp.MAX)
+    assert (got is None) == (r != last)
+    if r == last:
+        np.testing.assert_array_equal(np.asarray(got), np.max(every, 0))
+    t = ten(every[r])
+    dist.reduce(t, dst=0, op=dist.ReduceOp.AVG)
+    np.testing.assert_allclose(t.cpu().numpy(), np.mean(every, 0) if r == 0 else every[r],
+                               rtol=1e-12)
+    gathered = dist.gather(arr(every[r]), dst=last)
+    assert (gathered is None) == (r != last)
+    if r == last:
+        for q in range(n):
+            np.testing.assert_array_equal(np.asarray(gathered[q]), every[q])
+    slots = [torch.zeros(2, 3, dtype=torch.float64, device=DEV) for _ in range(n)] if r == 0 \
+        else None
+    dist.gather(ten(every[r]), slots, dst=0)
+    if r == 0:
+        for q in range(n):
+            np.testing.assert_array_equal(slots[q].cpu().numpy(), every[q])
+    parts = [arr(data(50 + q, np.int64)) for q in range(n)] if r == 0 else None
+    got = dist.scatter(arr(np.zeros((2, 3), np.int64)), parts, src=0)
+    np.testing.assert_array_equal(np.asarray(got), data(50 + r, np.int64))
+    t = torch.zeros(2, 3, dtype=torch.float64, device=DEV)
+    dist.scatter(t, [ten(e) for e in every] if r == last else None, src=last)
+    np.testing.assert_array_equal(t.cpu().numpy(), every[r])
+    # a ring of point-to-point transfers, batched so the pairs cannot deadlock
+    right, left = (r + 1) % n, (r - 1) % n
+    t = torch.zeros(2, 3, dtype=torch.float64, device=DEV)
+    sent, got = dist.batch_isend_irecv([dist.P2POp(dist.isend, ten(every[r]), right),
+                                        dist.P2POp(dist.irecv, t, left)])
+    sent.wait()
+    got.wait()
+    assert got.source == left
+    np.testing.assert_array_equal(t.cpu().numpy(), every[left])
+    if DEV == "cpu":  # MPI: separate non-blocking calls, and receiving from any rank
+        sent = dist.isend(arr(every[r]), right)
+        work = dist.irecv(arr(np.zeros((2, 3))))
+        sent.wait()
+        assert work.source == left
+        np.testing.assert_array_equal(np.asarray(work.result()), every[left])
+    if r == 0:
+        dist.send(arr(every[0]), dst=last)
+    elif r == last:
+        assert dist.recv(t, src=0) == 0
+        np.testing.assert_array_equal(t.cpu().numpy(), every[0])
+    joined = dist.all_gather_into_tensor(None, arr(every[r]))
+    np.testing.assert_array_equal(np.asarray(joined), np.concatenate(every))
+    stacked = torch.zeros(n, 2, 3, dtype=torch.float64, device=DEV)
+    dist.all_gather_into_tensor(stacked, ten(every[r]))
+    np.testing.assert_array_equal(stacked.cpu().numpy(), np.stack(every))
+    big = [data(70 + q, np.float64, (2 * n, 3)) for q in range(n)]
+    mine = np.sum(big, 0)[2 * r:2 * r + 2]
+    np.testing.assert_allclose(np.asarray(dist.reduce_scatter_tensor(None, arr(big[r]))),
+                               mine, rtol=1e-12)
+    out = torch.zeros(2, 3, dtype=torch.float64, device=DEV)
+    dist.reduce_scatter_tensor(out, ten(big[r]), op=dist.ReduceOp.AVG)
+    np.testing.assert_allclose(out.cpu().numpy(), mine / n, rtol=1e-12)
 
 
 def model():

@@ -30,9 +30,11 @@ from datetime import timedelta
 from enum import Enum
 
 __all__ = [
-    "ProcessGroup", "ReduceOp", "Work", "all_gather", "all_reduce", "barrier", "broadcast",
-    "destroy_process_group", "get_rank", "get_world_size", "init_process_group",
-    "is_available", "is_initialized", "new_group", "pmean", "psum", "reduce_scatter"]
+    "P2POp", "ProcessGroup", "ReduceOp", "Work", "all_gather", "all_gather_into_tensor",
+    "all_reduce", "barrier", "batch_isend_irecv", "broadcast", "destroy_process_group",
+    "gather", "get_rank", "get_world_size", "init_process_group", "irecv", "is_available",
+    "is_initialized", "isend", "new_group", "pmean", "psum", "recv", "reduce",
+    "reduce_scatter", "reduce_scatter_tensor", "scatter", "send"]
 
 
 def _mpi():
@@ -201,5 +203,8 @@ def _free(group: ProcessGroup) -> None:
 
 
 from fnarray.distributed.collectives import (  # noqa: E402,F401  (they use the above)
-    StreamWork, Work, all_gather, all_reduce, barrier, broadcast, reduce_scatter)
+    StreamWork, Work, all_gather, all_gather_into_tensor, all_reduce, barrier, broadcast,
+    reduce_scatter, reduce_scatter_tensor)
+from fnarray.distributed.rooted import (  # noqa: E402,F401
+    P2POp, batch_isend_irecv, gather, irecv, isend, recv, reduce, scatter, send)
 from fnarray.distributed.functional import pmean, psum  # noqa: E402  (uses _group above)

@@ -267,6 +267,64 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group: ProcessGroup | No
     return _run(work(finish, g.timeout, "reduce_scatter"), async_op, not _is_tensor(output))
 
 
+def all_gather_into_tensor(output_tensor, input_tensor, group: ProcessGroup | None = None,
+                           async_op: bool = False):
+    """``all_gather`` into one tensor: the ranks' inputs concatenated along dim 0 (or
+    stacked: any ``output_tensor`` of ``world size`` times the input's size, filled in rank
+    order).  With arrays pass ``output_tensor=None``: the concatenation is returned."""
+    g = _active(group, "all_gather_into_tensor")
+    if g is None:
+        return None
+    value = input_tensor._value if _is_tensor(input_tensor) else fa.asarray(input_tensor)
+    parts = all_gather(None, value, group=group, async_op=True)
+
+    def finish():
+        joined = fa.concatenate([fa.reshape(p, (-1,)) for p in parts.result()])
+        if not _is_tensor(output_tensor):
+            shape = (g.size() * (value.shape[0] if value.ndim else 1),) + tuple(value.shape[1:])
+            return fa.reshape(joined, shape)
+        if output_tensor.numel() != joined.size:
+            raise ValueError(f"all_gather_into_tensor: output_tensor has {output_tensor.numel()} "
+                             f"elements; it needs world size ({g.size()}) x input size "
+                             f"({value.size}) = {joined.size}")
+        return _write_back([output_tensor], None, [fa.reshape(joined, tuple(output_tensor.shape))])
+    return _run(_Then(parts, finish, g.timeout, "all_gather_into_tensor"), async_op,
+                not _is_tensor(output_tensor))
+
+
+def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group: ProcessGroup | None = None,
+                          async_op: bool = False):
+    """``reduce_scatter`` of one tensor: ``input`` (world size times ``output``'s size, in
+    rank-order chunks along dim 0) is reduced over the ranks and rank i keeps chunk i — in
+    ``output`` for compat tensors, returned for arrays (``output=None``)."""
+    g = _active(group, "reduce_scatter_tensor")
+    if g is None:
+        return None
+    value = input._value if _is_tensor(input) else fa.asarray(input)
+    if value.ndim == 0 or value.shape[0] % g.size():
+        raise ValueError(f"reduce_scatter_tensor: input of shape {tuple(value.shape)} does not "
+                         f"split into {g.size()} equal chunks along dim 0")
+    step = value.shape[0] // g.size()
+    chunks = [value[q * step:(q + 1) * step] for q in range(g.size())]
+    if _is_tensor(output):
+        chunks = [fa.reshape(c, tuple(output.shape)) for c in chunks]
+    return reduce_scatter(output, chunks, op, group, async_op)
+
+
+class _Then(Work):
+    """A work handle finishing with ``finish()`` once the work ``first`` has completed."""
+
+    def __init__(self, first: Work, finish, timeout, name: str):
+        super().__init__([], finish, timeout, name)
+        self._first = first
+
+    def _test(self) -> bool:
+        return self._first.is_completed()
+
+    def _block(self) -> None:
+        self._first.wait()
+
+
 def barrier(group: ProcessGroup | None = None, async_op: bool = False):
     """Wait until every rank of the group has reached the barrier."""
     g = _active(group, "barrier")

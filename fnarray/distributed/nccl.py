@@ -196,3 +196,36 @@ class NcclComm:
                                 self.cupy.cuda.get_current_stream().ptr)
         result = read(out / self.size if divide else out).astype(bufs[0].dtype, copy=False)
         return result, self._event()
+
+    def reduce(self, buf, op: str, root: int):
+        """NCCL reduce: the reduced buffer, meaningful on ``root`` only."""
+        wire, kind, wire_op, read = self._wire(buf, op, "reduce")
+        code, divide = self._op_code(wire_op, wire.dtype)
+        out = self.cupy.empty_like(wire)
+        self.comm.reduce(wire.data.ptr, out.data.ptr, wire.size, getattr(self.nccl, kind), code,
+                         root, self.cupy.cuda.get_current_stream().ptr)
+        result = read(out / self.size if divide else out).astype(buf.dtype, copy=False)
+        return result, self._event()
+
+    def exchange(self, sends: dict, recvs: dict, name: str):
+        """Point-to-point transfers in one NCCL group (so that pairs cannot deadlock):
+        ``sends`` maps peer -> buffer, ``recvs`` maps peer -> a buffer of the shape and
+        dtype to receive; returns ``({peer: received buffer}, event)``."""
+        stream = self.cupy.cuda.get_current_stream().ptr
+        pending, keep = {}, []
+        self.nccl.groupStart()
+        try:
+            for peer, buf in sends.items():
+                wire, kind, _, _ = self._wire(buf, None, name)
+                self.comm.send(wire.data.ptr, wire.size, getattr(self.nccl, kind), peer, stream)
+                keep.append(wire)  # alive until the transfer is queued
+            for peer, like in recvs.items():
+                wire, kind, _, read = self._wire(like, None, name)
+                out = self.cupy.empty_like(wire)
+                self.comm.recv(out.data.ptr, out.size, getattr(self.nccl, kind), peer, stream)
+                pending[peer] = (out, read, like.dtype)
+        finally:
+            self.nccl.groupEnd()
+        got = {peer: read(out).astype(dtype, copy=False)
+               for peer, (out, read, dtype) in pending.items()}
+        return got, self._event()

@@ -132,6 +132,20 @@ class NcclCommunicator:
             return self._comm.Iallreduce(src, dst, op=_MPI_OPS[op]), finish
         self._call(start)
 
+    def reduce(self, sendbuf, recvbuf, count, datatype, op, root, stream):
+        self._check_stream(stream)
+        send, recv = _memory(sendbuf, count, datatype), _memory(recvbuf, count, datatype)
+        src = send.astype(np.float32) if send.dtype == np.float16 else send.copy()
+        dst = np.zeros_like(src)
+
+        def start():
+            def finish():
+                if self._rank == root:
+                    out = dst / self._size if op == _AVG else dst
+                    recv[...] = out.astype(recv.dtype)
+            return self._comm.Ireduce(src, dst, op=_MPI_OPS[op], root=root), finish
+        self._call(start)
+
     def broadcast(self, sendbuff, recvbuff, count, datatype, root, stream):
         self._check_stream(stream)
         recv = _memory(recvbuff, count, datatype)
