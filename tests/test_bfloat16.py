@@ -159,6 +159,9 @@ def test_linalg_runs_in_float32_and_rounds_back():
     np.testing.assert_array_equal(_f64(got), _f64(exact.astype(BF16)))
     s = fa.linalg.svd(fa.asarray(m), compute_uv=False)
     assert s.dtype == fa.bfloat16
+    eye = fa.eye(3, dtype=fa.bfloat16)  # tolerances read bfloat16's machine epsilon
+    assert fa.linalg.pinv(eye).dtype == fa.bfloat16 and int(fa.linalg.matrix_rank(eye)) == 3
+    assert fa.linalg.lstsq(eye, fa.ones(3, fa.bfloat16))[0].tolist() == [1, 1, 1]
 
 
 FLOAT_SAMPLES = all_samples()
@@ -278,6 +281,10 @@ def test_tensor_conversions_repr_numpy():
     assert b.numpy().dtype == BF16
     assert torch.zeros(2, dtype=torch.bfloat16).dtype is torch.bfloat16
     assert torch.randn(3, 3, dtype=torch.bfloat16).dtype is torch.bfloat16
+    fixed = torch.nan_to_num(torch.tensor([float("nan"), float("inf"), 1.0]).bfloat16())
+    assert fixed.tolist() == [0.0, float(torch.finfo(torch.bfloat16).max), 1.0]
+    pooled = torch.nn.functional.max_pool2d(-torch.ones(1, 1, 2, 2).bfloat16(), 2, padding=1)
+    assert pooled.dtype is torch.bfloat16 and pooled.tolist() == [[[[-1, -1], [-1, -1]]]]
 
 
 def test_module_training_in_bfloat16():
