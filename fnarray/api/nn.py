@@ -257,7 +257,8 @@ def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
     win = _conv.conv_patches.bind(
         flat, kernel=geom["kernel"], strides=geom["strides"], dilation=geom["dilation"],
         padding=tuple((p, p + e) for p, e in zip(geom["pad"], geom["extra"])))
-    total = mp.reshape(red.sum(win, axis=tuple(range(1, 1 + nd))), (*geom["lead"], *geom["out"]))
+    total = red.sum(win, axis=tuple(range(1, 1 + nd)))
+    total = mp.reshape(total, (*geom["lead"], *geom["out"]))
     if divisor_override is not None:
         return total / divisor_override
     div = creation.asarray(_avg_divisor(geom, count_include_pad), dtype=total.dtype,

@@ -1,5 +1,6 @@
-"""Convolution: the bilinear primitive ``conv`` and a pair of mutually transposed linear
-primitives, ``conv_patches`` (im2col) and ``conv_patches_transpose`` (col2im).
+"""Convolution: the bilinear primitives ``conv`` and ``conv_columns`` and a pair of mutually
+transposed linear primitives, ``conv_patches`` (im2col) and ``conv_patches_transpose``
+(col2im).
 
 Layouts follow PyTorch: the input is ``(N, C_in, *spatial)``, the weight
 ``(C_out, C_in // groups, *kernel)``, and ``conv`` is a cross-correlation.  Static
@@ -9,20 +10,24 @@ explicit ``((lo, hi), ...)`` zero padding, ``dilation``; plus ``groups``.
 ``conv_patches(x)`` has shape ``(C, *kernel, N, *out)``: entry ``[c, k.., n, i..]`` is the
 padded input at ``i * stride + k * dilation``.  Channels and kernel offsets first, samples
 and output positions last, makes every contraction of a convolution ONE matrix product
-per group, with no transposed copy of any operand:
+per group, with no transposed copy of a large operand (BLAS reads transposed operands in
+place):
 
-* forward: ``(C_out, C*K) @ (C*K, N*out)``; the result ``(C_out, N, *out)`` is returned as
-  a transposed view ``(N, C_out, *out)`` (the memory stays channel-major, and the
-  elementwise ops that follow keep that layout, so the cotangent arrives channel-major);
-* weight cotangent: ``(C_out, N*out) @ (N*out, C*K)`` with the patches of the forward pass
-  (saved by the ``fwd`` rule, never rebuilt), the patch matrix read transposed by GEMM;
-* input cotangent: ``(C*K, C_out) @ (C_out, N*out)`` gives patch-shaped columns, which
+* forward, ``conv_columns(cols, w)``: ``(O, C*K) @ (C*K, N*out)``, whose ``(O, N, *out)``
+  result becomes the ``(N, O, *out)`` output by a copy that swaps the two outer axes
+  (whole rows of ``out`` move);
+* weight cotangent: ``(O, N*out) @ (N*out, C*K)`` with the patches of the forward pass
+  (``conv``'s ``fwd`` rule runs ``conv_columns(conv_patches(x), w)`` and keeps the patches
+  as the residual, so im2col runs once per training step);
+* input cotangent: ``(C*K, O) @ (O, N*out)`` gives patch columns, which
   ``conv_patches_transpose`` adds back onto the input grid (one strided add per kernel
   offset into one fresh buffer).  That second step is exactly a transposed convolution,
   which is also how ``fa.conv_transpose`` is computed.
 
-The one copy of a convolution is the im2col of its forward pass; pooling reduces the
-same windows over the kernel axes without materialising them (``ops/pooling.py``).
+Every result is an ordinary C-ordered array, so eager and jitted programs (whose executor
+writes into reused C-ordered buffers) see the same layouts and sum reductions in the same
+order.  The one large copy of a convolution is the im2col of its forward pass; the output
+cotangent's ``(N, O)`` swap costs one cheap pass.
 """
 
 from __future__ import annotations
@@ -74,14 +79,14 @@ def _patches_impl(xp, x, *, kernel, strides, padding, dilation):
 
 def _patches_transpose_impl(xp, cols, *, in_spatial, kernel, strides, padding, dilation):
     """col2im: columns ``(C, *kernel, N, *out)`` added back onto the padded input grid, one
-    strided add per kernel offset into one fresh ``(C, N, *padded)`` buffer (a loop over
-    the ``prod(kernel)`` offsets, never over the data).  Where no two windows share a grid
-    cell (stride >= dilated kernel), each offset's cells are written once, so a plain
-    assignment replaces the addition.  Returned as an ``(N, C, *in_spatial)`` view."""
+    strided add per kernel offset into one fresh ``(N, C, *padded)`` buffer (a loop over
+    the ``prod(kernel)`` offsets, never over the data; every pass runs along contiguous
+    output rows).  Where no two windows share a grid cell (stride >= dilated kernel), each
+    offset's cells are written once, so a plain assignment replaces the addition."""
     nd = len(kernel)
     c, n, out = cols.shape[0], cols.shape[1 + nd], cols.shape[2 + nd:]
     padded = tuple(s + lo + hi for s, (lo, hi) in zip(in_spatial, padding))
-    acc = xp.zeros((c, n, *padded), dtype=cols.dtype)
+    acc = xp.zeros((n, c, *padded), dtype=cols.dtype)
     disjoint = all(k == 1 or m == 1 or s >= d * (k - 1) + 1
                    for k, m, s, d in zip(kernel, out, strides, dilation))
     if all(out):
@@ -89,31 +94,34 @@ def _patches_transpose_impl(xp, cols, *, in_spatial, kernel, strides, padding, d
             region = (slice(None), slice(None),
                       *(slice(o * d, o * d + (m - 1) * s + 1, s)
                         for o, d, m, s in zip(offs, dilation, out, strides)))
-            col = cols[(slice(None), *offs)]
+            col = xp.swapaxes(cols[(slice(None), *offs)], 0, 1)
             if disjoint:
                 acc[region] = col
             else:
                 acc[region] += col
+    if not any(lo or hi for lo, hi in padding):
+        return acc
     crop = tuple(slice(lo, lo + s) for s, (lo, _) in zip(in_spatial, padding))
-    return xp.swapaxes(acc[(slice(None), slice(None), *crop)], 0, 1)
+    return xp.ascontiguousarray(acc[(slice(None), slice(None), *crop)])
 
 
 def _conv_impl(xp, x, w, *, strides, padding, dilation, groups):
-    """im2col (the one copy) and one matrix product per group,
-    ``(g, O/g, C/g*K) @ (g, C/g*K, N*out)``, returned as an ``(N, O, *out)`` view of the
-    channel-major result."""
+    """im2col (the one copy) and one matrix product per group (``conv_columns``)."""
     cols = _patches_impl(xp, x, kernel=w.shape[2:], strides=strides, padding=padding,
                          dilation=dilation)
-    return _columns_product(xp, cols, w, groups)
+    return _columns_impl(xp, cols, w, groups=groups)
 
 
-def _columns_product(xp, cols, w, groups):
-    """The forward GEMM on patch columns (shared by ``conv``'s kernel and its ``fwd``)."""
+def _columns_impl(xp, cols, w, *, groups):
+    """``(g, O/g, C/g*K) @ (g, C/g*K, N*out)``, then ``(O, N, *out)`` -> ``(N, O, *out)``:
+    a contiguous copy that only swaps the two outer axes (whole output rows move), so
+    every activation is an ordinary C-ordered array (eager and jit agree on layouts, and
+    with them on the summation order of later reductions)."""
     nd = w.ndim - 2
     n, out = cols.shape[1 + nd], cols.shape[2 + nd:]
     wg = w.reshape(groups, w.shape[0] // groups, math.prod(w.shape[1:]))
     y = xp.matmul(wg, cols.reshape(groups, wg.shape[2], n * math.prod(out)))
-    return xp.swapaxes(y.reshape(w.shape[0], n, *out), 0, 1)
+    return xp.ascontiguousarray(xp.swapaxes(y.reshape(w.shape[0], n, *out), 0, 1))
 
 
 # --- the linear pair ---------------------------------------------------------------------------
@@ -159,16 +167,10 @@ conv_patches_transpose = linear(
     batch=_patches_transpose_batch)
 
 
-# --- conv --------------------------------------------------------------------------------------
-
-def _conv_abstract(a, w, *, strides, padding, dilation, groups):
-    out = out_spatial(a.shape[2:], w.shape[2:], strides, padding, dilation)
-    return ShapedArray((a.shape[0], w.shape[0], *out), a.dtype, a.weak_type and w.weak_type)
-
+# --- the contractions of a convolution (shared by its rules) -----------------------------------
 
 def _channel_major(ct, groups):
-    """``(N, O, *out)`` as ``(g, O/g, N*out)``: a view when ``ct`` is laid out channel-major
-    (as ``conv``'s own output and the elementwise ops after it are), else one copy."""
+    """``(N, O, *out)`` as ``(g, O/g, N*out)``: a copy that swaps the two outer axes."""
     n, o, out = ct.shape[0], ct.shape[1], ct.shape[2:]
     ct = fa.permute_dims(ct, (1, 0, *range(2, ct.ndim)))
     return fa.reshape(ct, (groups, o // groups, n * math.prod(out)))
@@ -179,30 +181,107 @@ def _grouped(w, groups):
     return fa.reshape(w, (groups, w.shape[0] // groups, math.prod(w.shape[1:])))
 
 
+def _columns_cotangent(ct, w, groups):
+    """``(C/g*K, O/g) @ (O/g, N*out)`` per group: the patch columns ``(C, *kernel, N,
+    *out)`` of the input cotangent (BLAS reads the transposed weight in place)."""
+    n, out = ct.shape[0], ct.shape[2:]
+    cols = dot_general.bind(_grouped(w, groups), _channel_major(ct, groups),
+                            contract=((1,), (1,)), batch=((0,), (0,)))  # (g, C/g*K, N*out)
+    return fa.reshape(cols, (w.shape[1] * groups, *w.shape[2:], n, *out))
+
+
 def transposed_conv(ct, w, in_spatial, *, strides, padding, dilation, groups):
     """The adjoint of ``conv(·, w)`` applied to ``ct``: its input cotangent, and PyTorch's
-    transposed convolution.  ``ct`` is ``(N, C_out, *out)``, the result ``(N, C_in, *in)``.
-    One ``(C/g*K, O/g) @ (O/g, N*out)`` product per group gives the patch columns
-    ``(C, *kernel, N, *out)`` that col2im adds back onto the input grid."""
-    n, out = ct.shape[0], ct.shape[2:]
-    kernel = tuple(w.shape[2:])
-    wg = _grouped(w, groups)
-    cols = dot_general.bind(wg, _channel_major(ct, groups), contract=((1,), (1,)),
-                            batch=((0,), (0,)))  # (g, C/g*K, N*out)
-    cols = fa.reshape(cols, (w.shape[1] * groups, *kernel, n, *out))
-    return conv_patches_transpose.bind(cols, in_spatial=tuple(in_spatial), kernel=kernel,
-                                       strides=strides, padding=padding, dilation=dilation)
+    transposed convolution.  ``ct`` is ``(N, C_out, *out)``, the result ``(N, C_in, *in)``:
+    one product per group gives the patch columns, which col2im adds onto the grid."""
+    return conv_patches_transpose.bind(
+        _columns_cotangent(ct, w, groups), in_spatial=tuple(in_spatial),
+        kernel=tuple(w.shape[2:]), strides=strides, padding=padding, dilation=dilation)
 
 
-def _weight_cotangent(ct, patches, w_shape, groups):
+def _weight_cotangent(ct, cols, w_shape, groups):
     """``(O/g, N*out) @ (N*out, C/g*K)`` per group: the output cotangent against the
     forward's patch columns (read transposed by GEMM, not copied)."""
     nd = len(w_shape) - 2
-    pg = fa.reshape(patches, (groups, math.prod(patches.shape[:1 + nd]) // groups,
-                              math.prod(patches.shape[1 + nd:])))
+    pg = fa.reshape(cols, (groups, math.prod(cols.shape[:1 + nd]) // groups,
+                           math.prod(cols.shape[1 + nd:])))
     gw = dot_general.bind(_channel_major(ct, groups), pg, contract=((2,), (2,)),
                           batch=((0,), (0,)))  # (g, O/g, C/g*K)
     return fa.reshape(gw, tuple(w_shape))
+
+
+def _bilinear_batch(prim, vals, dims, *, n_axis, c_axis, groups, **p):
+    """vmap of ``conv``/``conv_columns`` (operands ``x`` with its sample axis ``n_axis``
+    and channel axis ``c_axis``, and the weight).  x batched: fold into N.  w batched:
+    its copies become extra output channels of each group (x unbatched) or extra groups
+    (both batched).  Always one application of ``prim``, never a loop."""
+    x, w = vals
+    dx, dw = dims
+    if dw is None:
+        x = move_bdim(x, dx, n_axis)
+        b, n = x.shape[n_axis:n_axis + 2]
+        y = prim.bind(fa.reshape(x, (*x.shape[:n_axis], b * n, *x.shape[n_axis + 2:])), w,
+                      groups=groups, **p)
+        return fa.reshape(y, (b, n, *y.shape[1:])), 0
+    w = move_bdim(w, dw, 0)
+    b, o, rest = w.shape[0], w.shape[1], w.shape[2:]
+    g = groups
+    if dx is None:
+        wg = fa.moveaxis(fa.reshape(w, (b, g, o // g, *rest)), 0, 1)
+        y = prim.bind(x, fa.reshape(wg, (g * b * (o // g), *rest)), groups=g, **p)
+        n, out = y.shape[0], y.shape[2:]
+        y = fa.moveaxis(fa.reshape(y, (n, g, b, o // g, *out)), 2, 0)
+        return fa.reshape(y, (b, n, o, *out)), 0
+    x = move_bdim(x, dx, c_axis)  # (..., b, c, ...)
+    xs = fa.reshape(x, (*x.shape[:c_axis], b * x.shape[c_axis + 1], *x.shape[c_axis + 2:]))
+    y = prim.bind(xs, fa.reshape(w, (b * o, *rest)), groups=b * g, **p)
+    return fa.reshape(y, (y.shape[0], b, o, *y.shape[2:])), 1
+
+
+# --- conv_columns: the GEMM half of a convolution ---------------------------------------------
+
+def _columns_abstract(cols, w, *, groups):
+    nd = w.ndim - 2
+    shape = (cols.shape[1 + nd], w.shape[0], *cols.shape[2 + nd:])
+    return ShapedArray(shape, cols.dtype, cols.weak_type and w.weak_type)
+
+
+def _columns_jvp(primals, tangents, *, groups):
+    cols, w = primals
+    tc, tw = tangents
+    out = conv_columns.bind(cols, w, groups=groups)
+    t = None if tc is None else conv_columns.bind(tc, w, groups=groups)
+    if tw is not None:
+        tw_out = conv_columns.bind(cols, tw, groups=groups)
+        t = tw_out if t is None else t + tw_out
+    return out, t
+
+
+def _columns_vjp(ct, cols, w, *, out, groups, needed=(True, True)):
+    gc = _columns_cotangent(ct, w, groups) if needed[0] else None
+    gw = _weight_cotangent(ct, cols, w.shape, groups) if needed[1] else None
+    return gc, gw
+
+
+def _columns_batch(vals, dims, *, groups):
+    w, dw = vals[1], dims[1]
+    nd = w.ndim - 2 - (dw is not None)
+    return _bilinear_batch(conv_columns, vals, dims, n_axis=1 + nd, c_axis=0, groups=groups)
+
+
+conv_columns = declare("conv_columns", impl=_columns_impl, abstract=_columns_abstract,
+                       jvp=_columns_jvp, vjp=_columns_vjp, batch=_columns_batch,
+                       vjp_selective=True)
+"""``conv_columns(cols, w; groups)``: the convolution of the patches ``cols = conv_patches(x)``
+with ``w``, ``conv(x, w) == conv_columns(conv_patches(x), w)``; ``conv``'s reverse mode
+runs it so that the patches are built once and kept for the weight cotangent."""
+
+
+# --- conv --------------------------------------------------------------------------------------
+
+def _conv_abstract(a, w, *, strides, padding, dilation, groups):
+    out = out_spatial(a.shape[2:], w.shape[2:], strides, padding, dilation)
+    return ShapedArray((a.shape[0], w.shape[0], *out), a.dtype, a.weak_type and w.weak_type)
 
 
 def _patches_of(x, kernel, strides, padding, dilation):
@@ -214,13 +293,7 @@ def _conv_fwd(x, w, *, strides, padding, dilation, groups):
     """Reverse mode's forward: the output and, as the residual, the patch columns the
     weight cotangent contracts with (so im2col runs once per step, not twice)."""
     cols = _patches_of(x, w.shape[2:], strides, padding, dilation)
-    nd = w.ndim - 2
-    n, out = cols.shape[1 + nd], cols.shape[2 + nd:]
-    wg = _grouped(w, groups)
-    y = dot_general.bind(wg, fa.reshape(cols, (groups, wg.shape[2], n * math.prod(out))),
-                         contract=((2,), (1,)), batch=((0,), (0,)))  # (g, O/g, N*out)
-    y = fa.reshape(y, (w.shape[0], n, *out))
-    return fa.permute_dims(y, (1, 0, *range(2, 2 + nd))), cols
+    return conv_columns.bind(cols, w, groups=groups), cols
 
 
 def _conv_jvp(primals, tangents, **params):
@@ -244,30 +317,8 @@ def _conv_vjp(ct, x, w, *, out, needed=(True, True), residuals=None, **params):
     return gx, gw
 
 
-def _conv_batch(vals, dims, *, strides, padding, dilation, groups):
-    """x batched: fold into N.  w batched: its copies become extra output channels of each
-    group (x unbatched) or extra groups (both batched)."""
-    x, w = vals
-    dx, dw = dims
-    p = dict(strides=strides, padding=padding, dilation=dilation)
-    if dw is None:  # fold the batch axis into N
-        x = move_bdim(x, dx, 0)
-        b, n = x.shape[:2]
-        y = conv.bind(fa.reshape(x, (b * n, *x.shape[2:])), w, groups=groups, **p)
-        return fa.reshape(y, (b, n, *y.shape[1:])), 0
-    w = move_bdim(w, dw, 0)
-    b, o, rest = w.shape[0], w.shape[1], w.shape[2:]
-    g = groups
-    if dx is None:
-        wg = fa.moveaxis(fa.reshape(w, (b, g, o // g, *rest)), 0, 1)
-        y = conv.bind(x, fa.reshape(wg, (g * b * (o // g), *rest)), groups=g, **p)
-        n, out = y.shape[0], y.shape[2:]
-        y = fa.moveaxis(fa.reshape(y, (n, g, b, o // g, *out)), 2, 0)
-        return fa.reshape(y, (b, n, o, *out)), 0
-    x = move_bdim(x, dx, 1)  # (n, b, c, *spatial)
-    xs = fa.reshape(x, (x.shape[0], b * x.shape[2], *x.shape[3:]))
-    y = conv.bind(xs, fa.reshape(w, (b * o, *rest)), groups=b * g, **p)
-    return fa.reshape(y, (y.shape[0], b, o, *y.shape[2:])), 1
+def _conv_batch(vals, dims, **params):
+    return _bilinear_batch(conv, vals, dims, n_axis=0, c_axis=1, **params)
 
 
 conv = declare("conv", impl=_conv_impl, abstract=_conv_abstract, jvp=_conv_jvp,

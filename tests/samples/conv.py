@@ -51,8 +51,18 @@ def _patches_transpose():
     return _geometry().flatmap(build)
 
 
+def _columns():
+    def build(g):
+        kernel, spatial = g["w"][2:], g["x"][2:]
+        cols = (g["x"][1], *kernel, g["x"][0], *_out(spatial, kernel, g["params"]))
+        return st.tuples(floats(cols), floats(g["w"])).map(
+            lambda a: Sample(args=a, params=dict(groups=g["groups"]), diff=(0, 1)))
+    return _geometry().flatmap(build)
+
+
 SAMPLES = {
     "conv": _conv,
+    "conv_columns": _columns,
     "conv_patches": _patches,
     "conv_patches_transpose": _patches_transpose,
 }
