@@ -259,6 +259,11 @@ def test_grad_of_a_bfloat16_function_under_transformations():
     for transformed in (fa.jit(fa.grad(loss)), fa.grad(fa.jit(loss)),
                         lambda w, x: fa.vmap(fa.grad(loss), in_axes=(None, 0))(w, x[None])[0]):
         np.testing.assert_allclose(_f64(transformed(w, x)), _f64(g), rtol=EPS, atol=EPS)
+    out, tangent = fa.jvp(lambda v: fa.tanh(v @ w), (x,), (fa.ones_like(x),))
+    assert out.dtype == tangent.dtype == fa.bfloat16
+    ref_t = fa.jvp(lambda v: fa.tanh(v @ w.astype(fa.float32)), (x.astype(fa.float32),),
+                   (fa.ones(x.shape),))[1]
+    np.testing.assert_allclose(_f64(tangent), _f64(ref_t), rtol=4 * EPS, atol=4 * EPS)
     hess = fa.hessian(lambda v: fa.sum(v ** 3))(x[0])
     assert hess.dtype == fa.bfloat16
     np.testing.assert_allclose(_f64(hess), np.diag(6 * _f64(x[0])), atol=EPS)
