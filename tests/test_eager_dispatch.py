@@ -3,7 +3,8 @@
 ``bind`` takes one and two ``Array`` operands straight to the kernel, and ``promote`` serves
 Python scalars next to a float array from a cache of weak 0-d constants; these tests pin
 what must not change: signed zeros and NaNs, per-dtype and per-value constants, weak
-typing, errors naming the op for any number of operands, and subclasses of ``Array``.
+typing, errors naming the op for any number of operands (kernel failures and operands on
+different devices), and subclasses of ``Array``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import pytest
 
 import fnarray as fa
 from fnarray.api import _convert
+from fnarray.backends import numpy as numpy_backend
 from fnarray.core.array import Array
+from fnarray.core.device import Device
 
 X = np.array([0.0, -0.0, 1.5, -2.0], dtype=np.float32)
 
@@ -84,3 +87,14 @@ def test_array_subclasses_take_the_general_path():
     out = fa.sin(t) * t + 1
     assert type(out) is Array
     np.testing.assert_allclose(np.asarray(out), np.sin([1.0, 2.0]) * [1.0, 2.0] + 1, rtol=1e-6)
+
+
+def test_operands_on_different_devices_raise_naming_the_op():
+    # A second device object over the NumPy backend stands in for a GPU.
+    other = Device("cuda", 7, numpy_backend)
+    a = fa.asarray(X)
+    b = Array(X.copy(), other)
+    for fn, op in ((lambda: a * b, "mul"), (lambda: fa.sin(a) + fa.sin(b), "add"),
+                   (lambda: fa.where(a > 0, a, b), "select")):
+        with pytest.raises(ValueError, match=rf"{op}: operands are on different devices"):
+            fn()
