@@ -15,7 +15,6 @@ def _dot(a, b, ca, cb, ba=(), bb=()):
 
 def matmul(x1, x2):
     """Matrix product with NumPy's rules for 1-D operands and broadcast batch axes."""
-    from fnarray.api.manipulation import broadcast_to, reshape
     a, b = promote("matmul", x1, x2)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must be at least 1-D, got shapes {a.shape} and "
@@ -32,6 +31,7 @@ def matmul(x1, x2):
     if a.ndim == 1:
         out = _dot(a, b, (0,), (b.ndim - 2,))
         return out
+    from fnarray.api.manipulation import broadcast_to, reshape  # (import cycle; batched only)
     batch = broadcast_shapes(a.shape[:-2], b.shape[:-2], op="matmul")
     a = broadcast_to(a, batch + a.shape[-2:])
     b = broadcast_to(b, batch + b.shape[-2:])
