@@ -161,10 +161,10 @@ def test_svd_without_uv_and_linalg_namespace():
 def test_named_results_print_like_pytorch():
     r = torch.tensor([[0.9956, -0.2232], [0.3858, -0.6593]])
     text = f"{torch.svd(r)}"
-    assert text.startswith("fnarray.return_types.svd(\nU=tensor([[-0.8353, -0.549")
+    assert text.startswith("torch.return_types.svd(\nU=tensor([[-0.8353, -0.549")
     assert "\nS=tensor([1.1793, 0.4836]),\nV=tensor([[-0.8851, -0.465" in text
     m = torch.tensor([[1.0, 5.0], [4.0, 2.0]])
-    assert f"{torch.max(m, 1)}" == ("fnarray.return_types.max(\nvalues=tensor([5., 4.]),\n"
+    assert f"{torch.max(m, 1)}" == ("torch.return_types.max(\nvalues=tensor([5., 4.]),\n"
                                      "indices=tensor([1, 0]))")
     values, indices = torch.min(m, dim=0)
     assert values.tolist() == [1.0, 2.0] and torch.min(m, dim=0).indices.tolist() == [0, 1]

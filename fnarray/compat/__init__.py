@@ -16,15 +16,16 @@ from fnarray.compat.formatting import set_printoptions  # noqa: F401
 from fnarray.compat.function import Function as _Function
 from fnarray.compat.functional import *  # noqa: F401,F403
 from fnarray.compat.grad_mode import (enable_grad, inference_mode, is_grad_enabled,  # noqa: F401
-                                      no_grad, set_grad_enabled)
+                                      is_inference_mode_enabled, no_grad, set_grad_enabled)
 from fnarray.compat.ops import FUNCTIONS as _FUNCTIONS
-from fnarray.compat import ops_scatter, ops_select, ops_stats, tensor_methods_misc  # noqa: F401,E501  (register ops)
+from fnarray.compat import ops_extra, ops_scatter, ops_select, ops_stats, tensor_methods_misc  # noqa: F401,E501  (register ops)
 from fnarray.compat.random import Generator, default_generator, initial_seed, manual_seed  # noqa: F401,E501
 from fnarray.compat.tensor import Size, Tensor  # noqa: F401
 from fnarray.compat.compiler import compile  # noqa: F401,A004
 from fnarray.compat.dtypes import as_dtype as _as_dtype, dtype  # noqa: F401
+from fnarray.compat.out import with_out as _with_out
 
-globals().update(_FUNCTIONS)
+globals().update({_k: _with_out(_k, _f) for _k, _f in _FUNCTIONS.items()})  # + out=
 _builtin_int = type(0)  # ``int`` below is the dtype, as in PyTorch
 
 float32 = float = _as_dtype(_np.float32)  # noqa: A001

@@ -13,6 +13,7 @@ import threading
 class _GradState(threading.local):
     def __init__(self):
         self.enabled = True
+        self.inference = False  # inside inference_mode()
 
 
 _state = _GradState()
@@ -87,4 +88,28 @@ class inference_mode(_Mode):
     ``inference_mode(False)`` leaves recording as it is."""
 
     def __init__(self, mode: bool = True):
+        self.inference = bool(mode)
         self.mode = False if mode else _state.enabled
+
+    def __enter__(self):
+        self._saved_inference = _state.inference
+        _state.inference = self.inference
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        _state.inference = self._saved_inference
+        return super().__exit__(*exc)
+
+    def __call__(self, fn):
+        inference = self.inference
+
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            with inference_mode(inference):
+                return fn(*args, **kwargs)
+        return wrapped
+
+
+def is_inference_mode_enabled() -> bool:
+    """True inside ``inference_mode()``."""
+    return _state.inference

@@ -1,7 +1,7 @@
 """Named result tuples (``torch.return_types``): ``max(x, dim)`` returns ``(values, indices)``
 that is also readable as ``.values``/``.indices``, and prints the way PyTorch prints it::
 
-    fnarray.return_types.max(
+    torch.return_types.max(
     values=tensor([3., 4.]),
     indices=tensor([1, 1]))
 """
@@ -13,7 +13,7 @@ from collections import namedtuple
 
 def _repr(self) -> str:
     fields = ",\n".join(f"{name}={value!r}" for name, value in zip(self._fields, self))
-    return f"fnarray.return_types.{type(self).__name__}(\n{fields})"
+    return f"torch.return_types.{type(self).__name__}(\n{fields})"
 
 
 def _result_type(name: str, fields: str) -> type:

@@ -11,6 +11,7 @@ Randomness (``dropout`` and friends): without ``key=`` the compat global generat
 
 from __future__ import annotations
 
+import functools
 import math
 
 import fnarray as fa
@@ -18,9 +19,23 @@ from fnarray.nn import _conv as _c
 from fnarray.nn._bce import bce_elementwise
 from fnarray.core.shapes import is_float
 
+def _grad_fn(name: str):
+    """Name every node the function records ``name``, so a compat tensor's ``grad_fn`` reads
+    as PyTorch's (``<MseLossBackward0>``, not the last primitive's ``<DivBackward0>``)."""
+    def decorate(fn):
+        @functools.wraps(fn)
+        def named(*args, **kwargs):
+            from fnarray.compat.tape import op_scope
+            with op_scope(name):
+                return fn(*args, **kwargs)
+        return named
+    return decorate
+
+
 # ---------------------------------------------------------------------------- activations
 
 
+@_grad_fn("ReluBackward0")
 def relu(input, inplace: bool = False):
     """``max(x, 0)``; the derivative at 0 is 0, as in PyTorch (one pass each way)."""
     return fa.relu(input)
@@ -50,6 +65,7 @@ def selu(input, inplace: bool = False):
     return _SELU_SCALE * elu(input, _SELU_ALPHA)
 
 
+@_grad_fn("GeluBackward0")
 def gelu(input, approximate: str = "none"):
     """``x * Phi(x)``; ``approximate='tanh'`` uses PyTorch's tanh formula."""
     if approximate == "tanh":
@@ -119,6 +135,7 @@ def _softmax_dim(input, dim, name):
     return dim
 
 
+@_grad_fn("SoftmaxBackward0")
 def softmax(input, dim: int | None = None, _stacklevel: int = 3, dtype=None):
     if dtype is not None:
         input = fa.astype(input, dtype)
@@ -429,6 +446,7 @@ def _same_shape(input, target, name):
                              f"{tuple(target.shape)} do not broadcast") from None
 
 
+@_grad_fn("MseLossBackward0")
 def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
     _same_shape(input, target, "mse_loss")
     d = input - target
@@ -441,6 +459,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mea
                    "l1_loss")
 
 
+@_grad_fn("SmoothL1LossBackward0")
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean",
                    beta: float = 1.0):
     _same_shape(input, target, "smooth_l1_loss")
@@ -449,6 +468,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
     return _reduce(loss, _legacy_reduction(size_average, reduce, reduction), "smooth_l1_loss")
 
 
+@_grad_fn("HuberLossBackward0")
 def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weight=None):
     _same_shape(input, target, "huber_loss")
     d = fa.abs(input - target)
@@ -480,6 +500,7 @@ def _pick(values, target, class_dim):
     return fa.squeeze(fa.take_along_axis(values, idx, axis=class_dim), axis=class_dim)
 
 
+@_grad_fn("NllLossBackward0")
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100,
              reduce=None, reduction: str = "mean"):
     """``-w[y] * input[y]``; 'mean' divides by the summed weights of non-ignored targets."""
@@ -541,6 +562,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     return (1 - label_smoothing) * nll + smooth * (label_smoothing / n_classes)
 
 
+@_grad_fn("BinaryCrossEntropyBackward0")
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction: str = "mean"):
     """``-w (y log x + (1 - y) log(1 - x))`` with the logs clamped at -100, and PyTorch's
@@ -549,14 +571,13 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     if tuple(input.shape) != tuple(target.shape):
         raise ValueError(f"binary_cross_entropy: target size {tuple(target.shape)} must equal "
                          f"input size {tuple(input.shape)}")
-    from fnarray.compat.tape import op_scope
-    with op_scope("BinaryCrossEntropyBackward0"):
-        loss = bce_elementwise(input, target)
+    loss = bce_elementwise(input, target)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, _legacy_reduction(size_average, reduce, reduction), "binary_cross_entropy")
 
 
+@_grad_fn("BinaryCrossEntropyWithLogitsBackward0")
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction: str = "mean", pos_weight=None):
     """Sigmoid + binary cross entropy in one numerically stable expression;
