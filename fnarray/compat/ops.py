@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from fnarray import api as fa
+from fnarray.compat import dispatch as _dispatch
 from fnarray.compat import tape as _tape
 from fnarray.compat.tape import op_scope
 from fnarray.ops import activation as _activation
@@ -59,15 +60,18 @@ _UNARY = {
     "isfinite": (fa.isfinite, "Isfinite"), "logical_not": (fa.logical_not, "LogicalNot"),
 }
 for _name, (_f, _g) in _UNARY.items():
-    _register(_name, _named_call(_g + "Backward0", _f))
+    _register(_name, _dispatch.unary(_named_call(_g + "Backward0", _f), _g + "Backward0"))
 for _alias, _name in (("negative", "neg"), ("absolute", "abs"), ("arcsin", "asin"),
                       ("arccos", "acos"), ("arctan", "atan"), ("fix", "trunc")):
     _register(_alias, METHODS[_name])
 
 
-def relu(input):
+def _relu(input):
     with op_scope("ReluBackward0"):
         return fa.relu(input)
+
+
+relu = _dispatch.unary(_relu, "ReluBackward0")
 
 
 def round(input, decimals: int = 0):  # noqa: A001
@@ -113,6 +117,11 @@ _BINARY = {
 
 def _binary(fn, grad_name):
     def op(input, other, *, alpha=None, rounding_mode=None):
+        if alpha is None and rounding_mode is None:
+            return fast(input, other)
+        return general(input, other, alpha, rounding_mode)
+
+    def general(input, other, alpha=None, rounding_mode=None):
         with op_scope(grad_name):
             if alpha is not None and alpha != 1:
                 other = fa.multiply(other, alpha)
@@ -123,6 +132,8 @@ def _binary(fn, grad_name):
             if rounding_mode == "trunc":
                 out = fa.trunc(out)
             return out
+
+    fast = _dispatch.binary(general, grad_name)
     return op
 
 
@@ -158,7 +169,7 @@ _OPERATORS = {
 }
 for _name, (_f, _g, _r) in _OPERATORS.items():
     if _f is not None:
-        METHODS[_name] = _operator(_f, _g, _r)
+        METHODS[_name] = _dispatch.binary(_operator(_f, _g, _r), _g)
 METHODS["__neg__"] = METHODS["neg"]
 
 

@@ -11,7 +11,6 @@ version of every tensor it read, hooks).  ``backward()`` then runs the very same
 
 from __future__ import annotations
 
-import itertools
 import threading
 
 from fnarray.compat import grad_mode
@@ -20,6 +19,7 @@ from fnarray.transforms.reverse import Node
 from fnarray.transforms.reverse import _seq as _node_seq
 
 TENSOR: type = None  # the Tensor class, set by fnarray.compat.tensor (it imports this module)
+_new = object.__new__
 
 
 class CompatNode(Node):
@@ -28,10 +28,13 @@ class CompatNode(Node):
     ``name`` is the PyTorch ``grad_fn`` name, ``group`` ties together the nodes one
     compat-level operation recorded, ``versions`` lists ``(version cell, version, input
     position)`` for the tensors it read, ``hooks`` maps output index -> gradient hooks and
-    ``tensor`` is a weak reference to the leaf tensor (leaves only).
+    ``tensor`` is a weak reference to the leaf tensor (leaves only).  The last two are
+    rarely set, so they live in the instance dictionary, with class defaults.
     """
 
-    __slots__ = ("name", "group", "versions", "hooks", "tensor")
+    __slots__ = ("name", "group", "versions", "__dict__")
+    hooks = None
+    tensor = None
 
     def __init__(self, prim, params, parents, primals, outs, name="", group=0, versions=()):
         # The base fields are set here rather than through ``super().__init__``: a node
@@ -42,8 +45,6 @@ class CompatNode(Node):
         self.name = name
         self.group = group
         self.versions = versions
-        self.hooks = None
-        self.tensor = None
 
 
 class _OpState(threading.local):
@@ -55,7 +56,9 @@ class _OpState(threading.local):
 
 
 _op = _OpState()
-_groups = itertools.count(1)
+# Group numbers come from the node counter: a node recorded outside any ``op_scope`` is
+# a group of its own, numbered by its ``seq``; a scope's number precedes its nodes'.
+_groups = _node_seq
 
 
 class op_scope:
@@ -114,34 +117,51 @@ class CompatTrace(Trace):
                         params = {**params, "residuals": residuals}
                     else:
                         out = prim.bind(*vals, **params)
-                    return _record(prim, params, tracers, vals, out)
+                    return record(prim, params, tracers, vals, out)
         out = prim.bind(*vals, **params)
         if prim.multiple_results:
             return tuple(make(o, None, 0) for o in out)
         return make(out, None, 0)
 
 
-def _record(prim, params, tracers, vals, out):
-    """Wrap ``out`` as tensors that are outputs of a new node reading ``tracers``."""
+def record(prim, params, operands, vals, out, name=None):
+    """Wrap ``out`` as tensors that are outputs of a new node applying ``prim`` to
+    ``operands`` (``vals``: their core values).  The node is named after the open
+    ``op_scope`` if there is one, else ``name`` (default: from the primitive) and forms a
+    group of its own."""
     tensor_t, updating = TENSOR, _op.updating
     parents, versions = [], []
-    for i, t in enumerate(tracers):
+    for i, t in enumerate(operands):
         if isinstance(t, tensor_t):
-            parents.append((t._node, t._index) if t._node is not None else None)
-            if t._version is not updating:  # an update replaces what it reads
-                versions.append((t._version, t._version[0], i))
+            node = t._node
+            parents.append(None if node is None else (node, t._index))
+            cell = t._version
+            if cell is not updating:  # an update replaces what it reads
+                versions.append((cell, cell[0], i))
         else:
             parents.append(None)
-    name = _op.name
-    if name is None:
-        name, group = _default_name(prim), next(_groups)
-    else:
-        group = _op.group
-    node = CompatNode(prim, params, parents, vals, out, name, group, versions)
+    node = new_node(prim, params, parents, vals, out, name, versions)
     make = tensor_t._make
     if prim.multiple_results:
         return tuple(make(o, node, i) for i, o in enumerate(out))
     return make(out, node, 0)
+
+
+def new_node(prim, params, parents, vals, out, name, versions) -> CompatNode:
+    """The node recording ``prim``: named after the open ``op_scope`` and in its group if
+    there is one, else named ``name`` (default: after the primitive) and a group of its
+    own.  (``CompatNode(...)`` written out: this runs for every recorded op.)"""
+    node = _new(CompatNode)
+    node.prim, node.params, node.parents, node.primals, node.outs = prim, params, parents, \
+        vals, out
+    seq = node.seq = next(_node_seq)
+    scope = _op.name
+    if scope is None:
+        node.name, node.group = _default_name(prim) if name is None else name, seq
+    else:
+        node.name, node.group = scope, _op.group
+    node.versions = versions
+    return node
 
 
 MAIN = MainTrace(0, CompatTrace, "compat")  # never popped: the tape lives forever

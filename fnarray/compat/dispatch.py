@@ -1,0 +1,213 @@
+"""The fused record path of the compat layer's elementwise operations.
+
+The general path of ``x * y`` on tensors runs through ``op_scope`` (the ``grad_fn``
+name), PyTorch's promotion (``promotion.operands``), fnarray's (``promote``), ``bind``,
+``CompatTrace.process_primitive``, a second ``bind`` on the unwrapped values, and only
+then ``tape._record``: correct for every operand, but about 6 µs of Python per recorded
+op, where PyTorch's dispatcher spends ~2.5 µs.
+
+For the common case this module does the same work in one call.  A *plan* says which
+single primitive (with which parameters, on which operands) an operation amounts to for
+one operand signature (the tensors' dtypes and the Python scalars' types).  Plans are not
+written by hand: the first call with a new signature traces the operation's general path
+on abstract values (``trace_flat``), and if that program is exactly one primitive applied
+to the operands (a Python scalar becoming a weak constant of the tensor's dtype, as the
+core's promotion makes it), the plan is cached; otherwise the signature stays on the
+general path.  A call with a planned signature then unwraps the operands, runs the
+primitive's kernel once, records the node (``tape.record``) and wraps the result.
+
+The fast path is taken only where it cannot differ from the general one: concrete
+operands (no enclosing transformation's tracers), one device, no ``autocast``, and no
+extra arguments.  Everything else goes the general way.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from fnarray.api._convert import weak_constant
+from fnarray.compat import grad_mode, tape
+from fnarray.compat.tensor import Tensor
+from fnarray.core.array import Array
+from fnarray.core.trace import FP_WARNING
+
+# Kernels called from here report NumPy's floating-point warnings as exceptions, as they
+# do when ``bind`` calls them (see ``core.trace``): the fast path then re-runs the op
+# through ``bind``, which computes the intended inf/nan quietly.
+warnings.filterwarnings("error", message=FP_WARNING, category=RuntimeWarning,
+                        module=r"fnarray\.compat\.dispatch$")
+
+_GENERAL = "general"  # the plan of a signature that is not one primitive on its operands
+_state, _op, _new = grad_mode._state, tape._op, object.__new__
+
+
+def _plan(general, spec: tuple):
+    """``(prim, params, flip)`` when ``general(*spec)`` is one application of ``prim`` to
+    the arguments, else ``_GENERAL``.  ``flip``: a unary operation applies ``prim`` to
+    ``(x, x)`` (``square``), a binary one to ``(b, a)`` (reflected operators).  ``spec``
+    holds a dtype per tensor argument and a Python type per scalar argument; scalars are
+    probed with two values, so a constant of the operation itself is never mistaken for
+    the argument."""
+    plans = [_probe(general, spec, probe) for probe in ((3, 2.5), (5, 3.75))]
+    return plans[0] if plans[0] == plans[1] and plans[0] is not None else _GENERAL
+
+
+_FLIPS = {(0,): False, (0, 0): True, (0, 1): False, (1, 0): True}
+
+
+def _probe(general, spec: tuple, probe: tuple):
+    from fnarray.core.device import default
+    from fnarray.core.shapes import ShapedArray
+    from fnarray.transforms.ir import trace_flat
+
+    dtypes = [s for s in spec if isinstance(s, np.dtype)]
+    if len(set(dtypes)) != 1 or (len(dtypes) < len(spec) and dtypes[0].kind != "f"):
+        return None  # mixed dtypes promote by dimension (0-d or not), kept general
+    values = [s if isinstance(s, np.dtype) else probe[s is float] for s in spec]
+
+    def run(*tracers):
+        it = iter(tracers)
+        return [general(*[next(it) if isinstance(v, np.dtype) else v for v in values])]
+
+    try:
+        prog = trace_flat(run, [(ShapedArray((2,), d), default()) for d in dtypes],
+                          name="compat plan")
+    except Exception:  # noqa: BLE001 - not traceable: the general path decides (or raises)
+        return None
+    if len(prog.eqns) != 1:
+        return None
+    eqn = prog.eqns[0]
+    prim = eqn.prim
+    if prim.multiple_results or prim.fwd is not None or eqn.outvars[0] is not prog.outvars[0]:
+        return None
+    tensor_pos = [i for i, v in enumerate(values) if isinstance(v, np.dtype)]
+    scalar_pos = [i for i, v in enumerate(values) if not isinstance(v, np.dtype)]
+    order = []
+    for var in eqn.invars:
+        if any(var is v for v in prog.invars):
+            order.append(tensor_pos[[v is var for v in prog.invars].index(True)])
+            continue
+        const = [c for v, c in zip(prog.constvars, prog.consts) if v is var]
+        if (len(scalar_pos) != 1 or not const or not const[0].weak_type or const[0].ndim
+                or const[0].dtype != dtypes[0] or const[0].item() != values[scalar_pos[0]]):
+            return None  # a constant of the operation, not the scalar argument
+        order.append(scalar_pos[0])
+    if _FLIPS.get(tuple(order)) is None or len(set(order)) != len(spec):
+        return None
+    return prim, eqn.params, _FLIPS[tuple(order)]
+
+
+def _new_plan(plans: dict, general, key):
+    """Make (and cache) the plan of ``general`` for the signature ``key``."""
+    plan = plans[key] = _plan(general, key if isinstance(key, tuple) else (key,))
+    return plan
+
+
+def _run(prim, params, name, a, va, b, vb, dev):
+    """``prim`` applied to the operands ``a`` and ``b`` (tensors or Python scalars, ``b``
+    None for a one-operand primitive; ``va``/``vb``: their ``Array`` values on ``dev``),
+    recorded when grad mode is on and an operand requires grad, as a tensor.
+
+    The kernel is called directly; anything unusual (an intended inf/nan, an error to
+    report) re-runs it through ``bind``.  This runs for every fast-path operation, so the
+    node and tensor are built in place (``tape.record`` is the general form)."""
+    try:
+        out = Array(prim.impl(dev.xp, va._value, **params) if vb is None
+                    else prim.impl(dev.xp, va._value, vb._value, **params), dev)
+    except Exception:  # noqa: BLE001 - bind re-runs the kernel and names any error
+        out = prim.bind(va, **params) if vb is None else prim.bind(va, vb, **params)
+    t = _new(Tensor)
+    t._value, t._index, t._version = out, 0, [0]
+    na = a._node if isinstance(a, Tensor) else None
+    nb = b._node if isinstance(b, Tensor) else None
+    if (na is None and nb is None) or not _state.enabled or not prim.differentiable:
+        t._node = None
+        return t
+    updating, versions = _op.updating, []
+    if isinstance(a, Tensor) and a._version is not updating:
+        versions.append((a._version, a._version[0], 0))
+    if isinstance(b, Tensor) and b._version is not updating:
+        versions.append((b._version, b._version[0], 1))
+    pa = None if na is None else (na, a._index)
+    if vb is None:
+        parents, vals = (pa,), (va,)
+    else:
+        parents, vals = (pa, None if nb is None else (nb, b._index)), (va, vb)
+    t._node = tape.new_node(prim, params, parents, vals, out, name, versions)
+    return t
+
+
+def unary(general, name: str):
+    """The operation ``general(input)`` with the fused path for a tensor ``input``."""
+    plans: dict = {}
+
+    def op(input):
+        if isinstance(input, Tensor) and _op.autocast is None:
+            v = input._value
+            if type(v) is Array:
+                key = v._value.dtype
+                plan = plans.get(key) or _new_plan(plans, general, key)
+                if plan is not _GENERAL:
+                    prim, params, dup = plan
+                    if dup:
+                        return _run(prim, params, name, input, v, input, v, v._device)
+                    return _run(prim, params, name, input, v, None, None, v._device)
+        return general(input)
+
+    return _described(op, general, plans)
+
+
+def binary(general, name: str):
+    """The operation ``general(a, b)`` with the fused path for tensors and Python
+    scalars."""
+    plans: dict = {}
+
+    def op(a, b):
+        if _op.autocast is None:
+            if isinstance(a, Tensor):
+                va = a._value
+                if type(va) is Array:
+                    tb = type(b)
+                    if tb is float or tb is int:  # tensor op scalar
+                        vb, key = None, (va._value.dtype, tb)
+                    elif isinstance(b, Tensor) and type(b._value) is Array \
+                            and b._value._device is va._device:
+                        vb = b._value
+                        key = (va._value.dtype, vb._value.dtype)
+                    else:
+                        key = None
+                    if key is not None:
+                        plan = plans.get(key) or _new_plan(plans, general, key)
+                        if plan is not _GENERAL:
+                            dev = va._device
+                            if vb is None:  # the weak constant the core would make
+                                vb = weak_constant(b, va._value.dtype, dev)
+                            prim, params, flip = plan
+                            if flip:
+                                return _run(prim, params, name, b, vb, a, va, dev)
+                            return _run(prim, params, name, a, va, b, vb, dev)
+            elif isinstance(b, Tensor) and (type(a) is float or type(a) is int):
+                vb = b._value
+                if type(vb) is Array:  # scalar op tensor
+                    key = (type(a), vb._value.dtype)
+                    plan = plans.get(key) or _new_plan(plans, general, key)
+                    if plan is not _GENERAL:
+                        dev = vb._device
+                        va = weak_constant(a, vb._value.dtype, dev)
+                        prim, params, flip = plan
+                        if flip:
+                            return _run(prim, params, name, b, vb, a, va, dev)
+                        return _run(prim, params, name, a, va, b, vb, dev)
+        return general(a, b)
+
+    return _described(op, general, plans)
+
+
+def _described(op, general, plans: dict):
+    """``op`` named after ``general``, with ``op.general`` (the general path) and
+    ``op.plans`` (signature -> plan) for inspection and tests."""
+    op.__name__, op.__doc__ = getattr(general, "__name__", "op"), general.__doc__
+    op.general, op.plans = general, plans
+    return op
