@@ -6,6 +6,7 @@ import numpy as np
 
 from fnarray.api._convert import as_operand, promote
 from fnarray.api.reductions import normalize_axes
+from fnarray.core.shapes import broadcast_shapes
 from fnarray.ops import shape as sh
 
 
@@ -144,7 +145,6 @@ def expand_dims(x, axis=0):
 
 
 def broadcast_to(x, shape):
-    from fnarray.core.shapes import broadcast_shapes
     x = as_operand(x)
     shape = tuple(int(s) for s in shape) if not isinstance(shape, int) else (shape,)
     if x.shape == shape:
@@ -156,7 +156,6 @@ def broadcast_to(x, shape):
 
 
 def broadcast_arrays(*arrays):
-    from fnarray.core.shapes import broadcast_shapes
     arrays = [as_operand(a) for a in arrays]
     shape = broadcast_shapes(*(a.shape for a in arrays), op="broadcast_arrays")
     return [broadcast_to(a, shape) for a in arrays]
