@@ -51,8 +51,18 @@ def on_load(callback) -> None:
 
 
 def is_bfloat16(dtype) -> bool:
-    """Is ``dtype`` (an ``np.dtype`` or a stand-in with ``kind``/``name``) bfloat16?"""
-    return dtype.kind == "V" and dtype.name == "bfloat16"
+    """Is ``dtype`` (an ``np.dtype`` or a stand-in with ``kind``/``name``) bfloat16?
+
+    Compared with the loaded dtype: NumPy computes ``.name`` of a user dtype in Python
+    (microseconds), so the name is read only before bfloat16 is loaded, and a match loads
+    it then (ml_dtypes is evidently installed), so its kernels are widened from then on."""
+    if dtype is _dtype:
+        return True
+    if dtype.kind != "V":
+        return False
+    if _dtype is not None:
+        return dtype == _dtype
+    return dtype.name == "bfloat16" and bfloat16_dtype() is not None
 
 
 def is_bfloat16_name(value) -> bool:
@@ -73,15 +83,35 @@ def _widen(v):
     return v.astype(np.float32) if is_bfloat16(v.dtype) else v
 
 
-def _run_widened(prim, native, xp, vals, params):
+_DTYPE_CACHE_MAX = 4096  # result dtypes remembered per primitive (then computed each time)
+
+
+def _out_dtypes(prim, cache: dict, vals, params) -> tuple:
+    """The result dtypes ``prim``'s abstract rule states for ``vals``.  They depend on the
+    operand dtypes and parameters only, so they are cached on those (the abstract rule
+    costs more than a small kernel); unhashable parameters are never cached."""
+    key = (tuple(v.dtype for v in vals), tuple(params.items()))
+    try:
+        found = cache.get(key)
+    except TypeError:
+        key = found = None
+    if found is None:
+        from fnarray.core.shapes import ShapedArray
+        out = prim.abstract(*[ShapedArray(v.shape, v.dtype) for v in vals], **params)
+        found = tuple(o.dtype for o in out) if prim.multiple_results else (out.dtype,)
+        if key is not None and len(cache) < _DTYPE_CACHE_MAX:
+            cache[key] = found
+    return found
+
+
+def _run_widened(prim, native, cache, xp, vals, params):
     """``native`` (``prim``'s own kernel) on float32 copies of the bfloat16 operands, each
     result rounded to the dtype ``prim``'s abstract rule states for the real operands."""
-    from fnarray.core.shapes import ShapedArray
-    want = prim.abstract(*[ShapedArray(v.shape, v.dtype) for v in vals], **params)
+    want = _out_dtypes(prim, cache, vals, params)
     out = native(xp, *[_widen(v) for v in vals], **params)
     if prim.multiple_results:
-        return type(out)(o if o.dtype == w.dtype else o.astype(w.dtype) for o, w in zip(out, want))
-    return out if out.dtype == want.dtype else out.astype(want.dtype)
+        return type(out)(o if o.dtype == w else o.astype(w) for o, w in zip(out, want))
+    return out if out.dtype == want[0] else out.astype(want[0])
 
 
 def widen_kernel(prim) -> None:
@@ -93,11 +123,12 @@ def widen_kernel(prim) -> None:
     native = prim.impl
     if not prim.widen_bfloat16 or native is None or hasattr(native, "native"):
         return
+    cache: dict = {}
 
     def impl(xp, *vals, **params):
         for v in vals:
             if is_bfloat16(v.dtype):
-                return _run_widened(prim, native, xp, vals, params)
+                return _run_widened(prim, native, cache, xp, vals, params)
         return native(xp, *vals, **params)
 
     impl.native = native

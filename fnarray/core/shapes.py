@@ -62,13 +62,13 @@ def is_float(dtype: np.dtype) -> bool:
     """Real floating point, bfloat16 included (its NumPy kind is 'V', see core/bfloat16.py):
     ask this, never ``dtype.kind == "f"``."""
     kind = dtype.kind
-    return kind == "f" or (kind == "V" and dtype.name == "bfloat16")
+    return kind == "f" or (kind == "V" and _bf16.is_bfloat16(dtype))
 
 
 def is_inexact(dtype: np.dtype) -> bool:
     """Floating or complex, bfloat16 included: ask this, never ``dtype.kind in "fc"``."""
     kind = dtype.kind
-    return kind in "fc" or (kind == "V" and dtype.name == "bfloat16")
+    return kind in "fc" or (kind == "V" and _bf16.is_bfloat16(dtype))
 
 
 def is_differentiable(dtype: np.dtype) -> bool:
