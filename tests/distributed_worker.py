@@ -138,8 +138,8 @@ def check_rooted(r, n):
     assert got.source == left
     np.testing.assert_array_equal(t.cpu().numpy(), every[left])
     if DEV == "cpu":  # MPI: separate non-blocking calls, and receiving from any rank
-        sent = dist.isend(arr(every[r]), right)
-        work = dist.irecv(arr(np.zeros((2, 3))))
+        sent = dist.isend(arr(every[r]), right, tag=7)  # the tag keeps later sends apart
+        work = dist.irecv(arr(np.zeros((2, 3))), tag=7)
         sent.wait()
         assert work.source == left
         np.testing.assert_array_equal(np.asarray(work.result()), every[left])

@@ -28,12 +28,13 @@ def _tensor_type():
 
 
 def _leaves(value):
-    """(numpy copies of the leaves, a function rebuilding the value, the compat tensors)."""
+    """(host views of the leaves, read-only for arrays: MPI only reads them; the treedef
+    rebuilding the value; the compat tensors)."""
     tensor = _tensor_type()
     if tensor is not None and isinstance(value, tensor):
-        return [np.array(value._value)], None, [value]
+        return [np.asarray(value._value)], None, [value]
     leaves, treedef = tree_util.tree_flatten(value)
-    return [np.array(x) for x in leaves], treedef, None
+    return [np.asarray(x) for x in leaves], treedef, None
 
 
 def _device_leaves(g: ProcessGroup, value, name: str):
@@ -51,9 +52,15 @@ def _write_back(tensors, treedef, arrays):
         from fnarray.compat import Tensor, grad_mode
         with grad_mode.no_grad():
             for t, a in zip(tensors, arrays):
-                t.copy_(Tensor._make(fa.astype(fa.asarray(a), t._value.dtype), None, 0))
+                t.copy_(Tensor._make(fa.astype(_adopt(a), t._value.dtype), None, 0))
         return None
-    return tree_util.tree_unflatten(treedef, [fa.asarray(a) for a in arrays])
+    return tree_util.tree_unflatten(treedef, [_adopt(a) for a in arrays])
+
+
+def _adopt(a):
+    """An fnarray array of ``a`` without a copy: ``a`` is a result buffer this module
+    allocated and never writes again (or already an fnarray array)."""
+    return fa.asarray(a, copy=False) if isinstance(a, np.ndarray) else fa.asarray(a)
 
 
 _WIDEN = {np.dtype(np.float16): np.float32, np.dtype(np.bool_): np.uint8}
@@ -134,6 +141,14 @@ _MPI_OPS = {ReduceOp.SUM: "SUM", ReduceOp.AVG: "SUM", ReduceOp.MAX: "MAX",
             ReduceOp.MIN: "MIN", ReduceOp.PRODUCT: "PROD"}
 
 
+def _finish_op(received: np.ndarray, op: ReduceOp, g: ProcessGroup) -> np.ndarray:
+    """AVG's division of the summed ``received`` (a receive buffer of ours, not handed out
+    yet, so divided in place: it is large for gradient buckets)."""
+    if op is ReduceOp.AVG:
+        np.divide(received, g.size(), out=received)
+    return received
+
+
 def _reduce_op(op, name: str, dtypes) -> ReduceOp:
     op = ReduceOp(op.value if isinstance(op, ReduceOp) else op)
     if op is ReduceOp.AVG and any(not is_inexact(np.dtype(d)) for d in dtypes):
@@ -172,8 +187,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group: ProcessGroup | None = None,
     reqs = [g.comm.Iallreduce(s, r, op=mpi_op) for s, r in zip(sends, recvs)]
 
     def finish():
-        out = [(r / g.size() if op is ReduceOp.AVG else r).astype(a.dtype)
-               for r, a in zip(recvs, leaves)]
+        out = [_finish_op(r, op, g).astype(a.dtype, copy=False) for r, a in zip(recvs, leaves)]
         return _write_back(tensors, treedef, out)
     return _run(Work(reqs, finish, g.timeout, "all_reduce"), async_op, tensors is None)
 
@@ -192,11 +206,12 @@ def broadcast(tensor, src: int, group: ProcessGroup | None = None, async_op: boo
         work = StreamWork(event, lambda: _write_back(tensors, treedef, map(g.nccl.wrap, outs)),
                           g.timeout, "broadcast")
         return _run(work, async_op, tensors is None)
-    bufs = [_wire(a) for a in leaves]
+    bufs = [np.array(_wire(a)) for a in leaves]  # received into: our own writable copies
     reqs = [g.comm.Ibcast(b, root=g.ranks.index(src)) for b in bufs]
 
     def finish():
-        return _write_back(tensors, treedef, [b.astype(a.dtype) for b, a in zip(bufs, leaves)])
+        return _write_back(tensors, treedef,
+                           [b.astype(a.dtype, copy=False) for b, a in zip(bufs, leaves)])
     return _run(Work(reqs, finish, g.timeout, "broadcast"), async_op, tensors is None)
 
 
@@ -213,14 +228,14 @@ def all_gather(tensor_list, tensor, group: ProcessGroup | None = None, async_op:
         work = partial(StreamWork, event)
         parts = [g.nccl.wrap(p) for p in gathered]
     else:
-        a = np.array(tensor._value if in_place else tensor)
+        a = np.asarray(tensor._value if in_place else tensor)
         send = _wire(a)
         recv = np.empty((g.size(),) + send.shape, send.dtype)
         work = partial(Work, [g.comm.Iallgather(send, recv)])
         parts = [recv[i] for i in range(g.size())]  # filled by the time finish() runs
 
     def finish():
-        values = [fa.astype(fa.asarray(p), a.dtype) for p in parts] if g.nccl is None else parts
+        values = [fa.astype(_adopt(p), a.dtype) for p in parts] if g.nccl is None else parts
         if in_place:
             _check_list(tensor_list, g, "all_gather", "tensor_list")
             _write_back(list(tensor_list), None, values)
@@ -241,7 +256,7 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group: ProcessGroup | No
     if g.nccl is not None:
         parts = [g.nccl.buffer(x, "reduce_scatter") for x in input_list]
     else:
-        parts = [np.array(x._value if _is_tensor(x) else x) for x in input_list]
+        parts = [np.asarray(x._value if _is_tensor(x) else x) for x in input_list]
     if len({(p.shape, np.dtype(p.dtype)) for p in parts}) != 1:
         raise ValueError(f"reduce_scatter: input_list entries must share shape and dtype, got "
                          f"{[(p.shape, str(p.dtype)) for p in parts]}")
@@ -259,8 +274,7 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group: ProcessGroup | No
         if g.nccl is not None:
             out = g.nccl.wrap(reduced)
         else:
-            out = fa.asarray((reduced / g.size() if op is ReduceOp.AVG else reduced)
-                             .astype(parts[0].dtype))
+            out = _adopt(_finish_op(reduced, op, g).astype(parts[0].dtype, copy=False))
         if _is_tensor(output):
             return _write_back([output], None, [out])
         return out

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-import fnarray as fa
 from fnarray.distributed import ProcessGroup, _group, _mpi
 from fnarray.distributed.collectives import (
-    _MPI_OPS, ReduceOp, StreamWork, Work, _check_list, _is_tensor, _reduce_op, _run, _wire,
-    _write_back)
+    _MPI_OPS, ReduceOp, StreamWork, Work, _adopt, _check_list, _finish_op, _is_tensor,
+    _reduce_op, _run, _wire, _write_back)
 
 
 def _member(group: ProcessGroup | None, rank: int, name: str, what: str):
@@ -34,12 +33,12 @@ def _buffer(g: ProcessGroup, x, name: str):
     """What the backend moves: the device buffer (nccl) or a host copy (MPI)."""
     if g.nccl is not None:
         return g.nccl.buffer(x, name)
-    return np.array(x._value if _is_tensor(x) else x)
+    return np.asarray(x._value if _is_tensor(x) else x)  # read-only view: only sent
 
 
 def _deliver(g: ProcessGroup, target, value, dtype):
     """``value`` into the compat tensor ``target`` in place, or as a new array."""
-    out = g.nccl.wrap(value) if g.nccl is not None else fa.asarray(np.asarray(value).astype(dtype))
+    out = g.nccl.wrap(value) if g.nccl is not None else _adopt(value.astype(dtype, copy=False))
     if _is_tensor(target):
         _write_back([target], None, [out])
         return None
@@ -63,9 +62,8 @@ def reduce(tensor, dst: int, op=ReduceOp.SUM, group: ProcessGroup | None = None,
         send = _wire(buf)
         recv = np.empty_like(send)
         req = g.comm.Ireduce(send, recv, op=getattr(_mpi(), _MPI_OPS[op]), root=root)
-        work = Work([req], lambda: _deliver(g, tensor, recv / g.size() if op is ReduceOp.AVG
-                                            else recv, buf.dtype) if mine else None,
-                    g.timeout, "reduce")
+        work = Work([req], lambda: _deliver(g, tensor, _finish_op(recv, op, g), buf.dtype)
+                    if mine else None, g.timeout, "reduce")
     return _run(work, async_op, not _is_tensor(tensor))
 
 
