@@ -263,3 +263,46 @@ def test_return_types_and_loss_grad_fns_print_as_pytorch():
     assert {k: v.grad_fn.name() for k, v in names.items()} == expected
     assert str(F.cross_entropy(x, y)).endswith("grad_fn=<NllLossBackward0>)")
     assert F.cross_entropy(x, y).grad_fn.next_functions[0][0].name() == "LogSoftmaxBackward0"
+
+
+# --- optimizers take PyTorch's implementation switches; torch.accelerator -------------------
+
+def test_optimizers_accept_pytorch_switches_and_keep_them_in_param_groups():
+    p = [torch.nn.Parameter(torch.ones(1))]
+    sgd = torch.optim.SGD(p, lr=0.1, foreach=False)
+    assert {k: sgd.param_groups[0][k] for k in ("foreach", "differentiable", "fused")} == \
+        {"foreach": False, "differentiable": False, "fused": None}
+    adamw = torch.optim.AdamW(p, lr=0.1, betas=(0.9, 0.95), fused=True)  # nanoGPT's line
+    assert adamw.param_groups[0]["capturable"] is False
+    assert adamw.param_groups[0]["decoupled_weight_decay"] is True
+    with pytest.raises(RuntimeError, match=r"differentiable=True\): the optimizer step is not "
+                                           r"recorded"):
+        torch.optim.Adam(p, differentiable=True)
+    with pytest.raises(TypeError, match="unexpected option"):
+        torch.optim.SGD(p, lr=0.1, bogus=1)
+
+
+def test_adam_with_decoupled_weight_decay_is_adamw():
+    def run(make):
+        w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+        opt = make([w])
+        for _ in range(2):
+            opt.zero_grad()
+            (w ** 2).sum().backward()
+            opt.step()
+        return w.tolist()
+
+    expected = [0.7082484364509583, -1.6104121208190918]  # PyTorch, both spellings
+    got_adam = run(lambda ps: torch.optim.Adam(ps, lr=0.1, weight_decay=0.5,
+                                               decoupled_weight_decay=True))
+    got_adamw = run(lambda ps: torch.optim.AdamW(ps, lr=0.1, weight_decay=0.5))
+    assert np.allclose(got_adam, expected, rtol=1e-6) and got_adam == got_adamw
+
+
+def test_accelerator_api_on_a_cpu_only_machine():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    device = (torch.accelerator.current_accelerator().type if torch.accelerator.is_available()
+              else "cpu")  # the PyTorch quickstart's line
+    assert device == "cpu" and torch.accelerator.current_accelerator() is None
+    assert torch.accelerator.device_count() == 0

@@ -112,7 +112,8 @@ autograd.function = _sys.modules["fnarray.compat.function"]
 autograd.__path__ = []  # importable as a package: ``from torch.autograd.functional import``
 __version__ = "2.13.0+fnarray"  # the PyTorch API release this layer follows
 _LAZY = {"nn": "fnarray.nn", "optim": "fnarray.optim", "utils": "fnarray.compat.utils",
-         "onnx": "fnarray.onnx", "distributed": "fnarray.distributed"}
+         "onnx": "fnarray.onnx", "distributed": "fnarray.distributed",
+         "accelerator": "fnarray.compat.accelerator"}
 
 
 def __getattr__(name):

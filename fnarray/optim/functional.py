@@ -207,15 +207,20 @@ def _adam(name: str, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled)
 
 
 def adam(lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
-         weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False) -> Optimizer:
-    """Adam (``torch.optim.Adam``): L2 weight decay added to the gradient."""
-    return _adam("adam", lr, betas, eps, weight_decay, amsgrad, maximize, decoupled=False)
+         weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False,
+         decoupled_weight_decay: bool = False) -> Optimizer:
+    """Adam (``torch.optim.Adam``): L2 weight decay added to the gradient, or with
+    ``decoupled_weight_decay`` AdamW's decay."""
+    return _adam("adam", lr, betas, eps, weight_decay, amsgrad, maximize,
+                 decoupled=decoupled_weight_decay)
 
 
 def adamw(lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
-          weight_decay: float = 1e-2, amsgrad: bool = False, maximize: bool = False) -> Optimizer:
+          weight_decay: float = 1e-2, amsgrad: bool = False, maximize: bool = False,
+          decoupled_weight_decay: bool = True) -> Optimizer:
     """AdamW (``torch.optim.AdamW``): ``p *= 1 - lr * weight_decay`` before the Adam step."""
-    return _adam("adamw", lr, betas, eps, weight_decay, amsgrad, maximize, decoupled=True)
+    return _adam("adamw", lr, betas, eps, weight_decay, amsgrad, maximize,
+                 decoupled=decoupled_weight_decay)
 
 
 # --- RMSprop
