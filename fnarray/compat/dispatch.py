@@ -3,7 +3,7 @@
 The general path of ``x * y`` on tensors runs through ``op_scope`` (the ``grad_fn``
 name), PyTorch's promotion (``promotion.operands``), fnarray's (``promote``), ``bind``,
 ``CompatTrace.process_primitive``, a second ``bind`` on the unwrapped values, and only
-then ``tape._record``: correct for every operand, but about 6 µs of Python per recorded
+then ``tape.record``: correct for every operand, but about 6 µs of Python per recorded
 op, where PyTorch's dispatcher spends ~2.5 µs.
 
 For the common case this module does the same work in one call.  A *plan* says which
@@ -14,7 +14,7 @@ on abstract values (``trace_flat``), and if that program is exactly one primitiv
 to the operands (a Python scalar becoming a weak constant of the tensor's dtype, as the
 core's promotion makes it), the plan is cached; otherwise the signature stays on the
 general path.  A call with a planned signature then unwraps the operands, runs the
-primitive's kernel once, records the node (``tape.record``) and wraps the result.
+primitive's kernel once, records the node and wraps the result, all in ``_run``.
 
 The fast path is taken only where it cannot differ from the general one: concrete
 operands (no enclosing transformation's tracers), one device, no ``autocast``, and no
@@ -29,9 +29,11 @@ import numpy as np
 
 from fnarray.api._convert import weak_constant
 from fnarray.compat import grad_mode, tape
+from fnarray.compat.tape import CompatNode
 from fnarray.compat.tensor import Tensor
 from fnarray.core.array import Array
 from fnarray.core.trace import FP_WARNING
+from fnarray.transforms.reverse import _seq as _node_seq
 
 # Kernels called from here report NumPy's floating-point warnings as exceptions, as they
 # do when ``bind`` calls them (see ``core.trace``): the fast path then re-runs the op
@@ -112,7 +114,8 @@ def _run(prim, params, name, a, va, b, vb, dev):
 
     The kernel is called directly; anything unusual (an intended inf/nan, an error to
     report) re-runs it through ``bind``.  This runs for every fast-path operation, so the
-    node and tensor are built in place (``tape.record`` is the general form)."""
+    tensor and node are built in place rather than through ``Tensor._make`` and
+    ``tape.new_node`` (the general path's forms: each call costs ~4% of a recorded op)."""
     try:
         out = Array(prim.impl(dev.xp, va._value, **params) if vb is None
                     else prim.impl(dev.xp, va._value, vb._value, **params), dev)
@@ -135,7 +138,16 @@ def _run(prim, params, name, a, va, b, vb, dev):
         parents, vals = (pa,), (va,)
     else:
         parents, vals = (pa, None if nb is None else (nb, b._index)), (va, vb)
-    t._node = tape.new_node(prim, params, parents, vals, out, name, versions)
+    node = t._node = _new(CompatNode)
+    node.prim, node.params, node.parents, node.primals, node.outs = prim, params, parents, \
+        vals, out
+    seq = node.seq = next(_node_seq)
+    scope = _op.name
+    if scope is None:
+        node.name, node.group = name, seq
+    else:
+        node.name, node.group = scope, _op.group
+    node.versions = versions
     return t
 
 
