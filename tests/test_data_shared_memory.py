@@ -1,13 +1,17 @@
-"""Datasets reach DataLoader workers through shared memory, not one pickle per worker
-(issue 10): the worker sees read-only views of one shared copy, the payload stays small,
-blocks are reused across epochs and unlinked when the loader goes away; batches are
-fetched with one fancy index per column (``__getitems__``), also without workers."""
+"""Datasets reach DataLoader workers without one pickle per worker (issue 10): a forked
+worker sees a read-only view of the parent's own buffer, a forkserver worker a read-only
+view of one shared-memory copy; the payload stays small, blocks are reused across epochs
+and unlinked when the loader goes away; batches are fetched with one fancy index per
+column (``__getitems__``), also without workers."""
 
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import os
 import pickle
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -29,7 +33,8 @@ class Probe(Dataset):
 
     def __getitem__(self, i):
         return (float(self.big[i, 0]), bool(self.big.flags.writeable),
-                type(self.big.base).__name__, os.getpid())
+                type(self.big.base).__name__, os.getpid(),
+                self.big.__array_interface__["data"][0])
 
 
 def _shm_names(loader) -> list[str]:
@@ -40,14 +45,43 @@ def _exists(name: str) -> bool:
     return os.path.exists(f"/dev/shm/{name}")
 
 
-def test_workers_view_one_read_only_shared_copy():
-    loader = DataLoader(Probe(), batch_size=512, num_workers=2,
-                        collate_fn=lambda b: b)
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork")
+def test_forked_workers_view_the_parents_buffer_read_only():
+    probe = Probe()
+    loader = DataLoader(probe, batch_size=512, num_workers=2, collate_fn=lambda b: b,
+                        multiprocessing_context="fork")
     rows = [s for batch in loader for s in batch]
     assert [r[0] for r in rows] == [float(i * 64) for i in range(4096)]
-    assert all(not writeable for _, writeable, _, _ in rows)
-    assert {base for _, _, base, _ in rows} <= {"mmap", "memoryview"}
-    assert os.getpid() not in {pid for *_, pid in rows}
+    assert all(not writeable for _, writeable, *_ in rows)
+    assert os.getpid() not in {r[3] for r in rows}
+    # the very pages the parent holds (copy-on-write): no copy, no shared-memory block
+    assert {r[4] for r in rows} == {probe.big.__array_interface__["data"][0]}
+    assert not _shm_names(loader)
+    assert probe.big.flags.writeable  # the parent's own array is untouched
+
+
+def test_default_start_method_is_fork_only_without_other_threads(monkeypatch):
+    from fnarray.data import dataloader
+    me = threading.current_thread()
+    feeder = threading.Thread(name="QueueFeederThread")
+    user = threading.Thread(name="user thread")
+    linux = sys.platform.startswith("linux")
+    monkeypatch.setattr(threading, "enumerate", lambda: [me, feeder])
+    assert dataloader._fork_is_safe() == linux
+    assert (dataloader._start_context(None).get_start_method() == "fork") == linux
+    monkeypatch.setattr(threading, "enumerate", lambda: [me, feeder, user])
+    assert not dataloader._fork_is_safe()
+    assert dataloader._start_context(None).get_start_method() != "fork"
+
+
+def test_forkserver_workers_view_one_read_only_shared_copy():
+    loader = DataLoader(Probe(), batch_size=512, num_workers=2,
+                        collate_fn=lambda b: b, multiprocessing_context="forkserver")
+    rows = [s for batch in loader for s in batch]
+    assert [r[0] for r in rows] == [float(i * 64) for i in range(4096)]
+    assert all(not writeable for _, writeable, *_ in rows)
+    assert {r[2] for r in rows} <= {"mmap", "memoryview"}
+    assert os.getpid() not in {r[3] for r in rows}
     names = _shm_names(loader)
     assert len(names) == 1 and all(_exists(n) for n in names)
     list(loader)  # a second epoch reuses the block
@@ -77,13 +111,16 @@ def test_payload_carries_references_not_the_data():
     assert not table._blocks
 
 
-def test_tensor_dataset_batches_identical_with_and_without_workers():
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_tensor_dataset_batches_identical_with_and_without_workers(method):
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {method} here")
     x = np.random.default_rng(1).random((3000, 100)).astype(np.float32)  # 1.2 MB: shared
     y = np.arange(3000)
     dataset = TensorDataset(fa.asarray(x), y)
     kwargs = dict(batch_size=100, shuffle=True, generator=7)
     plain = list(DataLoader(dataset, **kwargs))
-    workers = list(DataLoader(dataset, num_workers=2, **kwargs))
+    workers = list(DataLoader(dataset, num_workers=2, multiprocessing_context=method, **kwargs))
     assert len(plain) == len(workers) == 30
     for (a, b), (c, d) in zip(plain, workers):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(c))

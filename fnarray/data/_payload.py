@@ -13,8 +13,9 @@ and re-running the main script in every worker.  Instead:
   preparation step, so the worker never re-imports (re-runs) the user's script: it needs
   nothing from it, because the payload carries everything by value.
 
-Without cloudpickle the spec is pickled as before (module-level definitions and a
-``__main__`` guard required), and a pickling failure names the extra to install.
+Without cloudpickle the spec is pickled by reference with the standard pickler (still
+sharing large buffers; module-level definitions and a ``__main__`` guard required), and a
+pickling failure names the extra to install.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import sys
 import types
 from collections.abc import Iterator
 
-import numpy as np
 
 _INSTALL_HINT = "install the 'data' extra (pip install 'fnarray[data]', i.e. cloudpickle)"
 
@@ -39,38 +39,45 @@ def _cloudpickle():
     return cloudpickle
 
 
-def dump(spec, shared=None) -> tuple[bytes | object, bool]:
-    """``(payload, by_value)``: the spec as cloudpickle bytes when cloudpickle is present,
-    else the spec itself (pickled by ``multiprocessing`` when a worker starts).  With
-    ``shared`` (a ``_shared.SharedArrays``), large NumPy buffers go by shared memory."""
+def by_value() -> bool:
+    """Whether payloads carry functions and classes by value (cloudpickle is installed)."""
+    return _cloudpickle() is not None
+
+
+def dump(spec, shared=None) -> tuple[bytes, bool]:
+    """``(payload, by_value)``: the spec as bytes — by value with cloudpickle when it is
+    installed, else by reference with the standard pickler.  With ``shared`` (a
+    ``_shared.SharedArrays``), large NumPy buffers are not in the bytes: they go by shared
+    memory (or, for forked workers, by reference to the parent's memory)."""
     cp = _cloudpickle()
-    if cp is None:
-        return spec, False
     buffer = io.BytesIO()
     pickler = _sharing_pickler(cp)(buffer, protocol=pickle.HIGHEST_PROTOCOL)
     pickler.shared = shared
     pickler.dump(spec)
-    return buffer.getvalue(), True
+    return buffer.getvalue(), cp is not None
 
 
 def _sharing_pickler(cp) -> type:
-    """A ``CloudPickler`` that hands large NumPy arrays to its ``shared`` table."""
-    global _SharingPickler
-    if _SharingPickler is None:
-        class SharingPickler(cp.CloudPickler):
+    """A ``CloudPickler`` (or, without cloudpickle, a standard ``Pickler``) that hands
+    large NumPy arrays to its ``shared`` table."""
+    base = pickle.Pickler if cp is None else cp.CloudPickler
+    cls = _SharingPicklers.get(base)
+    if cls is None:
+        class SharingPickler(base):
             shared = None
 
             def reducer_override(self, obj):
-                if self.shared is not None and type(obj) is np.ndarray:
+                if self.shared is not None:
                     reduced = self.shared.reduce(obj)
                     if reduced is not None:
                         return reduced
-                return super().reducer_override(obj)
-        _SharingPickler = SharingPickler
-    return _SharingPickler
+                parent = getattr(super(), "reducer_override", None)
+                return NotImplemented if parent is None else parent(obj)
+        cls = _SharingPicklers[base] = SharingPickler
+    return cls
 
 
-_SharingPickler = None
+_SharingPicklers: dict = {}
 
 
 def load(payload):
@@ -79,7 +86,7 @@ def load(payload):
     The bytes come only from this worker's parent over the private pipe ``multiprocessing``
     opened for it (the same trust ``multiprocessing`` itself gives its own pickles); no file
     or outside input is ever read here, so ``fa.load`` keeps its never-unpickle promise."""
-    return pickle.loads(payload) if isinstance(payload, bytes) else payload
+    return pickle.loads(payload)
 
 
 def pickling_hint(by_value: bool) -> str:

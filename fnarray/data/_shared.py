@@ -12,10 +12,17 @@ Blocks are cached per loader (the same array is shared once across epochs) and a
 closed and unlinked when the loader is garbage collected or the interpreter exits; the
 ``multiprocessing`` resource tracker removes them if the main process is killed.
 Workers attach without registering with the tracker, so they never unlink a block.
+
+Workers started by ``fork`` need no copy at all: they already map the parent's memory
+copy-on-write.  For them (``forking = True``) a large array is pickled as a token into a
+table of this module that the forked child inherits, and the worker gets a read-only view
+of the parent's buffer — the payload still travels as bytes, so what a worker sees is the
+same under every start method.
 """
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import os
 import weakref
@@ -23,9 +30,14 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
+from fnarray.core.array import Array
+from fnarray.core.device import CPU
+
 MIN_BYTES = 1 << 20
 
 _attached: list = []  # in a worker: the blocks its arrays view (kept for its lifetime)
+_inherited: dict[int, np.ndarray] = {}  # token -> array, read by forked workers
+_tokens = itertools.count()
 
 
 class SharedArrays:
@@ -33,16 +45,31 @@ class SharedArrays:
 
     def __init__(self, owner):
         self._blocks: dict[int, tuple[np.ndarray, shared_memory.SharedMemory]] = {}
-        self._finalizer = weakref.finalize(owner, _release, self._blocks)
+        self._tokens: dict[tuple, int] = {}
+        #: set while pickling for workers that ``fork``: arrays go by inherited token
+        self.forking = False
+        self._finalizer = weakref.finalize(owner, _release, self._blocks, self._tokens)
 
-    def reduce(self, array: np.ndarray):
-        """The pickle reduction of ``array``: a reference to its shared copy, or None to
-        pickle it normally (small, or of an object dtype).  Arrays viewing the same memory
-        the same way (a tensor and the NumPy view of it) share one block."""
-        if array.nbytes < MIN_BYTES or array.dtype.hasobject:
+    def reduce(self, array):
+        """The pickle reduction of ``array`` (a NumPy array or a CPU ``Array``): a reference
+        to its shared copy (or, when ``forking``, to the parent's buffer), or None to
+        pickle it normally (small, of an object dtype, not on the CPU).  Arrays viewing the
+        same memory the same way (a tensor and the NumPy view of it) share one block; an
+        ``Array`` is rebuilt around the worker's read-only view without a copy."""
+        if isinstance(array, Array):
+            if array.device is not CPU or array._value.nbytes < MIN_BYTES:
+                return None
+            return Array, (array._value, CPU, array.weak_type)
+        if type(array) is not np.ndarray or array.nbytes < MIN_BYTES or array.dtype.hasobject:
             return None
         key = (array.__array_interface__["data"][0], array.shape, array.strides,
                array.dtype.str)
+        if self.forking:
+            token = self._tokens.get(key)
+            if token is None:
+                token = self._tokens[key] = next(_tokens)
+                _inherited[token] = array  # held, so its memory (the key) is not reused
+            return inherit, (token,)
         entry = self._blocks.get(key)
         if entry is None:
             block = shared_memory.SharedMemory(create=True, size=array.nbytes)
@@ -55,7 +82,10 @@ class SharedArrays:
         self._finalizer()
 
 
-def _release(blocks: dict) -> None:
+def _release(blocks: dict, tokens: dict) -> None:
+    for token in tokens.values():
+        _inherited.pop(token, None)
+    tokens.clear()
     for _, block in blocks.values():
         block.close()
         try:
@@ -63,6 +93,19 @@ def _release(blocks: dict) -> None:
         except FileNotFoundError:
             pass
     blocks.clear()
+
+
+def inherit(token: int) -> np.ndarray:
+    """A read-only view of the parent's array ``token`` (called when a forked worker
+    unpickles its payload; the table came with the fork)."""
+    try:
+        array = _inherited[token]
+    except KeyError:
+        raise RuntimeError("DataLoader payload refers to the parent's memory, which only a "
+                           "worker started by fork can see") from None
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 def attach(name: str, shape: tuple, dtype: str) -> np.ndarray:

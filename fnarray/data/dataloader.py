@@ -2,17 +2,25 @@
 
 Worker processes (``num_workers > 0``)
 --------------------------------------
-Workers are started with the ``forkserver`` method where the platform has it (``spawn``
-otherwise; choose another with ``multiprocessing_context=``).  ``fork`` is not used: forking
-a process that runs threads (BLAS pools, queue feeder threads) can deadlock the child.
-The fork server preloads fnarray, so after the first loader a worker starts in well under
-0.1 s, where ``spawn`` re-imports everything for every worker (about 1 s each here).  The
-dataset, ``collate_fn`` and ``worker_init_fn`` are sent by value with cloudpickle and the
-workers never re-run the main script (``_payload``), so, as with PyTorch's fork on Linux,
-datasets defined in notebook cells or functions, lambdas and scripts without an
-``if __name__ == "__main__":`` guard work.  Large NumPy buffers in that payload (a
-``TensorDataset``'s columns, ``MNIST.data``) are not pickled to each worker: they are put
-once in shared memory and mapped read-only by the workers (``_shared``).
+On Linux, workers are started with ``fork``, as PyTorch starts them, when that is safe: when
+no other Python thread runs in the process (a thread holding a lock — logging, an I/O
+buffer, a user's queue — at the moment of the fork would leave it locked forever in the
+child; ``multiprocessing``'s own queue feeder threads are harmless, a worker never uses
+another pool's queues; OpenBLAS re-creates its pool after a fork).  A forked worker starts
+in milliseconds and maps the parent's memory copy-on-write.  Otherwise (other threads, other
+platforms) they start with ``forkserver`` where the platform has it, else ``spawn``; the
+fork server preloads fnarray, so after the first loader a worker starts in well under 0.1 s,
+where ``spawn`` re-imports everything for every worker (about 1 s each here).  Choose a
+method with ``multiprocessing_context=``.
+
+Under every method the dataset, ``collate_fn`` and ``worker_init_fn`` are sent to the
+workers as one payload pickled by value with cloudpickle, and the workers never re-run the
+main script (``_payload``), so datasets defined in notebook cells or functions, lambdas and
+scripts without an ``if __name__ == "__main__":`` guard work, an object that cannot be
+serialised is explained the same way, and a worker sees the dataset as it was when the
+epoch started.  Large NumPy buffers in that payload (a ``TensorDataset``'s columns,
+``MNIST.data``) are not pickled to each worker: a forked worker gets a read-only view of
+the parent's buffer, other workers map one shared-memory copy read-only (``_shared``).
 
 Each worker has its own index queue; results come back on one shared queue and are
 reordered, so batches arrive in sampler order.  At most ``prefetch_factor * num_workers``
@@ -40,6 +48,8 @@ import multiprocessing
 import pickle
 import queue
 import signal
+import sys
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -92,7 +102,9 @@ class DataLoader:
         self.drop_last = drop_last
         self.generator = generator
         self._rng = as_generator(generator)
-        self.multiprocessing_context = _context(multiprocessing_context, num_workers)
+        self.multiprocessing_context = multiprocessing_context
+        if num_workers > 0:
+            _start_context(multiprocessing_context, prepare=True)
         if batch_sampler is not None:
             batch_size = None
         if sampler is None and not self.is_iterable:
@@ -152,38 +164,52 @@ class DataLoader:
         return self._pool, True
 
 
-def _context(spec, num_workers: int = 0):
-    """The start method's context.  For ``forkserver`` the server preloads what every
-    worker imports (fnarray, the compat layer that batches become tensors of, cloudpickle)
-    and is started now, in the background, when the loader will use workers: its imports
-    overlap with the rest of the user's setup instead of delaying the first batch."""
+def _start_context(spec, prepare: bool = False):
+    """The context workers start with: the user's ``multiprocessing_context`` (a context or
+    a method name), else ``fork`` when ``_fork_is_safe()``, else ``forkserver`` or
+    ``spawn``.  The fork server preloads what every worker imports (fnarray, the compat
+    layer that batches become tensors of, cloudpickle); with ``prepare`` (at the loader's
+    construction) it is started now, in the background, so its imports overlap with the
+    rest of the user's setup instead of delaying the first batch."""
     if spec is not None and not isinstance(spec, str):
         return spec
-    method = spec or ("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
-                      else "spawn")
+    methods = multiprocessing.get_all_start_methods()
+    method = spec or ("fork" if "fork" in methods and _fork_is_safe() else
+                      "forkserver" if "forkserver" in methods else "spawn")
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
         ctx.set_forkserver_preload(["fnarray", "fnarray.data", "fnarray.compat", "cloudpickle"])
-        if num_workers > 0:
+        if prepare:
             from multiprocessing import forkserver
             forkserver.ensure_running()
     return ctx
+
+
+def _fork_is_safe() -> bool:
+    """Linux, and no Python thread but this one and ``multiprocessing`` queue feeders (see
+    the module docstring)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    me = threading.current_thread()
+    return all(t is me or t.name == "QueueFeederThread" for t in threading.enumerate())
 
 
 class _WorkerPool:
     """Worker processes with their queues; shut down when closed or garbage collected."""
 
     def __init__(self, loader: DataLoader, base_seed: int):
-        ctx = loader.multiprocessing_context
+        ctx = _start_context(loader.multiprocessing_context)
+        forking = ctx.get_start_method() == "fork"
         try:
             if loader._shared is None:
                 loader._shared = _shared.SharedArrays(loader)
+            loader._shared.forking = forking
             payload, by_value = _payload.dump(loader._spec(base_seed), loader._shared)
         except Exception as e:  # noqa: BLE001 - cloudpickle raises many types
             raise RuntimeError(
                 f"DataLoader could not send the dataset, collate_fn and worker_init_fn to "
                 f"its worker processes ({type(e).__name__}: {e}): "
-                f"{_payload.pickling_hint(True)}") from e
+                f"{_payload.pickling_hint(_payload.by_value())}") from e
         self.result_queue = ctx.Queue()
         self.index_queues, self.workers = [], []
         self.generation = 0
@@ -194,7 +220,7 @@ class _WorkerPool:
             process = ctx.Process(target=_worker.worker_loop, daemon=True,
                                   args=(payload, worker_id, index_queue, self.result_queue))
             try:
-                with _payload.main_hidden(by_value):
+                with _payload.main_hidden(by_value and not forking):
                     process.start()
             except (pickle.PicklingError, AttributeError, TypeError) as e:
                 self.close()
