@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fnarray as fa
-from fnarray.testing import check_grads
+from fnarray.testing import check_grads, check_vjp
 
 RNG = np.random.default_rng(0)
 
@@ -48,6 +48,24 @@ def test_conv_matches_reference(xs, ws, stride, pad, dil, groups):
                 groups=groups)
     np.testing.assert_allclose(np.asarray(y), _conv_ref(x, w, stride, pad, dil, groups),
                                rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("xs, ws, stride, pad, dil, groups", CONFIGS[:3])
+def test_conv_reverse_mode_matches_finite_differences(xs, ws, stride, pad, dil, groups):
+    """Reverse mode (the ``fwd`` rule keeps the forward's patches for the weight cotangent)
+    against central differences in float64, on odd strides, paddings, dilations, groups."""
+    x, w = fa.asarray(RNG.normal(size=xs)), fa.asarray(RNG.normal(size=ws))
+    f = lambda a, b: fa.conv(a, b, stride=stride, padding=pad, dilation=dil, groups=groups)
+    check_vjp(f, (x, w), numerical=True)
+    # the compat tape takes the same fwd path; its gradients equal fa.grad's
+    import fnarray.compat as torch
+    tx, tw = torch.tensor(np.asarray(x), requires_grad=True), torch.tensor(
+        np.asarray(w), requires_grad=True)
+    ct = RNG.normal(size=f(x, w).shape)
+    (f(tx, tw) * torch.tensor(ct)).sum().backward()
+    gx, gw = fa.grad(lambda a, b: fa.sum(f(a, b) * ct), argnums=(0, 1))(x, w)
+    np.testing.assert_allclose(tx.grad.numpy(), np.asarray(gx), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(tw.grad.numpy(), np.asarray(gw), rtol=1e-12, atol=1e-12)
 
 
 def test_conv_padding_forms_bias_and_unbatched_input():

@@ -181,31 +181,35 @@ def _grouped(w, groups):
     return fa.reshape(w, (groups, w.shape[0] // groups, math.prod(w.shape[1:])))
 
 
-def _columns_cotangent(ct, w, groups):
+def _columns_cotangent(ct, ctm, w, groups):
     """``(C/g*K, O/g) @ (O/g, N*out)`` per group: the patch columns ``(C, *kernel, N,
-    *out)`` of the input cotangent (BLAS reads the transposed weight in place)."""
+    *out)`` of the input cotangent (BLAS reads the transposed weight in place);
+    ``ctm = _channel_major(ct, groups)``."""
     n, out = ct.shape[0], ct.shape[2:]
-    cols = dot_general.bind(_grouped(w, groups), _channel_major(ct, groups),
-                            contract=((1,), (1,)), batch=((0,), (0,)))  # (g, C/g*K, N*out)
+    cols = dot_general.bind(_grouped(w, groups), ctm, contract=((1,), (1,)),
+                            batch=((0,), (0,)))  # (g, C/g*K, N*out)
     return fa.reshape(cols, (w.shape[1] * groups, *w.shape[2:], n, *out))
 
 
-def transposed_conv(ct, w, in_spatial, *, strides, padding, dilation, groups):
+def transposed_conv(ct, w, in_spatial, *, strides, padding, dilation, groups, ctm=None):
     """The adjoint of ``conv(·, w)`` applied to ``ct``: its input cotangent, and PyTorch's
     transposed convolution.  ``ct`` is ``(N, C_out, *out)``, the result ``(N, C_in, *in)``:
-    one product per group gives the patch columns, which col2im adds onto the grid."""
+    one product per group gives the patch columns, which col2im adds onto the grid.
+    ``ctm``: ``_channel_major(ct, groups)`` when the caller already has it."""
+    ctm = _channel_major(ct, groups) if ctm is None else ctm
     return conv_patches_transpose.bind(
-        _columns_cotangent(ct, w, groups), in_spatial=tuple(in_spatial),
+        _columns_cotangent(ct, ctm, w, groups), in_spatial=tuple(in_spatial),
         kernel=tuple(w.shape[2:]), strides=strides, padding=padding, dilation=dilation)
 
 
-def _weight_cotangent(ct, cols, w_shape, groups):
-    """``(O/g, N*out) @ (N*out, C/g*K)`` per group: the output cotangent against the
-    forward's patch columns (read transposed by GEMM, not copied)."""
+def _weight_cotangent(ctm, cols, w_shape, groups):
+    """``(O/g, N*out) @ (N*out, C/g*K)`` per group: the output cotangent
+    ``ctm = _channel_major(ct, groups)`` against the forward's patch columns (read
+    transposed by GEMM, not copied)."""
     nd = len(w_shape) - 2
     pg = fa.reshape(cols, (groups, math.prod(cols.shape[:1 + nd]) // groups,
                            math.prod(cols.shape[1 + nd:])))
-    gw = dot_general.bind(_channel_major(ct, groups), pg, contract=((2,), (2,)),
+    gw = dot_general.bind(ctm, pg, contract=((2,), (2,)),
                           batch=((0,), (0,)))  # (g, O/g, C/g*K)
     return fa.reshape(gw, tuple(w_shape))
 
@@ -258,8 +262,9 @@ def _columns_jvp(primals, tangents, *, groups):
 
 
 def _columns_vjp(ct, cols, w, *, out, groups, needed=(True, True)):
-    gc = _columns_cotangent(ct, w, groups) if needed[0] else None
-    gw = _weight_cotangent(ct, cols, w.shape, groups) if needed[1] else None
+    ctm = _channel_major(ct, groups)  # swapped once, read by both products
+    gc = _columns_cotangent(ct, ctm, w, groups) if needed[0] else None
+    gw = _weight_cotangent(ctm, cols, w.shape, groups) if needed[1] else None
     return gc, gw
 
 
@@ -307,13 +312,17 @@ def _conv_jvp(primals, tangents, **params):
     return out, t
 
 
-def _conv_vjp(ct, x, w, *, out, needed=(True, True), residuals=None, **params):
-    gx = transposed_conv(ct, w, x.shape[2:], **params) if needed[0] else None
-    gw = None
+def _conv_vjp(ct, x, w, *, out, needed=(True, True), residuals=None, strides, padding,
+              dilation, groups):
+    ctm = _channel_major(ct, groups)  # swapped once, read by both products
+    gx = gw = None
+    if needed[0]:
+        gx = transposed_conv(ct, w, x.shape[2:], strides=strides, padding=padding,
+                             dilation=dilation, groups=groups, ctm=ctm)
     if needed[1]:
         cols = residuals if residuals is not None else _patches_of(
-            x, w.shape[2:], params["strides"], params["padding"], params["dilation"])
-        gw = _weight_cotangent(ct, cols, w.shape, params["groups"])
+            x, w.shape[2:], strides, padding, dilation)
+        gw = _weight_cotangent(ctm, cols, w.shape, groups)
     return gx, gw
 
 
