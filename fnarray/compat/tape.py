@@ -103,6 +103,11 @@ class CompatTrace(Trace):
     def pure(self, value):
         return value  # arrays and Python constants are not recorded
 
+    def full_raise(self, value):
+        # Level 0 is the lowest: ``bind`` hands this trace only tensors and plain values,
+        # and both are taken as they are.
+        return value
+
     def process_primitive(self, prim, tracers, params):
         if _op.autocast is not None:
             tracers = _op.autocast(prim, tracers)

@@ -29,6 +29,9 @@ from fnarray.core.array import Array
 from fnarray.core.trace import Tracer
 from fnarray.core.shapes import is_float, is_inexact
 
+_COMPAT_DTYPES: dict = {}  # NumPy dtype -> compat dtype, for ``Tensor.dtype``
+
+
 class Size(tuple):
     """A tensor's shape: a tuple that prints as PyTorch's does, ``torch.Size([2, 3])``."""
 
@@ -163,7 +166,11 @@ class Tensor(Tracer):
     @property
     def dtype(self) -> dtypes.dtype:
         """PyTorch-style (``torch.float32``); equal to the NumPy dtype (see ``dtypes``)."""
-        return dtypes.as_dtype(self._value.dtype)
+        d = self._value.dtype
+        found = _COMPAT_DTYPES.get(d)  # read by every general-path op: a dict hit
+        if found is None:
+            found = _COMPAT_DTYPES[d] = dtypes.as_dtype(d)
+        return found
 
     @property
     def device(self):
