@@ -52,14 +52,20 @@ def _plan(general, spec: tuple):
     holds a dtype per tensor argument and a Python type per scalar argument; scalars are
     probed with two values, so a constant of the operation itself is never mistaken for
     the argument."""
-    plans = [_probe(general, spec, probe) for probe in ((3, 2.5), (5, 3.75))]
-    return plans[0] if plans[0] == plans[1] and plans[0] is not None else _GENERAL
+    first, second = (_probe(general, spec, probe) for probe in ((3, 2.5), (5, 3.75)))
+    try:
+        same = first is not None and first == second
+    except ValueError:  # parameters holding arrays: not a plan worth the risk
+        same = False
+    return first if same else _GENERAL
 
 
 _FLIPS = {(0,): False, (0, 0): True, (0, 1): False, (1, 0): True}
 
 
 def _probe(general, spec: tuple, probe: tuple):
+    """The plan of ``general`` traced on ``spec`` with the scalar arguments set to
+    ``probe`` (an int, a float), or None."""
     from fnarray.core.device import default
     from fnarray.core.shapes import ShapedArray
     from fnarray.transforms.ir import trace_flat
