@@ -41,6 +41,7 @@ from fnarray.core.shapes import ShapedArray
 from fnarray.ops._util import move_bdim
 from fnarray.ops.linalg import dot_general
 from fnarray.ops.shape import linear
+from fnarray.transforms.buffers import declare_fresh
 
 
 def out_size(n: int, k: int, stride: int, pad: tuple, dilation: int) -> int:
@@ -74,7 +75,7 @@ def _windows(xp, x, kernel, strides, padding, dilation):
 
 
 def _patches_impl(xp, x, *, kernel, strides, padding, dilation):
-    return xp.ascontiguousarray(_windows(xp, x, kernel, strides, padding, dilation))
+    return xp.array(_windows(xp, x, kernel, strides, padding, dilation), order="C", copy=True)
 
 
 def _patches_transpose_impl(xp, cols, *, in_spatial, kernel, strides, padding, dilation):
@@ -335,3 +336,6 @@ def _conv_batch(vals, dims, **params):
 
 conv = declare("conv", impl=_conv_impl, abstract=_conv_abstract, jvp=_conv_jvp,
                vjp=_conv_vjp, batch=_conv_batch, vjp_selective=True, fwd=_conv_fwd)
+
+# every kernel here returns a new C-ordered buffer (the jit executor may reuse it once dead)
+declare_fresh(conv, conv_columns, conv_patches, conv_patches_transpose)

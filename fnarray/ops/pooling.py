@@ -15,9 +15,8 @@ of the window (PyTorch's ``val > max || isnan(val)`` rule).
 add, where windows overlap) per kernel offset.  It is linear in ``ct``; its transpose
 gathers each window's tapped element.
 
-Both kernels loop over the ``prod(kernel)`` offsets, never over the data, and keep the
-memory layout of their operands (a channel-major activation stays channel-major), so
-every pass is a contiguous vectorised NumPy loop.
+Both kernels loop over the ``prod(kernel)`` offsets, never over the data; every pass is a
+vectorised NumPy loop along whole rows, and every result a fresh C-ordered array.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from fnarray import api as fa
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray
 from fnarray.ops._util import move_bdim
+from fnarray.transforms.buffers import declare_fresh
 
 
 def _out(spatial, kernel, strides, dilation) -> tuple:
@@ -51,27 +51,13 @@ def _offset_slices(kernel, strides, dilation, out):
                               for o, d, m, s in zip(offs, dilation, out, strides)))
 
 
-def _axis_order(a) -> list:
-    """The axes of ``a`` from the largest memory stride to the smallest."""
-    return sorted(range(a.ndim), key=lambda i: -abs(a.strides[i]))
-
-
-def _empty_like_layout(xp, ref, shape, dtype, zero: bool):
-    """A fresh array of ``shape`` whose axes are laid out in memory in the order of
-    ``ref``'s (same rank), so that elementwise passes between the two are contiguous."""
-    order = _axis_order(ref)
-    make = xp.zeros if zero else xp.empty
-    buf = make(tuple(shape[i] for i in order), dtype=dtype)
-    return xp.transpose(buf, tuple(order.index(i) for i in range(ref.ndim)))
-
-
 # --- max_pool ------------------------------------------------------------------------------
 
 def _max_pool_impl(xp, x, *, kernel, strides, dilation):
     nd = len(kernel)
     out = _out(x.shape[x.ndim - nd:], kernel, strides, dilation)
     offsets = list(_offset_slices(kernel, strides, dilation, out))
-    best = xp.array(x[offsets[0][1]], order="K", copy=True)
+    best = xp.array(x[offsets[0][1]], order="C", copy=True)
     taps = xp.zeros_like(best, dtype=tap_dtype(kernel))
     if best.size == 0:
         return best, taps
@@ -140,17 +126,13 @@ def _scatter_impl(xp, ct, taps, *, spatial, kernel, strides, dilation):
     lead = taps.shape[:taps.ndim - nd]
     disjoint = all(m == 1 or s >= d * (k - 1) + 1
                    for k, m, s, d in zip(kernel, out, strides, dilation))
-    covered = disjoint and all(d == 1 and s == k and m * k == n for k, m, s, d, n
-                               in zip(kernel, out, strides, dilation, spatial))
-    gx = _empty_like_layout(xp, taps, (*lead, *spatial), ct.dtype, zero=not covered)
-    if _axis_order(ct) != _axis_order(taps):
-        # bring the cotangent into the taps' memory layout once (a cheap outer-axis copy),
-        # so the passes below run contiguously
-        same = xp.empty_like(taps, dtype=ct.dtype)
-        same[...] = ct
-        ct = same
+    tiled = all((d == 1 or k == 1) and d * (k - 1) + 1 == s and m * s == n
+                for k, m, s, d, n in zip(kernel, out, strides, dilation, spatial))
+    gx = (xp.empty if tiled else xp.zeros)((*lead, *spatial), dtype=ct.dtype)
     if ct.size == 0:
         return gx
+    # both operands C-ordered like gx, so that every pass below runs along whole rows
+    ct, taps = xp.ascontiguousarray(ct), xp.ascontiguousarray(taps)
     for t, region in _offset_slices(kernel, strides, dilation, out):
         hit = taps == t
         if disjoint:
@@ -188,3 +170,4 @@ def _scatter_batch(vals, dims, **params):
 
 max_pool_scatter = declare("max_pool_scatter", impl=_scatter_impl, abstract=_scatter_abstract,
                            jvp=_scatter_jvp, vjp=_scatter_vjp, batch=_scatter_batch)
+declare_fresh(max_pool_scatter)  # for the jit executor's buffer reuse
