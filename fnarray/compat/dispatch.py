@@ -29,6 +29,7 @@ import numpy as np
 
 from fnarray.api._convert import weak_constant
 from fnarray.compat import grad_mode, tape
+from fnarray.compat.out import write_out
 from fnarray.compat.tape import CompatNode
 from fnarray.compat.tensor import Tensor
 from fnarray.core.array import Array
@@ -157,11 +158,14 @@ def _run(prim, params, name, a, va, b, vb, dev):
     return t
 
 
-def unary(general, name: str):
-    """The operation ``general(input)`` with the fused path for a tensor ``input``."""
+def unary(general, name: str, torch_name: str):
+    """The operation ``general(input)`` with the fused path for a tensor ``input``;
+    ``torch.<torch_name>``'s ``out=`` is taken here, so ``compat.out`` adds no wrapper."""
     plans: dict = {}
 
-    def op(input):
+    def op(input, *, out=None):
+        if out is not None:
+            return write_out(torch_name, out, general(input))
         if isinstance(input, Tensor) and _op.autocast is None:
             v = input._value
             if type(v) is Array:

@@ -15,6 +15,7 @@ from fnarray.compat import tape as _tape
 from fnarray.compat.tape import op_scope
 from fnarray.ops import activation as _activation
 from fnarray.compat import return_types
+from fnarray.compat.out import write_out
 from fnarray.compat.promotion import operands as _pt_operands
 from fnarray.compat.tensor import Tensor, _dims, _raw
 from fnarray.transforms import stop_gradient
@@ -60,7 +61,8 @@ _UNARY = {
     "isfinite": (fa.isfinite, "Isfinite"), "logical_not": (fa.logical_not, "LogicalNot"),
 }
 for _name, (_f, _g) in _UNARY.items():
-    _register(_name, _dispatch.unary(_named_call(_g + "Backward0", _f), _g + "Backward0"))
+    _register(_name, _dispatch.unary(_named_call(_g + "Backward0", _f), _g + "Backward0",
+                                     _name))
 for _alias, _name in (("negative", "neg"), ("absolute", "abs"), ("arcsin", "asin"),
                       ("arccos", "acos"), ("arctan", "atan"), ("fix", "trunc")):
     _register(_alias, METHODS[_name])
@@ -71,7 +73,7 @@ def _relu(input):
         return fa.relu(input)
 
 
-relu = _dispatch.unary(_relu, "ReluBackward0")
+relu = _dispatch.unary(_relu, "ReluBackward0", "relu")
 
 
 def round(input, decimals: int = 0):  # noqa: A001
@@ -115,8 +117,10 @@ _BINARY = {
 }
 
 
-def _binary(fn, grad_name):
-    def op(input, other, *, alpha=None, rounding_mode=None):
+def _binary(fn, grad_name, torch_name):
+    def op(input, other, *, alpha=None, rounding_mode=None, out=None):
+        if out is not None:  # (taken here, so ``compat.out`` adds no wrapper frame)
+            return write_out(torch_name, out, general(input, other, alpha, rounding_mode))
         if alpha is None and rounding_mode is None:
             return fast(input, other)
         return general(input, other, alpha, rounding_mode)
@@ -138,7 +142,7 @@ def _binary(fn, grad_name):
 
 
 for _name, (_f, _g) in _BINARY.items():
-    _register(_name, _binary(_f, _g))
+    _register(_name, _binary(_f, _g, _name))
 for _alias, _name in (("subtract", "sub"), ("multiply", "mul"), ("divide", "div"),
                       ("greater", "gt"), ("less", "lt"), ("greater_equal", "ge"),
                       ("less_equal", "le"), ("not_equal", "ne"), ("arctan2", "atan2")):
