@@ -139,8 +139,35 @@ def uniform(key, shape=(), dtype=float32, minval=0.0, maxval=1.0):
     key = _check_key(key, "uniform")
     dtype = _float_dtype(dtype, "uniform")
     u = _unit(key, _shape(shape, "uniform"), dtype)
+    if _is_number(minval) and _is_number(maxval) and (minval, maxval) == (0, 1):
+        return u  # u * (1 - 0) + 0 and maximum(0, u) are u exactly: three passes saved
     lo, hi = astype(minval, dtype), astype(maxval, dtype)
     return ew.maximum(lo, u * (hi - lo) + lo)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def uniform_at_least(key, p: float, shape=(), dtype=float32):
+    """``uniform(key, shape, dtype) >= p`` for a Python float ``p``, compared on the random
+    words themselves — one integer comparison instead of the conversion to floats (dropout
+    draws its masks this way).  The uniform value is ``m * 2**-nmant`` for the top
+    ``nmant`` bits ``m`` of a word, and the comparison rounds ``p`` to ``dtype`` first, so
+    it holds exactly when the word is at least ``ceil(p' * 2**nmant) << (width - nmant)``
+    with ``p'`` the rounded ``p``: the same booleans, bit for bit."""
+    key = _check_key(key, "uniform_at_least")
+    dtype, shape = _float_dtype(dtype, "uniform_at_least"), _shape(shape, "uniform_at_least")
+    rounded = float(np.asarray(p, dtype=dtype)) if dtype.kind == "f" else math.nan
+    nmant = bfloat16.finfo(dtype).nmant
+    least = math.ceil(rounded * 2.0 ** nmant) if 0.0 < rounded < 1.0 else 0
+    if least == 0 or least >= 2 ** nmant:
+        # the ends (everything or nothing passes), NaN, and bfloat16 (whose comparison
+        # widens): nothing to gain, compare the floats
+        return _unit(key, shape, dtype) >= p
+    if nmant > 32:
+        return bits(key, shape, uint64) >= np.uint64(least << (64 - nmant))
+    return random_bits.bind(key, shape=shape) >= np.uint32(least << (32 - nmant))
 
 
 def _compute_dtype(dtype):

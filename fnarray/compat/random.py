@@ -86,6 +86,12 @@ def uniform(shape, dtype=None, device=None, generator=None):
     return _placed(fr.uniform(_key(generator), tuple(shape), _float(dtype)), device)
 
 
+def uniform_at_least(p: float, shape, dtype=None, device=None, generator=None):
+    """``uniform(shape, ...) >= p`` from the words the draw would use, compared as
+    integers (``fa.random.uniform_at_least``): dropout's keep mask."""
+    return _placed(fr.uniform_at_least(_key(generator), p, tuple(shape), _float(dtype)), device)
+
+
 def normal(shape, dtype=None, device=None, generator=None):
     """Standard normal values as a core array."""
     return _placed(fr.normal(_key(generator), tuple(shape), _float(dtype)), device)

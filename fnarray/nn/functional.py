@@ -214,11 +214,11 @@ def _keep_mask(input, p: float, shape, key):
     backward passes are one product each."""
     if key is not None:
         from fnarray.api import random as fr
-        u = fr.uniform(key, shape, input.dtype)
+        keep = fr.uniform_at_least(key, p, shape, input.dtype)
     else:
         from fnarray.compat import random as global_rng
-        u = global_rng.uniform(shape, input.dtype, fa.device_of(input))
-    return fa.astype(u >= p, input.dtype) * (1.0 / (1.0 - p))
+        keep = global_rng.uniform_at_least(p, shape, input.dtype, fa.device_of(input))
+    return fa.astype(keep, input.dtype) * (1.0 / (1.0 - p))
 
 
 def _check_p(p: float, name: str) -> None:
