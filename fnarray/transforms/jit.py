@@ -66,6 +66,7 @@ class Jitted:
             fun, _as_tuple(static_argnums), _as_tuple(static_argnames))
         self.donate_argnums = _as_tuple(donate_argnums)
         self._cache: dict = {}
+        self._flat_trees: dict = {}
         self.trace_count = 0
 
     def __get__(self, obj, objtype=None):
@@ -100,6 +101,12 @@ class Jitted:
         return static, static_pos, dyn_args, dyn_kwargs
 
     def _leaves(self, dyn_args, dyn_kwargs):
+        if not dyn_kwargs and all(type(x) is Array for x in dyn_args):
+            # Positional Arrays flatten to themselves: one tree definition per arity.
+            in_tree = self._flat_trees.get(len(dyn_args))
+            if in_tree is None:
+                in_tree = self._flat_trees[len(dyn_args)] = tree_util.flatten((dyn_args, {}))[1]
+            return list(dyn_args), in_tree
         from fnarray import api as fa
         leaves, in_tree = tree_util.flatten((dyn_args, dyn_kwargs))
         out = []
