@@ -78,6 +78,26 @@ def _patches_impl(xp, x, *, kernel, strides, padding, dilation):
     return xp.array(_windows(xp, x, kernel, strides, padding, dilation), order="C", copy=True)
 
 
+def window_offsets(kernel, strides, dilation, out):
+    """``(flat offset, offset, slices)`` for every kernel offset, row-major: the slices of
+    the trailing (padded) spatial axes that pick, for every window, its cell at that
+    offset."""
+    for t, offs in enumerate(itertools.product(*(range(k) for k in kernel))):
+        yield t, offs, tuple(slice(o * d, o * d + (m - 1) * s + 1, s)
+                             for o, d, m, s in zip(offs, dilation, out, strides))
+
+
+def window_cover(kernel, strides, dilation, out, spatial) -> tuple[bool, bool]:
+    """``(disjoint, tiled)``: no grid cell lies in two windows (stride >= dilated kernel),
+    and, further, every cell lies in exactly one (so writing the windows back needs no
+    zero fill and no addition)."""
+    disjoint = all(k == 1 or m == 1 or s >= d * (k - 1) + 1
+                   for k, m, s, d in zip(kernel, out, strides, dilation))
+    tiled = all((d == 1 or k == 1) and d * (k - 1) + 1 == s and m * s == n
+                for k, m, s, d, n in zip(kernel, out, strides, dilation, spatial))
+    return disjoint, tiled
+
+
 def _patches_transpose_impl(xp, cols, *, in_spatial, kernel, strides, padding, dilation):
     """col2im: columns ``(C, *kernel, N, *out)`` added back onto the padded input grid, one
     strided add per kernel offset into one fresh ``(N, C, *padded)`` buffer (a loop over
@@ -87,22 +107,15 @@ def _patches_transpose_impl(xp, cols, *, in_spatial, kernel, strides, padding, d
     nd = len(kernel)
     c, n, out = cols.shape[0], cols.shape[1 + nd], cols.shape[2 + nd:]
     padded = tuple(s + lo + hi for s, (lo, hi) in zip(in_spatial, padding))
-    disjoint = all(k == 1 or m == 1 or s >= d * (k - 1) + 1
-                   for k, m, s, d in zip(kernel, out, strides, dilation))
-    # windows that tile the grid exactly write every cell once: no zero fill needed
-    tiled = all((d == 1 or k == 1) and d * (k - 1) + 1 == s and m * s == p
-                for k, m, s, d, p in zip(kernel, out, strides, dilation, padded))
+    disjoint, tiled = window_cover(kernel, strides, dilation, out, padded)
     acc = (xp.empty if tiled else xp.zeros)((n, c, *padded), dtype=cols.dtype)
     if all(out):
-        for offs in itertools.product(*(range(k) for k in kernel)):
-            region = (slice(None), slice(None),
-                      *(slice(o * d, o * d + (m - 1) * s + 1, s)
-                        for o, d, m, s in zip(offs, dilation, out, strides)))
+        for _, offs, region in window_offsets(kernel, strides, dilation, out):
             col = xp.swapaxes(cols[(slice(None), *offs)], 0, 1)
             if disjoint:
-                acc[region] = col
+                acc[(slice(None), slice(None), *region)] = col
             else:
-                acc[region] += col
+                acc[(slice(None), slice(None), *region)] += col
     if not any(lo or hi for lo, hi in padding):
         return acc
     crop = tuple(slice(lo, lo + s) for s, (lo, _) in zip(in_spatial, padding))

@@ -21,7 +21,6 @@ vectorised NumPy loop along whole rows, and every result a fresh C-ordered array
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -30,6 +29,7 @@ from fnarray import api as fa
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray
 from fnarray.ops._util import move_bdim
+from fnarray.ops.conv import window_cover, window_offsets
 from fnarray.transforms.buffers import declare_fresh
 
 
@@ -44,11 +44,10 @@ def tap_dtype(kernel) -> np.dtype:
 
 
 def _offset_slices(kernel, strides, dilation, out):
-    """``(flat offset, slices)`` for every kernel offset: the slices pick, for each window,
-    the grid cell at that offset (row-major over the kernel)."""
-    for t, offs in enumerate(itertools.product(*(range(k) for k in kernel))):
-        yield t, (Ellipsis, *(slice(o * d, o * d + (m - 1) * s + 1, s)
-                              for o, d, m, s in zip(offs, dilation, out, strides)))
+    """``(flat offset, index)`` per kernel offset: the index picks, for every window of
+    the trailing axes, its cell at that offset."""
+    for t, _, region in window_offsets(kernel, strides, dilation, out):
+        yield t, (Ellipsis, *region)
 
 
 # --- max_pool ------------------------------------------------------------------------------
@@ -124,10 +123,7 @@ def _scatter_impl(xp, ct, taps, *, spatial, kernel, strides, dilation):
     nd = len(kernel)
     out = taps.shape[taps.ndim - nd:]
     lead = taps.shape[:taps.ndim - nd]
-    disjoint = all(m == 1 or s >= d * (k - 1) + 1
-                   for k, m, s, d in zip(kernel, out, strides, dilation))
-    tiled = all((d == 1 or k == 1) and d * (k - 1) + 1 == s and m * s == n
-                for k, m, s, d, n in zip(kernel, out, strides, dilation, spatial))
+    disjoint, tiled = window_cover(kernel, strides, dilation, out, spatial)
     gx = (xp.empty if tiled else xp.zeros)((*lead, *spatial), dtype=ct.dtype)
     if ct.size == 0:
         return gx
