@@ -2,37 +2,35 @@
 ``unfold`` (im2col), ``fold`` (col2im, overlaps summed), ``pixel_shuffle`` and
 ``pixel_unshuffle``, with PyTorch's layouts.
 
-``unfold`` is one gather of the padded input at host-computed patch positions and
-``fold`` the matching scatter-add, so both differentiate through the indexing rules
-(each is the other's adjoint, as in PyTorch).
+``unfold`` is the im2col primitive ``conv_patches`` (one copy out of a strided view of the
+padded input) and ``fold`` its transpose ``conv_patches_transpose`` (one strided add per
+kernel offset), each followed or preceded by a swap of the (channel, kernel) and sample
+axes into PyTorch's ``(N, C * kh * kw, L)`` layout; both differentiate through those
+primitives' rules (each is the other's adjoint, as in PyTorch).
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 import fnarray as fa
 from fnarray.nn._conv import ntuple
+from fnarray.ops import conv as _conv
 
 
-def _patch_grid(name, spatial, kernel_size, dilation, padding, stride):
-    """``(rows, cols, out_hw)``: padded-input coordinates of every kernel tap of every
-    block, each of shape ``(kh * kw, L)``."""
-    kh, kw = ntuple(kernel_size, 2, "kernel_size", name)
-    dh, dw = ntuple(dilation, 2, "dilation", name)
-    ph, pw = ntuple(padding, 2, "padding", name)
-    sh, sw = ntuple(stride, 2, "stride", name)
-    h, w = spatial[0] + 2 * ph, spatial[1] + 2 * pw
-    oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
-    if oh <= 0 or ow <= 0:
-        raise RuntimeError(f"{name}: the kernel {(kh, kw)} with dilation {(dh, dw)} does not "
-                           f"fit the padded input {(h, w)} (spatial size {tuple(spatial)}, "
-                           f"padding {(ph, pw)})")
-    ki, kj = np.meshgrid(np.arange(kh) * dh, np.arange(kw) * dw, indexing="ij")
-    oi, oj = np.meshgrid(np.arange(oh) * sh, np.arange(ow) * sw, indexing="ij")
-    rows = ki.reshape(-1, 1) + oi.reshape(1, -1)
-    cols = kj.reshape(-1, 1) + oj.reshape(1, -1)
-    return rows, cols, (ph, pw), (oh, ow), kh * kw
+def _patch_geometry(name, spatial, kernel_size, dilation, padding, stride) -> dict:
+    """The 2-d window geometry as ``conv_patches`` parameters plus the block grid ``out``;
+    raises when the (dilated) kernel does not fit the padded input."""
+    kernel = ntuple(kernel_size, 2, "kernel_size", name)
+    dil = ntuple(dilation, 2, "dilation", name)
+    pad = ntuple(padding, 2, "padding", name)
+    strides = ntuple(stride, 2, "stride", name)
+    padded = tuple(n + 2 * p for n, p in zip(spatial, pad))
+    out = tuple((n - d * (k - 1) - 1) // s + 1 for n, k, d, s in zip(padded, kernel, dil, strides))
+    if any(o <= 0 for o in out):
+        raise RuntimeError(f"{name}: the kernel {kernel} with dilation {dil} does not "
+                           f"fit the padded input {padded} (spatial size {tuple(spatial)}, "
+                           f"padding {pad})")
+    return dict(kernel=kernel, strides=strides, dilation=dil,
+                padding=tuple((p, p) for p in pad)), out
 
 
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
@@ -43,12 +41,11 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
                          f"shape {tuple(input.shape)}")
     x = input if input.ndim == 4 else fa.expand_dims(input, 0)
     n, c = x.shape[:2]
-    rows, cols, (ph, pw), _, k = _patch_grid("unfold", x.shape[2:], kernel_size, dilation,
-                                             padding, stride)
-    if ph or pw:
-        x = fa.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    patches = x[:, :, fa.asarray(rows), fa.asarray(cols)]  # (N, C, k, L)
-    out = fa.reshape(patches, (n, c * k, rows.shape[1]))
+    geom, out = _patch_geometry("unfold", x.shape[2:], kernel_size, dilation, padding, stride)
+    cols = _conv.conv_patches.bind(x, **geom)  # (C, kh, kw, N, oh, ow)
+    cols = fa.permute_dims(cols, (3, 0, 1, 2, 4, 5))
+    k = geom["kernel"][0] * geom["kernel"][1]
+    out = fa.reshape(cols, (n, c * k, out[0] * out[1]))
     return out if input.ndim == 4 else out[0]
 
 
@@ -60,20 +57,17 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
                          f"{tuple(input.shape)}")
     x = input if input.ndim == 3 else fa.expand_dims(input, 0)
     out_hw = ntuple(output_size, 2, "output_size", "fold")
-    rows, cols, (ph, pw), (oh, ow), k = _patch_grid("fold", out_hw, kernel_size, dilation,
-                                                    padding, stride)
+    geom, (oh, ow) = _patch_geometry("fold", out_hw, kernel_size, dilation, padding, stride)
+    k = geom["kernel"][0] * geom["kernel"][1]
     n, ck, length = x.shape
     if ck % k or length != oh * ow:
         raise RuntimeError(f"fold: expected size of input's dimension 1 to be divisible by "
                            f"the product of kernel_size ({k}) and dimension 2 to match the "
                            f"number of blocks ({oh} x {ow} = {oh * ow}), got input shape "
                            f"{tuple(input.shape)}")
-    c = ck // k
-    canvas = fa.zeros((n, c, out_hw[0] + 2 * ph, out_hw[1] + 2 * pw), dtype=x.dtype,
-                      device=fa.device_of(x))
-    canvas = canvas.at[:, :, fa.asarray(rows), fa.asarray(cols)].add(
-        fa.reshape(x, (n, c, k, length)))
-    out = canvas[:, :, ph:ph + out_hw[0], pw:pw + out_hw[1]]
+    cols = fa.reshape(x, (n, ck // k, *geom["kernel"], oh, ow))
+    cols = fa.permute_dims(cols, (1, 2, 3, 0, 4, 5))  # (C, kh, kw, N, oh, ow)
+    out = _conv.conv_patches_transpose.bind(cols, in_spatial=tuple(out_hw), **geom)
     return out if input.ndim == 3 else out[0]
 
 
