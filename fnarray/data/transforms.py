@@ -46,6 +46,28 @@ class Compose:
         return f"{type(self).__name__}({inner}\n)"
 
 
+def batched(transform) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``transform`` over a whole stack of NumPy images at once, or None.
+
+    A pipeline of ``ToTensor`` followed only by ``Normalize`` steps (alone or in a
+    ``Compose``; not subclasses) maps each pixel on its own, so a ``(N, H, W)`` or
+    ``(N, H, W, C)`` stack can go through it in a few whole-array operations: the result
+    is the ``(N, C, H, W)`` stack of the per-image results, value for value.  Datasets use
+    it in ``__getitems__`` (MNIST: one call per batch instead of a chain of calls per
+    image).  Anything else (random transforms, ``Lambda``, PIL steps) returns None."""
+    steps = list(transform.transforms) if type(transform) is Compose else [transform]
+    if not steps or type(steps[0]) is not ToTensor or \
+            any(type(step) is not Normalize for step in steps[1:]):
+        return None
+
+    def run(images: np.ndarray) -> np.ndarray:
+        x = ToTensor.channels_first(images, batch=True)
+        for step in steps[1:]:
+            x = step._normalize(x)
+        return np.ascontiguousarray(x)
+    return run
+
+
 class Lambda:
     """Apply a user function."""
 
@@ -68,15 +90,26 @@ class ToTensor:
     def __call__(self, pic):
         if isinstance(pic, Array) or _interop.is_tensor(pic):
             value, device = _interop.to_numpy(pic), (pic.array if _interop.is_tensor(pic) else pic).device
+            if value.dtype == np.uint8:
+                value = value.astype(np.float32) / np.float32(255)
         else:
             value, device = (_pil.to_numpy(pic) if _pil.is_pil(pic) else np.asarray(pic)), None
-            if value.ndim not in (2, 3):
-                raise ValueError(f"ToTensor: expected an (H, W) or (H, W, C) image, got shape "
-                                 f"{value.shape}")
-            value = value[None] if value.ndim == 2 else np.moveaxis(value, -1, 0)
+            value = self.channels_first(value)
+        return _interop.from_numpy(np.ascontiguousarray(value), device, as_tensor=True)
+
+    @staticmethod
+    def channels_first(value: np.ndarray, batch: bool = False) -> np.ndarray:
+        """A NumPy ``(H, W)``/``(H, W, C)`` image (with ``batch``, a stack of them) as
+        channels-first, ``uint8`` scaled to ``[0, 1]`` float32."""
+        lead = int(batch)
+        if value.ndim - lead not in (2, 3):
+            raise ValueError(f"ToTensor: expected an (H, W) or (H, W, C) image, got shape "
+                             f"{value.shape[lead:]}")
+        value = (np.expand_dims(value, lead) if value.ndim - lead == 2
+                 else np.moveaxis(value, -1, lead))
         if value.dtype == np.uint8:
             value = value.astype(np.float32) / np.float32(255)
-        return _interop.from_numpy(np.ascontiguousarray(value), device, as_tensor=True)
+        return value
 
     def __repr__(self):
         return "ToTensor()"

@@ -46,11 +46,12 @@ def _inside(xp, x, lo, hi, inclusive):
 
 def _gate_impl(xp, ct, x, *, lo, hi, inclusive, slope):
     mask = _inside(xp, x, lo, hi, inclusive)
-    out = xp.multiply(ct, mask, dtype=ct.dtype)
+    # Masks are cast before the product: NumPy's mixed bool-float multiply runs a buffered
+    # casting loop ~2x slower than the cast plus a same-dtype product.
+    out = ct * mask.astype(ct.dtype)
     if slope:
         # ct * mask + (slope * ct) * ~mask: exact in both branches, and branch-free.
-        out = out + xp.multiply(ct * ct.dtype.type(slope), xp.logical_not(mask),
-                                dtype=ct.dtype)
+        out = out + (ct * ct.dtype.type(slope)) * xp.logical_not(mask).astype(ct.dtype)
     elif not xp.isfinite(out.sum()):
         # inf * 0 is NaN: only then pay for the exact (branchy) select.
         out = xp.where(mask, ct, ct.dtype.type(0))

@@ -30,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fnarray import _interop
 from fnarray.data.dataset import ColumnBatch, Dataset, _Column
+from fnarray.data.transforms import batched
 
 MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
            "https://storage.googleapis.com/cvdf-datasets/mnist/")
@@ -91,10 +93,18 @@ class MNIST(Dataset):
 
     def __getitems__(self, indices):
         """The samples of a batch.  Without transforms they stay column-wise, so
-        ``default_collate`` gathers images and labels with one fancy index each."""
-        if self.transform is None and self.target_transform is None:
-            return ColumnBatch([_Column(self.data), _Column(self.targets)],
-                               np.asarray(indices, dtype=np.int64))
+        ``default_collate`` gathers images and labels with one fancy index each; a
+        per-pixel transform (``ToTensor`` + ``Normalize``, see ``transforms.batched``) runs
+        once on the gathered stack of images."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if self.target_transform is None:
+            if self.transform is None:
+                return ColumnBatch([_Column(self.data), _Column(self.targets)], indices)
+            whole = batched(self.transform)
+            if whole is not None:
+                images = _interop.from_numpy(whole(self.data[indices]), None, as_tensor=True)
+                return ColumnBatch([_Column(images), _Column(self.targets[indices])],
+                                   np.arange(len(indices)))
         return [self[i] for i in indices]
 
     def __repr__(self):
