@@ -52,6 +52,15 @@ class LRScheduler:
 _LRScheduler = LRScheduler
 
 
+def _decayed(base: float, gamma: float, times: int) -> float:
+    """``base`` multiplied by ``gamma`` ``times`` times, one multiplication after another as
+    PyTorch's recursive step does (``0.01 * 0.1 * 0.1`` is ``1e-4``; ``0.01 * 0.1 ** 2`` is
+    ``1.0000000000000002e-4``)."""
+    for _ in range(times):
+        base *= gamma
+    return base
+
+
 class LambdaLR(LRScheduler):
     """``base_lr * lr_lambda(epoch)`` (one function, or one per group)."""
 
@@ -77,7 +86,7 @@ class StepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, epoch):
-        return [b * self.gamma ** (epoch // self.step_size) for b in self.base_lrs]
+        return [_decayed(b, self.gamma, epoch // self.step_size) for b in self.base_lrs]
 
 
 class MultiStepLR(LRScheduler):
@@ -88,7 +97,8 @@ class MultiStepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, epoch):
-        return [b * self.gamma ** bisect.bisect_right(self.milestones, epoch) for b in self.base_lrs]
+        return [_decayed(b, self.gamma, bisect.bisect_right(self.milestones, epoch))
+                for b in self.base_lrs]
 
 
 class ExponentialLR(LRScheduler):
@@ -96,10 +106,16 @@ class ExponentialLR(LRScheduler):
 
     def __init__(self, optimizer, gamma: float, last_epoch: int = -1):
         self.gamma = gamma
+        self._cache = (0, None)  # (epoch, rates): the next epoch is one multiplication away
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, epoch):
-        return [b * self.gamma ** epoch for b in self.base_lrs]
+        done, lrs = self._cache
+        if lrs is None or not done <= epoch:
+            done, lrs = 0, list(self.base_lrs)
+        lrs = [_decayed(lr, self.gamma, epoch - done) for lr in lrs]
+        self._cache = (epoch, lrs)
+        return lrs
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -335,3 +351,8 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     def lr_at(self, epoch):
         c = (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
         return [self.eta_min + (b - self.eta_min) * c for b in self.base_lrs]
+
+
+# More schedules live in their own module (split by size).
+from fnarray.optim.lr_scheduler_more import (  # noqa: E402,F401
+    ChainedScheduler, ConstantLR, CyclicLR, MultiplicativeLR, PolynomialLR)
