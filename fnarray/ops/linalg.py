@@ -12,6 +12,7 @@ from fnarray import api as fa
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray, is_inexact
 from fnarray.transforms.buffers import declare_out_kernel
+from fnarray.transforms.layout import declare_permuted_result
 
 
 def _free(ndim, contract, batch):
@@ -162,3 +163,18 @@ def _dot_batch(vals, dims, *, contract, batch):
 dot_general = declare("dot_general", impl=_dot_impl, abstract=_dot_abstract, jvp=_dot_jvp,
                       vjp=_dot_vjp, batch=_dot_batch, vjp_selective=True)
 declare_out_kernel(dot_general, _dot_into)
+
+
+def _dot_permuted(a, b, perm, *, contract, batch):
+    """The result with its ``a``-free and ``b``-free axis blocks swapped is the contraction
+    with the operands swapped (a weight cotangent computed as ``ct.T @ x`` in the weight's
+    own layout, instead of ``(x.T @ ct).T``); other permutations are not absorbed."""
+    (ca, cb), (ba, bb) = contract, batch
+    nb = len(ba)
+    na, nf = a.ndim - len(ca) - nb, b.ndim - len(cb) - nb
+    if tuple(perm) != (*range(nb), *range(nb + na, nb + na + nf), *range(nb, nb + na)):
+        return None
+    return (1, 0), dict(contract=(cb, ca), batch=(bb, ba))
+
+
+declare_permuted_result(dot_general, _dot_permuted)

@@ -8,6 +8,7 @@ from fnarray import api as fa
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray, is_inexact
 from fnarray.ops._util import bdim_to_front, batch_size, move_bdim, unbroadcast
+from fnarray.transforms.layout import declare_permutation
 
 
 def linear(name, impl, abstract, transpose, batch):
@@ -59,6 +60,7 @@ transpose = linear(
     abstract=lambda a, *, perm: ShapedArray(tuple(a.shape[p] for p in perm), a.dtype, a.weak_type),
     transpose=lambda ct, shape_in, *, perm: transpose.bind(ct, perm=_inverse(perm)),
     batch=_transpose_batch)
+declare_permutation(transpose, lambda params: params["perm"])
 
 
 # --- broadcast_to -----------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Optimisation passes over a ``Program``: dead-code elimination, common-subexpression
-elimination, constant folding, and grouping of elementwise chains for fusion."""
+elimination, constant folding, permuted results computed in their final layout
+(``transforms/layout.py``), and grouping of elementwise chains for fusion."""
 
 from __future__ import annotations
 
 from fnarray.transforms.ir import Equation, Program, Var, has_effect
+from fnarray.transforms.layout import fold_permutations
 
 
 def dce(prog: Program) -> Program:
@@ -103,6 +105,6 @@ def fusion_groups(prog: Program) -> list[list[int]]:
 
 
 def optimize(prog: Program) -> Program:
-    prog = dce(cse(fold_constants(prog)))
+    prog = fold_permutations(dce(cse(fold_constants(prog))))
     prog.fusion_groups = fusion_groups(prog)
     return prog
