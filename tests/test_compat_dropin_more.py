@@ -265,3 +265,25 @@ def test_resize_of_pil_images_is_pillows_to_the_level():
                     assert out.mode == img.mode
                     np.testing.assert_array_equal(np.asarray(out), ref,
                                                   err_msg=f"{img.mode} {mode} {(oh, ow)}")
+
+
+# --- operand shape mistakes are RuntimeErrors too (PyTorch's type), ValueErrors as before ----
+
+@pytest.mark.parametrize("run, message", [
+    (lambda: torch.ones(2, 3) @ torch.ones(2, 3), r"matmul: shapes .* are not aligned"),
+    (lambda: torch.mm(torch.ones(2, 3), torch.ones(2, 3)), "not aligned"),
+    (lambda: torch.ones(2) + torch.ones(3), r"add: cannot apply to operands float32\[2\] and "
+                                            r"float32\[3\]"),
+    (lambda: torch.ones(3).view(2, 2), r"reshape: cannot reshape array of shape"),
+    (lambda: torch.cat([torch.ones(2, 2), torch.ones(3, 3)]), "concatenate: all input shapes"),
+    (lambda: torch.stack([torch.ones(2), torch.ones(3)]), "stack: all input arrays"),
+    (lambda: torch.ones(2, 3).expand(3, 3), "broadcast"),
+])
+def test_operand_shape_errors_are_runtime_errors(run, message):
+    import fnarray as fa
+    from fnarray.core.shapes import ShapeError
+    with pytest.raises(RuntimeError, match=message) as info:
+        run()
+    assert isinstance(info.value, ValueError) and isinstance(info.value, ShapeError)
+    with pytest.raises(ValueError):  # fnarray's own API: still its ValueError
+        fa.matmul(fa.ones((2, 3)), fa.ones((2, 3)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fnarray.api._convert import as_operand, promote
-from fnarray.core.shapes import broadcast_shapes
+from fnarray.core.shapes import ShapeError, broadcast_shapes
 from fnarray.ops.linalg import dot_general
 
 
@@ -20,7 +20,7 @@ def matmul(x1, x2):
         raise ValueError(f"matmul: operands must be at least 1-D, got shapes {a.shape} and "
                          f"{b.shape}; use multiply for scalars")
     if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
-        raise ValueError(
+        raise ShapeError(
             f"matmul: shapes {a.shape} and {b.shape} are not aligned: the last axis of the "
             f"first ({a.shape[-1]}) must equal the {'second-to-last' if b.ndim > 1 else 'only'} "
             f"axis of the second ({b.shape[-2 if b.ndim > 1 else 0]})")
@@ -47,7 +47,7 @@ def dot(a, b):
         return a * b
     cb = 0 if b.ndim == 1 else b.ndim - 2
     if a.shape[-1] != b.shape[cb]:
-        raise ValueError(f"dot: shapes {a.shape} and {b.shape} are not aligned "
+        raise ShapeError(f"dot: shapes {a.shape} and {b.shape} are not aligned "
                          f"({a.shape[-1]} != {b.shape[cb]})")
     return _dot(a, b, (a.ndim - 1,), (cb,))
 
@@ -86,7 +86,7 @@ def tensordot(a, b, axes=2):
         cb = tuple(i % b.ndim for i in cb)
     for i, j in zip(ca, cb):
         if a.shape[i] != b.shape[j]:
-            raise ValueError(f"tensordot: axis {i} of shape {a.shape} does not match axis {j} "
+            raise ShapeError(f"tensordot: axis {i} of shape {a.shape} does not match axis {j} "
                              f"of shape {b.shape}")
     return _dot(a, b, ca, cb)
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from fnarray.api._convert import as_operand, promote
 from fnarray.api.reductions import normalize_axes
-from fnarray.core.shapes import broadcast_shapes
+from fnarray.core.shapes import ShapeError, broadcast_shapes
 from fnarray.ops import shape as sh
 
 
@@ -40,7 +40,7 @@ def reshape(x, shape, copy=None, *, order: str = "C"):
             if s != -1:
                 known *= s
         if shape.count(-1) > 1 or (known == 0 or x.size % known) and x.size != 0:
-            raise ValueError(f"reshape: cannot reshape array of shape {x.shape} "
+            raise ShapeError(f"reshape: cannot reshape array of shape {x.shape} "
                              f"(size {x.size}) into shape {shape}")
         shape = tuple((x.size // known if known else 0) if s == -1 else s for s in shape)
     if x.shape == shape:
@@ -49,7 +49,7 @@ def reshape(x, shape, copy=None, *, order: str = "C"):
     for s in shape:
         n *= s
     if n != x.size:
-        raise ValueError(f"reshape: cannot reshape array of shape {x.shape} (size {x.size}) "
+        raise ShapeError(f"reshape: cannot reshape array of shape {x.shape} (size {x.size}) "
                          f"into shape {shape} (size {n}); the sizes must match")
     return sh.reshape.bind(x, shape=shape)
 
@@ -150,7 +150,7 @@ def broadcast_to(x, shape):
     if x.shape == shape:
         return x
     if broadcast_shapes(x.shape, shape, op="broadcast_to") != shape:
-        raise ValueError(f"broadcast_to: cannot broadcast an array of shape {x.shape} "
+        raise ShapeError(f"broadcast_to: cannot broadcast an array of shape {x.shape} "
                          f"to shape {shape}")
     return sh.broadcast_to.bind(x, shape=shape)
 
@@ -177,7 +177,7 @@ def concatenate(arrays, axis=0):
         others_match = all(d1 == d2 for i, (d1, d2) in enumerate(zip(a.shape, arrays[0].shape))
                            if i != ax)
         if a.ndim != nd or not others_match:
-            raise ValueError(
+            raise ShapeError(
                 f"concatenate: all input shapes must match except along axis {ax}; got "
                 + ", ".join(str(b.shape) for b in arrays))
     if len(arrays) == 1:
@@ -195,7 +195,7 @@ def stack(arrays, axis=0):
     arrays = [as_operand(a) for a in arrays]
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
-        raise ValueError(f"stack: all input arrays must have the same shape, got "
+        raise ShapeError(f"stack: all input arrays must have the same shape, got "
                          f"{[a.shape for a in arrays]}")
     ax = _axis(axis, arrays[0].ndim + 1, "stack")
     return concatenate([expand_dims(a, ax) for a in arrays], axis=ax)

@@ -108,6 +108,13 @@ class ShapedArray:
         return f"ShapedArray({self.str_short()}{', weak' if self.weak_type else ''})"
 
 
+class ShapeError(ValueError, RuntimeError):
+    """Operand shapes an operation cannot combine (broadcasting, reshape, matmul, concatenate).
+
+    A ``ValueError``, fnarray's convention, and a ``RuntimeError``, which is what PyTorch
+    raises for the same mistakes, so code written against either API catches it."""
+
+
 def broadcast_shapes(*shapes: tuple, op: str = "broadcast") -> tuple:
     """NumPy broadcasting of shapes; the error names the op and every shape."""
     ndim = max((len(s) for s in shapes), default=0)
@@ -117,7 +124,7 @@ def broadcast_shapes(*shapes: tuple, op: str = "broadcast") -> tuple:
             if d != 1:
                 if out[i] != 1 and out[i] != d:
                     shown = " and ".join(str(tuple(x)) for x in shapes)
-                    raise ValueError(
+                    raise ShapeError(
                         f"{op}: shapes {shown} cannot be broadcast together (dimension "
                         f"{i - ndim} is {out[i]} vs {d}); reshape or expand_dims one operand "
                         f"so that each dimension matches or is 1")

@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 
 from fnarray.core.array import Array, ArrayBase
-from fnarray.core.shapes import ShapedArray
+from fnarray.core.shapes import ShapedArray, ShapeError
 
 
 class UnexpectedTracerError(RuntimeError):
@@ -315,7 +315,8 @@ def _mixed_devices(prim, args):
 def _kernel_error(prim, args, params, err):
     shapes = " and ".join(f"{a.dtype.name}{list(a.shape)}" for a in args)
     extra = f" with {params}" if params else ""
-    return type(err)(f"{prim.name}: cannot apply to operands {shapes}{extra}: {err}")
+    cls = ShapeError if type(err) is ValueError else type(err)  # operands that do not fit
+    return cls(f"{prim.name}: cannot apply to operands {shapes}{extra}: {err}")
 
 
 def current_level() -> int:

@@ -6,7 +6,7 @@ import contextlib
 import math
 
 import fnarray as fa
-from fnarray.core.shapes import canonical_dtype
+from fnarray.core.shapes import ShapeError, canonical_dtype
 from fnarray.nn.parameter import Parameter
 
 
@@ -18,12 +18,12 @@ def empty_parameter(shape, dtype=None, device=None) -> Parameter:
     return Parameter(value if device is None else fa.device_put(value, str(device)))
 
 
-class ShapeMismatchError(ValueError, RuntimeError):
+class ShapeMismatchError(ShapeError):
     """A layer got an input (or state) whose size disagrees with its configuration.
 
     PyTorch raises ``RuntimeError`` for these (``mat1 and mat2 shapes cannot be multiplied``,
     ``input.size(-1) must be equal to input_size``); fnarray's own convention is
-    ``ValueError``. Deriving from both lets code written for either catch it."""
+    ``ValueError``. ``ShapeError`` is both, so code written for either catches it."""
 
 
 def describe(layer) -> str:
