@@ -306,3 +306,32 @@ def test_accelerator_api_on_a_cpu_only_machine():
               else "cpu")  # the PyTorch quickstart's line
     assert device == "cpu" and torch.accelerator.current_accelerator() is None
     assert torch.accelerator.device_count() == 0
+
+
+# --- F.interpolate: bicubic and antialias -----------------------------------------------------
+
+@pytest.mark.parametrize("options, expected", [
+    (dict(size=(3, 4), mode="bicubic", align_corners=False),
+     [0.3786, 0.7077, 1.1458, 1.6115, 3.6883, 4.2927, 4.9529, 5.5991, 8.2519, 8.974, 9.7506,
+      10.5012]),
+    (dict(size=(2, 3), mode="bicubic", antialias=True),
+     [1.5247, 2.1253, 2.7964, 6.7852, 7.6839, 8.6051]),
+    (dict(size=(2, 3), mode="bilinear", antialias=True),
+     [1.9101, 2.4795, 3.1027, 6.5382, 7.342, 8.1665]),
+])
+def test_interpolate_bicubic_and_antialias_match_pytorch(options, expected):
+    img = (torch.arange(30.0).reshape(1, 1, 5, 6) ** 1.3) / 7
+    out = torch.nn.functional.interpolate(img, **options)
+    assert np.allclose(out.flatten().tolist(), expected, atol=1e-4)
+
+
+def test_interpolate_bicubic_gradient_and_align_corners():
+    x = ((torch.arange(30.0).reshape(1, 1, 5, 6) ** 1.3) / 7).requires_grad_()
+    torch.nn.functional.interpolate(x, size=(3, 4), mode="bicubic").sum().backward()
+    assert np.allclose(x.grad.flatten().tolist()[:6],
+                       [0.5059, 0.3587, 0.5059, 0.5059, 0.3587, 0.5059], atol=1e-4)
+    out = torch.nn.functional.interpolate(x.detach(), size=(7, 9), mode="bicubic",
+                                          align_corners=True)
+    assert np.allclose(out[0, 0, 0, :4].tolist(), [0.0, 0.0684, 0.1967, 0.3139], atol=1e-4)
+    with pytest.raises(ValueError, match="antialias=True needs mode 'bilinear' or 'bicubic'"):
+        torch.nn.functional.interpolate(x, size=(2, 2), mode="nearest", antialias=True)

@@ -79,7 +79,7 @@ def _weights(n_in: int, n_out: int, mode: str, antialias: bool) -> np.ndarray:
     """The ``(n_out, n_in)`` resampling matrix (rows sum to 1) of Pillow's coefficients
     (``precompute_coeffs``, operation for operation, so the 8-bit rounding agrees)."""
     if mode == BICUBIC and not antialias:
-        return _torch_bicubic_weights(n_in, n_out)
+        return cubic_weights((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, n_in)
     kernel, support = _FILTERS[mode]
     scale = n_in / n_out
     filterscale = max(scale, 1.0) if antialias else 1.0
@@ -94,14 +94,14 @@ def _weights(n_in: int, n_out: int, mode: str, antialias: bool) -> np.ndarray:
     return w / np.where(total == 0, 1.0, total)
 
 
-def _torch_bicubic_weights(n_in: int, n_out: int) -> np.ndarray:
-    """PyTorch's ``upsample_bicubic2d`` (``align_corners=False``, no antialiasing): four taps
-    around ``(i + 0.5) * scale - 0.5`` weighted by the ``a = -0.75`` cubic, taps beyond the
-    edge reading the edge pixel."""
-    src = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+def cubic_weights(src: np.ndarray, n_in: int) -> np.ndarray:
+    """PyTorch's ``upsample_bicubic2d`` (no antialiasing) as a ``(len(src), n_in)`` matrix:
+    four taps around each source coordinate (``(i + 0.5) * scale - 0.5``, or
+    ``i * (n_in - 1) / (n_out - 1)`` with ``align_corners``) weighted by the ``a = -0.75``
+    cubic, taps beyond the edge reading the edge pixel."""
     base = np.floor(src).astype(np.int64)
-    w = np.zeros((n_out, n_in))
-    rows = np.arange(n_out)
+    w = np.zeros((len(src), n_in))
+    rows = np.arange(len(src))
     for k in (-1, 0, 1, 2):
         np.add.at(w, (rows, np.clip(base + k, 0, n_in - 1)), _cubic(src - (base + k), a=-0.75))
     return w

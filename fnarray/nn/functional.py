@@ -670,18 +670,24 @@ def _source_index(out_size: int, in_size: int, scale, mode: str, align_corners):
 
 def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
                 recompute_scale_factor=None, antialias: bool = False):
-    """Resize the spatial axes (2..) with 'nearest', 'linear', 'bilinear' or 'trilinear'
-    interpolation; linear modes interpolate one axis at a time (separably)."""
+    """Resize the spatial axes (2..) with 'nearest', 'linear', 'bilinear', 'bicubic' or
+    'trilinear' interpolation, one axis at a time (separably).  'bicubic' is PyTorch's
+    (``a = -0.75``, edge pixels repeated); ``antialias=True`` (bilinear/bicubic, without
+    ``align_corners``) stretches the filter when shrinking, as PyTorch's (= Pillow's)."""
     import numpy as np
     spatial = input.ndim - 2
     if spatial < 1:
         raise ValueError(f"interpolate: expected a (N, C, ...) input, got shape {tuple(input.shape)}")
     if (size is None) == (scale_factor is None):
         raise ValueError("interpolate: give exactly one of size and scale_factor")
-    if mode not in ("nearest", "linear", "bilinear", "trilinear"):
-        raise ValueError(f"interpolate: unsupported mode {mode!r}; use nearest, linear, bilinear "
-                         f"or trilinear")
-    if mode != "nearest" and {"linear": 1, "bilinear": 2, "trilinear": 3}[mode] != spatial:
+    if mode not in ("nearest", "linear", "bilinear", "bicubic", "trilinear"):
+        raise ValueError(f"interpolate: unsupported mode {mode!r}; use nearest, linear, "
+                         f"bilinear, bicubic or trilinear")
+    if antialias and (mode not in ("bilinear", "bicubic") or align_corners):
+        raise ValueError(f"interpolate: antialias=True needs mode 'bilinear' or 'bicubic' "
+                         f"without align_corners, got mode {mode!r}")
+    if mode != "nearest" and {"linear": 1, "bilinear": 2, "bicubic": 2,
+                              "trilinear": 3}[mode] != spatial:
         raise ValueError(f"interpolate: mode {mode!r} needs {mode!r}-compatible input; got "
                          f"{spatial} spatial dims (shape {tuple(input.shape)})")
     in_sizes = tuple(input.shape[2:])
@@ -699,6 +705,10 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
         if mode == "nearest":
             out = fa.take(out, src, axis=ax)
             continue
+        if antialias or mode == "bicubic":
+            out = _resample_axis(out, ax, _resize_weights(n_in, n_out, s, mode, align_corners,
+                                                          antialias))
+            continue
         lo = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
         hi = np.minimum(lo + 1, n_in - 1)
         frac_shape = (n_out,) + (1,) * (input.ndim - 1 - ax)
@@ -707,6 +717,26 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
         a, b = fa.take(out, lo, axis=ax), fa.take(out, hi, axis=ax)
         out = a + (b - a) * frac
     return out
+
+
+def _resize_weights(n_in: int, n_out: int, scale, mode: str, align_corners, antialias: bool):
+    """The ``(n_out, n_in)`` matrix of one axis of a bicubic or antialiased resize."""
+    import numpy as np
+    from fnarray.data import _resample
+    if antialias:
+        return _resample._weights(n_in, n_out, mode, True)
+    if align_corners:
+        src = np.arange(n_out) * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+    else:
+        src = (np.arange(n_out) + 0.5) * (n_in / n_out if scale is None else 1.0 / scale) - 0.5
+    return _resample.cubic_weights(src, n_in)
+
+
+def _resample_axis(x, axis: int, weights):
+    """``x`` with axis ``axis`` replaced by ``weights @`` that axis (a recorded product)."""
+    w = fa.asarray(weights, dtype=x.dtype, device=fa.device_of(x))
+    moved = fa.moveaxis(x, axis, -1)
+    return fa.moveaxis(fa.matmul(moved, w.T), -1, axis)
 
 
 # Patch functions live in their own module (split by size).
