@@ -335,3 +335,15 @@ def test_interpolate_bicubic_gradient_and_align_corners():
     assert np.allclose(out[0, 0, 0, :4].tolist(), [0.0, 0.0684, 0.1967, 0.3139], atol=1e-4)
     with pytest.raises(ValueError, match="antialias=True needs mode 'bilinear' or 'bicubic'"):
         torch.nn.functional.interpolate(x, size=(2, 2), mode="nearest", antialias=True)
+
+
+def test_clip_grad_norm_takes_inf_as_a_string_and_defaults_print_as_pytorch():
+    w = torch.nn.Parameter(torch.ones(3))
+    (w * 2).sum().backward()
+    assert np.isclose(float(torch.nn.utils.clip_grad_norm_([w], 1.0)), 3.4641, atol=1e-4)
+    assert np.allclose(w.grad.tolist(), [0.5774] * 3, atol=1e-4)
+    assert np.isclose(float(torch.nn.utils.clip_grad_norm_([w], 1.0, norm_type="inf")), 0.5774,
+                      atol=1e-4)
+    opt = torch.optim.SGD([w], lr=0.1)
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(2))], "lr": 0.01})
+    assert repr(opt.param_groups[1]["momentum"]) == "0"  # PyTorch's int default

@@ -19,8 +19,15 @@ from fnarray.nn.layers.dropout import Dropout, Dropout1d, Dropout2d, Dropout3d  
 from fnarray.nn.layers.embedding import Embedding  # noqa: F401
 from fnarray.nn.layers.linear import Bilinear, Linear  # noqa: F401
 from fnarray.nn.layers.loss import (  # noqa: F401
-    BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropyLoss, HuberLoss, KLDivLoss,
-    L1Loss, MSELoss, NLLLoss, SmoothL1Loss)
+    BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropyLoss, GaussianNLLLoss,
+    HingeEmbeddingLoss, HuberLoss, KLDivLoss, L1Loss, MarginRankingLoss, MSELoss,
+    MultiLabelSoftMarginLoss, NLLLoss, PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss,
+    TripletMarginLoss)
+from fnarray.nn.layers.misc import (  # noqa: F401
+    GLU, CircularPad1d, CircularPad2d, ConstantPad1d, ConstantPad2d, ConstantPad3d,
+    CosineSimilarity, Hardshrink, PairwiseDistance, PReLU, ReflectionPad1d, ReflectionPad2d,
+    ReplicationPad1d, ReplicationPad2d, Softmax2d, Softshrink, Threshold, Upsample,
+    UpsamplingBilinear2d, UpsamplingNearest2d, ZeroPad1d, ZeroPad2d)
 from fnarray.nn.layers.normalization import (  # noqa: F401
     BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d,
     InstanceNorm3d, LayerNorm, SyncBatchNorm)

@@ -88,7 +88,7 @@ def silu(input, inplace: bool = False):
     return input * fa.sigmoid(input)
 
 
-def softplus(input, beta: float = 1.0, threshold: float = 20.0):
+def softplus(input, beta: float = 1.0, threshold: float = 20.0):  # noqa: F811
     """``log(1 + exp(beta x)) / beta``, linear where ``beta x > threshold``."""
     bx = input * beta
     safe = fa.minimum(bx, threshold)
@@ -739,6 +739,10 @@ def _resample_axis(x, axis: int, weights):
     return fa.moveaxis(fa.matmul(moved, w.T), -1, axis)
 
 
-# Patch functions live in their own module (split by size).
+# Patch functions and the functions of functional_more live in their own modules (by size).
 from fnarray.nn.functional_patches import (  # noqa: E402,F401
     fold, pixel_shuffle, pixel_unshuffle, unfold)
+from fnarray.nn.functional_more import (  # noqa: E402,F401
+    gaussian_nll_loss, glu, gumbel_softmax, hardshrink, hinge_embedding_loss, margin_ranking_loss,
+    multilabel_soft_margin_loss, pairwise_distance, poisson_nll_loss, prelu, soft_margin_loss,
+    softshrink, threshold, triplet_margin_loss)

@@ -24,10 +24,9 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
     if not params:
         return Tensor(fa.asarray(0.0))
     grads = [p.grad.array for p in params]
-    if norm_type == math.inf:
-        total = fa.max(fa.stack([fa.max(fa.abs(g)) for g in grads]))
-    else:
-        total = fa.sum(fa.stack([fa.sum(fa.abs(g) ** norm_type) for g in grads])) ** (1.0 / norm_type)
+    norm_type = float(norm_type)  # PyTorch also takes 'inf'
+    # the norm of the per-tensor norms, as PyTorch computes it
+    total = _vector_norm(fa.stack([_vector_norm(g, norm_type) for g in grads]), norm_type)
     if error_if_nonfinite and not bool(fa.isfinite(total)):
         raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the "
                            f"gradients is non-finite ({float(total)}), so it cannot be clipped")
@@ -35,6 +34,12 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
     for p in params:
         p.grad = Tensor(p.grad.array * fa.astype(scale, p.grad.dtype))
     return Tensor(total)
+
+
+def _vector_norm(x, ord: float):
+    if ord == math.inf:
+        return fa.max(fa.abs(x))
+    return fa.sum(fa.abs(x) ** ord) ** (1.0 / ord)
 
 
 def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:

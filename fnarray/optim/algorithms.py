@@ -41,12 +41,12 @@ def _make(name: str, factory, defaults: dict, doc: str, switches=("foreach", "di
                                      "__init__": positional, "__doc__": doc})
 
 
-SGD = _make("SGD", of.sgd, dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+SGD = _make("SGD", of.sgd, dict(lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                                 nesterov=False, maximize=False),
             "SGD(params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, "
             "maximize=False)")
 _ADAM_SWITCHES = ("foreach", "capturable", "differentiable", "fused")
-Adam = _make("Adam", of.adam, dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+Adam = _make("Adam", of.adam, dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                                    amsgrad=False, maximize=False, decoupled_weight_decay=False),
              "Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, "
              "maximize=False, decoupled_weight_decay=False)", _ADAM_SWITCHES)
@@ -54,24 +54,24 @@ AdamW = _make("AdamW", of.adamw, dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, wei
                                       amsgrad=False, maximize=False, decoupled_weight_decay=True),
               "AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, "
               "amsgrad=False, maximize=False)", _ADAM_SWITCHES)
-RMSprop = _make("RMSprop", of.rmsprop, dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
-                                            momentum=0.0, centered=False, maximize=False),
+RMSprop = _make("RMSprop", of.rmsprop, dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0,
+                                            momentum=0, centered=False, maximize=False),
                 "RMSprop(params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, "
                 "centered=False, maximize=False)", ("capturable", "foreach", "differentiable"))
-Adagrad = _make("Adagrad", of.adagrad, dict(lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-                                            initial_accumulator_value=0.0, eps=1e-10,
+Adagrad = _make("Adagrad", of.adagrad, dict(lr=1e-2, lr_decay=0, weight_decay=0,
+                                            initial_accumulator_value=0, eps=1e-10,
                                             maximize=False),
                 "Adagrad(params, lr=1e-2, lr_decay=0, weight_decay=0, "
                 "initial_accumulator_value=0, eps=1e-10, maximize=False)")
-Adadelta = _make("Adadelta", of.adadelta, dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0,
+Adadelta = _make("Adadelta", of.adadelta, dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0,
                                                maximize=False),
                  "Adadelta(params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, maximize=False)",
                  ("capturable", "foreach", "differentiable"))
-Adamax = _make("Adamax", of.adamax, dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+Adamax = _make("Adamax", of.adamax, dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                                          maximize=False),
                "Adamax(params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, "
                "maximize=False)", ("foreach", "differentiable", "capturable"))
-NAdam = _make("NAdam", of.nadam, dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+NAdam = _make("NAdam", of.nadam, dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                                       momentum_decay=4e-3, decoupled_weight_decay=False,
                                       maximize=False),
               "NAdam(params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, "
