@@ -21,6 +21,7 @@ from fnarray import api as fa
 from fnarray.compat.ops import FUNCTIONS, METHODS
 from fnarray.compat.tape import op_scope
 from fnarray.compat.tensor import Tensor
+from fnarray.core.shapes import is_inexact
 
 # torch.X(input, ...) == input.X(...) for these methods
 _METHOD_FORMS = ("reshape", "transpose", "swapaxes", "swapdims", "squeeze", "unsqueeze",
@@ -251,7 +252,7 @@ def cov(input, *, correction: int = 1, fweights=None, aweights=None):
         avg = fa.mean(x, axis=1, keepdims=True)
         norm = w_sum - correction
     else:
-        w = fa.astype(w, x.dtype if x.dtype.kind in "fc" else np.float32)
+        w = fa.astype(w, x.dtype if is_inexact(x.dtype) else np.float32)
         w_sum = fa.sum(w)
         avg = fa.sum(x * w, axis=1, keepdims=True) / w_sum
         norm = w_sum - (correction if aweights is None else
