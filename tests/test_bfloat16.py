@@ -8,6 +8,8 @@ lattice (``bfloat16 + float16 -> float32``), PyTorch's category promotion, PyTor
 
 from __future__ import annotations
 
+import ast
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -71,6 +73,57 @@ def test_missing_ml_dtypes_errors_name_the_extra(tmp_path):
         print("ok")
     """)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+# --- the floating predicate ----------------------------------------------------------------
+
+# Kind tests that know about bfloat16 on purpose, by (file, enclosing function).
+_KIND_TESTS_ALLOWED = {
+    ("api/_convert.py", "to_inexact"),  # hot path; bfloat16 takes the is_inexact path below it
+    ("api/random.py", "uniform_at_least"),  # bfloat16 falls back to comparing floats
+    ("compat/dispatch.py", "_probe"),  # anything else stays on the general (correct) path
+    ("compat/dtypes.py", "to_complex"),  # PyTorch has no complex bfloat16: RuntimeError
+    ("compat/limits.py", "__init__"),  # "fV": ml_dtypes floats
+    ("distributed/collectives.py", "_wire"),  # "biufc": bfloat16 goes over MPI as float32
+    ("ops/linalg.py", "_dot_into"),  # "fciu": bfloat16 takes the widened impl
+}
+
+
+def _kind_tests(path):
+    """``(function, line)`` of each ``x.kind == "f"`` / ``x.kind in "fc"``-style test in
+    ``path`` that is not in a kernel (``*impl``: kernels see widened float32) and not next
+    to an ``is_float``/``is_inexact`` call in the same boolean expression."""
+    tree = ast.parse(path.read_text())
+    parents = {c: n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute)
+                and node.left.attr == "kind" and isinstance(node.comparators[0], ast.Constant)
+                and "f" in str(node.comparators[0].value)):
+            continue
+        up, function, predicate = node, "<module>", False
+        while up in parents:
+            up = parents[up]
+            if isinstance(up, ast.BoolOp):
+                predicate |= any(getattr(c.func, "id", getattr(c.func, "attr", None))
+                                 in ("is_float", "is_inexact")
+                                 for c in ast.walk(up) if isinstance(c, ast.Call))
+            if isinstance(up, ast.FunctionDef):
+                function = up.name
+                break
+        if not predicate and not function.endswith("impl"):
+            yield function, node.lineno
+
+
+def test_floating_is_asked_through_the_core_predicate():
+    """bfloat16's NumPy kind is 'V': a ``dtype.kind in "fc"`` test silently treats it as
+    not floating (no gradient, wrong promotion).  Ask core.shapes.is_float/is_inexact."""
+    root = pathlib.Path(fa.__file__).parent
+    found = [f"{path.relative_to(root)}:{line} ({function})"
+             for path in sorted(root.rglob("*.py"))
+             if "onnx" not in path.name and "onnx" not in path.parts and path.name != "nccl.py"
+             for function, line in _kind_tests(path)
+             if (path.relative_to(root).as_posix(), function) not in _KIND_TESTS_ALLOWED]
+    assert not found, f"use core.shapes.is_float/is_inexact instead of kind tests: {found}"
 
 
 # --- names, dtypes, promotion --------------------------------------------------------------
