@@ -193,7 +193,6 @@ def astype(x, dtype, copy: bool = True, device=None):
     """``x`` converted to ``dtype`` (a new array; the original is untouched), and put on
     ``device`` if one is given (Array API 2023.12).  Arrays are immutable, so an array that
     already has the dtype is returned as is whatever ``copy`` says."""
-    from fnarray.ops.elementwise import convert_element_type
     dtype = checked_dtype(dtype, "astype")
     if type(x) in (float, complex) and is_inexact(dtype):
         x = from_python(x, dtype=dtype)  # direct: no rounding through the default float
@@ -214,3 +213,6 @@ def to_inexact(x):
     return x if is_inexact(x.dtype) else astype(x, DEFAULT_FLOAT)
 
 
+# Imported last: loading fnarray.ops imports this module (``device_of``), so the primitive
+# is bound once here rather than by an import statement on every ``astype`` call (~1 us).
+from fnarray.ops.elementwise import convert_element_type  # noqa: E402
