@@ -194,6 +194,10 @@ CASES += [
      lambda: (r(3, 4), r(3, 4, low=0, high=1)), 1, False),
     ("PoissonNLLLoss", lambda: nn.PoissonNLLLoss(full=True),
      lambda: (r(3, 4), r(3, 4, low=0, high=4)), 1, False),
+    ("EmbeddingBag", lambda: nn.EmbeddingBag(6, 3, mode="max"),
+     lambda: (fa.asarray([1, 4, 2, 5, 0]), fa.asarray([0, 2])), 1, False),
+    ("EmbeddingBag-sum-weighted", lambda: nn.EmbeddingBag(6, 3, mode="sum"),
+     lambda: (fa.asarray([[1, 4], [2, 2]]), None, r(4)), 1, False),
     ("GaussianNLLLoss", nn.GaussianNLLLoss,
      lambda: (r(3, 4), r(3, 4), r(3, 4, low=0.5, high=2)), 1, False),
 ]

@@ -189,3 +189,62 @@ def test_gumbel_softmax_hard_is_one_hot_with_soft_gradients():
     assert logits.grad is not None and abs(sum(logits.grad.tolist()[0])) < 1e-5
     soft = torch.nn.functional.gumbel_softmax(logits, tau=1.0)
     assert abs(soft.sum().item() - 1.0) < 1e-6
+
+
+def test_embedding_bag_matches_pytorch():
+    F = torch.nn.functional
+    w = torch.tensor(np.arange(30, dtype=np.float32).reshape(10, 3), requires_grad=True)
+    text, offsets = torch.tensor([1, 2, 4, 5, 4, 3, 2, 9]), torch.tensor([0, 4, 4])
+    expected = {
+        "sum": [[36.0, 40.0, 44.0], [0.0, 0.0, 0.0], [54.0, 58.0, 62.0]],
+        "mean": [[9.0, 10.0, 11.0], [0.0, 0.0, 0.0], [13.5, 14.5, 15.5]],
+        "max": [[15.0, 16.0, 17.0], [0.0, 0.0, 0.0], [27.0, 28.0, 29.0]],
+    }
+    for mode, want in expected.items():
+        assert F.embedding_bag(text, w, offsets, mode=mode).tolist() == want
+    two_d = F.embedding_bag(torch.tensor([[1, 2], [0, 3]]), w, mode="sum", padding_idx=0)
+    assert two_d.tolist() == [[9.0, 11.0, 13.0], [9.0, 10.0, 11.0]]
+    last = F.embedding_bag(torch.tensor([1, 2, 3]), w, torch.tensor([0, 1, 3]),
+                           include_last_offset=True, mode="sum")
+    assert last.tolist() == [[3.0, 4.0, 5.0], [15.0, 17.0, 19.0]]
+    out = F.embedding_bag(torch.tensor([1, 2, 4]), w, torch.tensor([0, 2]), mode="sum",
+                          per_sample_weights=torch.tensor([0.5, 2.0, 1.0]))
+    out.sum().backward()
+    assert out.tolist() == [[13.5, 16.0, 18.5], [12.0, 13.0, 14.0]]
+    assert w.grad[:5].tolist() == [[0.0] * 3, [0.5] * 3, [2.0] * 3, [0.0] * 3, [1.0] * 3]
+    with pytest.raises(ValueError, match="per_sample_weights is only supported for mode='sum'"):
+        F.embedding_bag(text, w, offsets, per_sample_weights=torch.ones(8))
+
+
+def test_text_classification_tutorial_model_trains_as_in_pytorch():
+    class TextClassificationModel(nn.Module):
+        def __init__(self, vocab_size, embed_dim, num_class):
+            super().__init__()
+            self.embedding = nn.EmbeddingBag(vocab_size, embed_dim, sparse=False)
+            self.fc = nn.Linear(embed_dim, num_class)
+            with torch.no_grad():
+                self.embedding.weight.copy_(torch.tensor(
+                    np.sin(np.arange(160)).reshape(20, 8).astype(np.float32) * 0.5))
+                self.fc.weight.copy_(torch.tensor(
+                    np.cos(np.arange(32)).reshape(4, 8).astype(np.float32) * 0.5))
+            self.fc.bias.data.zero_()
+
+        def forward(self, text, offsets):
+            return self.fc(self.embedding(text, offsets))
+
+    model = TextClassificationModel(20, 8, 4)
+    assert repr(model.embedding) == "EmbeddingBag(20, 8, mode='mean')"
+    text = torch.tensor([1, 5, 7, 2, 2, 9, 11, 3, 0, 4])
+    offsets, label = torch.tensor([0, 3, 3, 7]), torch.tensor([0, 1, 3, 2])
+    optimizer = torch.optim.SGD(model.parameters(), lr=5)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1.0, gamma=0.1)  # float step_size
+    losses = []
+    for _ in range(3):
+        optimizer.zero_grad()
+        loss = torch.nn.CrossEntropyLoss()(model(text, offsets), label)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
+        optimizer.step()
+        scheduler.step()
+        losses.append(round(loss.item(), 5))
+    assert losses == [1.38014, 1.21884, 1.20413]  # PyTorch's

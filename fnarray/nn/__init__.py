@@ -16,7 +16,7 @@ from fnarray.nn.layers.attention import (  # noqa: F401
 from fnarray.nn.layers.conv import (  # noqa: F401
     Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d)
 from fnarray.nn.layers.dropout import Dropout, Dropout1d, Dropout2d, Dropout3d  # noqa: F401
-from fnarray.nn.layers.embedding import Embedding  # noqa: F401
+from fnarray.nn.layers.embedding import Embedding, EmbeddingBag  # noqa: F401
 from fnarray.nn.layers.linear import Bilinear, Linear  # noqa: F401
 from fnarray.nn.layers.loss import (  # noqa: F401
     BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropyLoss, GaussianNLLLoss,

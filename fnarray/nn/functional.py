@@ -743,6 +743,6 @@ def _resample_axis(x, axis: int, weights):
 from fnarray.nn.functional_patches import (  # noqa: E402,F401
     fold, pixel_shuffle, pixel_unshuffle, unfold)
 from fnarray.nn.functional_more import (  # noqa: E402,F401
-    gaussian_nll_loss, glu, gumbel_softmax, hardshrink, hinge_embedding_loss, margin_ranking_loss,
-    multilabel_soft_margin_loss, pairwise_distance, poisson_nll_loss, prelu, soft_margin_loss,
-    softshrink, threshold, triplet_margin_loss)
+    embedding_bag, gaussian_nll_loss, glu, gumbel_softmax, hardshrink, hinge_embedding_loss,
+    margin_ranking_loss, multilabel_soft_margin_loss, pairwise_distance, poisson_nll_loss, prelu,
+    soft_margin_loss, softshrink, threshold, triplet_margin_loss)

@@ -3,7 +3,7 @@ distances (``pairwise_distance``), metric-learning and ranking losses (``triplet
 ``margin_ranking_loss``, ``hinge_embedding_loss``, ``soft_margin_loss``,
 ``multilabel_soft_margin_loss``), likelihood losses (``poisson_nll_loss``,
 ``gaussian_nll_loss``) and activations (``prelu``, ``threshold``, ``glu``, ``softshrink``,
-``hardshrink``).  Formulas and defaults are PyTorch's; all are compositions of recorded
+``hardshrink``) and ``embedding_bag``.  Formulas and defaults are PyTorch's; all are compositions of recorded
 fnarray operations.
 """
 
@@ -151,3 +151,50 @@ def gumbel_softmax(logits, tau: float = 1.0, hard: bool = False, eps: float = 1e
     n = logits.shape[dim]
     hot = fa.astype(one_hot(fa.argmax(soft, axis=dim), n), soft.dtype)
     return fa.moveaxis(hot, -1, dim) - fa.stop_gradient(soft) + soft
+
+
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type: float = 2,
+                  scale_grad_by_freq: bool = False, mode: str = "mean", sparse: bool = False,
+                  per_sample_weights=None, include_last_offset: bool = False,
+                  padding_idx: int | None = None):
+    """Sums, means or maxima of bags of embedding rows without materialising each bag: a
+    2-D ``input`` holds one bag per row; a 1-D ``input`` is cut into bags at ``offsets``.
+    ``padding_idx`` entries are left out (and not counted in a mean); an empty bag gives
+    zeros; ``per_sample_weights`` scale the rows (mode 'sum' only), as in PyTorch."""
+    import numpy as np
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"embedding_bag: mode has to be one of sum, mean or max, got {mode!r}")
+    if per_sample_weights is not None and mode != "sum":
+        raise ValueError(f"embedding_bag: per_sample_weights is only supported for "
+                         f"mode='sum' (got mode='{mode}')")
+    if input.ndim == 2:
+        if offsets is not None:
+            raise ValueError("embedding_bag: if input is 2-D, then offsets has to be None")
+        n_bags, width = input.shape
+        starts = np.arange(n_bags) * width
+        input = fa.reshape(input, (-1,))
+        if per_sample_weights is not None:
+            per_sample_weights = fa.reshape(per_sample_weights, (-1,))
+    else:
+        if offsets is None:
+            raise ValueError("embedding_bag: offsets has to be a 1-D tensor but got None")
+        starts = np.asarray(getattr(offsets, "array", offsets)).astype(np.int64)
+        if include_last_offset:
+            starts = starts[:-1]
+    n = input.shape[0]
+    ends = np.append(starts[1:], n)
+    bag_of = np.searchsorted(ends, np.arange(n), side="right")  # each index's bag
+    members = (bag_of[None, :] == np.arange(len(starts))[:, None])  # (bags, n)
+    if padding_idx is not None:
+        pad = padding_idx % weight.shape[0]
+        members = members & (np.asarray(getattr(input, "array", input)) != pad)[None, :]
+    rows = fa.take(weight, input, axis=0)
+    if per_sample_weights is not None:
+        rows = rows * fa.expand_dims(per_sample_weights, -1)
+    if mode == "max":
+        stacked = fa.where(fa.asarray(members[:, :, None]), fa.expand_dims(rows, 0), -math.inf)
+        return fa.where(fa.asarray(members.any(axis=1)[:, None]), fa.max(stacked, axis=1), 0.0)
+    matrix = members.astype(np.float64)
+    if mode == "mean":
+        matrix = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    return fa.matmul(fa.asarray(matrix, dtype=rows.dtype, device=fa.device_of(rows)), rows)

@@ -56,7 +56,7 @@ def _decayed(base: float, gamma: float, times: int) -> float:
     """``base`` multiplied by ``gamma`` ``times`` times, one multiplication after another as
     PyTorch's recursive step does (``0.01 * 0.1 * 0.1`` is ``1e-4``; ``0.01 * 0.1 ** 2`` is
     ``1.0000000000000002e-4``)."""
-    for _ in range(times):
+    for _ in range(int(times)):  # a float step_size (the text tutorial passes 1.0)
         base *= gamma
     return base
 
