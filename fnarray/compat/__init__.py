@@ -18,7 +18,7 @@ from fnarray.compat.functional import *  # noqa: F401,F403
 from fnarray.compat.grad_mode import (enable_grad, inference_mode, is_grad_enabled,  # noqa: F401
                                       is_inference_mode_enabled, no_grad, set_grad_enabled)
 from fnarray.compat.ops import FUNCTIONS as _FUNCTIONS
-from fnarray.compat import ops_extra, ops_scatter, ops_select, ops_stats, tensor_methods_misc  # noqa: F401,E501  (register ops)
+from fnarray.compat import ops_build, ops_extra, ops_scatter, ops_select, ops_stats, tensor_methods_misc  # noqa: F401,E501  (register ops)
 from fnarray.compat.random import Generator, default_generator, initial_seed, manual_seed  # noqa: F401,E501
 from fnarray.compat.tensor import Size, Tensor  # noqa: F401
 from fnarray.compat.compiler import compile  # noqa: F401,A004
