@@ -18,6 +18,9 @@ from fnarray.callbacks import pure_callback  # noqa: F401,E402
 from fnarray import debug, tree_util  # noqa: F401,E402
 from fnarray import fft, linalg  # noqa: F401,E402
 from fnarray.io import SerializationError, load, save  # noqa: F401,E402
+from fnarray import _malloc  # noqa: E402
+
+_malloc.tune()  # large buffers recycled without page faults (glibc; see fnarray/_malloc.py)
 
 bool = bool_  # noqa: A001 - Array API dtype name
 __array_namespace_info__ = array_namespace_info  # noqa: F405
