@@ -2,9 +2,8 @@
 
 The general path of ``x * y`` on tensors runs through ``op_scope`` (the ``grad_fn``
 name), PyTorch's promotion (``promotion.operands``), fnarray's (``promote``), ``bind``,
-``CompatTrace.process_primitive``, a second ``bind`` on the unwrapped values, and only
-then ``tape.record``: correct for every operand, but about 6 µs of Python per recorded
-op, where PyTorch's dispatcher spends ~2.5 µs.
+and ``CompatTrace.process_primitive`` before ``tape.run`` computes and records it: correct
+for every operand, but ~5 µs of Python per recorded op, where PyTorch spends ~1.7–2 µs.
 
 For the common case this module does the same work in one call.  A *plan* says which
 single primitive (with which parameters, on which operands) an operation amounts to for
@@ -13,8 +12,9 @@ written by hand: the first call with a new signature traces the operation's gene
 on abstract values (``trace_flat``), and if that program is exactly one primitive applied
 to the operands (a Python scalar becoming a weak constant of the tensor's dtype, as the
 core's promotion makes it), the plan is cached; otherwise the signature stays on the
-general path.  A call with a planned signature then unwraps the operands, runs the
-primitive's kernel once, records the node and wraps the result, all in ``_run``.
+general path.  A call with a planned signature then unwraps the operands and hands them
+to ``tape.run``, which runs the primitive's kernel once, records the node and wraps the
+result.
 
 The fast path is taken only where it cannot differ from the general one: concrete
 operands (no enclosing transformation's tracers), one device, no ``autocast``, and no
@@ -23,27 +23,16 @@ extra arguments.  Everything else goes the general way.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from fnarray.api._convert import weak_constant
-from fnarray.compat import grad_mode, tape
+from fnarray.compat import tape
 from fnarray.compat.out import write_out
-from fnarray.compat.tape import CompatNode
 from fnarray.compat.tensor import Tensor
 from fnarray.core.array import Array
-from fnarray.core.trace import FP_WARNING
-from fnarray.transforms.reverse import _seq as _node_seq
-
-# Kernels called from here report NumPy's floating-point warnings as exceptions, as they
-# do when ``bind`` calls them (see ``core.trace``): the fast path then re-runs the op
-# through ``bind``, which computes the intended inf/nan quietly.
-warnings.filterwarnings("error", message=FP_WARNING, category=RuntimeWarning,
-                        module=r"fnarray\.compat\.dispatch$")
 
 _GENERAL = "general"  # the plan of a signature that is not one primitive on its operands
-_state, _op, _new = grad_mode._state, tape._op, object.__new__
+_op, _fused = tape._op, tape.run
 
 
 def _plan(general, spec: tuple):
@@ -114,50 +103,6 @@ def _new_plan(plans: dict, general, key):
     return plan
 
 
-def _run(prim, params, name, a, va, b, vb, dev):
-    """``prim`` applied to the operands ``a`` and ``b`` (tensors or Python scalars, ``b``
-    None for a one-operand primitive; ``va``/``vb``: their ``Array`` values on ``dev``),
-    recorded when grad mode is on and an operand requires grad, as a tensor.
-
-    The kernel is called directly; anything unusual (an intended inf/nan, an error to
-    report) re-runs it through ``bind``.  This runs for every fast-path operation, so the
-    tensor and node are built in place rather than through ``Tensor._make`` and
-    ``tape.new_node`` (the general path's forms: each call costs ~4% of a recorded op)."""
-    try:
-        out = Array(prim.impl(dev.xp, va._value, **params) if vb is None
-                    else prim.impl(dev.xp, va._value, vb._value, **params), dev)
-    except Exception:  # noqa: BLE001 - bind re-runs the kernel and names any error
-        out = prim.bind(va, **params) if vb is None else prim.bind(va, vb, **params)
-    t = _new(Tensor)
-    t._value, t._index, t._version = out, 0, [0]
-    na = a._node if isinstance(a, Tensor) else None
-    nb = b._node if isinstance(b, Tensor) else None
-    if (na is None and nb is None) or not _state.enabled or not prim.differentiable:
-        t._node = None
-        return t
-    updating, versions = _op.updating, []
-    if isinstance(a, Tensor) and a._version is not updating:
-        versions.append((a._version, a._version[0], 0))
-    if isinstance(b, Tensor) and b._version is not updating:
-        versions.append((b._version, b._version[0], 1))
-    pa = None if na is None else (na, a._index)
-    if vb is None:
-        parents, vals = (pa,), (va,)
-    else:
-        parents, vals = (pa, None if nb is None else (nb, b._index)), (va, vb)
-    node = t._node = _new(CompatNode)
-    node.prim, node.params, node.parents, node.primals, node.outs = prim, params, parents, \
-        vals, out
-    seq = node.seq = next(_node_seq)
-    scope = _op.name
-    if scope is None:
-        node.name, node.group = name, seq
-    else:
-        node.name, node.group = scope, _op.group
-    node.versions = versions
-    return t
-
-
 def unary(general, name: str, torch_name: str):
     """The operation ``general(input)`` with the fused path for a tensor ``input``;
     ``torch.<torch_name>``'s ``out=`` is taken here, so ``compat.out`` adds no wrapper."""
@@ -174,8 +119,8 @@ def unary(general, name: str, torch_name: str):
                 if plan is not _GENERAL:
                     prim, params, dup = plan
                     if dup:
-                        return _run(prim, params, name, input, v, input, v, v._device)
-                    return _run(prim, params, name, input, v, None, None, v._device)
+                        return _fused(prim, params, name, input, v, input, v, v._device)
+                    return _fused(prim, params, name, input, v, None, None, v._device)
         return general(input)
 
     return _described(op, general, plans)
@@ -208,8 +153,8 @@ def binary(general, name: str):
                                 vb = weak_constant(b, va._value.dtype, dev)
                             prim, params, flip = plan
                             if flip:
-                                return _run(prim, params, name, b, vb, a, va, dev)
-                            return _run(prim, params, name, a, va, b, vb, dev)
+                                return _fused(prim, params, name, b, vb, a, va, dev)
+                            return _fused(prim, params, name, a, va, b, vb, dev)
             elif isinstance(b, Tensor) and (type(a) is float or type(a) is int):
                 vb = b._value
                 if type(vb) is Array:  # scalar op tensor
@@ -220,8 +165,8 @@ def binary(general, name: str):
                         va = weak_constant(a, vb._value.dtype, dev)
                         prim, params, flip = plan
                         if flip:
-                            return _run(prim, params, name, b, vb, a, va, dev)
-                        return _run(prim, params, name, a, va, b, vb, dev)
+                            return _fused(prim, params, name, b, vb, a, va, dev)
+                        return _fused(prim, params, name, a, va, b, vb, dev)
         return general(a, b)
 
     return _described(op, general, plans)

@@ -7,18 +7,31 @@ and, when grad mode is on and an operand requires grad, records a ``CompatNode``
 ``reverse.Node`` plus what the PyTorch-style surface needs (the ``grad_fn`` name, the
 version of every tensor it read, hooks).  ``backward()`` then runs the very same
 ``reverse.backward`` that ``fa.vjp`` uses.
+
+``run`` is that step in one call for one or two concrete operands (nearly every op): the
+kernel, the node and the tensor, without a second ``bind``.  ``compat.dispatch`` calls it
+directly for elementwise ops, skipping everything before ``process_primitive`` as well.
 """
 
 from __future__ import annotations
 
 import threading
 
+import warnings
+
 from fnarray.compat import grad_mode
-from fnarray.core.trace import MainTrace, Trace
+from fnarray.core.array import Array
+from fnarray.core.trace import FP_WARNING, MainTrace, Trace
 from fnarray.transforms.reverse import Node
 from fnarray.transforms.reverse import _seq as _node_seq
 
 TENSOR: type = None  # the Tensor class, set by fnarray.compat.tensor (it imports this module)
+
+# Kernels called from here (``run``) report NumPy's floating-point warnings as exceptions,
+# as they do when ``bind`` calls them (see ``core.trace``); ``run`` then re-runs the op
+# through ``bind``, which computes the intended inf/nan quietly.
+warnings.filterwarnings("error", message=FP_WARNING, category=RuntimeWarning,
+                        module=r"fnarray\.compat\.tape$")
 _new = object.__new__
 
 
@@ -112,6 +125,17 @@ class CompatTrace(Trace):
         if _op.autocast is not None:
             tracers = _op.autocast(prim, tracers)
         tensor_t = TENSOR
+        if len(tracers) <= 2 and prim.fwd is None and not prim.multiple_results:
+            # one or two concrete operands on one device, the common case: ``run``
+            a = tracers[0]
+            va = a._value if isinstance(a, tensor_t) else a
+            b = vb = None
+            if len(tracers) == 2:
+                b = tracers[1]
+                vb = b._value if isinstance(b, tensor_t) else b
+            if type(va) is Array and (b is None or (type(vb) is Array
+                                                    and vb._device is va._device)):
+                return run(prim, params, _default_name(prim), a, va, b, vb, va._device)
         vals = [t._value if isinstance(t, tensor_t) else t for t in tracers]
         make = tensor_t._make
         if grad_mode._state.enabled and prim.differentiable:
@@ -131,9 +155,9 @@ class CompatTrace(Trace):
 
 def record(prim, params, operands, vals, out, name=None):
     """Wrap ``out`` as tensors that are outputs of a new node applying ``prim`` to
-    ``operands`` (``vals``: their core values).  The node is named after the open
-    ``op_scope`` if there is one, else ``name`` (default: from the primitive) and forms a
-    group of its own."""
+    ``operands`` (``vals``: their core values): the general form of ``run``, for any number
+    of operands and results.  The node is named after the open ``op_scope`` if there is
+    one, else ``name`` (default: from the primitive) and forms a group of its own."""
     tensor_t, updating = TENSOR, _op.updating
     parents, versions = [], []
     for i, t in enumerate(operands):
@@ -145,17 +169,6 @@ def record(prim, params, operands, vals, out, name=None):
                 versions.append((cell, cell[0], i))
         else:
             parents.append(None)
-    node = new_node(prim, params, parents, vals, out, name, versions)
-    make = tensor_t._make
-    if prim.multiple_results:
-        return tuple(make(o, node, i) for i, o in enumerate(out))
-    return make(out, node, 0)
-
-
-def new_node(prim, params, parents, vals, out, name, versions) -> CompatNode:
-    """The node recording ``prim``: named after the open ``op_scope`` and in its group if
-    there is one, else named ``name`` (default: after the primitive) and a group of its
-    own.  (``CompatNode(...)`` written out: this runs for every recorded op.)"""
     node = _new(CompatNode)
     node.prim, node.params, node.parents, node.primals, node.outs = prim, params, parents, \
         vals, out
@@ -166,7 +179,55 @@ def new_node(prim, params, parents, vals, out, name, versions) -> CompatNode:
     else:
         node.name, node.group = scope, _op.group
     node.versions = versions
-    return node
+    make = tensor_t._make
+    if prim.multiple_results:
+        return tuple(make(o, node, i) for i, o in enumerate(out))
+    return make(out, node, 0)
+
+
+def run(prim, params, name, a, va, b, vb, dev):
+    """``prim`` applied to the operands ``a`` and ``b`` (tensors or Python scalars, ``b``
+    None for a one-operand primitive; ``va``/``vb``: their ``Array`` values on ``dev``),
+    recorded when grad mode is on and an operand requires grad, as a tensor.
+
+    The kernel is called directly; anything unusual (an intended inf/nan, an error to
+    report) re-runs it through ``bind``.  This runs for nearly every recorded operation, so
+    the tensor and node are built in place (as in ``record``) rather than through
+    ``Tensor._make`` and a node constructor: each call would cost ~4% of a recorded op."""
+    try:
+        out = Array(prim.impl(dev.xp, va._value, **params) if vb is None
+                    else prim.impl(dev.xp, va._value, vb._value, **params), dev)
+    except Exception:  # noqa: BLE001 - bind re-runs the kernel and names any error
+        out = prim.bind(va, **params) if vb is None else prim.bind(va, vb, **params)
+    tensor_t = TENSOR
+    t = _new(tensor_t)
+    t._value, t._index, t._version = out, 0, [0]
+    na = a._node if isinstance(a, tensor_t) else None
+    nb = b._node if isinstance(b, tensor_t) else None
+    if (na is None and nb is None) or not grad_mode._state.enabled or not prim.differentiable:
+        t._node = None
+        return t
+    updating, versions = _op.updating, []
+    if isinstance(a, tensor_t) and a._version is not updating:
+        versions.append((a._version, a._version[0], 0))
+    if isinstance(b, tensor_t) and b._version is not updating:
+        versions.append((b._version, b._version[0], 1))
+    pa = None if na is None else (na, a._index)
+    if vb is None:
+        parents, vals = (pa,), (va,)
+    else:
+        parents, vals = (pa, None if nb is None else (nb, b._index)), (va, vb)
+    node = t._node = _new(CompatNode)
+    node.prim, node.params, node.parents, node.primals, node.outs = prim, params, parents, \
+        vals, out
+    seq = node.seq = next(_node_seq)
+    scope = _op.name
+    if scope is None:
+        node.name, node.group = name, seq
+    else:
+        node.name, node.group = scope, _op.group
+    node.versions = versions
+    return t
 
 
 MAIN = MainTrace(0, CompatTrace, "compat")  # never popped: the tape lives forever
