@@ -347,3 +347,69 @@ def test_clip_grad_norm_takes_inf_as_a_string_and_defaults_print_as_pytorch():
     opt = torch.optim.SGD([w], lr=0.1)
     opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(2))], "lr": 0.01})
     assert repr(opt.param_groups[1]["momentum"]) == "0"  # PyTorch's int default
+
+
+# --- torch.fft, torch.special, torch.version, runtime queries, Variable, cuda memory -------------
+
+def _pairs(z):
+    return [(v.real, v.imag) for v in np.asarray(z.detach().numpy()).ravel()]
+
+
+def test_fft_module_matches_pytorch():
+    x = torch.tensor([1.0, 2.0, 0.5, -1.0, 3.0, 0.0])
+    assert np.allclose(_pairs(torch.fft.fft(x)), [(5.5, 0.0), (1.25, 0.433), (-2.75, -3.8971),
+                                                 (3.5, 0.0), (-2.75, 3.8971), (1.25, -0.433)],
+                       atol=1e-4)
+    assert np.allclose(_pairs(torch.fft.rfft(x, norm="ortho")),
+                       [(2.2454, 0.0), (0.5103, 0.1768), (-1.1227, -1.591), (1.4289, 0.0)],
+                       atol=1e-4)
+    assert np.allclose(_pairs(torch.fft.fft2(x.reshape(2, 3))),
+                       [(5.5, 0.0), (-2.75, -3.8971), (-2.75, 3.8971), (1.5, 0.0),
+                        (2.25, 1.299), (2.25, -1.299)], atol=1e-4)
+    assert np.allclose(torch.fft.irfft(torch.fft.rfft(x), n=6).tolist(), x.tolist(), atol=1e-6)
+    assert torch.fft.fftfreq(4).tolist() == [0.0, 0.25, -0.5, -0.25]
+    assert np.allclose(torch.fft.rfftfreq(5, d=0.5).tolist(), [0.0, 0.4, 0.8])
+    assert torch.fft.fftshift(torch.arange(5)).tolist() == [3, 4, 0, 1, 2]
+    y = x.clone().requires_grad_()
+    torch.fft.rfft(y).abs().sum().backward()
+    assert np.allclose(y.grad.tolist(), [2.3684, 1.1849, 0.8248, -1.5215, 2.8069, 0.3366],
+                       atol=1e-4)
+
+
+def test_special_module_matches_pytorch():
+    sp = torch.special
+    assert np.allclose(sp.erfc(torch.tensor([0.5, 3.0])).tolist(), [0.4795, 2.209e-05],
+                       rtol=1e-3)
+    assert sp.entr(torch.tensor([0.0, 0.5, 1.0, -1.0])).tolist()[::3] == [0.0, -math.inf]
+    assert np.allclose(sp.xlog1py(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 3.0])).tolist(),
+                       [0.0, 2.7725887])
+    assert np.allclose(sp.ndtr(torch.tensor([-1.0, 0.0, 2.0])).tolist(),
+                       [0.158655, 0.5, 0.97725], atol=1e-6)
+    assert np.allclose(sp.log_ndtr(torch.tensor([-1.0])).tolist(), [-1.841021], atol=1e-6)
+    assert np.allclose(sp.expit(torch.tensor([0.0])).tolist(), [0.5])
+    assert np.allclose(sp.gammaln(torch.tensor([0.5, 3.0])).tolist(), [0.5724, 0.6931],
+                       atol=1e-4)
+
+
+def test_runtime_queries_version_variable_and_cuda_memory():
+    assert torch.version.cuda is None and torch.version.__version__ == torch.__version__
+    assert torch.promote_types(torch.int32, torch.float16) is torch.float16
+    assert torch.result_type(torch.tensor([1, 2]), 1.0) is torch.float32
+    assert torch.can_cast(torch.double, torch.float) and not torch.can_cast(torch.float,
+                                                                            torch.int32)
+    assert torch.is_nonzero(torch.tensor([1.5]))
+    with pytest.raises(RuntimeError, match="more than one value is ambiguous"):
+        torch.is_nonzero(torch.tensor([1, 2]))
+    assert torch.typename(torch.ones(2)) == "torch.FloatTensor" and torch.typename(3) == "int"
+    assert torch.get_float32_matmul_precision() == "highest"
+    torch.set_float32_matmul_precision("high")
+    assert torch.get_float32_matmul_precision() == "high"
+    with pytest.warns(UserWarning, match="bogus is not one of 'highest', 'high', or 'medium'"):
+        torch.set_float32_matmul_precision("bogus")
+    torch.set_float32_matmul_precision("highest")
+    from fnarray.compat.autograd import Variable
+    v = Variable(torch.ones(2), requires_grad=True)
+    assert v.requires_grad and v.is_leaf and torch.autograd.Variable is Variable
+    if not torch.cuda.is_available():
+        assert torch.cuda.memory_allocated() == 0 and torch.cuda.memory_reserved() == 0
+        assert torch.cuda.empty_cache() is None and not torch.cuda.is_bf16_supported()

@@ -24,6 +24,9 @@ from fnarray.compat.tensor import Size, Tensor  # noqa: F401
 from fnarray.compat.compiler import compile  # noqa: F401,A004
 from fnarray.compat.dtypes import as_dtype as _as_dtype, dtype  # noqa: F401
 from fnarray.compat.out import with_out as _with_out
+from fnarray.compat.runtime import (  # noqa: F401
+    can_cast, get_float32_matmul_precision, is_nonzero, promote_types, result_type,
+    set_float32_matmul_precision, typename)
 
 globals().update({_k: _with_out(_k, _f) for _k, _f in _FUNCTIONS.items()})  # + out=
 _builtin_int = type(0)  # ``int`` below is the dtype, as in PyTorch
@@ -113,7 +116,8 @@ autograd.__path__ = []  # importable as a package: ``from torch.autograd.functio
 __version__ = "2.13.0+fnarray"  # the PyTorch API release this layer follows
 _LAZY = {"nn": "fnarray.nn", "optim": "fnarray.optim", "utils": "fnarray.compat.utils",
          "onnx": "fnarray.onnx", "distributed": "fnarray.distributed",
-         "accelerator": "fnarray.compat.accelerator"}
+         "accelerator": "fnarray.compat.accelerator", "fft": "fnarray.compat.fft",
+         "special": "fnarray.compat.special", "version": "fnarray.compat.version"}
 
 
 def __getattr__(name):

@@ -406,3 +406,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
         else:
             result.append(g if isinstance(g, Tensor) else Tensor._make(g, None, 0))
     return tuple(result)
+
+
+def Variable(data, requires_grad: bool = False, volatile: bool = False):  # noqa: N802
+    """The pre-0.4 wrapper old tutorials still use (``Variable(x, requires_grad=True)``):
+    a leaf tensor sharing ``data``'s value, as PyTorch now returns."""
+    out = data.detach() if isinstance(data, Tensor) else Tensor(fa.asarray(data))
+    return out.requires_grad_(True) if requires_grad else out
