@@ -287,3 +287,12 @@ def test_operand_shape_errors_are_runtime_errors(run, message):
     assert isinstance(info.value, ValueError) and isinstance(info.value, ShapeError)
     with pytest.raises(ValueError):  # fnarray's own API: still its ValueError
         fa.matmul(fa.ones((2, 3)), fa.ones((2, 3)))
+
+
+def test_std_and_var_of_integer_tensors_raise_as_pytorch():
+    for run in (lambda: torch.arange(3).var(), lambda: torch.std(torch.arange(3)),
+                lambda: torch.arange(4).reshape(2, 2).std(dim=0)):
+        with pytest.raises(RuntimeError, match="std and var only support floating point and "
+                                               "complex dtypes"):
+            run()
+    assert abs(torch.arange(3.0).std().item() - 1.0) < 1e-6

@@ -265,9 +265,16 @@ def _correction(unbiased, correction):
     return 1 if unbiased is None or unbiased else 0
 
 
+def _spread_dtype_check(input) -> None:
+    if not is_inexact(input.dtype):
+        raise RuntimeError(f"std and var only support floating point and complex dtypes, got "
+                           f"{input.dtype}; convert with .float() first")
+
+
 def var(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
     if isinstance(dim, bool):  # var(x, False): the old positional ``unbiased``
         dim, unbiased = None, dim
+    _spread_dtype_check(input)
     with op_scope("VarBackward0"):
         return fa.var(input, axis=_dims(dim), keepdims=keepdim,
                       correction=_correction(unbiased, correction))
@@ -276,6 +283,7 @@ def var(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=Non
 def std(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
     if isinstance(dim, bool):
         dim, unbiased = None, dim
+    _spread_dtype_check(input)
     with op_scope("StdBackward0"):
         return fa.std(input, axis=_dims(dim), keepdims=keepdim,
                       correction=_correction(unbiased, correction))
