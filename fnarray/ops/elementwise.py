@@ -23,6 +23,7 @@ from fnarray import api as fa
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray, bool_, broadcast_shapes, is_inexact
 from fnarray.ops._util import move_bdim, unbroadcast
+from fnarray.transforms.buffers import declare_fresh
 
 
 # --- family rules ------------------------------------------------------------------------
@@ -353,3 +354,4 @@ convert_element_type = declare(
     jvp=_convert_jvp, vjp=_convert_vjp, batch=None)
 convert_element_type.batch = (
     lambda vals, dims, **params: (convert_element_type.bind(vals[0], **params), dims[0]))
+declare_fresh(select, convert_element_type)  # np.where and astype always allocate

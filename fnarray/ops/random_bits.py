@@ -23,6 +23,7 @@ from fnarray import api as fa
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray, broadcast_shapes, uint32
 from fnarray.ops._util import move_bdim
+from fnarray.transforms.buffers import declare_fresh
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = 0x1BD11BDA  # the key-schedule constant of Threefish
@@ -119,3 +120,4 @@ random_bits = declare(
     batch=lambda vals, dims, *, shape: (
         random_bits.bind(move_bdim(vals[0], dims[0], 0), shape=shape), 0),
     differentiable=False)
+declare_fresh(random_bits)  # the words are a new buffer, never a view of the key
