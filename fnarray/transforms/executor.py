@@ -11,8 +11,8 @@ return a view, such as ``reshape``, keeps the buffer reachable).  An equation wh
 takes ``out=`` then writes into a free buffer of its result's shape and dtype: an
 elementwise ufunc preferably into an operand dying at that very equation (in place), any
 other out kernel into a buffer freed earlier (never one of its own operands).  So chains
-of elementwise ops allocate once, and GEMMs, bias additions, activations and parameter
-updates write into the buffers of intermediates that are already dead.  Inputs that are
+of elementwise ops allocate once, and GEMMs, bias additions and parameter updates write
+into the buffers of intermediates that are already dead.  Inputs that are
 not donated, constants, and anything a caller can see are never written.
 """
 
