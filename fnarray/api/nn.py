@@ -213,6 +213,13 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool
     ``max_pool`` primitive, whose derivative sends each window's cotangent to its first
     maximum (row-major window order), as PyTorch does.
     """
+    return _max_pool_taps(x, kernel_size, stride, padding, dilation, ceil_mode)[0]
+
+
+def _max_pool_taps(x, kernel_size, stride, padding, dilation, ceil_mode):
+    """``(values, taps)`` of the ``max_pool`` primitive (``taps``: the row-major kernel
+    offset of each window's maximum, which ``F.max_pool2d(return_indices=True)`` turns
+    into flat input indices)."""
     x, geom = _pool_geometry("max_pool", x, kernel_size, stride, padding, dilation, ceil_mode)
     nd = len(geom["kernel"])
     widths = ((0, 0),) * (x.ndim - nd) + tuple((p, p + e)
@@ -221,9 +228,8 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool
         fill = (-math.inf if is_float(x.dtype)
                 else (False if x.dtype.kind == "b" else int(np.iinfo(x.dtype).min)))
         x = mp.pad(x, widths, constant_values=fill)
-    values, _ = _pooling.max_pool.bind(x, kernel=geom["kernel"], strides=geom["strides"],
-                                       dilation=geom["dilation"])
-    return values
+    return _pooling.max_pool.bind(x, kernel=geom["kernel"], strides=geom["strides"],
+                                  dilation=geom["dilation"])
 
 
 def _avg_divisor(geom, count_include_pad: bool) -> np.ndarray:

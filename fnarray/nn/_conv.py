@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 import fnarray as fa
-from fnarray.core.shapes import is_float
+from fnarray.api.nn import _max_pool_taps
 
 
 def ntuple(value, n: int, what: str, fn: str) -> tuple:
@@ -126,10 +126,11 @@ def max_pool_nd(spatial: int):
                  return_indices: bool = False):
         x, added = _batched(input, spatial, name)
         k, s, p, d = _pool_args(spatial, name, kernel_size, stride, padding, dilation)
-        out = fa.max_pool(x, k, stride=s, padding=p, dilation=d, ceil_mode=ceil_mode)
         if not return_indices:
-            return _unbatch(out, added)
-        indices = _argmax_indices(x, out.shape[2:], k, s, p, d)
+            return _unbatch(fa.max_pool(x, k, stride=s, padding=p, dilation=d,
+                                        ceil_mode=ceil_mode), added)
+        out, taps = _max_pool_taps(x, k, s, p, d, ceil_mode)
+        indices = _tap_indices(taps, x.shape[2:], k, s, p, d)
         return _unbatch(out, added), _unbatch(indices, added)
 
     max_pool.__name__ = name
@@ -138,37 +139,20 @@ def max_pool_nd(spatial: int):
     return max_pool
 
 
-def _window_table(spatial, out, kernel, strides, padding, dilation):
-    """For every output position and kernel tap (flattened to ``(prod(out), prod(kernel))``)
-    the flat index into the input's spatial grid, or ``prod(spatial)`` for a tap that lies
-    in the padding (NumPy, computed from the static geometry)."""
-    flat = np.zeros((1, 1), dtype=np.int64)
-    valid = np.ones((1, 1), dtype=bool)
-    for n, o, k, s, p, d in zip(spatial, out, kernel, strides, padding, dilation):
-        taps = (np.arange(o) * s - p)[:, None] + d * np.arange(k)[None, :]  # (o, k)
-        flat = (flat[:, None, :, None] * n + taps[None, :, None, :]).reshape(
-            flat.shape[0] * o, flat.shape[1] * k)
-        inside = (taps >= 0) & (taps < n)
-        valid = (valid[:, None, :, None] & inside[None, :, None, :]).reshape(flat.shape)
-    return np.where(valid, flat, math.prod(spatial))
-
-
-def _argmax_indices(x, out, kernel, strides, padding, dilation):
-    """PyTorch's ``return_indices``: for each window of ``x`` (N, C, *spatial), the flat
-    index (over the spatial axes) of its first maximum, as int64 of shape (N, C, *out).
-    Composed of core ops: gather each window's taps (padding taps read -inf), argmax."""
-    lead, spatial = tuple(x.shape[:2]), tuple(x.shape[2:])
-    table = _window_table(spatial, out, kernel, strides, padding, dilation)
-    values = fa.reshape(fa.stop_gradient(x), (*lead, math.prod(spatial)))
-    lowest = -math.inf if is_float(values.dtype) else np.iinfo(values.dtype).min
-    fill = fa.full((*lead, 1), lowest, dtype=values.dtype, device=fa.device_of(values))
-    values = fa.concatenate([values, fill], axis=-1)
-    windows = fa.reshape(fa.take(values, table.reshape(-1), axis=-1), (*lead, *table.shape))
-    first_max = fa.argmax(windows, axis=-1)
-    table = fa.asarray(table, device=fa.device_of(values))
-    picked = fa.take_along_axis(fa.broadcast_to(table, (*lead, *table.shape)),
-                                fa.expand_dims(first_max, -1), axis=-1)
-    return fa.reshape(picked, (*lead, *out))
+def _tap_indices(taps, spatial, kernel, strides, padding, dilation):
+    """PyTorch's ``return_indices`` from the ``max_pool`` primitive's ``taps`` (the kernel
+    offset of each window's first maximum): the flat index over the input's spatial axes,
+    int64 of shape ``(N, C, *out)``; window starts come from the static geometry."""
+    out, nd = taps.shape[2:], len(kernel)
+    taps = fa.astype(taps, fa.int64)
+    flat = None
+    for a, (n, o, k, s, p, d) in enumerate(zip(spatial, out, kernel, strides, padding,
+                                               dilation)):
+        offset = (taps // math.prod(kernel[a + 1:])) % k
+        start = (np.arange(o, dtype=np.int64) * s - p).reshape((o,) + (1,) * (nd - a - 1))
+        pos = offset * d + fa.asarray(start, device=fa.device_of(taps))
+        flat = pos if flat is None else flat * n + pos
+    return flat
 
 
 def avg_pool_nd(spatial: int):
