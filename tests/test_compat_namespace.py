@@ -413,3 +413,56 @@ def test_runtime_queries_version_variable_and_cuda_memory():
     if not torch.cuda.is_available():
         assert torch.cuda.memory_allocated() == 0 and torch.cuda.memory_reserved() == 0
         assert torch.cuda.empty_cache() is None and not torch.cuda.is_bf16_supported()
+
+
+# --- autograd.gradcheck and Function backwards with trailing Nones ----------------------------
+
+class _LinearFunction(torch.autograd.Function):  # PyTorch's "Extending PyTorch" example
+    @staticmethod
+    def forward(ctx, input, weight, bias=None):
+        ctx.save_for_backward(input, weight, bias)
+        output = input.mm(weight.t())
+        if bias is not None:
+            output += bias.unsqueeze(0).expand_as(output)
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        input, weight, bias = ctx.saved_tensors
+        grad_input = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_input = grad_output.mm(weight)
+        if ctx.needs_input_grad[1]:
+            grad_weight = grad_output.t().mm(input)
+        if bias is not None and ctx.needs_input_grad[2]:
+            grad_bias = grad_output.sum(0)
+        return grad_input, grad_weight, grad_bias  # three, for two inputs: PyTorch allows it
+
+
+class _WrongSquare(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 2
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * x  # should be 2 x
+
+
+def test_gradcheck_accepts_correct_backwards_and_names_wrong_ones():
+    from fnarray.compat.autograd import gradcheck
+    rng = np.random.default_rng(0)
+    inputs = (torch.tensor(rng.standard_normal((4, 3)), requires_grad=True),
+              torch.tensor(rng.standard_normal((2, 3)), requires_grad=True))
+    assert gradcheck(_LinearFunction.apply, inputs, eps=1e-6, atol=1e-4)
+    assert gradcheck(lambda a, b: (a * b).sin().sum(1),
+                     (torch.tensor(rng.standard_normal((3, 2)), requires_grad=True),
+                      torch.tensor(rng.standard_normal((3, 2)))))
+    x = torch.tensor([1.0, 2.0], dtype=torch.double, requires_grad=True)
+    assert gradcheck(_WrongSquare.apply, (x,), raise_exception=False) is False
+    with pytest.raises(torch.autograd.GradcheckError,
+                       match="Jacobian mismatch for output 0 with respect to input 0"):
+        gradcheck(_WrongSquare.apply, (x,))
+    assert issubclass(torch.autograd.GradcheckError, RuntimeError)

@@ -24,6 +24,7 @@ from fnarray.compat.tensor import Size, Tensor  # noqa: F401
 from fnarray.compat.compiler import compile  # noqa: F401,A004
 from fnarray.compat.dtypes import as_dtype as _as_dtype, dtype  # noqa: F401
 from fnarray.compat.out import with_out as _with_out
+from fnarray.compat import gradcheck as _gradcheck  # noqa: F401  (autograd.gradcheck below)
 from fnarray.compat.runtime import (  # noqa: F401
     can_cast, get_float32_matmul_precision, is_nonzero, promote_types, result_type,
     set_float32_matmul_precision, typename)
@@ -110,6 +111,8 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
 
 _aliases.install()
 autograd.Function = _Function
+autograd.gradcheck = _sys.modules["fnarray.compat.gradcheck"].gradcheck
+autograd.GradcheckError = _sys.modules["fnarray.compat.gradcheck"].GradcheckError
 autograd.functional = _autograd_functional
 autograd.function = _sys.modules["fnarray.compat.function"]
 autograd.__path__ = []  # importable as a package: ``from torch.autograd.functional import``

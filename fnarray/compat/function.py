@@ -82,6 +82,8 @@ class Function:
                                 else Tensor._make(ct, None, 0))
             grads = cls.backward(ctx, *grads_in)
             grads = list(grads) if isinstance(grads, (tuple, list)) else [grads]
+            while len(grads) > n_args and grads[-1] is None:  # PyTorch ignores trailing
+                grads.pop()  # Nones (a backward written for an optional argument not given)
             if len(grads) != n_args:
                 raise RuntimeError(
                     f"function {cls.__name__}Backward returned an incorrect number of "
