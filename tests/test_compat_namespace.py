@@ -466,3 +466,16 @@ def test_gradcheck_accepts_correct_backwards_and_names_wrong_ones():
                        match="Jacobian mismatch for output 0 with respect to input 0"):
         gradcheck(_WrongSquare.apply, (x,))
     assert issubclass(torch.autograd.GradcheckError, RuntimeError)
+
+
+def test_fork_rng_restores_the_default_stream():
+    torch.manual_seed(0)
+    expected = torch.rand(2).tolist()
+    torch.manual_seed(0)
+    with torch.random.fork_rng():
+        torch.rand(5)
+    assert torch.rand(2).tolist() == expected
+    state = torch.random.get_rng_state()
+    a = torch.rand(1).item()
+    torch.random.set_rng_state(state)
+    assert torch.rand(1).item() == a

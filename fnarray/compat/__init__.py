@@ -191,6 +191,10 @@ def set_rng_state(new_state) -> None:
     default_generator.set_state(_fa.asarray(_np.frombuffer(raw.tobytes(), _np.uint32)))
 
 
+_random_module = _sys.modules["fnarray.compat.random"]  # torch.random.get/set_rng_state
+_random_module.get_rng_state, _random_module.set_rng_state = get_rng_state, set_rng_state
+
+
 class _TensorTypeMeta(type):
     """``isinstance(t, torch.FloatTensor)`` is true for float32 tensors."""
 

@@ -8,6 +8,7 @@ The numbers differ from PyTorch's (a different algorithm), not their distributio
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -56,6 +57,21 @@ class Generator:
 
 
 default_generator = Generator()
+
+
+@contextlib.contextmanager
+def fork_rng(devices=None, enabled: bool = True, _caller: str = "fork_rng",
+             _devices_kw: str = "devices", device_type: str = "cuda"):
+    """Within the block draw from the default generator freely: its state is restored on
+    exit, so the draws after the block are those that would have come without it."""
+    if not enabled:
+        yield
+        return
+    state = default_generator.get_state()
+    try:
+        yield
+    finally:
+        default_generator.set_state(state)
 
 
 def manual_seed(seed: int) -> Generator:
