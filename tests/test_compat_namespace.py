@@ -479,3 +479,17 @@ def test_fork_rng_restores_the_default_stream():
     a = torch.rand(1).item()
     torch.random.set_rng_state(state)
     assert torch.rand(1).item() == a
+
+
+def test_grad_fn_types_and_next_functions_read_as_in_the_blitz_tutorial():
+    torch.manual_seed(0)
+    fc = torch.nn.Linear(4, 3)
+    output = fc(torch.relu(torch.randn(2, 4)))
+    loss = torch.nn.MSELoss()(output, torch.zeros(2, 3))
+    assert type(loss.grad_fn).__name__ == "MseLossBackward0"
+    # PyTorch lists the operation's inputs once: (AddmmBackward0, 0), (None, 0)
+    assert [type(f).__name__ if f is not None else None
+            for f, _ in loss.grad_fn.next_functions] == ["AddmmBackward0", None]
+    assert type(loss.grad_fn.next_functions[0][0]).__name__ == "AddmmBackward0"
+    assert isinstance(loss.grad_fn, type(loss.grad_fn).__mro__[1])  # one GradFn base
+    assert repr(loss.grad_fn).startswith("<MseLossBackward0 object at 0x")

@@ -37,6 +37,14 @@ class GradFn:
 
     __slots__ = ("node",)
 
+    def __new__(cls, node: CompatNode):
+        # one subclass per node name, so that type(grad_fn).__name__ reads as PyTorch's
+        # (``MseLossBackward0``), which tutorials print
+        if cls is GradFn:
+            cls = _NAMED.get(node.name) or _NAMED.setdefault(
+                node.name, type(node.name, (GradFn,), {"__slots__": (), "__module__": None}))
+        return object.__new__(cls)
+
     def __init__(self, node: CompatNode):
         self.node = node
 
@@ -68,6 +76,9 @@ class GradFn:
         return f"<{self.name()} object at {hex(id(self.node))}>"
 
 
+_NAMED: dict = {}  # grad_fn classes by node name
+
+
 class AccumulateGrad(GradFn):
     """The ``grad_fn`` slot of a leaf in ``next_functions``: it accumulates into ``.grad``."""
 
@@ -84,12 +95,15 @@ class AccumulateGrad(GradFn):
 
 def _outer_parents(node):
     """The parents of the compat-level operation that ``node`` ends: nodes recorded by the
-    same operation (same group) are looked through."""
-    out, stack = [], _inputs(node)
+    same operation (same group) are looked through, each once (``mse_loss``'s ``d * d``
+    reads ``d`` twice; PyTorch lists the operation's inputs once)."""
+    out, stack, seen = [], _inputs(node), set()
     while stack:
         p = stack.pop()
         if p is not None and p[0].prim is not None and p[0].group == node.group:
-            stack.extend(_inputs(p[0]))
+            if id(p[0]) not in seen:
+                seen.add(id(p[0]))
+                stack.extend(_inputs(p[0]))
         else:
             out.append(p)
     return out
