@@ -39,10 +39,14 @@ def to_numpy(x) -> np.ndarray:
 
 
 def wrap_array(array: Array, as_tensor: bool, requires_grad: bool = False):
-    """``array`` as a compat tensor when ``as_tensor`` and the compat layer exists."""
+    """``array`` as a compat tensor when ``as_tensor`` and the compat layer exists.  The
+    tensor holds ``array`` itself (arrays never change, so there is nothing to copy: a
+    DataLoader batch used to be copied once more here)."""
     module = compat_module() if as_tensor else None
     if module is None:
         return array
+    if not requires_grad:
+        return module.as_tensor(array)
     return module.tensor(array, requires_grad=requires_grad)
 
 
