@@ -1,12 +1,14 @@
 """What runs inside a ``DataLoader`` worker process, and the messages it exchanges.
 
 A worker receives ``(generation, send_index, index)`` tasks on its own index queue and
-answers ``(generation, send_index, result)`` on the shared result queue, where the result is
+answers ``(generation, send_index, result)`` on its own result pipe (``_channel``), written
+synchronously from its main thread, where the result is
 the collated batch with every array replaced by a ``HostLeaf`` (a NumPy buffer pickles
 fast; the main process wraps it back into an ``Array`` or tensor), an ``IterationEnd``
 when its share of an ``IterableDataset`` is exhausted, or a ``WorkerFailure`` carrying the
 traceback text.  ``None`` tells it to exit; ``RESET`` restarts its dataset iterator for a
-new epoch (persistent workers).  It also exits on its own when the main process dies.
+new epoch (persistent workers).  It also exits on its own when the main process dies
+(noticed while waiting for a task, or as a broken pipe while sending a result).
 """
 
 from __future__ import annotations
@@ -185,11 +187,12 @@ class WorkerSpec:
         return MapFetcher(self.dataset, self.collate_fn, self.auto_collation)
 
 
-def worker_loop(payload, worker_id: int, index_queue, result_queue) -> None:
+def worker_loop(payload, worker_id: int, index_queue, result_writer) -> None:
     """Serve tasks until told to stop or until the main process is gone; ``payload`` is
-    the ``WorkerSpec`` as ``_payload.dump`` made it."""
+    the ``WorkerSpec`` as ``_payload.dump`` made it, ``result_writer`` this worker's end
+    of its result pipe."""
     global _info, _rng
-    from fnarray.data import _payload
+    from fnarray.data import _channel, _payload
     spec = _payload.load(payload)
     seed = spec.base_seed + worker_id
     random.seed(seed)
@@ -219,11 +222,20 @@ def worker_loop(payload, worker_id: int, index_queue, result_queue) -> None:
                     fetcher = spec.fetcher()
                 continue
             generation, send_index, index = task
-            result_queue.put((generation, send_index, setup_failure or _run(fetcher, index, worker_id)))
-    except KeyboardInterrupt:
+            result = setup_failure or _run(fetcher, index, worker_id)
+            try:
+                message = _channel.encode((generation, send_index, result))
+            except Exception as e:  # noqa: BLE001 - pickling raises many types
+                failure = _failure(worker_id, index, RuntimeError(
+                    f"the batch cannot be pickled to the main process "
+                    f"({type(e).__name__}: {e}); return arrays, numbers, strings and "
+                    f"containers of them from the dataset and collate_fn"))
+                message = _channel.encode((generation, send_index, failure))
+            _channel.send(result_writer, message)
+    except (KeyboardInterrupt, BrokenPipeError):  # interrupted, or the main process is gone
         return
     finally:
-        result_queue.cancel_join_thread()
+        result_writer.close()
 
 
 def _run(fetcher, index, worker_id: int):

@@ -22,16 +22,18 @@ epoch started.  Large NumPy buffers in that payload (a ``TensorDataset``'s colum
 ``MNIST.data``) are not pickled to each worker: a forked worker gets a read-only view of
 the parent's buffer, other workers map one shared-memory copy read-only (``_shared``).
 
-Each worker has its own index queue; results come back on one shared queue and are
+Each worker has its own index queue and its own result pipe (``_channel``); results are
 reordered, so batches arrive in sampler order.  At most ``prefetch_factor * num_workers``
 batches are in flight.  Worker ``i`` seeds Python's ``random``, NumPy's global state and
 the generator of random transforms with ``base_seed + i``, where ``base_seed`` is drawn
 from the loader's ``generator`` every epoch (so ``generator=`` an int repeats runs).
 Workers send NumPy buffers; the main process wraps them into arrays or tensors.
 
-Failures never hang: the main process waits in short polls, checking that every worker is
-alive.  An exception in a worker is re-raised with the worker id, the sample index and the
-worker's traceback; a worker that dies (e.g. killed by a signal) ends the epoch with a
+Failures never hang: the main process waits on all result pipes in short polls, checking
+that every worker is alive, and reads a message without ever blocking on an incomplete one
+(a worker killed in the middle of sending a batch is reported, not waited for).  An
+exception in a worker is re-raised with the worker id, the sample index and the worker's
+traceback; a worker that dies (e.g. killed by a signal) ends the epoch with a
 ``RuntimeError`` naming it; ``timeout > 0`` bounds the wait for each batch.  Workers are
 shut down (and, if needed, terminated) at the end of an epoch, on an error, and when an
 abandoned iterator — or, for ``persistent_workers=True``, the loader — is garbage collected.
@@ -45,8 +47,8 @@ from __future__ import annotations
 import builtins
 import itertools
 import multiprocessing
+import multiprocessing.connection
 import pickle
-import queue
 import signal
 import sys
 import threading
@@ -54,7 +56,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 
-from fnarray.data import _payload, _shared, _worker
+from fnarray.data import _channel, _payload, _shared, _worker
 from fnarray.data.collate import default_collate
 from fnarray.data.dataset import IterableDataset
 from fnarray.data.sampler import (
@@ -195,7 +197,8 @@ def _fork_is_safe() -> bool:
 
 
 class _WorkerPool:
-    """Worker processes with their queues; shut down when closed or garbage collected."""
+    """Worker processes with their index queues and result pipes; shut down when closed or
+    garbage collected."""
 
     def __init__(self, loader: DataLoader, base_seed: int):
         ctx = _start_context(loader.multiprocessing_context)
@@ -210,26 +213,30 @@ class _WorkerPool:
                 f"DataLoader could not send the dataset, collate_fn and worker_init_fn to "
                 f"its worker processes ({type(e).__name__}: {e}): "
                 f"{_payload.pickling_hint(_payload.by_value())}") from e
-        self.result_queue = ctx.Queue()
-        self.index_queues, self.workers = [], []
+        self.index_queues, self.readers, self.workers = [], [], []
         self.generation = 0
         self._finalizer = weakref.finalize(self, _shutdown, self.workers, self.index_queues,
-                                           self.result_queue)
+                                           self.readers)
         for worker_id in range(loader.num_workers):
             index_queue = ctx.Queue()
+            reader, writer = _channel.pipe(ctx)
             process = ctx.Process(target=_worker.worker_loop, daemon=True,
-                                  args=(payload, worker_id, index_queue, self.result_queue))
+                                  args=(payload, worker_id, index_queue, writer))
             try:
                 with _payload.main_hidden(by_value and not forking):
                     process.start()
             except (pickle.PicklingError, AttributeError, TypeError) as e:
+                writer.close()
+                reader.close()
                 self.close()
                 raise RuntimeError(
                     f"DataLoader could not start worker {worker_id}: the dataset, collate_fn "
                     f"and worker_init_fn are pickled to worker processes, and one of them "
                     f"cannot be pickled ({type(e).__name__}: {e}): "
                     f"{_payload.pickling_hint(by_value)}") from e
+            writer.close()  # the worker holds it now; a dead worker's pipe reads as EOF
             self.index_queues.append(index_queue)
+            self.readers.append(reader)
             self.workers.append(process)
 
     @property
@@ -247,16 +254,26 @@ class _WorkerPool:
         return None
 
 
-def _shutdown(workers: list, index_queues: list, result_queue) -> None:
-    """Ask every worker to exit, then terminate and kill the ones that do not."""
+def _shutdown(workers: list, index_queues: list, readers: list) -> None:
+    """Ask every worker to exit, then terminate and kill the ones that do not.  Results
+    still arriving are read and dropped meanwhile: a worker blocked sending a batch nobody
+    will take (an abandoned epoch) then finishes its tasks and sees the request."""
     for q in index_queues:
         try:
             q.put(None)
         except (OSError, ValueError):
             pass
     deadline = time.monotonic() + _SHUTDOWN_SECONDS
-    for process in workers:
-        process.join(max(0.0, deadline - time.monotonic()))
+    open_readers = list(readers)
+    running = {process.sentinel: process for process in workers}
+    while running and time.monotonic() < deadline:
+        remaining = deadline - time.monotonic()
+        for ready in multiprocessing.connection.wait([*open_readers, *running], remaining):
+            if isinstance(ready, _channel.Reader):
+                if not ready.discard():
+                    open_readers.remove(ready)
+            else:
+                running.pop(ready).join()
     for process in workers:
         if process.is_alive():
             process.terminate()
@@ -264,9 +281,11 @@ def _shutdown(workers: list, index_queues: list, result_queue) -> None:
         if process.is_alive():
             process.kill()
             process.join()
-    for q in [*index_queues, result_queue]:
+    for q in index_queues:
         q.cancel_join_thread()
         q.close()
+    for reader in readers:
+        reader.close()
 
 
 class _MultiProcessIter:
@@ -335,27 +354,51 @@ class _MultiProcessIter:
             return _worker.from_host(data)
 
     def _receive(self):
+        """The next ``(generation, send_index, data)`` from any worker, preferring the worker
+        that owes the batch wanted next."""
         timeout = self.loader.timeout
         deadline = time.monotonic() + timeout if timeout > 0 else None
+        readers = self.pool.readers
         while True:
             wait = _worker.POLL_SECONDS
             if deadline is not None:
                 wait = max(0.0, min(wait, deadline - time.monotonic()))
-            try:
-                return self.pool.result_queue.get(timeout=wait)
-            except queue.Empty:
-                pass
+            ready = multiprocessing.connection.wait(readers, wait)
+            if ready:
+                wanted = readers[self.owner.get(self.received, 0)]
+                return self._read(wanted if wanted in ready else ready[0], deadline)
             dead = self.pool.dead_worker()
-            if dead is not None:
-                self._finish(error=True)
-                raise RuntimeError(_death_message(*dead, self._indices_of(dead[0])))
-            if deadline is not None and time.monotonic() >= deadline:
-                worker_id = self.owner.get(self.received)
-                self._finish(error=True)
-                raise RuntimeError(
-                    f"DataLoader timed out after {timeout} seconds (timeout={timeout}) waiting "
-                    f"for batch {self.received} from worker {worker_id}; raise the timeout or "
-                    f"make the dataset's __getitem__ faster")
+            if dead is not None:  # what it sent before it exited is still in its pipe
+                return self._read(readers[dead[0]], deadline)
+            self._check_deadline(deadline)
+
+    def _read(self, reader: _channel.Reader, deadline: float | None):
+        """One message from ``reader``; a worker that died before completing it, or that
+        exited with nothing left to read, raises the worker-death error."""
+        worker_id = self.pool.readers.index(reader)
+        process = self.pool.workers[worker_id]
+
+        def idle() -> bool:
+            self._check_deadline(deadline)
+            return not process.is_alive()
+        try:
+            return reader.receive(idle, _worker.POLL_SECONDS)
+        except _channel.ChannelClosed as closed:
+            process.join(_SHUTDOWN_SECONDS)  # closed its pipe: exiting, if not yet reaped
+            self._finish(error=True)
+            raise RuntimeError(_death_message(worker_id, process, self._indices_of(worker_id),
+                                              closed)) from None
+
+    def _check_deadline(self, deadline: float | None) -> None:
+        if deadline is None or time.monotonic() < deadline:
+            return
+        timeout = self.loader.timeout
+        worker_id = self.owner.get(self.received)
+        self._finish(error=True)
+        raise RuntimeError(
+            f"DataLoader timed out after {timeout} seconds (timeout={timeout}) waiting "
+            f"for batch {self.received} from worker {worker_id}; raise the timeout or "
+            f"make the dataset's __getitem__ faster")
 
     def _indices_of(self, worker_id: int) -> list:
         return [self.pending_index[i] for i, w in self.owner.items() if w == worker_id]
@@ -365,15 +408,21 @@ class _MultiProcessIter:
             self.pool.close()
 
 
-def _death_message(worker_id: int, process, lost: list) -> str:
+def _death_message(worker_id: int, process, lost: list,
+                   closed: _channel.ChannelClosed | None = None) -> str:
     code = process.exitcode
-    how = f"exit code {code}"
+    how = "still running, but closed its result pipe" if code is None else f"exit code {code}"
     if code is not None and code < 0:
         try:
             how = f"signal {signal.Signals(-code).name}"
         except ValueError:
             how = f"signal {-code}"
-    return (f"DataLoader worker {worker_id} (pid {process.pid}) exited unexpectedly ({how}); "
+    during = ""
+    if closed is not None and closed.partial:
+        during = (f" in the middle of sending a batch ({closed.received} of "
+                  f"{closed.expected or 'unknown'} bytes arrived)")
+    return (f"DataLoader worker {worker_id} (pid {process.pid}) exited unexpectedly "
+            f"({how}){during}; "
             f"it was loading the batches with sample indices {lost}. A worker dies like this "
             f"when it is killed (e.g. by the out-of-memory killer) or crashes in native code; "
             f"try num_workers=0 to see the error directly")
