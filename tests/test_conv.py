@@ -68,6 +68,25 @@ def test_conv_reverse_mode_matches_finite_differences(xs, ws, stride, pad, dil, 
     np.testing.assert_allclose(tw.grad.numpy(), np.asarray(gw), rtol=1e-12, atol=1e-12)
 
 
+def test_patch_buffer_is_reused_only_when_nothing_reads_it():
+    """``conv_patches`` hands its large buffer out again only once every array reading it is
+    gone: held patches never change."""
+    from fnarray.ops.conv import conv_patches
+    params = dict(kernel=(3, 3), strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1))
+    xs = [fa.asarray(RNG.normal(size=(16, 32, 26, 26)).astype(np.float32)) for _ in range(3)]
+    first = conv_patches.bind(xs[0], **params)  # 10.6 MB: above the recycling threshold
+    kept = np.array(first)
+    second = conv_patches.bind(xs[1], **params)
+    address = np.asarray(second).__array_interface__["data"][0]
+    np.testing.assert_array_equal(np.asarray(first), kept)
+    del second
+    third = conv_patches.bind(xs[2], **params)
+    assert np.asarray(third).__array_interface__["data"][0] == address  # recycled
+    np.testing.assert_array_equal(np.asarray(first), kept)
+    np.testing.assert_array_equal(np.asarray(third), np.asarray(conv_patches.bind(
+        fa.asarray(np.asarray(xs[2])), **params)))
+
+
 def test_conv_padding_forms_bias_and_unbatched_input():
     x, w, b = RNG.normal(size=(3, 6, 5)), RNG.normal(size=(4, 3, 3, 2)), RNG.normal(size=4)
     same = fa.conv(fa.asarray(x), fa.asarray(w), bias=fa.asarray(b), padding="same")

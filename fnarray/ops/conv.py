@@ -34,6 +34,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
+
+import numpy as np
 
 from fnarray import api as fa
 from fnarray.core.primitive import declare
@@ -74,8 +77,40 @@ def _windows(xp, x, kernel, strides, padding, dilation):
                                            writeable=False)
 
 
+class _Recycler:
+    """A one-slot cache for the large patch buffer of ``conv_patches``.
+
+    An im2col buffer is tens of MB (conv2 of the tutorial ConvNet: 42 MB), above glibc's
+    largest mmap threshold, so every fresh one costs page faults and the kernel's zero fill
+    (~3.5 ms of a 7 ms im2col).  The slot keeps the last such buffer; it is handed out again
+    only when the slot is its ONLY holder (``sys.getrefcount``: no Array, view, tape node
+    or residual still reads it), so no array anybody can see is ever written."""
+
+    MIN_BYTES = 8 << 20
+
+    def __init__(self):
+        self.slot = None
+
+    def empty(self, xp, shape, dtype):
+        buf = self.slot
+        # references: the slot, ``buf`` and getrefcount's argument
+        if (buf is not None and buf.shape == shape and buf.dtype == dtype
+                and sys.getrefcount(buf) <= 3):
+            return buf
+        buf = xp.empty(shape, dtype=dtype)
+        if isinstance(buf, np.ndarray) and buf.nbytes >= self.MIN_BYTES:
+            self.slot = buf
+        return buf
+
+
+_PATCH_BUFFERS = _Recycler()
+
+
 def _patches_impl(xp, x, *, kernel, strides, padding, dilation):
-    return xp.array(_windows(xp, x, kernel, strides, padding, dilation), order="C", copy=True)
+    windows = _windows(xp, x, kernel, strides, padding, dilation)
+    out = _PATCH_BUFFERS.empty(xp, windows.shape, windows.dtype)
+    xp.copyto(out, windows)
+    return out
 
 
 def window_offsets(kernel, strides, dilation, out):
@@ -350,5 +385,6 @@ def _conv_batch(vals, dims, **params):
 conv = declare("conv", impl=_conv_impl, abstract=_conv_abstract, jvp=_conv_jvp,
                vjp=_conv_vjp, batch=_conv_batch, vjp_selective=True, fwd=_conv_fwd)
 
-# every kernel here returns a new C-ordered buffer (the jit executor may reuse it once dead)
-declare_fresh(conv, conv_columns, conv_patches, conv_patches_transpose)
+# these kernels return a new C-ordered buffer (the jit executor may reuse it once dead);
+# conv_patches recycles its buffer (``_Recycler``), so it is not declared
+declare_fresh(conv, conv_columns, conv_patches_transpose)
