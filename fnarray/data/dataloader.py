@@ -44,19 +44,17 @@ ordinary host memory and moved with ``fa.device_put`` / ``tensor.to``.
 
 from __future__ import annotations
 
-import builtins
 import itertools
 import multiprocessing
 import multiprocessing.connection
 import pickle
-import signal
 import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
 
-from fnarray.data import _channel, _payload, _shared, _worker
+from fnarray.data import _channel, _failures, _payload, _shared, _worker
 from fnarray.data.collate import default_collate
 from fnarray.data.dataset import IterableDataset
 from fnarray.data.sampler import (
@@ -349,7 +347,7 @@ class _MultiProcessIter:
                 continue
             if isinstance(data, _worker.WorkerFailure):
                 self._finish(error=True)
-                raise _reraise(data, index)
+                raise _failures.reraise(data, index)
             self._dispatch()
             return _worker.from_host(data)
 
@@ -386,8 +384,8 @@ class _MultiProcessIter:
         except _channel.ChannelClosed as closed:
             process.join(_SHUTDOWN_SECONDS)  # closed its pipe: exiting, if not yet reaped
             self._finish(error=True)
-            raise RuntimeError(_death_message(worker_id, process, self._indices_of(worker_id),
-                                              closed)) from None
+            raise RuntimeError(_failures.death_message(
+                worker_id, process, self._indices_of(worker_id), closed)) from None
 
     def _check_deadline(self, deadline: float | None) -> None:
         if deadline is None or time.monotonic() < deadline:
@@ -406,39 +404,3 @@ class _MultiProcessIter:
     def _finish(self, error: bool = False) -> None:
         if error or not self.loader.persistent_workers:
             self.pool.close()
-
-
-def _death_message(worker_id: int, process, lost: list,
-                   closed: _channel.ChannelClosed | None = None) -> str:
-    code = process.exitcode
-    how = "still running, but closed its result pipe" if code is None else f"exit code {code}"
-    if code is not None and code < 0:
-        try:
-            how = f"signal {signal.Signals(-code).name}"
-        except ValueError:
-            how = f"signal {-code}"
-    during = ""
-    if closed is not None and closed.partial:
-        during = (f" in the middle of sending a batch ({closed.received} of "
-                  f"{closed.expected or 'unknown'} bytes arrived)")
-    return (f"DataLoader worker {worker_id} (pid {process.pid}) exited unexpectedly "
-            f"({how}){during}; "
-            f"it was loading the batches with sample indices {lost}. A worker dies like this "
-            f"when it is killed (e.g. by the out-of-memory killer) or crashes in native code; "
-            f"try num_workers=0 to see the error directly")
-
-
-def _reraise(failure: _worker.WorkerFailure, index) -> Exception:
-    where = f"sample index {failure.sample_index!r}"
-    if failure.sample_index != index:
-        where += f" (batch {index!r})"
-    message = (f"{failure.error_type}: {failure.message}\n"
-               f"Caught in DataLoader worker {failure.worker_id} while loading {where}.\n"
-               f"Original traceback in the worker:\n{failure.traceback}")
-    error_type = getattr(builtins, failure.error_type, None)
-    if isinstance(error_type, type) and issubclass(error_type, Exception):
-        try:
-            return error_type(message)
-        except TypeError:
-            pass
-    return RuntimeError(message)
