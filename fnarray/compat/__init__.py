@@ -9,6 +9,7 @@ import sys as _sys
 import numpy as _np
 
 from fnarray.compat import _aliases
+from fnarray.core import device as _core_device
 from fnarray.compat import amp, autograd, backends, cuda, linalg, return_types, testing  # noqa: F401,E501
 from fnarray.compat import autograd_functional as _autograd_functional
 from fnarray.compat.amp import autocast, is_autocast_enabled  # noqa: F401
@@ -22,6 +23,8 @@ from fnarray.compat import ops_build, ops_extra, ops_scatter, ops_select, ops_st
 from fnarray.compat.random import Generator, default_generator, initial_seed, manual_seed  # noqa: F401,E501
 from fnarray.compat.tensor import Size, Tensor  # noqa: F401
 from fnarray.compat.compiler import compile  # noqa: F401,A004
+from fnarray.compat.defaults import (get_default_device, get_default_dtype,  # noqa: F401
+                                     set_default_device, set_default_dtype)
 from fnarray.compat.dtypes import as_dtype as _as_dtype, dtype  # noqa: F401
 from fnarray.compat.out import with_out as _with_out
 from fnarray.compat import gradcheck as _gradcheck  # noqa: F401  (autograd.gradcheck below)
@@ -55,10 +58,6 @@ def numel(input) -> "int":
     return input.numel()
 
 
-def get_default_dtype():
-    return float32
-
-
 class device:
     """``device('cuda')``, ``device('cpu')``, ``device('cuda', 1)``: a device name.
 
@@ -86,6 +85,16 @@ class device:
 
     def __hash__(self):
         return hash(str(self))
+
+    def __enter__(self):
+        """``with torch.device('cpu'):`` new tensors of the block go to this device."""
+        self._saved = getattr(self, "_saved", [])
+        self._saved.append(_core_device.default())
+        set_default_device(self)
+        return self
+
+    def __exit__(self, *exc):
+        _core_device.set_default(self._saved.pop())
 
 
 def save(obj, f, **kwargs):

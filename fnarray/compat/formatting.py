@@ -10,10 +10,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from fnarray.compat.defaults import default_complex, default_float
 from fnarray.core.shapes import is_float
 
-_DEFAULT_DTYPES = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_),
-                   np.dtype(np.complex64))  # PyTorch omits the default complex dtype too
+_INT64, _BOOL = np.dtype(np.int64), np.dtype(np.bool_)
+
+
+def _implied(dtype) -> bool:
+    """Whether PyTorch leaves ``dtype=`` out: the default float (``set_default_dtype``) and
+    its complex pair, int64 and bool."""
+    return dtype in (default_float(), _INT64, _BOOL, default_complex())
 
 
 class PrintOptions:
@@ -169,11 +175,11 @@ def tensor_repr(t) -> str:
         body = "[]"
         if values.ndim != 1:
             suffixes.append(f"size={tuple(values.shape)}")
-        if values.dtype != np.float32:
+        if values.dtype != default_float():
             suffixes.append(f"dtype={dtype_name(values.dtype)}")
     else:
         body = format_values(values, len(prefix))
-        if values.dtype not in _DEFAULT_DTYPES:
+        if not _implied(values.dtype):
             suffixes.append(f"dtype={dtype_name(values.dtype)}")
     dev = t.device
     if getattr(dev, "platform", "cpu") != "cpu":

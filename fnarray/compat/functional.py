@@ -10,7 +10,7 @@ from fnarray import api as fa
 from fnarray.compat import linalg as _linalg, random as _random, return_types
 from fnarray.compat.tape import op_scope
 from fnarray.compat.tensor import Tensor, _shape_args
-from fnarray.core.shapes import DEFAULT_FLOAT
+from fnarray.compat.defaults import default_complex, default_float
 
 
 def _finish(value, requires_grad: bool) -> Tensor:
@@ -28,7 +28,19 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
         data = data.detach()._value
     elif isinstance(data, (list, tuple)):
         data = _unwrap_nested(data)
+    if dtype is None and not isinstance(data, (fa.ArrayBase, np.ndarray, np.generic)):
+        dtype = _python_default(data)
     return _finish(fa.asarray(data, dtype=_dt(dtype), device=device, copy=True), requires_grad)
+
+
+def _python_default(data):
+    """The default float (complex) dtype when Python data holds floats (complex numbers),
+    else ``None``: the core's own inference (int64, bool), which already gives float32 and
+    complex64 under the float32 default without a second pass over the data."""
+    if default_float() == np.float32:
+        return None
+    kind = np.asarray(data).dtype.kind
+    return default_float() if kind == "f" else default_complex() if kind == "c" else None
 
 
 def _unwrap_nested(data):
@@ -57,9 +69,9 @@ def from_numpy(ndarray: np.ndarray) -> Tensor:
     return Tensor._make(fa.asarray(ndarray, copy=True), None, 0)
 
 
-def _filled(fill, size, dtype, device, requires_grad, default=DEFAULT_FLOAT):
+def _filled(fill, size, dtype, device, requires_grad):
     shape = _shape_args(size)
-    return _finish(fa.full(shape, fill, dtype=_dt(dtype) or default, device=device),
+    return _finish(fa.full(shape, fill, dtype=_dt(dtype) or default_float(), device=device),
                    requires_grad)
 
 
@@ -80,19 +92,20 @@ def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False)
     if dtype is None:
         dtype = np.asarray(fill_value).dtype
         dtype = np.int64 if dtype.kind in "iu" else (
-            np.bool_ if dtype.kind == "b" else DEFAULT_FLOAT)
+            np.bool_ if dtype.kind == "b" else
+            default_complex() if dtype.kind == "c" else default_float())
     return _filled(fill_value, (tuple(size),), dtype, device, requires_grad)
 
 
 def rand(*size, dtype=None, device=None, requires_grad: bool = False,
          generator=None) -> Tensor:
-    """Uniform values in [0, 1) (float32 unless ``dtype``)."""
+    """Uniform values in [0, 1) (the default float unless ``dtype``)."""
     return _finish(_random.uniform(_shape_args(size), dtype, device, generator), requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad: bool = False,
           generator=None) -> Tensor:
-    """Standard normal values (float32 unless ``dtype``)."""
+    """Standard normal values (the default float unless ``dtype``)."""
     return _finish(_random.normal(_shape_args(size), dtype, device, generator), requires_grad)
 
 
@@ -155,19 +168,19 @@ def arange(start, end=None, step=1, *, dtype=None, device=None,
     if dtype is None and all(float(v).is_integer() and not isinstance(v, float)
                              for v in (start, end, step)):
         dtype = np.int64
-    return _finish(fa.arange(start, end, step, dtype=_dt(dtype) or DEFAULT_FLOAT,
+    return _finish(fa.arange(start, end, step, dtype=_dt(dtype) or default_float(),
                              device=device), requires_grad)
 
 
 def linspace(start, end, steps: int, *, dtype=None, device=None,
              requires_grad: bool = False) -> Tensor:
-    return _finish(fa.linspace(start, end, steps, dtype=_dt(dtype) or DEFAULT_FLOAT,
+    return _finish(fa.linspace(start, end, steps, dtype=_dt(dtype) or default_float(),
                                device=device), requires_grad)
 
 
 def eye(n: int, m: int | None = None, *, dtype=None, device=None,
         requires_grad: bool = False) -> Tensor:
-    return _finish(fa.eye(n, m, dtype=_dt(dtype) or DEFAULT_FLOAT, device=device),
+    return _finish(fa.eye(n, m, dtype=_dt(dtype) or default_float(), device=device),
                    requires_grad)
 
 

@@ -3,7 +3,7 @@
 PyTorch promotes by *category* (bool < integer < floating < complex) and by operand
 class: dimensioned tensors, then 0-d tensors, then Python/NumPy scalars.  A class only
 changes the result when it brings a higher category, so ``float32 tensor * float64 0-d
-tensor`` stays float32, ``int tensor * 2.5`` is the default float (float32), and
+tensor`` stays float32, ``int tensor * 2.5`` is the default float (``set_default_dtype``), and
 ``int32 tensor * tensor(5)`` stays int32.  NumPy's value-free rules would give float64 or
 int64 in these cases.
 
@@ -17,11 +17,19 @@ from __future__ import annotations
 import numpy as np
 
 from fnarray import api as fa
+from fnarray.compat.defaults import default_complex, default_float
 from fnarray.core.array import ArrayBase
 from fnarray.core.shapes import is_float, promote_strong
 
-_DEFAULT = {"f": np.dtype(np.float32), "c": np.dtype(np.complex64),
-            "i": np.dtype(np.int64), "b": np.dtype(np.bool_)}
+_FLOAT32 = np.dtype(np.float32)
+_INT64, _BOOL = np.dtype(np.int64), np.dtype(np.bool_)
+
+
+def _wrapped(kind: str) -> np.dtype:
+    """The dtype a Python scalar of NumPy ``kind`` stands for (PyTorch's defaults)."""
+    if kind == "f":
+        return default_float()
+    return default_complex() if kind == "c" else _BOOL if kind == "b" else _INT64
 
 
 _PLAIN = frozenset({int, float, bool, complex})
@@ -101,7 +109,7 @@ def result_type(*operands) -> np.dtype:
                 zero = _promote(zero, x.dtype)
         else:
             kind = "b" if isinstance(x, (bool, np.bool_)) else np.asarray(x).dtype.kind
-            wrapped = _promote(wrapped, _DEFAULT["i" if kind == "u" else kind])
+            wrapped = _promote(wrapped, _wrapped(kind))
     return _combine(dim, _combine(zero, wrapped))
 
 
@@ -109,7 +117,7 @@ def operands(a, b):
     """``a, b`` ready for the core: tensors cast to PyTorch's result dtype, NumPy scalars
     as Python scalars (weak, like PyTorch's wrapped numbers)."""
     if type(b) in _PLAIN or type(a) in _PLAIN:  # the core already treats these as weak
-        return a, b
+        return (a, b) if default_float() is _FLOAT32 else _scalar_operands(a, b)
     if isinstance(a, ArrayBase) and isinstance(b, ArrayBase):
         if a.dtype == b.dtype:
             return a, b
@@ -121,3 +129,18 @@ def operands(a, b):
     if isinstance(b, np.generic):
         b = b.item()
     return a, b
+
+
+def _scalar_operands(a, b):
+    """A tensor and a Python scalar under a default float other than float32: the core
+    would give ``int tensor * 2.5`` its own float32 default, so a tensor of a lower
+    category than the scalar is cast to PyTorch's result dtype first (float64 with
+    ``set_default_dtype(torch.float64)``); the scalar stays weak."""
+    t = a if isinstance(a, ArrayBase) else b
+    if not isinstance(t, ArrayBase):
+        return a, b
+    dt = result_type(a, b)
+    if dt == t.dtype:
+        return a, b
+    cast = fa.astype(t, dt)
+    return (cast, b) if t is a else (a, cast)

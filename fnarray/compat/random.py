@@ -15,6 +15,7 @@ import numpy as np
 
 from fnarray.api import random as fr
 from fnarray.api.creation import device_put as fa_device_put
+from fnarray.compat.defaults import default_float
 
 
 class Generator:
@@ -88,7 +89,7 @@ def _key(generator):
 
 
 def _float(dtype):
-    return np.dtype(np.float32 if dtype is None else dtype)
+    return default_float() if dtype is None else np.dtype(dtype)
 
 
 def _placed(value, device):

@@ -22,7 +22,7 @@ import weakref
 import numpy as np
 
 from fnarray import api as fa
-from fnarray.compat import dtypes, grad_mode, tape
+from fnarray.compat import defaults, dtypes, grad_mode, tape
 from fnarray.compat.tape import op_scope
 from fnarray.core import tree as tree_util
 from fnarray.core.array import Array
@@ -104,20 +104,21 @@ class Tensor(Tracer):
     _retains_grad = False
 
     def __init__(self, *args, dtype=None, device=None, requires_grad: bool = False):
-        """PyTorch's legacy constructor: ``Tensor(2, 3)`` or ``Tensor(Size)`` is a float32
-        tensor of that shape (zero-filled: fnarray has no uninitialised memory),
-        ``Tensor([1, 2])`` copies Python data as float32, ``Tensor()`` is empty; an
-        array or tensor argument keeps its dtype."""
+        """PyTorch's legacy constructor: ``Tensor(2, 3)`` or ``Tensor(Size)`` is a tensor
+        of the default float dtype (``set_default_dtype``) and that shape (zero-filled:
+        fnarray has no uninitialised memory), ``Tensor([1, 2])`` copies Python data as the
+        default float, ``Tensor()`` is empty; an array or tensor argument keeps its dtype."""
         if len(args) > 1 or (args and isinstance(args[0], (int, np.integer, Size))
                              and not isinstance(args[0], bool)):
             shape = tuple(args[0]) if isinstance(args[0], Size) else tuple(args)
-            value = fa.zeros(shape, dtype or np.float32, device)
+            value = fa.zeros(shape, dtype or defaults.default_float(), device)
         else:
             data = args[0] if args else None
             if isinstance(data, Tensor):
                 data = data._value
             if dtype is None and (data is None or isinstance(data, (list, tuple))):
-                dtype = np.complex64 if _has_complex(data) else np.float32
+                dtype = (defaults.default_complex() if _has_complex(data)
+                         else defaults.default_float())
             value = fa.asarray([] if data is None else data, dtype=dtype, device=device)
         self._value = value
         self._node, self._index, self._version = None, 0, [0]

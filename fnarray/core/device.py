@@ -80,6 +80,11 @@ def default() -> Device:
     return getattr(_local, "device", CPU)
 
 
+def set_default(spec) -> None:
+    """Make ``spec`` this thread's default device until changed (``None``: the CPU)."""
+    _local.device = CPU if spec is None else get_device(spec)
+
+
 @contextlib.contextmanager
 def default_device(spec):
     """Within the block, new arrays are created on ``spec``."""

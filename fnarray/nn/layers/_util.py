@@ -6,14 +6,15 @@ import contextlib
 import math
 
 import fnarray as fa
+from fnarray.compat.defaults import default_float
 from fnarray.core.shapes import ShapeError, canonical_dtype
 from fnarray.nn.parameter import Parameter
 
 
 def empty_parameter(shape, dtype=None, device=None) -> Parameter:
-    """An (uninitialised: zero) parameter of ``shape``; layers initialise it in
-    ``reset_parameters``."""
-    dtype = fa.float32 if dtype is None else canonical_dtype(dtype)
+    """An (uninitialised: zero) parameter of ``shape`` (the default float dtype unless
+    ``dtype``); layers initialise it in ``reset_parameters``."""
+    dtype = default_float() if dtype is None else canonical_dtype(dtype)
     value = fa.zeros(tuple(shape), dtype=dtype)
     return Parameter(value if device is None else fa.device_put(value, str(device)))
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import fnarray as fa
+from fnarray.compat.defaults import default_float
 from fnarray.nn import functional as F
 from fnarray.nn.module import Module
 from fnarray.nn.parameter import Parameter
@@ -98,7 +99,7 @@ class PReLU(Module):
         super().__init__()
         self.num_parameters, self.init = num_parameters, init
         self.weight = Parameter(fa.full((num_parameters,), init,
-                                        dtype=fa.float32 if dtype is None else dtype))
+                                        dtype=default_float() if dtype is None else dtype))
 
     def forward(self, input):
         return F.prelu(input, self.weight)

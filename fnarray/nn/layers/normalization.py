@@ -4,6 +4,7 @@ GroupNorm."""
 from __future__ import annotations
 
 import fnarray as fa
+from fnarray.compat.defaults import default_float
 from fnarray.nn import functional as F, init
 from fnarray.nn.layers._util import ShapeMismatchError, check_features, empty_parameter
 from fnarray.nn.module import Module
@@ -25,7 +26,7 @@ class _NormBase(Module):
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
         if track_running_stats:
-            dt = fa.float32 if dtype is None else dtype
+            dt = default_float() if dtype is None else dtype
             self.register_buffer("running_mean", fa.zeros((num_features,), dtype=dt))
             self.register_buffer("running_var", fa.ones((num_features,), dtype=dt))
             self.register_buffer("num_batches_tracked", fa.asarray(0, dtype=fa.int64))

@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 
 from fnarray import _interop
+from fnarray.compat.defaults import default_float
 
 from fnarray.nn import functional as F
 from fnarray.nn.containers import ModuleList
@@ -240,5 +241,5 @@ class Transformer(Module):
     @staticmethod
     def generate_square_subsequent_mask(sz: int, device=None, dtype=None):
         """The causal mask: ``-inf`` above the diagonal (future positions), 0 elsewhere."""
-        mask = np.triu(np.full((sz, sz), -np.inf, dtype=np.dtype(dtype or np.float32)), 1)
+        mask = np.triu(np.full((sz, sz), -np.inf, dtype=np.dtype(dtype or default_float())), 1)
         return _interop.from_numpy(mask, device, as_tensor=True)
