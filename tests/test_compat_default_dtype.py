@@ -83,6 +83,23 @@ def test_python_scalar_promotion(f64):
     assert (torch.tensor([True]) + 1.5).dtype is torch.float64
 
 
+def test_float_valued_functions_of_integers(f64):
+    """``sqrt``, ``exp``, true division, ... of integer tensors give the default float,
+    also after the float32 default planned their fast path."""
+    torch.set_default_dtype(torch.float32)
+    i, b = torch.tensor([1, 4]), torch.tensor([True, False])
+    assert (i / i).dtype is torch.float32 and torch.sqrt(i).dtype is torch.float32
+    torch.set_default_dtype(torch.float64)
+    results = {"i / 2": i / 2, "2 / i": 2 / i, "i / i": i / i, "div": torch.div(i, 2),
+               "true_divide": torch.true_divide(i, i), "sqrt": torch.sqrt(i),
+               "method": i.sqrt(), "exp(bool)": torch.exp(b), "sigmoid": torch.sigmoid(i),
+               "atan2": torch.atan2(i, i), "reciprocal": i.reciprocal()}
+    assert {k: v.dtype for k, v in results.items()} == {k: torch.float64 for k in results}
+    np.testing.assert_allclose(torch.sqrt(i).numpy(), [1.0, 2.0])
+    assert torch.div(i, 2, rounding_mode="floor").dtype is torch.int64
+    assert torch.abs(i).dtype is torch.int64 and (i * 2).dtype is torch.int64
+
+
 def test_nn_parameters_follow_default(f64):
     assert nn.Linear(2, 3).weight.dtype is torch.float64
     assert nn.Linear(2, 3).bias.dtype is torch.float64

@@ -16,7 +16,7 @@ from fnarray.compat.tape import op_scope
 from fnarray.ops import activation as _activation
 from fnarray.compat import return_types
 from fnarray.compat.out import write_out
-from fnarray.compat.promotion import operands as _pt_operands
+from fnarray.compat.promotion import float_input as _float_input, operands as _pt_operands
 from fnarray.compat.tensor import Tensor, _dims, _raw
 from fnarray.transforms import stop_gradient
 from fnarray.core.shapes import is_float, is_inexact
@@ -60,7 +60,24 @@ _UNARY = {
     "isnan": (fa.isnan, "Isnan"), "isinf": (fa.isinf, "Isinf"),
     "isfinite": (fa.isfinite, "Isfinite"), "logical_not": (fa.logical_not, "LogicalNot"),
 }
+# Functions whose result is floating for integer input too (in the default float dtype).
+_FLOAT_VALUED = frozenset({
+    "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "sin", "cos",
+    "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh",
+    "sigmoid", "erf", "reciprocal", "div", "true_divide", "atan2", "__truediv__",
+    "__rtruediv__"})
+
+
+def _float_valued(fn):
+    """``fn`` with integer and bool tensor operands first cast to the default float
+    (``promotion.float_input``: a no-op under the float32 default)."""
+    def op(*args, **kwargs):
+        return fn(*map(_float_input, args), **kwargs)
+    return op
+
+
 for _name, (_f, _g) in _UNARY.items():
+    _f = _float_valued(_f) if _name in _FLOAT_VALUED else _f
     _register(_name, _dispatch.unary(_named_call(_g + "Backward0", _f), _g + "Backward0",
                                      _name))
 for _alias, _name in (("negative", "neg"), ("absolute", "abs"), ("arcsin", "asin"),
@@ -142,6 +159,7 @@ def _binary(fn, grad_name, torch_name):
 
 
 for _name, (_f, _g) in _BINARY.items():
+    _f = _float_valued(_f) if _name in _FLOAT_VALUED else _f
     _register(_name, _binary(_f, _g, _name))
 for _alias, _name in (("subtract", "sub"), ("multiply", "mul"), ("divide", "div"),
                       ("greater", "gt"), ("less", "lt"), ("greater_equal", "ge"),
@@ -172,6 +190,7 @@ _OPERATORS = {
     "__neg__": (None, "NegBackward0", False),
 }
 for _name, (_f, _g, _r) in _OPERATORS.items():
+    _f = _float_valued(_f) if _name in _FLOAT_VALUED else _f
     if _f is not None:
         METHODS[_name] = _dispatch.binary(_operator(_f, _g, _r), _g)
 METHODS["__neg__"] = METHODS["neg"]

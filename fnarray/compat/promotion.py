@@ -131,6 +131,15 @@ def operands(a, b):
     return a, b
 
 
+def float_input(x):
+    """An integer or bool tensor ``x`` cast to the default float when that is not float32,
+    for functions whose result is floating (``sqrt``, ``exp``, true division): the core
+    computes those in its own float32 default, PyTorch in ``get_default_dtype()``."""
+    if default_float() is _FLOAT32 or not isinstance(x, ArrayBase) or x.dtype.kind not in "biu":
+        return x
+    return fa.astype(x, default_float())
+
+
 def _scalar_operands(a, b):
     """A tensor and a Python scalar under a default float other than float32: the core
     would give ``int tensor * 2.5`` its own float32 default, so a tensor of a lower
