@@ -113,6 +113,13 @@ def test_nn_parameters_follow_default(f64):
     assert out.dtype is torch.float64
 
 
+def test_compiled_functions_restage_when_the_default_changes():
+    make = torch.compile(lambda x: torch.zeros(2))
+    assert make(torch.ones(2)).dtype is torch.float32
+    torch.set_default_dtype(torch.float64)
+    assert make(torch.ones(2)).dtype is torch.float64
+
+
 def test_repr_omits_the_default_dtype(f64):
     assert repr(torch.tensor([1.5])) == "tensor([1.5000])"
     assert repr(torch.tensor([1.5], dtype=torch.float32)) == \

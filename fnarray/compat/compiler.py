@@ -23,6 +23,7 @@ import warnings
 
 from fnarray.compat import grad_mode
 from fnarray.compat import random as compat_random
+from fnarray.compat.defaults import default_float
 from fnarray.compat.tensor import Tensor
 from fnarray.core import tree as tree_util
 from fnarray.core.array import Array
@@ -63,7 +64,7 @@ class _Compiler:
         diff = tuple(grad_on and isinstance(x, Tensor) and x.requires_grad for x in inputs)
         try:
             key = (in_tree, tuple(is_tensor), _hashable(statics), diff, _training(self.module),
-                   tuple((x.shape, x.dtype) for x in inputs))
+                   tuple((x.shape, x.dtype) for x in inputs), default_float())
         except TypeError:  # unhashable non-tensor arguments: no signature to cache under
             return self.fn(*args, **kwargs)
         staged = self.cache.get(key)
