@@ -50,6 +50,19 @@ def test_float_factories_follow_default(f64):
     assert torch.tensor([1.1]).item() == 1.1  # converted directly, not through float32
 
 
+def test_tensor_inference_from_mixed_data(f64):
+    """Python floats count as the default dtype; NumPy scalars and tensors keep theirs."""
+    t32 = torch.tensor(1.5, dtype=torch.float32)
+    assert torch.tensor([t32]).dtype is torch.float32
+    assert torch.tensor([t32, 2.5]).dtype is torch.float64
+    assert torch.tensor([np.float32(1.5)]).dtype is torch.float32
+    assert torch.tensor(np.float32(1.5)).dtype is torch.float32
+    assert torch.tensor([[1, 2.5]]).dtype is torch.float64
+    assert torch.tensor([[True, 2.5]]).dtype is torch.float64
+    assert torch.tensor([1j, 1]).dtype is torch.complex128
+    assert torch.tensor([]).dtype is torch.float64
+
+
 def test_non_float_factories_unchanged(f64):
     assert torch.arange(3).dtype is torch.int64
     assert torch.full((2,), 1).dtype is torch.int64

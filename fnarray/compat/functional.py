@@ -7,7 +7,8 @@ import math
 import numpy as np
 
 from fnarray import api as fa
-from fnarray.compat import linalg as _linalg, random as _random, return_types
+from fnarray.compat import linalg as _linalg, promotion as _promotion, random as _random
+from fnarray.compat import return_types
 from fnarray.compat.tape import op_scope
 from fnarray.compat.tensor import Tensor, _shape_args
 from fnarray.compat.defaults import default_complex, default_float
@@ -34,13 +35,37 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
 
 
 def _python_default(data):
-    """The default float (complex) dtype when Python data holds floats (complex numbers),
-    else ``None``: the core's own inference (int64, bool), which already gives float32 and
-    complex64 under the float32 default without a second pass over the data."""
+    """The dtype PyTorch infers for Python data holding a Python float (complex number):
+    those count as the default float (complex) dtype, NumPy scalars and nested tensors
+    as their own, promoted by category (``[float32 tensor, 2.5]`` is the default float,
+    ``[np.float32(1.5)]`` float32); empty data is the default float.  ``None`` leaves
+    the inference to the core, which already gives float32 and complex64 under the
+    float32 default."""
     if default_float() == np.float32:
         return None
-    kind = np.asarray(data).dtype.kind
-    return default_float() if kind == "f" else default_complex() if kind == "c" else None
+    leaves = _leaf_dtypes(data, set())
+    if not leaves:  # ``tensor([])``
+        return default_float()
+    if not {float, complex} & leaves:
+        return None
+    dt = default_complex() if complex in leaves else default_float()
+    for leaf in leaves - {float, complex}:
+        dt = _promotion._promote(dt, leaf)
+    return dt
+
+
+def _leaf_dtypes(data, found: set) -> set:
+    """``found`` plus the NumPy dtype of each array leaf of nested ``data``, and the types
+    ``float`` / ``complex`` for Python floats and complex numbers (ints and bools add
+    int64 / bool, which the floats outrank)."""
+    if isinstance(data, (list, tuple)):
+        for d in data:
+            _leaf_dtypes(d, found)
+    elif type(data) in (float, complex):
+        found.add(type(data))
+    else:
+        found.add(np.asarray(data).dtype)
+    return found
 
 
 def _unwrap_nested(data):
