@@ -63,15 +63,6 @@ def test_tensor_inference_from_mixed_data(f64):
     assert torch.tensor([]).dtype is torch.float64
 
 
-def test_legacy_constructor_casts_numpy_data():
-    """``torch.Tensor(ndarray)`` is the default float whatever the array's dtype."""
-    assert torch.Tensor(np.array([1.5])).dtype is torch.float32
-    assert torch.Tensor(np.array([1, 2])).dtype is torch.float32
-    assert torch.Tensor(torch.tensor([1, 2])).dtype is torch.int64  # a tensor keeps its own
-    torch.set_default_dtype(torch.float64)
-    assert torch.Tensor(np.array([1.5], np.float32)).dtype is torch.float64
-
-
 def test_non_float_factories_unchanged(f64):
     assert torch.arange(3).dtype is torch.int64
     assert torch.full((2,), 1).dtype is torch.int64

@@ -107,8 +107,7 @@ class Tensor(Tracer):
         """PyTorch's legacy constructor: ``Tensor(2, 3)`` or ``Tensor(Size)`` is a tensor
         of the default float dtype (``set_default_dtype``) and that shape (zero-filled:
         fnarray has no uninitialised memory), ``Tensor([1, 2])`` copies Python data as the
-        default float, as does a NumPy array, ``Tensor()`` is empty; a tensor or fnarray
-        array argument keeps its dtype."""
+        default float, ``Tensor()`` is empty; an array or tensor argument keeps its dtype."""
         if len(args) > 1 or (args and isinstance(args[0], (int, np.integer, Size))
                              and not isinstance(args[0], bool)):
             shape = tuple(args[0]) if isinstance(args[0], Size) else tuple(args)
@@ -117,7 +116,7 @@ class Tensor(Tracer):
             data = args[0] if args else None
             if isinstance(data, Tensor):
                 data = data._value
-            if dtype is None and (data is None or isinstance(data, (list, tuple, np.ndarray))):
+            if dtype is None and (data is None or isinstance(data, (list, tuple))):
                 dtype = (defaults.default_complex() if _has_complex(data)
                          else defaults.default_float())
             value = fa.asarray([] if data is None else data, dtype=dtype, device=device)
@@ -815,8 +814,7 @@ def _is_dtype(obj) -> bool:
 def _has_complex(data) -> bool:
     if isinstance(data, (list, tuple)):
         return any(_has_complex(d) for d in data)
-    return isinstance(data, complex) or (isinstance(data, (Tensor, np.ndarray))
-                                         and data.dtype.kind == "c")
+    return isinstance(data, complex) or (isinstance(data, Tensor) and data.dtype.kind == "c")
 
 
 def _rebuild(host, requires_grad):
