@@ -296,3 +296,22 @@ def test_std_and_var_of_integer_tensors_raise_as_pytorch():
                                                "complex dtypes"):
             run()
     assert abs(torch.arange(3.0).std().item() - 1.0) < 1e-6
+
+
+def test_trunc_division_of_integers_stays_integer_and_exact():
+    a, b = torch.tensor([7, -7, 9, -9]), torch.tensor([2, 2, -4, -4])
+    q = torch.div(a, b, rounding_mode="trunc")  # PyTorch: tensor([ 3, -3, -2,  2])
+    assert q.dtype == torch.int64 and q.tolist() == [3, -3, -2, 2]
+    assert a.div(2, rounding_mode="trunc").tolist() == [3, -3, 4, -4]
+    assert torch.div(torch.tensor([2**60 + 1]), 1, rounding_mode="trunc").item() == 2**60 + 1
+    f = torch.div(a.float(), b, rounding_mode="trunc")
+    assert f.dtype == torch.float32 and f.tolist() == [3.0, -3.0, -2.0, 2.0]
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        torch.div(a, torch.tensor([0, 1, 1, 1]), rounding_mode="trunc")
+
+
+def test_tensor_type_names_the_legacy_tensor_type():
+    assert torch.tensor([1.0]).type() == "torch.FloatTensor"
+    assert torch.tensor([1]).type() == "torch.LongTensor"
+    assert torch.tensor([True]).type() == "torch.BoolTensor"
+    assert torch.tensor([1.0]).type(torch.float64).dtype == torch.float64

@@ -28,6 +28,7 @@ from fnarray.compat.tensor import Tensor
 from fnarray.core import tree as tree_util
 from fnarray.core.array import Array
 from fnarray.core.trace import ConcretizationError
+from fnarray.transforms.ir import EscapedTracer
 from fnarray.nn.functional_call import functional_call
 from fnarray.nn.module import SUBSTITUTION, Module
 from fnarray.transforms.staged import Staged, staged_call
@@ -109,6 +110,11 @@ class _Compiler:
                 staged = Staged(pure, avals, (False,) + diff, name=self.name)
         except ConcretizationError as e:
             return self._fall_back(str(e).splitlines()[0])
+        except EscapedTracer:
+            return self._fall_back(
+                "it reads a tensor that requires grad without taking it as an argument, so "
+                "a compiled program would not record its gradient; pass that tensor as an "
+                "argument, or compile the module that owns it")
         staged.out_tree = out_trees[-1]
         staged.buffer_updates = list(updates)
         return staged

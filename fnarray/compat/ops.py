@@ -149,6 +149,9 @@ def _binary(fn, grad_name, torch_name):
             input, other = _pt_operands(input, other)
             if rounding_mode == "floor":
                 return fa.floor_divide(input, other)
+            if rounding_mode == "trunc" and not is_inexact(fa.result_type(input, other)):
+                # integers stay integers (exactly, past 2**53): a - fmod(a, b) is a multiple of b
+                return fa.floor_divide(fa.subtract(input, fa.fmod(input, other)), other)
             out = fn(input, other)
             if rounding_mode == "trunc":
                 out = fa.trunc(out)

@@ -147,6 +147,12 @@ class Tensor(Tracer):
         v = self._value
         return v if isinstance(v, Array) else v.concrete(why)
 
+    def as_constant(self):
+        # A tensor with no gradient history (nothing records it) is a constant to a jit or
+        # compile trace it is closed over by, or created in (``x + torch.zeros(2)``).
+        v = self._value
+        return v if self._node is None and type(v) is Array else None
+
     def __fnarray_array__(self):
         return self._value
 
@@ -434,7 +440,8 @@ class Tensor(Tracer):
 
     def type(self, dtype=None):
         if dtype is None:
-            return f"fnarray.{self.dtype.name}"
+            from fnarray.compat.runtime import typename
+            return typename(self)
         return self.to(dtype)
 
     def clone(self) -> "Tensor":

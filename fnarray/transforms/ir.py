@@ -189,7 +189,9 @@ class IRTrace(Trace):
 
     def pure(self, value):
         if isinstance(value, Tracer):
-            raise EscapedTracer()
+            value = value.as_constant()
+            if value is None:
+                raise EscapedTracer()
         return self.builder().const(self, value)
 
     lift = pure
