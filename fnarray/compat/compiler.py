@@ -111,10 +111,13 @@ class _Compiler:
         except ConcretizationError as e:
             return self._fall_back(str(e).splitlines()[0])
         except EscapedTracer:
+            # A compat tensor the function does not take as an argument (closed over, or
+            # made by a factory inside it) can change in place between calls and may carry
+            # a gradient history, so it is never frozen into the program as a constant.
             return self._fall_back(
-                "it reads a tensor that requires grad without taking it as an argument, so "
-                "a compiled program would not record its gradient; pass that tensor as an "
-                "argument, or compile the module that owns it")
+                "it reads a tensor it does not take as an argument (closed over, or made "
+                "inside it, e.g. torch.zeros); pass that tensor as an argument, or compile "
+                "the module that owns it")
         staged.out_tree = out_trees[-1]
         staged.buffer_updates = list(updates)
         return staged

@@ -147,12 +147,6 @@ class Tensor(Tracer):
         v = self._value
         return v if isinstance(v, Array) else v.concrete(why)
 
-    def as_constant(self):
-        # A tensor with no gradient history (nothing records it) is a constant to a jit or
-        # compile trace it is closed over by, or created in (``x + torch.zeros(2)``).
-        v = self._value
-        return v if self._node is None and type(v) is Array else None
-
     def __fnarray_array__(self):
         return self._value
 

@@ -98,12 +98,6 @@ class Tracer(ArrayBase):
     def device(self):
         return self.concrete().device
 
-    def as_constant(self) -> Array | None:
-        """This value as a constant for a higher-level trace that meets it (a closed-over
-        value), or None when it must stay traced there (the default: its operations are
-        recorded by its own transformation, which would otherwise miss them)."""
-        return None
-
     def concrete(self, why: str = "a concrete value") -> Array:
         """The concrete value behind this tracer, for Python control flow; ``why`` names
         the Python operation that needs it (for the error message when there is none)."""

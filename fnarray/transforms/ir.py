@@ -189,9 +189,7 @@ class IRTrace(Trace):
 
     def pure(self, value):
         if isinstance(value, Tracer):
-            value = value.as_constant()
-            if value is None:
-                raise EscapedTracer()
+            raise EscapedTracer()
         return self.builder().const(self, value)
 
     lift = pure
