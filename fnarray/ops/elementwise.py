@@ -23,7 +23,7 @@ from fnarray import api as fa
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray, bool_, broadcast_shapes, is_inexact
 from fnarray.ops._util import move_bdim, unbroadcast
-from fnarray.transforms.buffers import declare_fresh
+from fnarray.transforms.buffers import declare_elementwise, declare_fresh, declare_out_kernel
 
 
 # --- family rules ------------------------------------------------------------------------
@@ -354,4 +354,22 @@ convert_element_type = declare(
     jvp=_convert_jvp, vjp=_convert_vjp, batch=None)
 convert_element_type.batch = (
     lambda vals, dims, **params: (convert_element_type.bind(vals[0], **params), dims[0]))
+
+
+def _select_into(xp, c, x, y, *, out):
+    """``where(c, x, y)`` written into ``out`` (jit's buffer reuse): a 0-d predicate picks
+    one operand to copy; otherwise ``y`` then ``x`` where ``c``.  Operands of another dtype
+    than ``out`` go through ``where`` so that the values are those of the impl."""
+    if x.dtype != out.dtype or y.dtype != out.dtype:
+        xp.copyto(out, xp.where(c, x, y))
+    elif c.ndim == 0:
+        xp.copyto(out, x if c else y)
+    else:
+        xp.copyto(out, y)
+        xp.copyto(out, x, where=c)
+    return out
+
+
 declare_fresh(select, convert_element_type)  # np.where and astype always allocate
+declare_out_kernel(select, _select_into)
+declare_elementwise(select, convert_element_type)  # may run block by block (jit)

@@ -15,7 +15,14 @@ the executor:
   never overlaps an operand.  A primitive with an out kernel is fresh as well (without a
   free buffer the executor calls its ordinary ``impl``).
 
-Ufuncs need no declaration: ``Primitive.ufunc`` names one, and ufuncs accept ``out=``.
+* **elementwise** — every result element depends only on the operand elements at the same
+  index (operands of the result's shape, or 0-d ones broadcast), so the kernel may run on
+  contiguous blocks of its operands and give the same values as on the whole arrays.  The
+  executor evaluates programs made only of such equations block by block
+  (``transforms/blocked.py``).
+
+Ufuncs need no declaration: ``Primitive.ufunc`` names one, ufuncs accept ``out=`` and are
+elementwise.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Callable
 
 _OUT_KERNELS: dict = {}
 _FRESH: set = set()
+_ELEMENTWISE: set = set()
 
 
 def declare_out_kernel(prim, kernel: Callable) -> None:
@@ -36,6 +44,16 @@ def declare_out_kernel(prim, kernel: Callable) -> None:
 def declare_fresh(*prims) -> None:
     """Declare that the kernels of ``prims`` always return new buffers aliasing no operand."""
     _FRESH.update(prims)
+
+
+def declare_elementwise(*prims) -> None:
+    """Declare that the kernels of ``prims`` are elementwise (see the module docstring)."""
+    _ELEMENTWISE.update(prims)
+
+
+def is_elementwise(prim, params: dict) -> bool:
+    """May ``prim`` run block by block on contiguous pieces of its operands?"""
+    return not prim.multiple_results and (is_ufunc_call(prim, params) or prim in _ELEMENTWISE)
 
 
 def out_kernel(prim, params: dict) -> Callable | None:

@@ -35,26 +35,44 @@ def compile_program(prog, xp, donated: frozenset = frozenset()):
     env: dict[str, object] = {"xp": xp}
     lines = [f"def run({', '.join(args)}):"]
     for i, e in enumerate(prog.eqns):
-        ins = ", ".join(name(v) for v in e.invars)
-        outs = ", ".join(name(v) for v in e.outvars)
         target = plan.get(i)
-        into = "" if target is None else f", out={name(target)}"
-        if is_ufunc_call(e.prim, e.params):
-            env[f"u{i}"] = getattr(xp, e.prim.ufunc)
-            call = f"u{i}({ins}{into})"
-        elif target is not None:
-            env[f"k{i}"] = functools.partial(out_kernel(e.prim, e.params), **e.params)
-            call = f"k{i}(xp, {ins}{into})"
-        else:
-            env[f"k{i}"] = functools.partial(e.prim.impl, **e.params) if e.params else e.prim.impl
-            call = f"k{i}(xp, {ins})" if ins else f"k{i}(xp)"
-        if not e.outvars:  # an effect (host callback) with no result
-            lines.append(f"    {call}")
-            continue
-        lines.append(f"    {outs}{',' if e.prim.multiple_results and len(e.outvars) == 1 else ''} = {call}")
+        call = kernel_call(env, xp, i, e, [name(v) for v in e.invars],
+                           None if target is None else name(target))
+        lines.append(assign([name(v) for v in e.outvars], call, e.prim.multiple_results))
     lines.append(f"    return [{', '.join(name(v) for v in prog.outvars)}]")
+    run = build_function(lines, env, len(prog.eqns))
+    if getattr(xp, "__name__", None) == "numpy":  # CuPy fuses on the device anyway
+        from fnarray.transforms.blocked import compile_blocked
+        return compile_blocked(prog, xp, plan, run) or run
+    return run
+
+
+def kernel_call(env: dict, xp, i: int, e, ins: list[str], into: str | None) -> str:
+    """The Python expression that runs equation ``i`` on the buffers named ``ins``, writing
+    into the buffer named ``into`` when given (its kernel then takes ``out=``)."""
+    args = ", ".join(ins)
+    out = "" if into is None else f", out={into}"
+    if is_ufunc_call(e.prim, e.params):
+        env[f"u{i}"] = getattr(xp, e.prim.ufunc)
+        return f"u{i}({args}{out})"
+    if into is not None:
+        env[f"k{i}"] = functools.partial(out_kernel(e.prim, e.params), **e.params)
+        return f"k{i}(xp, {args}{out})"
+    env[f"k{i}"] = functools.partial(e.prim.impl, **e.params) if e.params else e.prim.impl
+    return f"k{i}(xp, {args})" if args else f"k{i}(xp)"
+
+
+def assign(outs: list[str], call: str, multiple: bool, indent: str = "    ") -> str:
+    """The line binding an equation's results (a bare call for an effect without any)."""
+    if not outs:  # an effect (host callback) with no result
+        return f"{indent}{call}"
+    return f"{indent}{', '.join(outs)}{',' if multiple and len(outs) == 1 else ''} = {call}"
+
+
+def build_function(lines: list[str], env: dict, n_eqns: int):
+    """Compile the generated source ``lines`` defining ``run`` in the namespace ``env``."""
     src = "\n".join(lines)
-    exec(compile(src, f"<fnarray.jit {len(prog.eqns)} eqns>", "exec"), env)  # noqa: S102
+    exec(compile(src, f"<fnarray.jit {n_eqns} eqns>", "exec"), env)  # noqa: S102
     run = env["run"]
     run.source = src
     return run
