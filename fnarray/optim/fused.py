@@ -6,7 +6,10 @@ group's functional update (``optim.functional``) once per options and parameter 
 and runs it with ``fa.jit``: one call for the group, intermediates written into dead buffers
 (``out=``), and — when the optimizer is the only holder of a state array — the old moment
 buffers donated, so the new moments are written where the old ones were and a step allocates
-only the new parameter values, which the user's tensors then hold.
+only the new parameter values, which the user's tensors then hold.  On NumPy, a large
+parameter's update (Adam, AdamW, RMSprop: many passes per buffer) runs cache-blocked, all
+operations on one 64K-element block before the next (``transforms/blocked.py``), with the
+same bits as the whole-array update.
 
 The learning rate is an argument of the program (not baked into it), so schedulers never
 trigger a retrace; every other option is static.  The arithmetic is the functional
