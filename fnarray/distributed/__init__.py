@@ -26,6 +26,8 @@ See :mod:`fnarray.distributed.nccl`.
 from __future__ import annotations
 
 import sys
+import time
+import traceback
 from datetime import timedelta
 from enum import Enum
 
@@ -94,6 +96,9 @@ class _State:
 
 _state = _State()
 
+# Seconds a failing rank waits, after printing its traceback, before aborting the job.
+ABORT_GRACE_SECONDS = 0.5
+
 
 def _seconds(timeout) -> float | None:
     if timeout is None:
@@ -103,9 +108,14 @@ def _seconds(timeout) -> float | None:
 
 def _abort_on_exception(kind, value, tb) -> None:
     """Print the traceback, then abort every rank: the others may be blocked in a
-    collective this rank will never join."""
-    sys.__excepthook__(kind, value, tb)
+    collective this rank will never join.
+
+    The traceback goes out in one write and the rank pauses briefly before aborting: the
+    launcher relays each rank's output through its own proxy, and ``Abort`` tears that proxy
+    down, so lines still in flight (often the last one, the error message) would be lost."""
+    sys.stderr.write("".join(traceback.format_exception(kind, value, tb)))
     sys.stderr.flush()
+    time.sleep(ABORT_GRACE_SECONDS)
     _mpi().COMM_WORLD.Abort(1)
 
 
