@@ -230,16 +230,3 @@ def test_training_loop_memory_is_flat():
     tracemalloc.stop()
     assert grown < 200_000, grown
     assert last.item() < first
-
-
-def test_leaf_grads_follow_the_parameters_row_major_layout():
-    # PyTorch's gradient layout contract: nn.Linear's weight cotangent arrives as the
-    # transpose of (x.T @ g); .grad is stored dense and row-major like the weight.
-    lin = torch.nn.Linear(5, 3)
-    x = torch.randn(4, 5)
-    lin(x).sum().backward()
-    g = lin.weight.grad
-    assert g.is_contiguous() and g.numpy().flags["C_CONTIGUOUS"]
-    np.testing.assert_allclose(g.numpy(), np.ones((4, 3), np.float32).T @ x.numpy(), rtol=1e-6)
-    lin(x).sum().backward()  # accumulation keeps the values
-    np.testing.assert_allclose(lin.weight.grad.numpy(), 2 * g.numpy(), rtol=1e-6)

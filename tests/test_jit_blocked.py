@@ -114,15 +114,18 @@ def test_donated_buffers_receive_blocked_updates(monkeypatch):
     assert np.asarray(out).tobytes() == np.asarray(want_out).tobytes()
 
 
-def test_non_contiguous_inputs_run_the_whole_array_code(monkeypatch):
+def test_non_contiguous_inputs_are_copied_row_major_and_blocked(monkeypatch):
     monkeypatch.setattr(blocked, "BLOCK", BLOCK)
     f = fa.jit(_chain)
     base = np.random.default_rng(1).standard_normal((6 * BLOCK, 6)).astype(np.float32)
     x, y, s = fa.asarray(base), fa.asarray(base * 2), fa.asarray(np.float32(0.5))
     f(x, y, s)
     assert "for lo in range" in _source(f)
+    assert "ascontiguousarray" in _source(f)
     strided = fa.asarray(np.asfortranarray(base))  # same shape, not C-contiguous
     got = f(strided, y, s)
+    assert not np.shares_memory(np.asarray(got[0]), base)  # the user's buffer is never written
+    assert np.asarray(strided).tobytes() == np.asfortranarray(base).tobytes()
     monkeypatch.setattr(blocked, "BLOCK", 10**12)
     want = fa.jit(_chain)(x, y, s)
     for a, b in zip(want, got):

@@ -380,28 +380,9 @@ def _accumulate(t: Tensor, g: Tensor) -> None:
     """``t.grad += g``, then ``t``'s post-accumulate hooks."""
     if g.dtype != t.dtype:
         g = g.to(t.dtype)
-    t._grad = _row_major(g) if t._grad is None else t._grad + g
+    t._grad = g if t._grad is None else t._grad + g
     for fn in list(getattr(t, "_post_accumulate_hooks", None) or ()):
         fn(t)
-
-
-def _row_major(g: Tensor) -> Tensor:
-    """``g`` laid out row-major when it is a plain value (no graph of its own) that is not.
-
-    PyTorch's gradient layout contract: a leaf's ``.grad`` is dense, laid out like the
-    (row-major) parameters fnarray creates.  Reverse mode of ``x @ w.T`` (``nn.Linear``)
-    yields the weight's cotangent as a transposed view, and NumPy's elementwise loops over
-    mixed row- and column-major operands (the optimizer's ``p - lr * g`` and moment updates)
-    run several times slower than over matching ones; one copy here, once per backward,
-    keeps every later pass fast.
-    """
-    v = g._value
-    if g._node is not None or type(v) is not Array or v.ndim < 2:
-        return g
-    raw = v._value
-    if raw.flags.c_contiguous:
-        return g
-    return Tensor._make(Array(v._device.xp.ascontiguousarray(raw), v._device), None, 0)
 
 
 def add_post_accumulate_hook(t: Tensor, fn) -> _HookHandle:

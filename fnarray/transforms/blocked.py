@@ -17,8 +17,9 @@ blocking to pay (``_pays``); other shapes run whole.  The
 buffer plan of ``executor.py`` is kept: an equation writes, block by block, into the block
 of the same dead (or donated) buffer it would have written whole; a program output gets a
 full buffer of its own; an intermediate gets a block of scratch.  Blocks are flat slices,
-so the blocked code runs only when every blocked input is C-contiguous (otherwise the plain
-code runs).
+so an input that is not C-contiguous (a transposed weight gradient) is first copied
+row-major: one extra pass, which blocking pays for many times over, where the plain code
+would run every one of its passes over mixed layouts (NumPy's slow strided loops).
 """
 
 from __future__ import annotations
@@ -31,10 +32,9 @@ from fnarray.transforms.executor import assign, build_function, kernel_call
 BLOCK = 65536  # elements per block: measured best of 4K-256K (smaller blocks pay per-call overhead)
 
 
-def compile_blocked(prog, xp, plan: dict, plain):
-    """``run`` evaluating ``prog`` block by block (falling back to ``plain`` on
-    non-contiguous inputs), or None when the program is not elementwise throughout or has
-    no array of more than ``BLOCK`` elements."""
+def compile_blocked(prog, xp, plan: dict):
+    """``run`` evaluating ``prog`` block by block, or None when the program is not
+    elementwise throughout or has no array of more than ``BLOCK`` elements."""
     big = _blocked_shapes(prog)
     if not big:
         return None
@@ -45,12 +45,12 @@ def compile_blocked(prog, xp, plan: dict, plain):
 
     inputs = list(prog.constvars) + list(prog.invars)
     args = ", ".join(name(v) for v in inputs)
-    env: dict[str, object] = {"xp": xp, "plain": plain}
+    env: dict[str, object] = {"xp": xp}
     lines = [f"def run({args}):"]
-    guard = [f"{name(v)}.flags.c_contiguous" for v in inputs if tuple(v.aval.shape) in big]
-    if guard:
-        lines.append(f"    if not ({' and '.join(guard)}):")
-        lines.append(f"        return plain({args})")
+    for v in inputs:  # blocks are flat slices: a strided input is copied once, row-major
+        if tuple(v.aval.shape) in big:
+            lines.append(f"    if not {name(v)}.flags.c_contiguous:")
+            lines.append(f"        {name(v)} = xp.ascontiguousarray({name(v)})")
     by_shape: dict[tuple, list[int]] = {s: [] for s in big}
     for i, e in enumerate(prog.eqns):
         shape = tuple(e.outvars[0].aval.shape)

@@ -40,11 +40,12 @@ def compile_program(prog, xp, donated: frozenset = frozenset()):
                            None if target is None else name(target))
         lines.append(assign([name(v) for v in e.outvars], call, e.prim.multiple_results))
     lines.append(f"    return [{', '.join(name(v) for v in prog.outvars)}]")
-    run = build_function(lines, env, len(prog.eqns))
     if getattr(xp, "__name__", None) == "numpy":  # CuPy fuses on the device anyway
         from fnarray.transforms.blocked import compile_blocked
-        return compile_blocked(prog, xp, plan, run) or run
-    return run
+        blocked = compile_blocked(prog, xp, plan)
+        if blocked is not None:
+            return blocked
+    return build_function(lines, env, len(prog.eqns))
 
 
 def kernel_call(env: dict, xp, i: int, e, ins: list[str], into: str | None) -> str:
