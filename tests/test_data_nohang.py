@@ -100,7 +100,7 @@ def test_writer_stalled_mid_message_is_bounded_by_timeout():
     proc = run_scenario("""
         stall = send_half_then(lambda: time.sleep(20))
         loader = DataLoader(Big(), batch_size=1, num_workers=2, worker_init_fn=stall,
-                            timeout=0.5)
+                            timeout=3)  # (the first batch, on a loaded machine, must fit too)
         batches = iter(loader)
         next(batches)
         start = time.monotonic()
@@ -111,8 +111,8 @@ def test_writer_stalled_mid_message_is_bounded_by_timeout():
             print(e)
     """)
     seconds, message = proc.stdout.split("\n", 1)
-    assert 0.4 < float(seconds) < 3
-    assert "timed out after 0.5 seconds (timeout=0.5) waiting for batch 1 from worker 1" in message
+    assert 2.9 < float(seconds) < 8
+    assert "timed out after 3 seconds (timeout=3) waiting for batch 1 from worker 1" in message
 
 
 def test_last_message_before_a_normal_exit_is_never_lost():
@@ -134,7 +134,7 @@ def test_abandoned_epoch_shuts_down_workers_blocked_sending():
     pool = batches.pool
     start = time.monotonic()
     pool.close()
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 5  # bounded; how they ended is checked next
     assert [p.exitcode for p in pool.workers] == [0, 0]  # they exited when asked, not killed
 
 
