@@ -74,12 +74,10 @@ def test_worker_killed_while_sending_a_batch_raises(method):
         kill = send_half_then(lambda: os.kill(os.getpid(), signal.SIGKILL))
         loader = DataLoader(Big(), batch_size=1, num_workers=2, worker_init_fn=kill,
                             multiprocessing_context={method!r})
-        batches = iter(loader)
-        first = next(batches)
-        assert float(first[0, 0]) == 0.0
         start = time.monotonic()
-        try:
-            next(batches)
+        try:  # worker 0's batches may or may not arrive before worker 1's death is seen
+            for batch in loader:
+                assert float(batch[0, 0]) % 2 == 0.0  # only worker 0's (even) samples
         except RuntimeError as e:
             print(f"{{time.monotonic() - start:.3f}}")
             print(e)
