@@ -21,7 +21,9 @@ others.  Here instead:
 A message is a frame ``[count][length] * count`` followed by ``count`` parts: the pickle
 (protocol 5) and then its out-of-band buffers, the raw bytes of the NumPy arrays, which are
 written straight from the arrays' memory and read into fresh buffers that the unpickled
-arrays then own (no copy on either side besides the pipe's own).
+arrays then own (no copy on either side besides the pipe's own).  The pickle travels
+only between this process and the workers it started over their private pipes (the trust
+``multiprocessing`` itself relies on); no file is ever unpickled (``fnarray.io`` never pickles).
 """
 
 from __future__ import annotations
