@@ -31,6 +31,7 @@ from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray, broadcast_shapes
 from fnarray.ops._util import move_bdim, same_aval, unbroadcast
 from fnarray.ops.elementwise import batch_elementwise
+from fnarray.transforms.buffers import declare_fresh
 
 
 def _inside(xp, x, lo, hi, inclusive):
@@ -138,3 +139,7 @@ def _log_softmax_batch(vals, dims, *, axis):
 
 log_softmax = declare("log_softmax", impl=_log_softmax_impl, abstract=same_aval,
                       jvp=_log_softmax_jvp, vjp=_log_softmax_vjp, batch=_log_softmax_batch)
+
+# Every kernel above allocates its result (clip, the gated product, x - max): the jit
+# executor may hand those buffers on once they are dead.
+declare_fresh(gate, clamp, leaky_relu, log_softmax)
