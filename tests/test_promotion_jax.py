@@ -93,3 +93,16 @@ def test_f32_over_numpy_sqrt_stays_float32_under_jit():
     out = attn_scale(fa.ones((2, 2), dtype=fa.float32))
     assert out.dtype == fa.float32
     np.testing.assert_allclose(out, np.full((2, 2), 0.25))
+
+
+def test_eager_results_keep_the_weak_type_a_traced_program_sees():
+    # JAX: where of two Python floats is a weak float32, so a float16 array keeps its dtype
+    c = fa.asarray(np.array([True, False]))
+    x = fa.ones(2, dtype=fa.float16)
+
+    def f(c, x):
+        return x * fa.where(c, 1.0, 0.5)
+
+    assert fa.where(c, 1.0, 0.5).weak_type
+    assert f(c, x).dtype == fa.float16 == fa.jit(f)(c, x).dtype
+    assert not (fa.ones(2) * 2.0).weak_type  # a strong operand makes a strong result

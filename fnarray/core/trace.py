@@ -249,7 +249,9 @@ def bind(prim, *args, **params):
         out = prim.impl(dev.xp, *[a._value for a in args], **params)
     except _KERNEL_SIGNALS as e:
         out = _kernel_signal(prim, dev, args, params, e)
-    return _arrays(out, dev) if prim.multiple_results else Array(out, dev)
+    if prim.multiple_results:
+        return _arrays(out, dev)
+    return Array(out, dev, any(a.weak_type for a in args) and _weak_result(prim, args, params))
 
 
 def bind_unary(prim, x, params: dict = _NO_PARAMS):
@@ -261,7 +263,9 @@ def bind_unary(prim, x, params: dict = _NO_PARAMS):
         out = prim.impl(dev.xp, x._value, **params)
     except _KERNEL_SIGNALS as e:
         out = _kernel_signal(prim, dev, (x,), params, e)
-    return _arrays(out, dev) if prim.multiple_results else Array(out, dev)
+    if prim.multiple_results:
+        return _arrays(out, dev)
+    return Array(out, dev, x.weak_type and _weak_result(prim, (x,), params))
 
 
 def bind_binary(prim, x, y, params: dict = _NO_PARAMS):
@@ -275,7 +279,30 @@ def bind_binary(prim, x, y, params: dict = _NO_PARAMS):
         out = prim.impl(dev.xp, x._value, y._value, **params)
     except _KERNEL_SIGNALS as e:
         out = _kernel_signal(prim, dev, (x, y), params, e)
-    return _arrays(out, dev) if prim.multiple_results else Array(out, dev)
+    if prim.multiple_results:
+        return _arrays(out, dev)
+    return Array(out, dev, (x.weak_type or y.weak_type) and _weak_result(prim, (x, y), params))
+
+
+# (primitive, operand dtypes and weak flags, parameters) -> is the result weakly typed?
+_WEAK_RESULTS: dict = {}
+
+
+def _weak_result(prim, args, params) -> bool:
+    """Whether ``prim``'s abstract rule makes its result weakly typed, asked only when an
+    operand is weak: eager results carry the flag a traced program sees, so eager and jit
+    promote alike (``float16_x * where(c, 1.0, 0.5)`` stays float16 in both).  Cached per
+    signature; the flag depends on dtypes, weak flags and parameters, never on values."""
+    try:
+        key = (prim, tuple((a.dtype, a.weak_type) for a in args), tuple(params.items()))
+        weak = _WEAK_RESULTS.get(key)
+    except TypeError:  # unhashable parameters: ask the rule every time
+        key, weak = None, None
+    if weak is None:
+        weak = bool(prim.abstract(*[a.aval for a in args], **params).weak_type)
+        if key is not None and len(_WEAK_RESULTS) < 4096:
+            _WEAK_RESULTS[key] = weak
+    return weak
 
 
 def _arrays(outs, dev) -> tuple:
