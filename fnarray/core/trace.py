@@ -281,7 +281,15 @@ def bind_binary(prim, x, y, params: dict = _NO_PARAMS):
         out = _kernel_signal(prim, dev, (x, y), params, e)
     if prim.multiple_results:
         return _arrays(out, dev)
-    return Array(out, dev, (x.weak_type or y.weak_type) and _weak_result(prim, (x, y), params))
+    if x.weak_type or y.weak_type:  # (a Python scalar operand: ``x + 1``) see _weak_result
+        key = (prim, x._value.dtype, x.weak_type, y._value.dtype, y.weak_type)
+        weak = _WEAK_RESULTS.get(key) if params is _NO_PARAMS else None
+        if weak is None:
+            weak = _weak_result(prim, (x, y), params)
+            if params is _NO_PARAMS:
+                _WEAK_RESULTS[key] = weak
+        return Array(out, dev, weak)
+    return Array(out, dev)
 
 
 # (primitive, operand dtypes and weak flags, parameters) -> is the result weakly typed?
