@@ -24,9 +24,11 @@ def matmul(x1, x2):
             f"matmul: shapes {a.shape} and {b.shape} are not aligned: the last axis of the "
             f"first ({a.shape[-1]}) must equal the {'second-to-last' if b.ndim > 1 else 'only'} "
             f"axis of the second ({b.shape[-2 if b.ndim > 1 else 0]})")
-    if a.ndim <= 2 and b.ndim <= 2:
-        return _dot(a, b, (a.ndim - 1,), (0,))
-    if b.ndim == 1:
+    if b.ndim <= 2:
+        # ``a``'s leading axes are free axes of one contraction (no broadcast ``b``): one
+        # GEMM over all their rows, and the cotangent of ``b`` (a layer's weight applied to
+        # a batch of sequences) is one GEMM too, in ``b``'s layout, with no summing over a
+        # broadcast batch.
         return _dot(a, b, (a.ndim - 1,), (0,))
     if a.ndim == 1:
         out = _dot(a, b, (0,), (b.ndim - 2,))

@@ -9,6 +9,7 @@ free axes, each in increasing order.  Matrix factorisations live in ``ops/decomp
 from __future__ import annotations
 
 from fnarray import api as fa
+from fnarray.core.array import Array
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray, is_inexact
 from fnarray.transforms.buffers import declare_out_kernel
@@ -101,15 +102,42 @@ def _dot_jvp(primals, tangents, *, contract, batch):
     return out, t
 
 
-def _grad_operand(ct, other, x_ndim, x_contract, x_batch, other_contract, other_batch, x_first):
-    """Cotangent of one operand: contract ``ct`` with the other operand's free axes, then
-    put the axes back into the operand's order.
+def _memory_order(x, candidates) -> list:
+    """The axis order (outermost first) in which the concrete operand ``x`` (an ``Array``,
+    or a compat tensor or forward/reverse-mode tracer wrapping one) lies densely in memory,
+    when it is one of ``candidates``; else row-major.  The tracers of a staged program (jit)
+    carry no layout: row-major."""
+    while x is not None and type(x) is not Array:
+        inner = getattr(x, "_value", None)
+        x = getattr(x, "primal", None) if inner is None else inner
+    ndim = len(candidates[0])
+    if x is None or x._value.flags.c_contiguous:
+        return list(range(ndim))
+    shape, strides = x._value.shape, x._value.strides
+    for order in candidates:
+        step = x._value.itemsize
+        for i in reversed(order):
+            if shape[i] != 1 and strides[i] != step:
+                break
+            step *= shape[i]
+        else:
+            return order
+    return list(range(ndim))
+
+
+def _grad_operand(ct, other, x, x_contract, x_batch, other_contract, other_batch, x_first):
+    """Cotangent of the operand ``x``: contract ``ct`` with the other operand's free axes,
+    then put the axes back into the operand's order.
 
     The contraction can be written with ``ct`` first (giving x's free axes, then its
-    contracting axes) or with ``other`` first (contracting axes, then free axes); the one
-    that already matches x's layout is used, so no transpose is needed in the common
-    matmul cases (e.g. the weight gradient of ``x @ w``)."""
-    nb = len(x_batch)
+    contracting axes) or with ``other`` first (contracting axes, then free axes).  Both
+    give a dense result; the one whose axis order is x's memory layout is used, so the
+    cotangent comes out laid out like ``x`` without a copy: a concrete ``x``'s actual
+    layout (the weight cotangent of ``x @ w.T``, ``w`` row-major, is computed as
+    ``(ct.T @ x).T``, so the transpose's cotangent is row-major like ``w``, as in PyTorch's
+    mm backward), a tracer's row-major (no transpose in the common matmul cases, e.g. the
+    weight cotangent of ``x @ w``)."""
+    x_ndim, nb = x.ndim, len(x_batch)
     x_free = _free(x_ndim, x_contract, x_batch)
     o_free = _free(other.ndim, other_contract, other_batch)
     # ct axes: batch, a-free, b-free.  The other operand's free axes sit in one block.
@@ -120,20 +148,20 @@ def _grad_operand(ct, other, x_ndim, x_contract, x_batch, other_contract, other_
     partners = [x_contract[other_contract.index(j)] for j in sorted(other_contract)]
     ct_first = list(x_batch) + ct_x_free + partners
     other_first = list(x_batch) + partners + ct_x_free
-    if other_first == list(range(x_ndim)) and ct_first != other_first:
-        return dot_general.bind(other, ct, contract=(tuple(o_free), tuple(o_block)),
-                                batch=(tuple(other_batch), tuple(range(nb))))
-    g = dot_general.bind(ct, other, contract=(tuple(o_block), tuple(o_free)),
-                         batch=(tuple(range(nb)), tuple(other_batch)))
-    perm = [ct_first.index(i) for i in range(x_ndim)]
-    return fa.permute_dims(g, tuple(perm))
+    if ct_first != other_first and _memory_order(x, (ct_first, other_first)) == other_first:
+        g, order = dot_general.bind(other, ct, contract=(tuple(o_free), tuple(o_block)),
+                                    batch=(tuple(other_batch), tuple(range(nb)))), other_first
+    else:
+        g, order = dot_general.bind(ct, other, contract=(tuple(o_block), tuple(o_free)),
+                                    batch=(tuple(range(nb)), tuple(other_batch))), ct_first
+    return fa.permute_dims(g, tuple(order.index(i) for i in range(x_ndim)))
 
 
 def _dot_vjp(ct, a, b, *, out, contract, batch, needed=(True, True)):
     (ca, cb), (ba, bb) = contract, batch
-    ga = (_grad_operand(ct, b, a.ndim, ca, ba, cb, bb, True)
+    ga = (_grad_operand(ct, b, a, ca, ba, cb, bb, True)
           if needed[0] and is_inexact(a.dtype) else None)
-    gb = (_grad_operand(ct, a, b.ndim, cb, bb, ca, ba, False)
+    gb = (_grad_operand(ct, a, b, cb, bb, ca, ba, False)
           if needed[1] and is_inexact(b.dtype) else None)
     return ga, gb
 
