@@ -157,6 +157,7 @@ def _conv_transpose_ref(x, w, stride, pad, out_pad, dil, groups):
     ((2, 4, 5), (4, 3, 3), (2,), (1,), (1,), (1,), 2),
     ((1, 2, 3, 4), (2, 3, 2, 3), (2, 3), (0, 1), (1, 2), (1, 1), 1),
     ((2, 2, 4, 3), (2, 1, 3, 2), (1, 2), (1, 0), (0, 1), (2, 1), 2),
+    ((2, 4, 5, 4), (4, 3, 3, 2), (1, 1), (1, 0), (0, 1), (1, 2), 2),  # stride 1: shifted GEMM
 ])
 def test_conv_transpose_matches_reference(xs, ws, stride, pad, out_pad, dil, groups):
     x, w = RNG.normal(size=xs), RNG.normal(size=ws)

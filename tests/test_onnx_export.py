@@ -82,12 +82,14 @@ def test_convnet_with_batchnorm_eval(tmp_path):
 
 @pytest.mark.parametrize("make,shape", [
     (lambda: nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1), (2, 3, 6, 6)),
+    (lambda: nn.ConvTranspose2d(4, 6, (3, 2), padding=(1, 0), output_padding=1, groups=2,
+                                dilation=2), (2, 4, 5, 6)),  # stride 1; output_padding 1
     (lambda: nn.MaxPool2d(3, 2, padding=1), (2, 3, 9, 9)),  # -inf padding mask constant
     (lambda: nn.AvgPool2d(2), (2, 3, 8, 8)),
     (lambda: nn.Sequential(nn.Conv1d(3, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.SiLU()),
      (2, 3, 9)),
     (lambda: nn.Sequential(nn.BatchNorm1d(5), nn.Softplus(), nn.Softmax(dim=1)), (2, 5)),
-], ids=["conv_transpose", "maxpool_padded", "avgpool", "conv1d_groupnorm_silu",
+], ids=["conv_transpose", "conv_transpose_stride1", "maxpool_padded", "avgpool", "conv1d_groupnorm_silu",
         "batchnorm1d_softplus_softmax"])
 def test_more_layers(tmp_path, make, shape):
     graph = _check_module(make(), shape, (3, *shape[1:]), tmp_path)

@@ -1,6 +1,7 @@
 """Neural-network functions: convolution, pooling, softmax and activations.
 
-``conv`` is a primitive (``fnarray/ops/conv.py``).  Everything else here is a composition
+``conv`` and ``conv_transpose`` are primitives (``fnarray/ops/conv.py``,
+``fnarray/ops/conv_transpose.py``).  Everything else here is a composition
 of primitives, so derivatives, batching and jit come from their rules:
 
 * ``max_pool`` is the primitive of ``ops/pooling.py``: its derivative goes to one element
@@ -20,6 +21,7 @@ from fnarray.api import creation, elementwise as ew, manipulation as mp, reducti
 from fnarray.api._convert import as_operand, astype, device_of, promote, to_inexact
 from fnarray.core.shapes import DEFAULT_FLOAT, canonical_dtype, is_float
 from fnarray.ops import activation as _act, conv as _conv, pooling as _pooling
+from fnarray.ops import conv_transpose as _conv_transpose
 from fnarray.ops._util import normalize_axis
 from fnarray.ops.sorting import stop_gradient as _stop_gradient
 
@@ -163,9 +165,9 @@ def conv_transpose(x, weight, bias=None, stride=1, padding=0, output_padding=0,
         raise ValueError(f"{op}: padding {pad} is too large for input {x.shape} and kernel "
                          f"{kernel}: the output size would be {in_spatial}")
     # As a convolution's adjoint, the weight reads (C_out_of_conv = C_in here, C_in/groups).
-    y = _conv.transposed_conv(x, weight, in_spatial, strides=strides,
-                              padding=tuple((p, p) for p in pad), dilation=dil,
-                              groups=int(groups))
+    y = _conv_transpose.conv_transpose.bind(
+        x, weight, in_spatial=in_spatial, strides=strides, padding=tuple((p, p) for p in pad),
+        dilation=dil, groups=int(groups))
     return _finish(op, y, bias, unbatched)
 
 

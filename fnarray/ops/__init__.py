@@ -9,7 +9,7 @@ from fnarray.ops import (  # noqa: F401  (import for the side effect of declarin
     decompositions,
     eig,
     fft,
-    conv, pooling, random_bits,
+    conv, conv_transpose, pooling, random_bits,
     special,
     activation,
     collectives,

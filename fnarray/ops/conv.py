@@ -1,6 +1,7 @@
 """Convolution: the bilinear primitives ``conv`` and ``conv_columns`` and a pair of mutually
 transposed linear primitives, ``conv_patches`` (im2col) and ``conv_patches_transpose``
-(col2im).
+(col2im).  The transposed convolution, ``conv``'s input cotangent, is the primitive of
+``fnarray/ops/conv_transpose.py``.
 
 Layouts follow PyTorch: the input is ``(N, C_in, *spatial)``, the weight
 ``(C_out, C_in // groups, *kernel)``, and ``conv`` is a cross-correlation.  Static
@@ -19,15 +20,16 @@ place):
 * weight cotangent: ``(O, N*out) @ (N*out, C*K)`` with the patches of the forward pass
   (``conv``'s ``fwd`` rule runs ``conv_columns(conv_patches(x), w)`` and keeps the patches
   as the residual, so im2col runs once per training step);
-* input cotangent: ``(C*K, O) @ (O, N*out)`` gives patch columns, which
-  ``conv_patches_transpose`` adds back onto the input grid (one strided add per kernel
-  offset into one fresh buffer).  That second step is exactly a transposed convolution,
-  which is also how ``fa.conv_transpose`` is computed.
+* input cotangent: the primitive ``conv_transpose`` (also ``fa.conv_transpose``).  With
+  stride 1 it is one ``(K*C, O) @ (O, N*padded)`` product on the cotangent laid out over
+  the padded input grid, whose kernel offsets become constant flat shifts (one long add
+  each); otherwise ``(C*K, O) @ (O, N*out)`` gives patch columns, which col2im (the
+  kernel of ``conv_patches_transpose``) adds back onto the input grid.
 
 Every result is an ordinary C-ordered array, so eager and jitted programs (whose executor
 writes into reused C-ordered buffers) see the same layouts and sum reductions in the same
 order.  The one large copy of a convolution is the im2col of its forward pass; the output
-cotangent's ``(N, O)`` swap costs one cheap pass.
+cotangent's ``(N, O)`` swaps cost one cheap pass each.
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ def _windows(xp, x, kernel, strides, padding, dilation):
 
 
 class _Recycler:
-    """A one-slot cache for the large patch buffer of ``conv_patches``.
+    """A one-slot cache for a large buffer: the patches of ``conv_patches``, the products
+    inside ``conv_transpose``'s kernels.
 
     An im2col buffer is tens of MB (conv2 of the tutorial ConvNet: 42 MB), above glibc's
     largest mmap threshold, so every fresh one costs page faults and the kernel's zero fill
@@ -243,17 +246,6 @@ def _columns_cotangent(ct, ctm, w, groups):
     return fa.reshape(cols, (w.shape[1] * groups, *w.shape[2:], n, *out))
 
 
-def transposed_conv(ct, w, in_spatial, *, strides, padding, dilation, groups, ctm=None):
-    """The adjoint of ``conv(·, w)`` applied to ``ct``: its input cotangent, and PyTorch's
-    transposed convolution.  ``ct`` is ``(N, C_out, *out)``, the result ``(N, C_in, *in)``:
-    one product per group gives the patch columns, which col2im adds onto the grid.
-    ``ctm``: ``_channel_major(ct, groups)`` when the caller already has it."""
-    ctm = _channel_major(ct, groups) if ctm is None else ctm
-    return conv_patches_transpose.bind(
-        _columns_cotangent(ct, ctm, w, groups), in_spatial=tuple(in_spatial),
-        kernel=tuple(w.shape[2:]), strides=strides, padding=padding, dilation=dilation)
-
-
 def _weight_cotangent(ctm, cols, w_shape, groups):
     """``(O/g, N*out) @ (N*out, C/g*K)`` per group: the output cotangent
     ``ctm = _channel_major(ct, groups)`` against the forward's patch columns (read
@@ -264,6 +256,19 @@ def _weight_cotangent(ctm, cols, w_shape, groups):
     gw = dot_general.bind(ctm, pg, contract=((2,), (2,)),
                           batch=((0,), (0,)))  # (g, O/g, C/g*K)
     return fa.reshape(gw, tuple(w_shape))
+
+
+def bilinear_jvp(prim, primals, tangents, **params):
+    """The JVP rule of a primitive bilinear in its two operands (``conv``,
+    ``conv_columns``, ``conv_transpose``): ``prim(t1, b) + prim(a, t2)``."""
+    a, b = primals
+    ta, tb = tangents
+    out = prim.bind(a, b, **params)
+    t = None if ta is None else prim.bind(ta, b, **params)
+    if tb is not None:
+        tb_out = prim.bind(a, tb, **params)
+        t = tb_out if t is None else t + tb_out
+    return out, t
 
 
 def _bilinear_batch(prim, vals, dims, *, n_axis, c_axis, groups, **p):
@@ -302,17 +307,6 @@ def _columns_abstract(cols, w, *, groups):
     return ShapedArray(shape, cols.dtype, cols.weak_type and w.weak_type)
 
 
-def _columns_jvp(primals, tangents, *, groups):
-    cols, w = primals
-    tc, tw = tangents
-    out = conv_columns.bind(cols, w, groups=groups)
-    t = None if tc is None else conv_columns.bind(tc, w, groups=groups)
-    if tw is not None:
-        tw_out = conv_columns.bind(cols, tw, groups=groups)
-        t = tw_out if t is None else t + tw_out
-    return out, t
-
-
 def _columns_vjp(ct, cols, w, *, out, groups, needed=(True, True)):
     ctm = _channel_major(ct, groups)  # swapped once, read by both products
     gc = _columns_cotangent(ct, ctm, w, groups) if needed[0] else None
@@ -327,7 +321,8 @@ def _columns_batch(vals, dims, *, groups):
 
 
 conv_columns = declare("conv_columns", impl=_columns_impl, abstract=_columns_abstract,
-                       jvp=_columns_jvp, vjp=_columns_vjp, batch=_columns_batch,
+                       jvp=lambda pr, tg, **p: bilinear_jvp(conv_columns, pr, tg, **p),
+                       vjp=_columns_vjp, batch=_columns_batch,
                        vjp_selective=True)
 """``conv_columns(cols, w; groups)``: the convolution of the patches ``cols = conv_patches(x)``
 with ``w``, ``conv(x, w) == conv_columns(conv_patches(x), w)``; ``conv``'s reverse mode
@@ -353,28 +348,18 @@ def _conv_fwd(x, w, *, strides, padding, dilation, groups):
     return conv_columns.bind(cols, w, groups=groups), cols
 
 
-def _conv_jvp(primals, tangents, **params):
-    x, w = primals
-    tx, tw = tangents
-    out = conv.bind(x, w, **params)
-    t = None if tx is None else conv.bind(tx, w, **params)
-    if tw is not None:
-        tw_out = conv.bind(x, tw, **params)
-        t = tw_out if t is None else t + tw_out
-    return out, t
-
-
 def _conv_vjp(ct, x, w, *, out, needed=(True, True), residuals=None, strides, padding,
               dilation, groups):
-    ctm = _channel_major(ct, groups)  # swapped once, read by both products
     gx = gw = None
     if needed[0]:
-        gx = transposed_conv(ct, w, x.shape[2:], strides=strides, padding=padding,
-                             dilation=dilation, groups=groups, ctm=ctm)
+        # declared in its own module, whose rules bind ``conv``
+        from fnarray.ops.conv_transpose import conv_transpose
+        gx = conv_transpose.bind(ct, w, in_spatial=tuple(x.shape[2:]), strides=strides,
+                                 padding=padding, dilation=dilation, groups=groups)
     if needed[1]:
         cols = residuals if residuals is not None else _patches_of(
             x, w.shape[2:], strides, padding, dilation)
-        gw = _weight_cotangent(ctm, cols, w.shape, groups)
+        gw = _weight_cotangent(_channel_major(ct, groups), cols, w.shape, groups)
     return gx, gw
 
 
@@ -382,8 +367,9 @@ def _conv_batch(vals, dims, **params):
     return _bilinear_batch(conv, vals, dims, n_axis=0, c_axis=1, **params)
 
 
-conv = declare("conv", impl=_conv_impl, abstract=_conv_abstract, jvp=_conv_jvp,
-               vjp=_conv_vjp, batch=_conv_batch, vjp_selective=True, fwd=_conv_fwd)
+conv = declare("conv", impl=_conv_impl, abstract=_conv_abstract,
+               jvp=lambda pr, tg, **p: bilinear_jvp(conv, pr, tg, **p), vjp=_conv_vjp,
+               batch=_conv_batch, vjp_selective=True, fwd=_conv_fwd)
 
 # these kernels return a new C-ordered buffer (the jit executor may reuse it once dead);
 # conv_patches recycles its buffer (``_Recycler``), so it is not declared

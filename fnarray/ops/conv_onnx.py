@@ -1,4 +1,5 @@
-"""ONNX rules for the convolution primitives (``fnarray/ops/conv.py``)."""
+"""ONNX rules for the convolution primitives (``fnarray/ops/conv.py``,
+``fnarray/ops/conv_transpose.py``)."""
 
 from __future__ import annotations
 
@@ -70,21 +71,45 @@ def _conv_patches(g, ins, eqn, *, kernel, strides, padding, dilation, **_):
     return g.op("Transpose", [windows], perm=list(perm))
 
 
+def transposed_conv(g, ct: str, w: str, *, groups: int, kernel, out, in_spatial, strides,
+                    padding, dilation) -> str:
+    """``ConvTranspose`` of ``ct`` (window positions ``out``) onto ``in_spatial``.  The
+    rows at the high end of ``in_spatial`` that no window reaches come from a smaller end
+    padding and, past the full grid, from zero padding (onnxruntime refuses an
+    ``output_padding`` that is not below the stride, which dilation allows)."""
+    extra = [n - (s * (o - 1) + (k - 1) * d + 1 - lo - hi)
+             for n, s, o, k, d, (lo, hi) in zip(in_spatial, strides, out, kernel, dilation,
+                                                 padding)]
+    ends = [(lo, max(hi - e, 0)) for (lo, hi), e in zip(padding, extra)]
+    y = g.op("ConvTranspose", [ct, w], group=int(groups), kernel_shape=list(kernel),
+             **_attrs(strides, ends, dilation))
+    zeros = [max(e - hi, 0) for (_, hi), e in zip(padding, extra)]
+    if any(zeros):
+        y = g.op("Pad", [y, g.ints([0] * (2 + len(kernel)) + [0, 0, *zeros])])
+    return y
+
+
 @onnx_rule("conv_patches_transpose")
 def _conv_patches_transpose(g, ins, eqn, *, in_spatial, kernel, strides, padding, dilation,
                             **_):
-    """col2im (the transpose of ``conv_patches``, behind transposed convolutions): one-hot
-    kernels in a grouped ``ConvTranspose``, which adds every window back onto
-    the input grid; ``output_padding`` restores sizes the strides leave ambiguous."""
+    """col2im (the transpose of ``conv_patches``): one-hot kernels in a grouped
+    ``ConvTranspose``, which adds every window back onto the input grid."""
     cols = eqn.invars[0].aval  # (C, *kernel, N, *out)
     c, nk = cols.shape[0], len(kernel)
     out = cols.shape[2 + nk:]
     perm = (1 + nk, *range(1 + nk), *range(2 + nk, 2 + 2 * nk))
     batch_first = g.op("Transpose", [ins[0]], perm=list(perm))  # (N, C, *kernel, *out)
     flat = g.op("Reshape", [batch_first, g.ints((0, c * math.prod(kernel), *out))])
-    extra = [n - (s * (o - 1) + (k - 1) * d + 1 - lo - hi)
-             for n, s, o, k, d, (lo, hi) in zip(in_spatial, strides, out, kernel, dilation,
-                                                 padding)]
-    return g.op("ConvTranspose", [flat, g.const(_onehot(c, kernel, cols.dtype))],
-                group=int(c), kernel_shape=list(kernel), output_padding=extra,
-                **_attrs(strides, padding, dilation))
+    return transposed_conv(g, flat, g.const(_onehot(c, kernel, cols.dtype)), groups=c,
+                           kernel=kernel, out=out, in_spatial=in_spatial, strides=strides,
+                           padding=padding, dilation=dilation)
+
+
+@onnx_rule("conv_transpose")
+def _conv_transpose(g, ins, eqn, *, in_spatial, strides, padding, dilation, groups, **_):
+    """ONNX ``ConvTranspose`` takes the convolution's weight ``(C_out, C_in // groups,
+    *kernel)`` as it is."""
+    ct, w = eqn.invars[0].aval, eqn.invars[1].aval
+    return transposed_conv(g, ins[0], ins[1], groups=groups, kernel=w.shape[2:],
+                           out=ct.shape[2:], in_spatial=in_spatial, strides=strides,
+                           padding=padding, dilation=dilation)

@@ -1,5 +1,5 @@
-"""Samples for the convolution primitives: 1-d and 2-d, with groups, strides, dilation and
-asymmetric padding, including size-0 batches."""
+"""Samples for the convolution primitives: 1-d and 2-d (``conv_transpose`` also 3-d), with
+groups, strides, dilation and asymmetric padding, including size-0 batches and size-1 axes."""
 
 from __future__ import annotations
 
@@ -9,17 +9,22 @@ from tests.samples import Sample, floats
 
 
 @st.composite
-def _geometry(draw):
-    """A consistent (input, weight, params) configuration for ``conv``."""
-    nd = draw(st.integers(1, 2))
+def _geometry(draw, max_nd=2, unit_strides=False):
+    """A consistent (input, weight, params) configuration for ``conv``; ``unit_strides``:
+    half the draws have stride 1 on every axis."""
+    nd = draw(st.integers(1, max_nd))
+    side = 3 if nd < 3 else 2  # 3-d samples stay small
     n = draw(st.integers(0, 2))
     groups = draw(st.integers(1, 2))
     cg, og = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    kernel = tuple(draw(st.integers(1, 3)) for _ in range(nd))
-    strides = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+    kernel = tuple(draw(st.integers(1, side)) for _ in range(nd))
+    if unit_strides and draw(st.booleans()):
+        strides = (1,) * nd
+    else:
+        strides = tuple(draw(st.integers(1, 2)) for _ in range(nd))
     dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
     padding = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(nd))
-    out = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    out = tuple(draw(st.integers(1, side)) for _ in range(nd))
     spatial = tuple(max(1, (o - 1) * s + d * (k - 1) + 1 - lo - hi)
                     for o, s, d, k, (lo, hi) in zip(out, strides, dilation, kernel, padding))
     return dict(x=(n, groups * cg, *spatial), w=(groups * og, cg, *kernel),
@@ -60,9 +65,24 @@ def _columns():
     return _geometry().flatmap(build)
 
 
+def _transpose():
+    """``conv_transpose(ct, w)``: ``ct`` covers the window positions of ``conv`` on the
+    sample's input, whose size sometimes grows by one at the high end (a transposed
+    convolution's ``output_padding``: then ``conv`` has more positions than ``ct``)."""
+    def build(g):
+        kernel, spatial = g["w"][2:], g["x"][2:]
+        ct = (g["x"][0], g["w"][0], *_out(spatial, kernel, g["params"]))
+        grow = st.tuples(*(st.integers(0, 1) for _ in spatial))
+        return st.tuples(floats(ct), floats(g["w"]), grow).map(lambda a: Sample(
+            args=a[:2], params=dict(g["params"], groups=g["groups"], in_spatial=tuple(
+                s + e for s, e in zip(spatial, a[2]))), diff=(0, 1)))
+    return _geometry(max_nd=3, unit_strides=True).flatmap(build)
+
+
 SAMPLES = {
     "conv": _conv,
     "conv_columns": _columns,
     "conv_patches": _patches,
     "conv_patches_transpose": _patches_transpose,
+    "conv_transpose": _transpose,
 }

@@ -1,0 +1,168 @@
+"""The transposed convolution: the bilinear primitive
+``conv_transpose(ct, w; in_spatial, strides, padding, dilation, groups)``.
+
+It is the adjoint of ``conv(·, w)`` (same static parameters, see ``fnarray/ops/conv.py``)
+applied to ``ct``: the input cotangent of a convolution, and PyTorch's
+``conv_transpose1d/2d/3d``.  ``ct`` is ``(N, C_out, *out)``, ``w`` the convolution's weight
+``(C_out, C_in // groups, *kernel)``, the result ``(N, C_in, *in_spatial)``.  ``ct`` covers
+the FIRST ``out`` window positions of ``conv`` on ``in_spatial``; when the convolution has
+more (a transposed convolution's ``output_padding``), the rest have zero cotangent.
+
+Two kernels:
+
+* stride 1 (every training step's input cotangent of a "same"/"valid" convolution):
+  shifted matrix products.  The cotangent is laid out channel-major on the PADDED INPUT
+  grid, flat, ``(C_out, N * prod(padded))``, with zeros at the grid cells that are no
+  window position.  Kernel offset ``t`` then moves every window position by one constant
+  flat shift ``off_t`` (``t * dilation`` in flat grid units), so ONE matrix product per
+  group, ``(prod(kernel) * C_in/g, C_out/g) @ (C_out/g, L)``, gives every offset's
+  contribution, and each is added onto the flat input grid at its shift: ``prod(kernel)``
+  adds along rows of ``L ~ N * prod(padded)`` contiguous values.  A contribution that
+  crosses a row (or sample) boundary of the grid comes from a zero cell, so adds nothing;
+  the padding is cropped at the end.  (The general path's col2im instead adds strided
+  rows of only ``out[-1]`` values: conv2 of the tutorial ConvNet, 24.)
+* other strides: one product per group gives the patch columns ``(C_in, *kernel, N,
+  *out)`` and col2im (``conv_patches_transpose``'s kernel) adds them onto the grid.
+
+Both return a fresh C-ordered array (``declare_fresh``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+from fnarray import api as fa
+from fnarray.core.primitive import declare
+from fnarray.core.shapes import ShapedArray
+from fnarray.ops._util import move_bdim
+from fnarray.ops.conv import (_channel_major, _patches_of, _patches_transpose_impl, _Recycler,
+                              _weight_cotangent, bilinear_jvp, conv, out_spatial)
+from fnarray.transforms.buffers import declare_fresh
+
+# --- kernels ---------------------------------------------------------------------------------
+
+# Both kernels' large intermediate (the products, 50 MB for conv2 of the tutorial ConvNet)
+# never leaves the kernel; a fresh one per call costs ~5 ms of page faults at one thread.
+_SCRATCH = _Recycler()
+
+
+def _shifted_kernel(xp, ct, w, *, in_spatial, padding, dilation, groups):
+    """Stride 1: one product per group on the flat padded grid, then one long add per
+    kernel offset (see the module docstring)."""
+    n, o, out = ct.shape[0], ct.shape[1], ct.shape[2:]
+    cg, kernel = w.shape[1], w.shape[2:]
+    padded = tuple(s + lo + hi for s, (lo, hi) in zip(in_spatial, padding))
+    grid_strides = [math.prod(padded[a + 1:]) for a in range(len(padded))]
+    shifts = [sum(t * d * g for t, d, g in zip(offs, dilation, grid_strides))
+              for offs in itertools.product(*(range(k) for k in kernel))]
+    total = n * math.prod(padded)
+    span = total - shifts[-1]  # window positions whose every shifted cell is on the grid
+    acc = xp.empty((groups, cg, total), dtype=ct.dtype)
+    if ct.size == 0 or span <= 0:
+        acc[...] = 0
+    else:
+        # the cotangent on the padded grid, channel-major, zero off the window positions
+        grid = xp.zeros((o, n, *padded), dtype=ct.dtype)
+        grid[(slice(None), slice(None), *(slice(0, m) for m in out))] = xp.swapaxes(ct, 0, 1)
+        grid = grid.reshape(groups, o // groups, total)
+        # the weight as (g, kernel..., C/g, O/g) matrices (a small copy)
+        wt = xp.ascontiguousarray(xp.moveaxis(
+            w.reshape(groups, o // groups, cg, len(shifts)), (1, 3), (3, 1)))
+        parts = xp.matmul(wt.reshape(groups, len(shifts) * cg, o // groups),
+                          grid[:, :, :span], out=_SCRATCH.empty(
+                              xp, (groups, len(shifts) * cg, span), ct.dtype))
+        parts = parts.reshape(groups, len(shifts), cg, span)
+        acc[:, :, :span] = parts[:, 0]  # shift 0 (the first offset) covers [0, span)
+        acc[:, :, span:] = 0
+        for t, shift in enumerate(shifts[1:], 1):
+            acc[:, :, shift:shift + span] += parts[:, t]
+    acc = xp.swapaxes(acc.reshape(groups * cg, n, *padded), 0, 1)
+    crop = tuple(slice(lo, lo + s) for s, (lo, _) in zip(in_spatial, padding))
+    return xp.ascontiguousarray(acc[(slice(None), slice(None), *crop)])
+
+
+def _columns_kernel(xp, ct, w, *, in_spatial, strides, padding, dilation, groups):
+    """Any stride: ``(C/g*K, O/g) @ (O/g, N*out)`` per group (BLAS reads the transposed
+    weight in place) gives the patch columns, which col2im adds onto the grid."""
+    n, o, out = ct.shape[0], ct.shape[1], ct.shape[2:]
+    ctm = xp.ascontiguousarray(xp.swapaxes(ct, 0, 1)).reshape(groups, o // groups,
+                                                              n * math.prod(out))
+    wg = w.reshape(groups, o // groups, math.prod(w.shape[1:]))
+    cols = xp.matmul(xp.swapaxes(wg, 1, 2), ctm, out=_SCRATCH.empty(
+        xp, (groups, wg.shape[2], ctm.shape[2]), ct.dtype))
+    cols = cols.reshape(w.shape[1] * groups, *w.shape[2:], n, *out)
+    return _patches_transpose_impl(xp, cols, in_spatial=in_spatial, kernel=w.shape[2:],
+                                   strides=strides, padding=padding, dilation=dilation)
+
+
+def _transpose_impl(xp, ct, w, *, in_spatial, strides, padding, dilation, groups):
+    if all(s == 1 for s in strides):
+        return _shifted_kernel(xp, ct, w, in_spatial=in_spatial, padding=padding,
+                               dilation=dilation, groups=groups)
+    return _columns_kernel(xp, ct, w, in_spatial=in_spatial, strides=strides,
+                           padding=padding, dilation=dilation, groups=groups)
+
+
+# --- rules -----------------------------------------------------------------------------------
+
+def _transpose_abstract(ct, w, *, in_spatial, strides, padding, dilation, groups):
+    return ShapedArray((ct.shape[0], w.shape[1] * groups, *in_spatial), ct.dtype,
+                       ct.weak_type and w.weak_type)
+
+
+def _transpose_vjp(g, ct, w, *, out, needed=(True, True), in_spatial, strides, padding,
+                   dilation, groups):
+    """The adjoint of the adjoint: ``ct``'s cotangent is ``conv(g, w)``; ``w``'s is the
+    weight cotangent of that convolution, whose output cotangent is ``ct`` (the patches of
+    ``g`` against the channel-major ``ct``).  Window positions beyond ``ct``'s are
+    dropped."""
+    geometry = dict(strides=strides, padding=padding, dilation=dilation)
+    kernel = w.shape[2:]
+    first = None
+    if out_spatial(in_spatial, kernel, strides, padding, dilation) != tuple(ct.shape[2:]):
+        first = (Ellipsis, *(slice(0, m) for m in ct.shape[2:]))
+    gct = gw = None
+    if needed[0]:
+        gct = conv.bind(g, w, groups=groups, **geometry)
+        gct = gct if first is None else gct[first]
+    if needed[1]:
+        cols = _patches_of(g, kernel, **geometry)
+        cols = cols if first is None else cols[first]
+        gw = _weight_cotangent(_channel_major(ct, groups), cols, w.shape, groups)
+    return gct, gw
+
+
+def _transpose_batch(vals, dims, *, groups, **params):
+    """vmap, always one application: ``ct`` batched alone folds into N; a batched weight
+    puts its copies side by side as extra output channels of each group (``ct``
+    unbatched) or as extra groups (both batched)."""
+    ct, w = vals
+    dc, dw = dims
+    if dw is None:
+        ct = move_bdim(ct, dc, 0)
+        b, n = ct.shape[:2]
+        y = conv_transpose.bind(fa.reshape(ct, (b * n, *ct.shape[2:])), w, groups=groups,
+                                **params)
+        return fa.reshape(y, (b, n, *y.shape[1:])), 0
+    w = move_bdim(w, dw, 0)
+    b, o, cg, kernel = w.shape[0], w.shape[1], w.shape[2], w.shape[3:]
+    if dc is None:  # weight (O, b * C/g, *kernel): copy i is channels [i*C/g, (i+1)*C/g)
+        wide = fa.reshape(fa.moveaxis(w, 0, 1), (o, b * cg, *kernel))
+        y = conv_transpose.bind(ct, wide, groups=groups, **params)
+        n, spatial = y.shape[0], y.shape[2:]
+        y = fa.moveaxis(fa.reshape(y, (n, groups, b, cg, *spatial)), 2, 0)
+        return fa.reshape(y, (b, n, groups * cg, *spatial)), 0
+    ct = move_bdim(ct, dc, 1)  # (N, b, O, *out): copy i is groups [i*g, (i+1)*g)
+    n = ct.shape[0]
+    y = conv_transpose.bind(fa.reshape(ct, (n, b * o, *ct.shape[3:])),
+                            fa.reshape(w, (b * o, cg, *kernel)), groups=b * groups, **params)
+    return fa.reshape(y, (n, b, groups * cg, *y.shape[2:])), 1
+
+
+conv_transpose = declare(
+    "conv_transpose", impl=_transpose_impl, abstract=_transpose_abstract,
+    jvp=lambda primals, tangents, **p: bilinear_jvp(conv_transpose, primals, tangents, **p),
+    vjp=_transpose_vjp, batch=_transpose_batch, vjp_selective=True)
+
+declare_fresh(conv_transpose)
