@@ -27,7 +27,7 @@ import numpy as np
 
 from fnarray import api as fa
 from fnarray.core.primitive import declare
-from fnarray.core.shapes import ShapedArray
+from fnarray.core.shapes import ShapedArray, is_inexact
 from fnarray.ops._util import move_bdim
 from fnarray.ops.conv import window_cover, window_offsets
 from fnarray.transforms.buffers import declare_fresh
@@ -60,17 +60,19 @@ def _max_pool_impl(xp, x, *, kernel, strides, dilation):
     taps = xp.zeros_like(best, dtype=tap_dtype(kernel))
     if best.size == 0:
         return best, taps
+    v = xp.empty_like(best)
     wins = xp.empty_like(best, dtype=bool)
     step = xp.empty_like(taps)
     for t, region in offsets[1:]:
-        v = x[region]
+        # one strided copy, then contiguous passes: NumPy runs a strided operand row by
+        # row (out_w cells per inner loop), so copying once beats comparing twice
+        xp.copyto(v, x[region])
         xp.greater(v, best, out=wins)  # strictly: the first maximum keeps its tap
         xp.maximum(best, v, out=best)  # NaN propagates into the value
-        # taps = where(wins, t, taps) without a data-dependent branch: taps += wins*(t-taps)
-        xp.subtract(taps.dtype.type(t), taps, out=step)
-        xp.multiply(step, wins.view(np.uint8), out=step, casting="unsafe")
-        xp.add(taps, step, out=taps)
-    if best.dtype.kind in "fc" and xp.isnan(best).any():
+        # the last offset to win is the largest, so taps = max over t of t * wins_t
+        xp.multiply(wins.view(np.uint8), taps.dtype.type(t), out=step)
+        xp.maximum(taps, step, out=taps)
+    if is_inexact(best.dtype) and xp.isnan(best.min()):  # min propagates NaN
         for t, region in offsets:  # PyTorch: the last NaN of the window
             nan = xp.isnan(x[region])
             taps[nan] = t
