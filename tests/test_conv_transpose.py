@@ -84,3 +84,14 @@ def test_conv_input_gradient_runs_the_primitive_and_matches_conv_transpose():
     prog = fa.make_ir(grad)(x, ct)
     assert [e.prim for e in prog.eqns if e.prim.name.startswith("conv")] == [
         ct_ops.conv_transpose]
+
+
+def test_kernel_choice():
+    """The shifted kernel multiplies over the whole padded grid: it serves stride-1
+    convolutions with few channels or long rows, not many channels over a small map or a
+    large kernel over a few window positions."""
+    assert ct_ops._shifted_pays((26, 26), (24, 24), 64)  # conv2 of the tutorial ConvNet
+    assert ct_ops._shifted_pays((16, 16), (14, 14), 128)
+    assert not ct_ops._shifted_pays((9, 9), (7, 7), 256)
+    assert not ct_ops._shifted_pays((12, 12), (4, 4), 32)  # 5x5, dilation 2
+    assert not ct_ops._shifted_pays((100,), (2,), 8)

@@ -10,21 +10,22 @@ more (a transposed convolution's ``output_padding``), the rest have zero cotange
 
 Two kernels:
 
-* stride 1 (every training step's input cotangent of a "same"/"valid" convolution):
-  shifted matrix products.  The cotangent is laid out channel-major on the PADDED INPUT
-  grid, flat, ``(C_out, N * prod(padded))``, with zeros at the grid cells that are no
-  window position.  Kernel offset ``t`` then moves every window position by one constant
-  flat shift ``off_t`` (``t * dilation`` in flat grid units), so ONE matrix product per
-  group, ``(prod(kernel) * C_in/g, C_out/g) @ (C_out/g, L)``, gives every offset's
+* stride 1 (the input cotangent of most "same"/"valid" convolutions; ``_shifted_pays``
+  decides): shifted matrix products.  The cotangent is laid out channel-major on the
+  PADDED INPUT grid, flat, ``(C_out, N * prod(padded))``, with zeros at the grid cells
+  that are no window position.  Kernel offset ``t`` then moves every window position by
+  one constant flat shift (``t * dilation`` in flat grid units), so ONE matrix product
+  per group, ``(prod(kernel) * C_in/g, C_out/g) @ (C_out/g, L)``, gives every offset's
   contribution, and each is added onto the flat input grid at its shift: ``prod(kernel)``
   adds along rows of ``L ~ N * prod(padded)`` contiguous values.  A contribution that
   crosses a row (or sample) boundary of the grid comes from a zero cell, so adds nothing;
-  the padding is cropped at the end.  (The general path's col2im instead adds strided
-  rows of only ``out[-1]`` values: conv2 of the tutorial ConvNet, 24.)
-* other strides: one product per group gives the patch columns ``(C_in, *kernel, N,
-  *out)`` and col2im (``conv_patches_transpose``'s kernel) adds them onto the grid.
+  the padding is cropped at the end.  (The general kernel's col2im instead adds strided
+  rows of only ``out[-1]`` values: 24 for conv2 of the tutorial ConvNet.)
+* otherwise: one product per group gives the patch columns ``(C_in, *kernel, N, *out)``
+  and col2im (``conv_patches_transpose``'s kernel) adds them onto the grid.
 
-Both return a fresh C-ordered array (``declare_fresh``).
+Both return a fresh C-ordered array (``declare_fresh``); their large products go to a
+recycled scratch buffer that no result refers to.
 """
 
 from __future__ import annotations
@@ -96,8 +97,23 @@ def _columns_kernel(xp, ct, w, *, in_spatial, strides, padding, dilation, groups
                                    strides=strides, padding=padding, dilation=dilation)
 
 
+def _shifted_pays(padded, out, og) -> bool:
+    """Is the stride-1 kernel the cheaper one?  It multiplies over every padded grid cell,
+    the general one only over the window positions, but then adds them back in rows of only
+    ``out[-1]`` values.  Cost per cell and (kernel offset, input channel), in units of one
+    multiply-add (~0.025 ns at one thread, float32): the product ``og = C_out / groups``;
+    the shifted add ~20; col2im's add ~80 plus ~640 / row length (measured: ConvNet-sized
+    and small maps, 3-512 channels, kernels 3-7, dilation 1-2).  Few channels or long rows
+    favour the shifted kernel (1.5-2.5x faster); many channels over small maps (the
+    product dominates: 256 channels on 7x7, 1.4x slower) or a large kernel over few window
+    positions favour the general one."""
+    return math.prod(padded) * (og + 20) <= math.prod(out) * (og + 80 + 640 / max(out[-1], 1))
+
+
 def _transpose_impl(xp, ct, w, *, in_spatial, strides, padding, dilation, groups):
-    if all(s == 1 for s in strides):
+    padded = tuple(s + lo + hi for s, (lo, hi) in zip(in_spatial, padding))
+    if all(s == 1 for s in strides) and _shifted_pays(padded, ct.shape[2:],
+                                                      ct.shape[1] // groups):
         return _shifted_kernel(xp, ct, w, in_spatial=in_spatial, padding=padding,
                                dilation=dilation, groups=groups)
     return _columns_kernel(xp, ct, w, in_spatial=in_spatial, strides=strides,
