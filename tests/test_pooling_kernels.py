@@ -63,7 +63,7 @@ def _pool_ref(x, kernel, strides, dilation):
 
 def _scatter_ref(ct, taps, spatial, kernel, strides, dilation):
     nd = len(kernel)
-    gx = np.zeros(ct.shape[:-nd] + tuple(spatial), np.float64)
+    gx = np.zeros(ct.shape[:-nd] + tuple(spatial), np.result_type(ct.dtype, np.float64))
     for lead in np.ndindex(*ct.shape[:-nd]):
         for o in np.ndindex(*ct.shape[-nd:]):
             cell = dict(_cells(o, kernel, strides, dilation))[taps[lead + o]]
@@ -130,11 +130,23 @@ def test_max_pool_kernel_large_kernel_uses_int32_taps():
     _check_pool(x, (17, 17), (1, 1), (1, 1))
 
 
+def _cotangent(shape, dtype):
+    """Normal values with some infinities and NaN: each must reach its window's tap only
+    (never ``inf * 0 = NaN`` over the rest of the window)."""
+    ct = RNG.normal(size=shape)
+    ct[RNG.random(shape) < 0.05] = np.inf
+    ct[RNG.random(shape) < 0.05] = -np.inf
+    ct[RNG.random(shape) < 0.05] = np.nan
+    if np.dtype(dtype).kind == "c":
+        ct = ct + 1j * RNG.normal(size=shape)
+    return ct.astype(dtype)
+
+
 @pytest.mark.parametrize("geom", GEOMETRIES)
 def test_max_pool_scatter_kernel_matches_reference(geom):
     spatial, kernel, strides, dilation = GEOMETRIES[geom]
     out = _out(spatial, kernel, strides, dilation)
-    ct = RNG.normal(size=(3, 2, *out)).astype(np.float32)
+    ct = _cotangent((3, 2, *out), np.float32)
     taps = RNG.integers(0, math.prod(kernel), ct.shape).astype(np.uint8)
     params = dict(spatial=spatial, kernel=kernel, strides=strides, dilation=dilation)
     ref = _scatter_ref(ct, taps, **params)
@@ -142,6 +154,28 @@ def test_max_pool_scatter_kernel_matches_reference(geom):
         gx = pooling._scatter_impl(np, c, t, **params)
         assert gx.dtype == ct.dtype and gx.shape == ref.shape and gx.flags.c_contiguous
         np.testing.assert_allclose(gx, ref, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float64, np.complex64, np.complex128,
+                                   "bfloat16"])
+@pytest.mark.parametrize("geom", ["tiled-2d", "overlap-2d"])
+def test_max_pool_scatter_kernel_dtypes(dtype, geom):
+    if dtype == "bfloat16":
+        dtype = pytest.importorskip("ml_dtypes").bfloat16
+    spatial, kernel, strides, dilation = GEOMETRIES[geom]
+    ct = _cotangent((2, *_out(spatial, kernel, strides, dilation)), dtype)
+    taps = RNG.integers(0, math.prod(kernel), ct.shape).astype(np.uint8)
+    params = dict(spatial=spatial, kernel=kernel, strides=strides, dilation=dilation)
+    gx = pooling._scatter_impl(np, ct, taps, **params)
+    assert gx.dtype == ct.dtype
+    wide = np.complex128 if np.dtype(dtype).kind == "c" else np.float64
+    ref = _scatter_ref(ct.astype(wide), taps, **params)
+    if geom == "tiled-2d":  # one write per cell: exact
+        np.testing.assert_array_equal(gx.astype(wide), ref)
+    else:  # overlapping windows add up in the kernel's precision
+        real_bytes = np.dtype(dtype).itemsize // (2 if np.dtype(dtype).kind == "c" else 1)
+        rtol = {2: 1e-2, 4: 1e-6, 8: 1e-12}[real_bytes]
+        np.testing.assert_allclose(gx.astype(wide), ref, rtol=rtol, atol=rtol)
 
 
 def test_max_pool_primitives_empty_and_through_bind():
@@ -158,3 +192,33 @@ def test_max_pool_primitives_empty_and_through_bind():
     ct = np.ones(ref_vals.shape, np.float32)
     gx = pooling.max_pool_scatter.bind(fa.asarray(ct), taps, spatial=(4, 6), **params)
     np.testing.assert_array_equal(np.asarray(gx), _scatter_ref(ct, ref_taps, (4, 6), **params))
+
+
+@pytest.mark.parametrize("geom", ["tiled-2d", "overlap-2d", "dilated-2d", "3d-mixed"])
+@pytest.mark.parametrize("fraction", [2.5, 1.5, 0.5])
+def test_max_pool_kernels_in_cache_blocks(geom, fraction, monkeypatch):
+    """Operands larger than a block run block by block over the leading axes: slices of
+    the first axis, slices of the second under each index of the first, single grids."""
+    spatial, kernel, strides, dilation = GEOMETRIES[geom]
+    x = _values((3, 2, *spatial), np.float32, True)
+    grid = math.prod(spatial) * x.itemsize
+    monkeypatch.setattr(pooling, "BLOCK_BYTES", int(fraction * grid))
+    _check_pool(x, kernel, strides, dilation)
+    _check_pool(x[0, 0], kernel, strides, dilation)  # no leading axes: one block
+    vals, taps = _pool_ref(x, kernel, strides, dilation)
+    ct = _cotangent(vals.shape, np.float32)
+    params = dict(spatial=spatial, kernel=kernel, strides=strides, dilation=dilation)
+    gx = pooling._scatter_impl(np, ct, taps.astype(np.uint8), **params)
+    np.testing.assert_allclose(gx, _scatter_ref(ct, taps, **params), rtol=1e-6, atol=1e-6)
+
+
+def test_blocks_cover_the_leading_axes(monkeypatch):
+    monkeypatch.setattr(pooling, "BLOCK_BYTES", 600)
+    assert list(pooling._blocks((3, 2), 100)) == [()]
+    monkeypatch.setattr(pooling, "BLOCK_BYTES", 450)
+    assert list(pooling._blocks((3, 2), 100)) == [(slice(0, 2),), (slice(2, 4),)]
+    monkeypatch.setattr(pooling, "BLOCK_BYTES", 150)
+    assert list(pooling._blocks((3, 2), 100)) == [(i, slice(j, j + 1))
+                                                  for i in range(3) for j in range(2)]
+    monkeypatch.setattr(pooling, "BLOCK_BYTES", 50)
+    assert list(pooling._blocks((3, 2), 100)) == list(np.ndindex(3, 2))

@@ -16,7 +16,11 @@ add, where windows overlap) per kernel offset.  It is linear in ``ct``; its tran
 gathers each window's tapped element.
 
 Both kernels loop over the ``prod(kernel)`` offsets, never over the data; every pass is a
-vectorised NumPy loop along whole rows, and every result a fresh C-ordered array.
+vectorised NumPy loop along whole rows, and every result a fresh C-ordered array.  As
+those passes revisit the same operands ``prod(kernel)`` times, the kernels run them block
+by block over the leading axes (``_blocks``), each block small enough to stay in cache
+between its passes: on a 26 MB input (3x3 windows, stride 2) this halves both kernels'
+time; inputs that fit the cache whole are one block.
 """
 
 from __future__ import annotations
@@ -50,28 +54,64 @@ def _offset_slices(kernel, strides, dilation, out):
         yield t, (Ellipsis, *region)
 
 
+BLOCK_BYTES = 4 << 20  # per block of a kernel's operand: well inside the shared L3 cache
+
+
+def _blocks(lead, grid_bytes):
+    """Indices over the ``lead`` axes (``grid_bytes``: one trailing grid) that cover them
+    in blocks of at most ``BLOCK_BYTES`` (or one grid where a grid alone is larger): a
+    slice of the first axis whose one index fits, under integer indices of those before.
+    The first block is the largest."""
+    if grid_bytes * math.prod(lead) <= BLOCK_BYTES:
+        yield ()
+        return
+    k = next(k for k in range(len(lead) + 1)
+             if k == len(lead) or grid_bytes * math.prod(lead[k + 1:]) <= BLOCK_BYTES)
+    if k == len(lead):
+        yield from np.ndindex(*lead)
+        return
+    per = max(1, BLOCK_BYTES // (grid_bytes * math.prod(lead[k + 1:])))
+    for outer in np.ndindex(*lead[:k]):
+        for a in range(0, lead[k], per):
+            yield (*outer, slice(a, a + per))
+
+
+def _scratch(buffers, xp, like, dtype):
+    """A scratch array shaped like the block ``like``: a leading slice of one allocated
+    for the first (largest) block."""
+    key = np.dtype(dtype)
+    if key not in buffers:
+        buffers[key] = xp.empty(like.shape, dtype=key)
+    return buffers[key][:like.shape[0]]
+
+
 # --- max_pool ------------------------------------------------------------------------------
 
 def _max_pool_impl(xp, x, *, kernel, strides, dilation):
     nd = len(kernel)
-    out = _out(x.shape[x.ndim - nd:], kernel, strides, dilation)
+    lead, spatial = x.shape[:x.ndim - nd], x.shape[x.ndim - nd:]
+    out = _out(spatial, kernel, strides, dilation)
     offsets = list(_offset_slices(kernel, strides, dilation, out))
-    best = xp.array(x[offsets[0][1]], order="C", copy=True)
-    taps = xp.zeros_like(best, dtype=tap_dtype(kernel))
+    best = xp.empty((*lead, *out), dtype=x.dtype)
+    taps = xp.zeros((*lead, *out), dtype=tap_dtype(kernel))
     if best.size == 0:
         return best, taps
-    v = xp.empty_like(best)
-    wins = xp.empty_like(best, dtype=bool)
-    step = xp.empty_like(taps)
-    for t, region in offsets[1:]:
-        # one strided copy, then contiguous passes: NumPy runs a strided operand row by
-        # row (out_w cells per inner loop), so copying once beats comparing twice
-        xp.copyto(v, x[region])
-        xp.greater(v, best, out=wins)  # strictly: the first maximum keeps its tap
-        xp.maximum(best, v, out=best)  # NaN propagates into the value
-        # the last offset to win is the largest, so taps = max over t of t * wins_t
-        xp.multiply(wins.view(np.uint8), taps.dtype.type(t), out=step)
-        xp.maximum(taps, step, out=taps)
+    buffers = {}
+    for rows in _blocks(lead, math.prod(spatial) * x.itemsize):
+        xs, top, at = x[rows], best[rows], taps[rows]
+        v = _scratch(buffers, xp, top, x.dtype)
+        wins = _scratch(buffers, xp, top, bool)
+        step = _scratch(buffers, xp, at, at.dtype)
+        xp.copyto(top, xs[offsets[0][1]])
+        for t, region in offsets[1:]:
+            # one strided copy, then contiguous passes: NumPy runs a strided operand row by
+            # row (out_w cells per inner loop), so copying once beats comparing twice
+            xp.copyto(v, xs[region])
+            xp.greater(v, top, out=wins)  # strictly: the first maximum keeps its tap
+            xp.maximum(top, v, out=top)  # NaN propagates into the value
+            # the last offset to win is the largest, so taps = max over t of t * wins_t
+            xp.multiply(wins.view(np.uint8), at.dtype.type(t), out=step)
+            xp.maximum(at, step, out=at)
     if is_inexact(best.dtype) and xp.isnan(best.min()):  # min propagates NaN
         for t, region in offsets:  # PyTorch: the last NaN of the window
             nan = xp.isnan(x[region])
@@ -131,13 +171,32 @@ def _scatter_impl(xp, ct, taps, *, spatial, kernel, strides, dilation):
         return gx
     # both operands C-ordered like gx, so that every pass below runs along whole rows
     ct, taps = xp.ascontiguousarray(ct), xp.ascontiguousarray(taps)
-    for t, region in _offset_slices(kernel, strides, dilation, out):
-        hit = taps == t
-        if disjoint:
-            xp.multiply(ct, hit, out=gx[region])
-        else:
-            gx[region] += ct * hit
+    bits = _same_size_int(ct.dtype)
+    offsets = list(_offset_slices(kernel, strides, dilation, out))
+    buffers = {}
+    for rows in _blocks(lead, math.prod(spatial) * ct.itemsize):
+        cts, at, grid = ct[rows], taps[rows], gx[rows]
+        mask = _scratch(buffers, xp, at, np.int8)
+        for t, region in offsets:
+            picked = grid[region] if disjoint else _scratch(buffers, xp, cts, ct.dtype)
+            xp.equal(at, t, out=mask.view(bool))
+            # ct where the tap is t, +0 elsewhere: a select, never a product (inf * 0 = NaN)
+            if bits is None:  # no integer type this wide (complex128)
+                xp.copyto(picked, xp.where(mask.view(bool), cts, 0))
+            else:  # a bitwise AND with 0 or -1 (all bits set): one pass
+                xp.negative(mask, out=mask)
+                xp.bitwise_and(cts.view(bits), mask, out=picked.view(bits))
+            if not disjoint:
+                grid[region] += picked
     return gx
+
+
+def _same_size_int(dtype: np.dtype):
+    """The signed integer type as wide as an inexact ``dtype`` (bfloat16 included), through
+    whose views a bitwise AND selects values exactly; None where there is none."""
+    if not is_inexact(dtype) or dtype.itemsize not in (2, 4, 8):
+        return None
+    return np.dtype(f"i{dtype.itemsize}")
 
 
 def _scatter_abstract(ct, taps, *, spatial, kernel, strides, dilation):
