@@ -205,6 +205,8 @@ def test_max_pool_kernels_in_cache_blocks(geom, fraction, monkeypatch):
     monkeypatch.setattr(pooling, "BLOCK_BYTES", int(fraction * grid))
     _check_pool(x, kernel, strides, dilation)
     _check_pool(x[0, 0], kernel, strides, dilation)  # no leading axes: one block
+    _check_pool(_values(x.shape, np.uint8, False), kernel, strides, dilation)
+    _check_pool(RNG.random(x.shape) < 0.3, kernel, strides, dilation)
     vals, taps = _pool_ref(x, kernel, strides, dilation)
     ct = _cotangent(vals.shape, np.float32)
     params = dict(spatial=spatial, kernel=kernel, strides=strides, dilation=dilation)

@@ -12,8 +12,9 @@ of the window (PyTorch's ``val > max || isnan(val)`` rule).
 
 ``max_pool_scatter(ct, taps; spatial, kernel, strides, dilation)`` is the VJP: a fresh
 ``(*lead, *spatial)`` buffer receiving ``ct`` at each window's tap, one strided write (or
-add, where windows overlap) per kernel offset.  It is linear in ``ct``; its transpose
-gathers each window's tapped element.
+add, where windows overlap) per kernel offset, and +0 elsewhere (``ct`` is selected, never
+multiplied by a 0/1 mask, so an infinite or NaN cotangent reaches its tap only).  It is
+linear in ``ct``; its transpose gathers each window's tapped element.
 
 Both kernels loop over the ``prod(kernel)`` offsets, never over the data; every pass is a
 vectorised NumPy loop along whole rows, and every result a fresh C-ordered array.  As
@@ -76,13 +77,12 @@ def _blocks(lead, grid_bytes):
             yield (*outer, slice(a, a + per))
 
 
-def _scratch(buffers, xp, like, dtype):
-    """A scratch array shaped like the block ``like``: a leading slice of one allocated
-    for the first (largest) block."""
-    key = np.dtype(dtype)
-    if key not in buffers:
-        buffers[key] = xp.empty(like.shape, dtype=key)
-    return buffers[key][:like.shape[0]]
+def _scratch(buffers: dict, name: str, xp, like, dtype):
+    """Scratch array ``name`` shaped like the block ``like``: a leading slice of the one
+    allocated for the first (largest) block."""
+    if name not in buffers:
+        buffers[name] = xp.empty(like.shape, dtype=dtype)
+    return buffers[name][:like.shape[0]]
 
 
 # --- max_pool ------------------------------------------------------------------------------
@@ -99,9 +99,9 @@ def _max_pool_impl(xp, x, *, kernel, strides, dilation):
     buffers = {}
     for rows in _blocks(lead, math.prod(spatial) * x.itemsize):
         xs, top, at = x[rows], best[rows], taps[rows]
-        v = _scratch(buffers, xp, top, x.dtype)
-        wins = _scratch(buffers, xp, top, bool)
-        step = _scratch(buffers, xp, at, at.dtype)
+        v = _scratch(buffers, "v", xp, top, x.dtype)
+        wins = _scratch(buffers, "wins", xp, top, bool)
+        step = _scratch(buffers, "step", xp, at, at.dtype)
         xp.copyto(top, xs[offsets[0][1]])
         for t, region in offsets[1:]:
             # one strided copy, then contiguous passes: NumPy runs a strided operand row by
@@ -176,9 +176,9 @@ def _scatter_impl(xp, ct, taps, *, spatial, kernel, strides, dilation):
     buffers = {}
     for rows in _blocks(lead, math.prod(spatial) * ct.itemsize):
         cts, at, grid = ct[rows], taps[rows], gx[rows]
-        mask = _scratch(buffers, xp, at, np.int8)
+        mask = _scratch(buffers, "mask", xp, at, np.int8)
         for t, region in offsets:
-            picked = grid[region] if disjoint else _scratch(buffers, xp, cts, ct.dtype)
+            picked = grid[region] if disjoint else _scratch(buffers, "picked", xp, cts, ct.dtype)
             xp.equal(at, t, out=mask.view(bool))
             # ct where the tap is t, +0 elsewhere: a select, never a product (inf * 0 = NaN)
             if bits is None:  # no integer type this wide (complex128)
