@@ -94,18 +94,33 @@ def test_worker_killed_while_sending_a_batch_raises(method):
     assert "sample indices [[1]" in message
 
 
-def test_writer_stalled_mid_message_is_bounded_by_timeout():
-    proc = run_scenario("""
+def test_writer_stalled_mid_message_is_bounded_by_timeout(tmp_path):
+    # Worker 1 writes half of batch 1 only once batch 0 (worker 0's) has arrived: were its
+    # half message first, the loader would be reading it, stalled, when batch 0 is due.
+    proc = run_scenario(f"""
+        marker = {str(tmp_path / "batch0-received")!r}
+
+        def after_batch0(worker_id):
+            if worker_id == 1:
+                real_send = _channel.send
+                def send(writer, parts):
+                    while not os.path.exists(marker):
+                        time.sleep(0.01)
+                    real_send(writer, parts)
+                _channel.send = send
+            stall(worker_id)
+
         stall = send_half_then(lambda: time.sleep(20))
-        loader = DataLoader(Big(), batch_size=1, num_workers=2, worker_init_fn=stall,
+        loader = DataLoader(Big(), batch_size=1, num_workers=2, worker_init_fn=after_batch0,
                             timeout=3)  # (the first batch, on a loaded machine, must fit too)
         batches = iter(loader)
         next(batches)
+        open(marker, "w").close()
         start = time.monotonic()
         try:
             next(batches)
         except RuntimeError as e:
-            print(f"{time.monotonic() - start:.3f}")
+            print(f"{{time.monotonic() - start:.3f}}")
             print(e)
     """)
     seconds, message = proc.stdout.split("\n", 1)
