@@ -47,14 +47,26 @@ def _window(fn, number: int) -> float:
     return (time.perf_counter() - t) / number
 
 
+SETTLE_SECONDS = 0.2
+
+
 def measure(variants: dict, rounds: int, number: int, warmup: int = 2) -> dict:
-    """``{name: [seconds per call, one per round]}``, variants interleaved in each round."""
+    """``{name: [seconds per call, one per round]}``, variants interleaved in each round.
+
+    Before each timed window the machine idles ``SETTLE_SECONDS`` and the variant runs once
+    untimed: the previous variant's thread pool (OpenBLAS's or PyTorch's OpenMP workers)
+    keeps spinning for a while after its last call and would otherwise take a core from
+    the next one, and a PyTorch variant coming after a one-thread one first rebuilds its
+    pool.  Without this, PyTorch's two-thread ConvNet step measured 60-66 ms here against
+    42-57 ms in a process of its own."""
     for fn in variants.values():
         for _ in range(warmup):
             fn()
     times = {name: [] for name in variants}
     for _ in range(rounds):
         for name, fn in variants.items():
+            time.sleep(SETTLE_SECONDS)
+            fn()
             times[name].append(_window(fn, number))
     return times
 
