@@ -135,9 +135,18 @@ def _basic(x, items):
 
 
 def _wrap_negative(idx, n):
+    """``idx`` with negative entries counted from the end (``+ n``); concrete indices are
+    checked on the host (out of bounds is an error) and come back as they are when none is
+    negative — also behind a tracer with a concrete value, such as a compat tensor."""
     from fnarray.api.elementwise import where
-    if isinstance(idx, ArrayBase) and not isinstance(idx, Tracer):
-        host = np.asarray(idx)
+    concrete = idx
+    if isinstance(idx, Tracer):
+        try:
+            concrete = idx.concrete()
+        except ConcretizationError:
+            concrete = None
+    if isinstance(concrete, ArrayBase) and not isinstance(concrete, Tracer):
+        host = np.asarray(concrete)
         if host.size and (host.min() < -n or host.max() >= n):
             bad = host[(host < -n) | (host >= n)].flat[0]
             raise IndexError(f"index {bad} is out of bounds for an axis with size {n}")
@@ -331,18 +340,27 @@ def take(x, indices, axis=None):
 def take_along_axis(x, indices, axis: int = -1):
     """``out[i, j, ...] = x[i, ..., indices[i, j, ...], ...]`` along ``axis``."""
     from fnarray.api.creation import arange
-    from fnarray.api.manipulation import reshape
+    from fnarray.api.manipulation import broadcast_to, reshape
     x, indices = as_operand(x), as_operand(indices)
     if x.ndim != indices.ndim:
         raise ValueError(f"take_along_axis: indices (shape {indices.shape}) must have the same "
                          f"number of dimensions as the array (shape {x.shape})")
     axis = axis % x.ndim
+    indices = _index_array(indices)
+    if indices.dtype == bool_:
+        raise IndexError(f"take_along_axis: indices must be integers, got {indices.dtype}")
+    # One gather indexing every axis: ``indices`` along ``axis``, an arange (broadcast
+    # against ``indices``) along the others; ``x[key]`` with the same key would reach the
+    # same gather through the general indexing code.
+    n = x.ndim
+    shape = broadcast_shapes(*(x.shape[d:d + 1] + (1,) * (n - d - 1) for d in range(n)
+                               if d != axis), indices.shape, op="take_along_axis")
     key = []
-    for d in range(x.ndim):
+    for d in range(n):
         if d == axis:
-            key.append(indices)
+            i = _wrap_negative(astype(indices, int64), x.shape[d])
         else:
-            shape = [1] * x.ndim
-            shape[d] = x.shape[d]
-            key.append(reshape(arange(x.shape[d], device=device_of(x)), tuple(shape)))
-    return getitem(x, tuple(key))
+            i = reshape(arange(x.shape[d], device=device_of(x)),
+                        (1,) * d + (x.shape[d],) + (1,) * (n - d - 1))
+        key.append(broadcast_to(i, shape))
+    return ix.gather.bind(x, *key)

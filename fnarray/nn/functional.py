@@ -514,8 +514,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     valid = target != ignore_index
     safe = fa.where(valid, target, 0)
     picked = _pick(input, safe, class_dim)
-    w = fa.where(valid, 1.0, 0.0) if weight is None else fa.where(valid, fa.take(weight, safe), 0.0)
-    w = fa.astype(w, input.dtype)
+    w = fa.astype(valid if weight is None else fa.where(valid, fa.take(weight, safe), 0.0),
+                  input.dtype)
     loss = -picked * w
     if reduction == "mean":
         return fa.sum(loss) / fa.sum(w)

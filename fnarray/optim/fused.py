@@ -42,34 +42,48 @@ class FusedStep:
         self.factory = factory
         self._cache: dict = {}
 
-    def _programs(self, options: dict, kinds: tuple):
+    def _programs(self, options: dict, kinds: tuple, layout: tuple):
+        """The plain and the donating jitted update for these options, state types and
+        state layout (per state, which buffer fields are None).  The programs take their
+        arrays flat and positionally — ``lr, *grads, *steps, *params, *buffers`` — so a
+        call costs no pytree flattening of the arguments."""
         static = tuple(sorted((k, v) for k, v in options.items() if k != "lr"))
-        entry = self._cache.get((static, kinds))
+        key = (static, kinds, layout)
+        entry = self._cache.get(key)
         if entry is None:
             factory = self.factory
+            n = len(kinds)
 
-            def update(lr, grads, buffers, steps, params):
+            def update(lr, *flat):
                 # States travel as step counters and buffers so that only the (full-size)
                 # buffers are donated; each state tuple is rebuilt inside the program.
-                states = [kind(step, *bufs) for kind, step, bufs in zip(kinds, steps, buffers)]
-                return factory(lr=lr, **dict(static)).update(grads, states, params)
+                grads, steps, params = flat[:n], flat[n:2 * n], flat[2 * n:3 * n]
+                bufs = iter(flat[3 * n:])
+                states = [kind(step, *[None if missing else next(bufs) for missing in fields])
+                          for kind, step, fields in zip(kinds, steps, layout)]
+                return factory(lr=lr, **dict(static)).update(list(grads), states, list(params))
 
-            entry = (fa.jit(update), fa.jit(update, donate_argnums=(2,)))
-            self._cache[(static, kinds)] = entry
+            n_bufs = sum(not missing for fields in layout for missing in fields)
+            donated = tuple(range(1 + 3 * n, 1 + 3 * n + n_bufs))
+            entry = (fa.jit(update), fa.jit(update, donate_argnums=donated))
+            self._cache[key] = entry
         return entry
 
     def __call__(self, options: dict, grads: list, states: list, params: list):
         lr = options["lr"]
         if not _dynamic(lr):  # an array lr (or anything else): the plain functional path
             return self.factory(**options).update(grads, states, params)
-        plain, donating = self._programs(options, tuple(type(s) for s in states))
+        buffers = [s[1:] for s in states]
+        layout = tuple(tuple(b is None for b in fields) for fields in buffers)
+        plain, donating = self._programs(options, tuple(type(s) for s in states), layout)
         # Nobody but the optimizer may hold a state tuple (its dict entry, the caller's
         # list, the loop variable, getrefcount's argument) or any of its buffers.
         owned = all(sys.getrefcount(s) <= _OWNED_REFS for s in states)
-        buffers = [tuple(s[1:]) for s in states]
-        steps = [s[0] for s in states]
         run = donating if owned and _exclusively_owned(buffers) else plain
-        return run(fa.asarray(float(lr), dtype=fa.float64), grads, buffers, steps, params)
+        flat = [b for fields in buffers for b in fields if b is not None]
+        del buffers
+        return run(fa.asarray(float(lr), dtype=fa.float64), *grads, *[s[0] for s in states],
+                   *params, *flat)
 
 
 def _exclusively_owned(buffers: list) -> bool:
