@@ -186,6 +186,8 @@ class _TapeHooks:
         self.create_graph = create_graph
         self.wanted = wanted  # (id(node), index) -> None, filled with cotangents
         self.accumulate = accumulate  # backward(): leaves' .grad filled during the walk
+        if not _anomaly.enabled:  # nothing to look at: ``reverse.backward`` skips the call
+            self.computed = None
 
     def cotangents(self, node, cts):
         if node.hooks:
@@ -197,9 +199,10 @@ class _TapeHooks:
                     res = fn(self._tensor(conj_cotangent(cts[i])))
                     if res is not None:
                         cts[i] = conj_cotangent(res if self.create_graph else _value(res))
-        for i, c in enumerate(cts):
-            if (id(node), i) in self.wanted:
-                self.wanted[(id(node), i)] = conj_cotangent(c)
+        if self.wanted:
+            for i, c in enumerate(cts):
+                if (id(node), i) in self.wanted:
+                    self.wanted[(id(node), i)] = conj_cotangent(c)
         if node.prim is None and self.accumulate:
             # The walk is in topological order: every consumer of the leaf has already
             # been processed, so this cotangent is final and ``.grad`` can be filled now

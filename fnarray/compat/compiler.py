@@ -45,16 +45,35 @@ class _Compiler:
         self.cache: dict = {}
         self.warned = False
 
-    def state(self) -> tuple[list, list]:
-        """Qualified names and handles of the module's parameters and buffers (read on
-        every call: an optimizer or ``load_state_dict`` may have rebound them)."""
-        if self.module is None:
-            return [], []
-        named = list(self.module.named_parameters()) + list(self.module.named_buffers())
-        return [n for n, _ in named], [t for _, t in named]
+    def state(self) -> tuple[list, list, tuple]:
+        """Qualified names and handles of the module's parameters and buffers, and every
+        submodule's training flag (read on every call: an optimizer or ``load_state_dict``
+        may have rebound them, ``train()``/``eval()`` flipped a flag)."""
+        module = self.module
+        if module is None:
+            return [], [], ()
+        cls = type(module)
+        if (cls.named_parameters is not Module.named_parameters
+                or cls.named_buffers is not Module.named_buffers
+                or cls.named_modules is not Module.named_modules):
+            named = list(module.named_parameters()) + list(module.named_buffers())
+            return [n for n, _ in named], [t for _, t in named], _training(module)
+        # One walk over the submodules gives what named_parameters(), named_buffers() and
+        # modules() would give in three (same order, shared tensors listed once).
+        mods = list(module.named_modules())
+        names, handles = [], []
+        for table in ("_parameters", "_buffers"):
+            seen = set()
+            for prefix, mod in mods:
+                for name, value in mod.__dict__[table].items():
+                    if value is not None and id(value) not in seen:
+                        seen.add(id(value))
+                        names.append(prefix + "." + name if prefix else name)
+                        handles.append(value)
+        return names, handles, tuple(m.training for _, m in mods)
 
     def __call__(self, *args, **kwargs):
-        names, handles = self.state()
+        names, handles, training = self.state()
         # Tensors stay leaves (they are pytree nodes around their arrays).
         leaves, in_tree = tree_util.flatten((args, kwargs), is_leaf=_is_tensor)
         is_tensor = [isinstance(x, (Tensor, Array)) for x in leaves]
@@ -64,7 +83,7 @@ class _Compiler:
         grad_on = grad_mode.is_grad_enabled()
         diff = tuple(grad_on and isinstance(x, Tensor) and x.requires_grad for x in inputs)
         try:
-            key = (in_tree, tuple(is_tensor), _hashable(statics), diff, _training(self.module),
+            key = (in_tree, tuple(is_tensor), _hashable(statics), diff, training,
                    tuple((x.shape, x.dtype) for x in inputs), default_float())
         except TypeError:  # unhashable non-tensor arguments: no signature to cache under
             return self.fn(*args, **kwargs)

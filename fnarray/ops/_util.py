@@ -39,8 +39,9 @@ def unbroadcast(ct, shape: tuple):
     axes = tuple(range(lead)) + tuple(
         i + lead for i, d in enumerate(shape) if d == 1 and ct.shape[i + lead] != 1)
     if axes:
-        ct = fa.sum(ct, axis=axes, keepdims=True)
-    return fa.reshape(ct, tuple(shape))
+        # Summing only the leading (broadcast-added) axes gives ``shape`` directly.
+        ct = fa.sum(ct, axis=axes, keepdims=len(axes) > lead)
+    return ct if ct.shape == tuple(shape) else fa.reshape(ct, tuple(shape))
 
 
 def same_aval(a: ShapedArray, **_):

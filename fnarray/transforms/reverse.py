@@ -145,7 +145,7 @@ def backward(roots: list[tuple[Node, int]], cts: list, release: bool = False,
     ``cotangents(node, cts) -> cts`` sees (and may replace) the summed cotangents of a
     node's outputs before its rule runs; ``saved(node) -> (primals, outs)`` supplies the
     values handed to the rule (it may check or re-wrap them); ``computed(node, in_cts)``
-    sees what the rule returned.
+    sees what the rule returned (``computed`` may be None: nothing to see).
     """
     from fnarray import api
     acc: dict[int, list] = {}
@@ -153,6 +153,7 @@ def backward(roots: list[tuple[Node, int]], cts: list, release: bool = False,
         slot = acc.setdefault(id(node), [None] * _n_outs(node))
         slot[idx] = _add(slot[idx], ct)
     leaves = {}
+    computed = None if hooks is None else hooks.computed
     for node in toposort([n for n, _ in roots]):
         node_cts = acc.pop(id(node), None)
         if node_cts is None:
@@ -176,8 +177,8 @@ def backward(roots: list[tuple[Node, int]], cts: list, release: bool = False,
             in_cts = node.prim.vjp(ct_in, *primals, out=outs, needed=needed, **node.params)
         else:
             in_cts = node.prim.vjp(ct_in, *primals, out=outs, **node.params)
-        if hooks is not None:
-            hooks.computed(node, in_cts)
+        if computed is not None:
+            computed(node, in_cts)
         for parent, ct in zip(node.parents, in_cts):
             if parent is None or ct is None:
                 continue
