@@ -17,6 +17,7 @@ import math
 import fnarray as fa
 from fnarray.nn import _conv as _c
 from fnarray.nn._bce import bce_elementwise
+from fnarray.nn._staged import StagedEager
 from fnarray.core.shapes import is_float
 
 def _grad_fn(name: str):
@@ -494,6 +495,14 @@ def _class_weight(input, weight, class_dim, name):
                          f"{tuple(weight.shape)}")
 
 
+def _index_value(target):
+    """Class-index targets as the value a compat tensor holds: integers carry no gradient,
+    so the target-side arithmetic (ignore mask, class weights) needs no tape and runs as
+    core operations."""
+    unwrap = getattr(target, "__fnarray_array__", None)
+    return target if unwrap is None else unwrap()
+
+
 def _pick(values, target, class_dim):
     """``values[n, target[n, ...], ...]`` along ``class_dim``, for in-range targets."""
     idx = fa.expand_dims(target, class_dim)
@@ -511,6 +520,13 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     _class_targets(input, target, "nll_loss")
     class_dim = 1 if input.ndim > 1 else 0
     _class_weight(input, weight, class_dim, "nll_loss")
+    return _NLL(input, target, weight, class_dim=class_dim, ignore_index=ignore_index,
+                reduction=reduction)
+
+
+def _nll(input, target, weight, *, class_dim, ignore_index, reduction):
+    """``nll_loss`` past its checks; a recorded eager call runs as one staged node."""
+    target = _index_value(target)
     valid = target != ignore_index
     safe = fa.where(valid, target, 0)
     picked = _pick(input, safe, class_dim)
@@ -520,6 +536,9 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     if reduction == "mean":
         return fa.sum(loss) / fa.sum(w)
     return _reduce(loss, reduction, "nll_loss")
+
+
+_NLL = StagedEager(_nll, "nll_loss")
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100,
