@@ -334,8 +334,11 @@ class Tensor(Tracer):
 
     @data.setter
     def data(self, value):
-        value = value if isinstance(value, Tensor) else Tensor(value)
-        self._value = value._value
+        # An Array (what an optimizer step assigns) is taken as it is, as Tensor(value)
+        # would take it.
+        if type(value) is not Array:
+            value = (value if isinstance(value, Tensor) else Tensor(value))._value
+        self._value = value
         self._version[0] += 1
         self._refresh_views()
 

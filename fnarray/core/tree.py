@@ -84,22 +84,36 @@ def _node_type(x) -> _NodeType | None:
 class PyTreeDef:
     """The structure of a pytree, without its leaves; hashable and comparable."""
 
-    __slots__ = ("node_type", "aux", "children", "num_leaves")
+    __slots__ = ("node_type", "aux", "children", "num_leaves", "_hash")
 
     def __init__(self, node_type, aux, children: tuple):
         self.node_type = node_type
         self.aux = aux
         self.children = children
         self.num_leaves = 1 if node_type is None else sum(c.num_leaves for c in children)
+        self._hash = None
 
     def _key(self):
         return (self.node_type, self.aux, self.children)
 
     def __eq__(self, other):
-        return isinstance(other, PyTreeDef) and self._key() == other._key()
+        return self is other or (isinstance(other, PyTreeDef) and self._key() == other._key())
 
     def __hash__(self):
-        return hash(self._key())
+        # Computed once: a structure is immutable, and jit hashes its argument structure on
+        # every call (a recursive hash of a 20-node tree is ~10 us).
+        h = self._hash
+        if h is None:
+            h = self._hash = hash(self._key())
+        return h
+
+    def __getstate__(self):
+        # The hash is not pickled: string hashes differ between processes.
+        return self.node_type, self.aux, self.children, self.num_leaves
+
+    def __setstate__(self, state):
+        self.node_type, self.aux, self.children, self.num_leaves = state
+        self._hash = None
 
     @property
     def num_nodes(self) -> int:
