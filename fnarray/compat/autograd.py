@@ -174,7 +174,7 @@ def conj_cotangent(ct):
     """Convert a cotangent between JAX's and PyTorch's complex conventions (conjugation,
     its own inverse; recorded when ``ct`` is a tensor of a graph being built).  ``None`` and
     real cotangents are returned as they are."""
-    if ct is None or np.dtype(_value(ct).dtype).kind != "c":
+    if ct is None or _value(ct).dtype.kind != "c":
         return ct
     return ct.conj() if isinstance(ct, Tensor) else fa.conj(ct)
 
@@ -381,11 +381,13 @@ def _accumulate_leaf(node: CompatNode, ct) -> None:
 
 def _accumulate(t: Tensor, g: Tensor) -> None:
     """``t.grad += g``, then ``t``'s post-accumulate hooks."""
-    if g.dtype != t.dtype:
+    if g._value.dtype != t._value.dtype:
         g = g.to(t.dtype)
     t._grad = _in_layout_of(t, g) if t._grad is None else t._grad + g
-    for fn in list(getattr(t, "_post_accumulate_hooks", None) or ()):
-        fn(t)
+    hooks = getattr(t, "_post_accumulate_hooks", None)
+    if hooks:
+        for fn in list(hooks):
+            fn(t)
 
 
 def _in_layout_of(t: Tensor, g: Tensor) -> Tensor:

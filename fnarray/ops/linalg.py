@@ -8,6 +8,8 @@ free axes, each in increasing order.  Matrix factorisations live in ``ops/decomp
 
 from __future__ import annotations
 
+import functools
+
 from fnarray import api as fa
 from fnarray.core.array import Array
 from fnarray.core.primitive import declare
@@ -49,6 +51,10 @@ def _as_matmul(xp, a, b, contract, batch):
     transposed operands in place); a reshape copies only when merged axes are not adjacent
     in memory."""
     (ca, cb), (ba, bb) = contract, batch
+    if a.ndim == 2 and b.ndim == 2 and len(ca) == 1 and not ba:
+        # Two matrices, one contracted axis each (the forward and both cotangents of a
+        # linear layer): transposed views, and the result is already (a-free, b-free).
+        return (a if ca[0] == 1 else a.T), (b if cb[0] == 0 else b.T), None
     if _is_matmul(a.ndim, b.ndim, ca, cb, ba, bb):
         return a, b, None
     fa_, fb = _free(a.ndim, ca, ba), _free(b.ndim, cb, bb)
@@ -137,24 +143,44 @@ def _grad_operand(ct, other, x, x_contract, x_batch, other_contract, other_batch
     ``(ct.T @ x).T``, so the transpose's cotangent is row-major like ``w``, as in PyTorch's
     mm backward), a tracer's row-major (no transpose in the common matmul cases, e.g. the
     weight cotangent of ``x @ w``)."""
-    x_ndim, nb = x.ndim, len(x_batch)
+    ct_first, other_first = _grad_plans(x.ndim, other.ndim, ct.ndim, x_contract, x_batch,
+                                        other_contract, other_batch, x_first)
+    if ct_first[0] != other_first[0] and \
+            _memory_order(x, (ct_first[0], other_first[0])) == other_first[0]:
+        order, params, perm = other_first
+        g = dot_general.bind(other, ct, **params)
+    else:
+        order, params, perm = ct_first
+        g = dot_general.bind(ct, other, **params)
+    return g if perm is None else fa.permute_dims(g, perm)
+
+
+@functools.lru_cache(maxsize=4096)
+def _grad_plans(x_ndim, o_ndim, ct_ndim, x_contract, x_batch, other_contract, other_batch,
+                x_first):
+    """``_grad_operand``'s two contraction orders, each ``(axis order of its result in x's
+    axes, dot_general parameters, permutation back to x's order or None)``: a function of
+    the static parameters only, so it is computed once per signature."""
+    nb = len(x_batch)
     x_free = _free(x_ndim, x_contract, x_batch)
-    o_free = _free(other.ndim, other_contract, other_batch)
+    o_free = _free(o_ndim, other_contract, other_batch)
     # ct axes: batch, a-free, b-free.  The other operand's free axes sit in one block.
-    o_block = range(nb + len(x_free), ct.ndim) if x_first else range(nb, nb + len(o_free))
-    x_block = range(nb, nb + len(x_free)) if x_first else range(nb + len(o_free), ct.ndim)
+    o_block = range(nb + len(x_free), ct_ndim) if x_first else range(nb, nb + len(o_free))
+    x_block = range(nb, nb + len(x_free)) if x_first else range(nb + len(o_free), ct_ndim)
     ct_x_free = [x_free[i - x_block.start] for i in x_block]
     # The other operand's contracting axes, in increasing order, stand for their partners.
     partners = [x_contract[other_contract.index(j)] for j in sorted(other_contract)]
-    ct_first = list(x_batch) + ct_x_free + partners
-    other_first = list(x_batch) + partners + ct_x_free
-    if ct_first != other_first and _memory_order(x, (ct_first, other_first)) == other_first:
-        g, order = dot_general.bind(other, ct, contract=(tuple(o_free), tuple(o_block)),
-                                    batch=(tuple(other_batch), tuple(range(nb)))), other_first
-    else:
-        g, order = dot_general.bind(ct, other, contract=(tuple(o_block), tuple(o_free)),
-                                    batch=(tuple(range(nb)), tuple(other_batch))), ct_first
-    return fa.permute_dims(g, tuple(order.index(i) for i in range(x_ndim)))
+
+    def plan(order, params):
+        perm = tuple(order.index(i) for i in range(x_ndim))
+        return order, params, None if perm == tuple(range(x_ndim)) else perm
+
+    return (plan(list(x_batch) + ct_x_free + partners,
+                 dict(contract=(tuple(o_block), tuple(o_free)),
+                      batch=(tuple(range(nb)), tuple(other_batch)))),
+            plan(list(x_batch) + partners + ct_x_free,
+                 dict(contract=(tuple(o_free), tuple(o_block)),
+                      batch=(tuple(other_batch), tuple(range(nb))))))
 
 
 def _dot_vjp(ct, a, b, *, out, contract, batch, needed=(True, True)):

@@ -183,8 +183,11 @@ def backward(roots: list[tuple[Node, int]], cts: list, release: bool = False,
             if parent is None or ct is None:
                 continue
             pnode, pidx = parent
-            slot = acc.setdefault(id(pnode), [None] * _n_outs(pnode))
-            slot[pidx] = _add(slot[pidx], ct)
+            slot = acc.get(id(pnode))
+            if slot is None:
+                slot = acc[id(pnode)] = [None] * _n_outs(pnode)
+            old = slot[pidx]
+            slot[pidx] = ct if old is None else old + ct
         if release:
             node.release()
     return leaves
