@@ -41,7 +41,9 @@ def keep(ct, x_shape, axes, keepdims):
 
 def _declare_reduction(name, kernel, jvp=None, vjp=None, out_dtype=None):
     def impl(xp, x, *, axes, keepdims):
-        out = getattr(xp, kernel)(x, axis=axes, keepdims=keepdims)
+        # The array's own method: what ``xp.sum(x, ...)`` calls for an array, without the
+        # module function's Python wrapper (~1.3 us of a 2.3 us small sum).
+        out = getattr(x, kernel)(axis=axes, keepdims=keepdims)
         # NumPy widens small integer sums and products; the primitive keeps its input dtype
         # (the API functions choose the accumulation dtype before binding it).
         return out if out.dtype == x.dtype or out_dtype else out.astype(x.dtype)

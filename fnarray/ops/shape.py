@@ -34,7 +34,7 @@ def _reshape_batch(vals, dims, *, shape):
 
 reshape = linear(
     "reshape",
-    impl=lambda xp, x, *, shape: xp.reshape(x, shape),
+    impl=lambda xp, x, *, shape: x.reshape(shape),  # the method: no module-function wrapper
     abstract=lambda a, *, shape: ShapedArray(shape, a.dtype, a.weak_type),
     transpose=lambda ct, shape_in, *, shape: reshape.bind(ct, shape=tuple(shape_in)),
     batch=_reshape_batch)
@@ -56,7 +56,7 @@ def _transpose_batch(vals, dims, *, perm):
 
 transpose = linear(
     "transpose",
-    impl=lambda xp, x, *, perm: xp.transpose(x, perm),
+    impl=lambda xp, x, *, perm: x.transpose(perm),
     abstract=lambda a, *, perm: ShapedArray(tuple(a.shape[p] for p in perm), a.dtype, a.weak_type),
     transpose=lambda ct, shape_in, *, perm: transpose.bind(ct, perm=_inverse(perm)),
     batch=_transpose_batch)
