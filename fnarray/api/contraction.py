@@ -16,21 +16,22 @@ def _dot(a, b, ca, cb, ba=(), bb=()):
 def matmul(x1, x2):
     """Matrix product with NumPy's rules for 1-D operands and broadcast batch axes."""
     a, b = promote("matmul", x1, x2)
-    if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul: operands must be at least 1-D, got shapes {a.shape} and "
-                         f"{b.shape}; use multiply for scalars")
-    if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+    a_ndim, b_ndim, a_shape, b_shape = a.ndim, b.ndim, a.shape, b.shape
+    if a_ndim == 0 or b_ndim == 0:
+        raise ValueError(f"matmul: operands must be at least 1-D, got shapes {a_shape} and "
+                         f"{b_shape}; use multiply for scalars")
+    if a_shape[-1] != b_shape[-2 if b_ndim > 1 else 0]:
         raise ShapeError(
-            f"matmul: shapes {a.shape} and {b.shape} are not aligned: the last axis of the "
-            f"first ({a.shape[-1]}) must equal the {'second-to-last' if b.ndim > 1 else 'only'} "
-            f"axis of the second ({b.shape[-2 if b.ndim > 1 else 0]})")
-    if b.ndim <= 2:
+            f"matmul: shapes {a_shape} and {b_shape} are not aligned: the last axis of the "
+            f"first ({a_shape[-1]}) must equal the {'second-to-last' if b_ndim > 1 else 'only'} "
+            f"axis of the second ({b_shape[-2 if b_ndim > 1 else 0]})")
+    if b_ndim <= 2:
         # ``a``'s leading axes are free axes of one contraction (no broadcast ``b``): one
         # GEMM over all their rows, and the cotangent of ``b`` (a layer's weight applied to
         # a batch of sequences) is one GEMM too, in ``b``'s layout, with no summing over a
         # broadcast batch.
-        return _dot(a, b, (a.ndim - 1,), (0,))
-    if a.ndim == 1:
+        return dot_general.bind(a, b, contract=((a_ndim - 1,), (0,)), batch=((), ()))
+    if a_ndim == 1:
         out = _dot(a, b, (0,), (b.ndim - 2,))
         return out
     from fnarray.api.manipulation import broadcast_to, reshape  # (import cycle; batched only)

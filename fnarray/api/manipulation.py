@@ -11,6 +11,8 @@ from fnarray.ops import shape as sh
 
 
 def _axis(axis, ndim, op):
+    if type(axis) is int and -ndim <= axis < ndim:  # the common case, kept short
+        return axis % ndim
     return normalize_axes(axis, ndim, op)[0]
 
 
@@ -67,12 +69,15 @@ def _shape_tuple(shape) -> tuple:
 
 def permute_dims(x, axes):
     x = as_operand(x)
-    axes = tuple(int(a) % max(x.ndim, 1) for a in axes)
-    if sorted(axes) != list(range(x.ndim)):
-        raise ValueError(f"permute_dims: axes {axes} are not a permutation of the "
-                         f"{x.ndim} axes of an array with shape {x.shape}")
-    if axes == tuple(range(x.ndim)):
+    ndim = x.ndim
+    wrap = max(ndim, 1)
+    axes = tuple([int(a) % wrap for a in axes])
+    identity = tuple(range(ndim))
+    if axes == identity:
         return x
+    if sorted(axes) != list(identity):
+        raise ValueError(f"permute_dims: axes {axes} are not a permutation of the "
+                         f"{ndim} axes of an array with shape {x.shape}")
     return sh.transpose.bind(x, perm=axes)
 
 

@@ -39,8 +39,10 @@ def unbroadcast(ct, shape: tuple):
     axes = tuple(range(lead)) + tuple(
         i + lead for i, d in enumerate(shape) if d == 1 and ct.shape[i + lead] != 1)
     if axes:
-        # Summing only the leading (broadcast-added) axes gives ``shape`` directly.
-        ct = fa.sum(ct, axis=axes, keepdims=len(axes) > lead)
+        from fnarray.ops.reduction import reduce_sum  # (it imports this module)
+        # The axes are normalised already, and the sum keeps ct's dtype.  Summing only the
+        # leading (broadcast-added) axes gives ``shape`` directly.
+        ct = reduce_sum.bind(ct, axes=axes, keepdims=len(axes) > lead)
     return ct if ct.shape == tuple(shape) else fa.reshape(ct, tuple(shape))
 
 

@@ -120,7 +120,7 @@ def toposort(roots: list[Node]) -> list[Node]:
         parents = [p[0] for p in node.parents or () if p is not None and id(p[0]) not in entered]
         if len(parents) > 1:
             parents.sort(key=_explore_last, reverse=True)
-        stack.extend((p, False) for p in parents)
+        stack.extend([(p, False) for p in parents])
     order.reverse()
     return order
 
@@ -173,7 +173,7 @@ def backward(roots: list[tuple[Node, int]], cts: list, release: bool = False,
         else:
             ct_in = node_cts[0]
         if node.prim.vjp_selective:
-            needed = tuple(p is not None for p in node.parents)
+            needed = tuple([p is not None for p in node.parents])
             in_cts = node.prim.vjp(ct_in, *primals, out=outs, needed=needed, **node.params)
         else:
             in_cts = node.prim.vjp(ct_in, *primals, out=outs, **node.params)
