@@ -81,10 +81,11 @@ class _Compiler:
         statics = tuple((i, x) for i, (x, t) in enumerate(zip(leaves, is_tensor)) if not t)
         inputs = handles + tensors
         grad_on = grad_mode.is_grad_enabled()
-        diff = tuple(grad_on and isinstance(x, Tensor) and x.requires_grad for x in inputs)
+        diff = tuple([grad_on and isinstance(x, Tensor) and x._node is not None
+                      for x in inputs])
         try:
             key = (in_tree, tuple(is_tensor), _hashable(statics), diff, training,
-                   tuple((x.shape, x.dtype) for x in inputs), default_float())
+                   tuple([(v.shape, v.dtype) for v in map(_raw, inputs)]), default_float())
         except TypeError:  # unhashable non-tensor arguments: no signature to cache under
             return self.fn(*args, **kwargs)
         staged = self.cache.get(key)

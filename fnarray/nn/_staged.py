@@ -25,7 +25,17 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Callable
 
+from fnarray.core.array import Array
+
 LIMIT = 16  # signatures staged per function
+_COMPAT: list = []  # (grad_mode, tape), imported on first use (compat imports nn)
+
+
+def _compat():
+    if not _COMPAT:
+        from fnarray.compat import grad_mode, tape
+        _COMPAT[:] = [grad_mode, tape]
+    return _COMPAT
 
 
 class StagedEager:
@@ -57,9 +67,8 @@ class StagedEager:
     @staticmethod
     def _key(operands, static):
         """The signature of a call to stage, or None when the call runs eagerly."""
-        from fnarray.compat import grad_mode, tape
-        from fnarray.core.array import Array
-        if not grad_mode.is_grad_enabled() or tape._op.autocast is not None:
+        grad_mode, tape = _compat()
+        if not grad_mode._state.enabled or tape._op.autocast is not None:
             return None
         tensor_t = tape.TENSOR
         sig, records, device = [], False, None

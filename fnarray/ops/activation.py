@@ -113,10 +113,11 @@ leaky_relu = _unary_gated(
 # --- log_softmax --------------------------------------------------------------------------
 
 def _log_softmax_impl(xp, x, *, axis):
-    m = xp.max(x, axis=axis, keepdims=True)
+    # (reductions through the array's methods: no module-function wrapper per call)
+    m = x.max(axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False)
     shifted = x - m
-    lse = xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+    lse = xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
     shifted -= lse
     return shifted
 

@@ -82,7 +82,8 @@ class Staged:
         return joint
 
     def check(self, avals) -> None:
-        """Refuse operands of another signature than the one the programs were traced for."""
+        """Refuse operands (avals, arrays or tracers) of another signature than the one the
+        programs were traced for."""
         got = [(tuple(a.shape), a.dtype) for a in avals]
         if got != self.signature:
             raise TypeError(f"staged_call {self.name}: traced for operands "
@@ -157,7 +158,7 @@ def _impl(xp, *buffers, staged, residuals=None):
 
 def _fwd(*primals, staged):
     """Run by the tape and the reverse trace when they record: outputs and residuals."""
-    staged.check([p.aval for p in primals])
+    staged.check(primals)  # (anything with .shape and .dtype: no aval objects built)
     values = staged.forward(list(primals))
     return values[:staged.n_out], values[staged.n_out:]
 
