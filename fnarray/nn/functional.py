@@ -169,11 +169,12 @@ def linear(input, weight, bias=None):
     from fnarray.compat import amp
     from fnarray.compat.tape import op_scope
     bias = amp.check_linear_operands(input, weight, bias)
-    name = ("AddmmBackward0" if bias is not None else "MmBackward0") if input.ndim == 2 \
-        else ("ViewBackward0" if input.ndim > 2 else "SqueezeBackward4")
+    ndim = input.ndim
+    name = ("AddmmBackward0" if bias is not None else "MmBackward0") if ndim == 2 \
+        else ("ViewBackward0" if ndim > 2 else "SqueezeBackward4")
     if weight.ndim == 2:
         with op_scope("TBackward0"):
-            weight = fa.matrix_transpose(weight)
+            weight = fa.permute_dims(weight, (1, 0))
     with op_scope(name):  # the grad_fn (and next_functions order) PyTorch gives
         out = fa.matmul(input, weight)
         return out if bias is None else bias + out
