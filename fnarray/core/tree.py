@@ -157,8 +157,8 @@ def _flatten_into(x, leaves: list, is_leaf) -> PyTreeDef:
         leaves.append(x)
         return LEAF
     children, aux = nt.flatten(x)
-    return PyTreeDef(_node_key(x), aux, tuple(_flatten_into(c, leaves, is_leaf)
-                                                  for c in children))
+    return PyTreeDef(_node_key(x), aux, tuple([_flatten_into(c, leaves, is_leaf)
+                                               for c in children]))
 
 
 def unflatten(treedef: PyTreeDef, leaves) -> Any:
@@ -177,7 +177,8 @@ def _rebuild(td: PyTreeDef, it) -> Any:
     buffers) alive until the garbage collector runs."""
     if td.node_type is None:
         return next(it)
-    kids = [_rebuild(c, it) for c in td.children]
+    # (a leaf child is taken inline: most children are leaves, and a call each is costly)
+    kids = [next(it) if c.node_type is None else _rebuild(c, it) for c in td.children]
     key = td.node_type
     if isinstance(key, tuple):  # namedtuple
         return key[0](*kids)
