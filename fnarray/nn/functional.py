@@ -26,11 +26,20 @@ def _grad_fn(name: str):
     def decorate(fn):
         @functools.wraps(fn)
         def named(*args, **kwargs):
-            from fnarray.compat.tape import op_scope
-            with op_scope(name):
+            with _op_scope()(name):
                 return fn(*args, **kwargs)
         return named
     return decorate
+
+
+_OP_SCOPE: list = []  # compat.tape.op_scope, imported on first use (compat imports nn)
+
+
+def _op_scope():
+    if not _OP_SCOPE:
+        from fnarray.compat.tape import op_scope
+        _OP_SCOPE.append(op_scope)
+    return _OP_SCOPE[0]
 
 
 # ---------------------------------------------------------------------------- activations
