@@ -305,7 +305,12 @@ def _roots_and_cts(tensors, grad_tensors, create_graph):
                 raise RuntimeError(
                     f"grad can be implicitly created only for scalar outputs (this output "
                     f"has shape {list(t.shape)}); pass gradient= with the same shape")
-            g = fa.ones(t._value.shape, t.dtype, t.device)
+            v = t._value
+            if type(v) is Array and not create_graph:  # the usual loss.backward(): direct
+                roots.append((t._node, t._index))
+                cts.append(Array(v._device.xp.ones(v._value.shape, v._value.dtype), v._device))
+                continue
+            g = fa.ones(v.shape, t.dtype, t.device)
         g = g if isinstance(g, Tensor) else Tensor._make(fa.asarray(g), None, 0)
         if tuple(g.shape) != tuple(t.shape):
             raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of "
