@@ -120,9 +120,15 @@ class _Compiler:
             out_leaves, out_tree = tree_util.flatten(out)
             out_trees.append(out_tree)
             updates[:] = [owner for owner, _ in rebound]
-            return [_raw(o) for o in out_leaves] + [new_key] + [_raw(v) for _, v in rebound]
+            # The generator's new key is an output only if the forward drew from it: a
+            # deterministic forward's program has no key output (nothing to write back,
+            # and no cotangent slot for the backward walk to fill).
+            drew[:] = [new_key is not rng_key]
+            return [_raw(o) for o in out_leaves] + [new_key] * drew[0] + \
+                [_raw(v) for _, v in rebound]
 
         out_trees: list = []
+        drew: list = []
         rng = _rng_state()
         avals = [(rng.aval, rng.device)] + [(_raw(x).aval, _raw(x).device) for x in inputs]
         try:
@@ -140,6 +146,7 @@ class _Compiler:
                 "the module that owns it")
         staged.out_tree = out_trees[-1]
         staged.buffer_updates = list(updates)
+        staged.draws = drew[0]
         return staged
 
     def _fall_back(self, why: str):
@@ -157,10 +164,11 @@ class _Compiler:
         else:
             outs = [Tensor(o) for o in staged.plain([rng, *[_raw(x) for x in inputs]])]
         n = staged.out_tree.num_leaves
-        compat_random.default_generator.set_state(_raw(outs[n]))
+        if staged.draws:
+            compat_random.default_generator.set_state(_raw(outs[n]))
         # Buffers the forward rebinds (running statistics) are written back as eager code
         # writes them: new values without a gradient history.
-        for (module, attr), value in zip(staged.buffer_updates, outs[n + 1:]):
+        for (module, attr), value in zip(staged.buffer_updates, outs[n + staged.draws:]):
             setattr(module, attr, _raw(value))
         return tree_util.unflatten(staged.out_tree, outs[:n])
 
