@@ -176,7 +176,7 @@ def linear(input, weight, bias=None):
                          f"(shape {tuple(input.shape)}) but weight has shape "
                          f"{tuple(weight.shape)}, which expects {weight.shape[-1]}")
     from fnarray.compat import amp
-    from fnarray.compat.tape import op_scope
+    op_scope = _op_scope()
     bias = amp.check_linear_operands(input, weight, bias)
     ndim = input.ndim
     name = ("AddmmBackward0" if bias is not None else "MmBackward0") if ndim == 2 \
