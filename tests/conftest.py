@@ -40,3 +40,15 @@ def _default_device(request):
 def device(request):
     """The device under test, as a string."""
     return request.config.getoption("--device")
+
+
+@pytest.fixture(params=["numpy", "compiled"])
+def kernel_path(request):
+    """Run the test twice: on the NumPy kernels, and on the compiled (numba) kernels at every
+    array size; the compiled run is skipped where numba is not installed."""
+    from fnarray.backends import accel
+    on = request.param == "compiled"
+    if on and not accel.available():
+        pytest.skip("compiled kernels need the 'accel' extra (numba)")
+    with accel.forced(on):
+        yield request.param

@@ -152,11 +152,13 @@ _threads = {"n": None}
 
 def set_num_threads(n: int) -> None:
     """Limit the threads of NumPy's BLAS/OpenMP pools (through ``threadpoolctl`` when it
-    is installed); the number is remembered either way."""
+    is installed) and of fnarray's compiled kernels; the number is remembered either way."""
     n = _builtin_int(n)
     if n < 1:
         raise RuntimeError(f"set_num_threads expects a positive integer, got {n}")
     _threads["n"] = n
+    from fnarray.backends import accel
+    accel.set_num_threads(n)
     try:
         import threadpoolctl
     except ImportError:
