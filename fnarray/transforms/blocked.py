@@ -20,6 +20,11 @@ full buffer of its own; an intermediate gets a block of scratch.  Blocks are fla
 so an input that is not C-contiguous (a transposed weight gradient) is first copied
 row-major: one extra pass, which blocking pays for many times over, where the plain code
 would run every one of its passes over mixed layouts (NumPy's slow strided loops).
+
+Where compiled kernels run (the ``accel`` extra, decided per call and per shape by
+``backends/accel.py``), the equations of one shape run instead as a single compiled loop
+generated from them (``fused_kernels.py``): one pass, no scratch, the results written into
+the same planned buffers; blocks or whole arrays remain the NumPy path.
 """
 
 from __future__ import annotations
@@ -28,15 +33,30 @@ import math
 
 from fnarray.transforms.buffers import is_elementwise, is_ufunc_call, out_kernel
 from fnarray.transforms.executor import assign, build_function, kernel_call
+from fnarray.transforms.fused_kernels import fuse
 
 BLOCK = 65536  # elements per block: measured best of 4K-256K (smaller blocks pay per-call overhead)
 
 
 def compile_blocked(prog, xp, plan: dict):
-    """``run`` evaluating ``prog`` block by block, or None when the program is not
-    elementwise throughout or has no array of more than ``BLOCK`` elements."""
-    big = _blocked_shapes(prog)
-    if not big:
+    """``run`` evaluating the elementwise program ``prog`` shape by shape: a shape's
+    equations as one compiled loop where compiled kernels run (``fused_kernels.py``), else
+    block by block where blocking pays, else whole; or None when the program is not
+    elementwise throughout or has nothing to fuse or block."""
+    shapes = _elementwise_shapes(prog)
+    if shapes is None:
+        return None
+    big = {s for s in shapes if s and math.prod(s) > BLOCK and _pays(prog, s)}
+    outputs = {id(v) for v in prog.outvars}
+    loops = {}
+    for shape, eqns in shapes.items():
+        if shape and len(eqns) > 1:
+            made = [prog.eqns[i].outvars[0] for i in eqns]
+            loop = fuse([prog.eqns[i] for i in eqns], [v for v in made if id(v) in outputs],
+                        _held_buffers(prog, plan, eqns))
+            if loop is not None:
+                loops[shape] = loop
+    if not big and not loops:
         return None
     names: dict[int, str] = {}
 
@@ -49,40 +69,85 @@ def compile_blocked(prog, xp, plan: dict):
     lines = [f"def run({args}):"]
     for v in inputs:  # blocks are flat slices: a strided input is copied once, row-major
         if tuple(v.aval.shape) in big:
-            lines.append(f"    if not {name(v)}.flags.c_contiguous:")
-            lines.append(f"        {name(v)} = xp.ascontiguousarray({name(v)})")
-    by_shape: dict[tuple, list[int]] = {s: [] for s in big}
-    for i, e in enumerate(prog.eqns):
-        shape = tuple(e.outvars[0].aval.shape)
-        if shape in big:
-            by_shape[shape].append(i)
-        else:
-            target = plan.get(i)
-            call = kernel_call(env, xp, i, e, [name(v) for v in e.invars],
-                               None if target is None else name(target))
-            lines.append(assign([name(v) for v in e.outvars], call, e.prim.multiple_results))
+            lines += _contiguous(name(v), "    ")
     results = {id(v): name(v) for v in prog.outvars}
-    for shape, eqns in by_shape.items():
-        lines += _block_loop(prog, xp, plan, env, name, shape, eqns, results)
+    for shape, eqns in shapes.items():
+        if shape in big:
+            part = _block_loop(prog, xp, plan, env, name, shape, eqns, results)
+        else:
+            part = []
+            for i in eqns:
+                e = prog.eqns[i]
+                target = plan.get(i)
+                call = kernel_call(env, xp, i, e, [name(v) for v in e.invars],
+                                   None if target is None else name(target))
+                part.append(assign([name(v) for v in e.outvars], call, e.prim.multiple_results))
+        if shape in loops:
+            part = _fused_branch(env, name, eqns, loops[shape], part, results)
+        lines += part
     lines.append(f"    return [{', '.join(results[id(v)] for v in prog.outvars)}]")
     return build_function(lines, env, len(prog.eqns))
 
 
-def _blocked_shapes(prog) -> set:
-    """The shapes to run block by block, or an empty set when some equation is not
-    elementwise over one shape (operands of its result's shape or 0-d) or has effects."""
-    shapes = set()
-    for e in prog.eqns:
+def _contiguous(buf: str, indent: str) -> list[str]:
+    return [f"{indent}if not {buf}.flags.c_contiguous:",
+            f"{indent}    {buf} = xp.ascontiguousarray({buf})"]
+
+
+def _held_buffers(prog, plan: dict, eqns: list[int]) -> dict:
+    """``{id(value): input}`` for the values of equations ``eqns`` that the buffer plan puts
+    into an input's (donated) buffer, directly or along its chain of reuses."""
+    produced = {id(prog.eqns[i].outvars[0]) for i in eqns}
+    held: dict[int, object] = {}
+    for i in eqns:
+        target = plan.get(i)
+        if target is not None:
+            buf = held.get(id(target)) if id(target) in produced else target
+            if buf is not None:
+                held[id(prog.eqns[i].outvars[0])] = buf
+    return held
+
+
+def _fused_branch(env, name, eqns, loop, fallback, results) -> list[str]:
+    """The lines running ``loop`` (equations ``eqns``, one shape) as one compiled kernel
+    when compiled kernels run for its size, else the ``fallback`` lines; both branches
+    bind the program outputs to the names in ``results``."""
+    key = f"F{eqns[0]}"
+    env[key] = loop
+    lines = [f"    fk = {key}.kernel(xp)", "    if fk is not None:"]
+    for v in loop.arrays:  # the loop runs over flat views
+        lines += _contiguous(name(v), "        ")
+    call = [f"{name(v)}.reshape(-1)" for v in loop.arrays]
+    call += [f"{name(v)}[()]" for v in loop.scalars]
+    bufs = []
+    for v, held in zip(loop.results, loop.held):
+        if held is None:
+            env[f"d{name(v)}"] = v.aval.dtype
+            lines.append(f"        f{name(v)} = xp.empty({tuple(v.aval.shape)!r}, d{name(v)})")
+            call.append(f"f{name(v)}.reshape(-1)")
+        bufs.append(f"f{name(v)}" if held is None else name(held))
+    lines.append(f"        fk({', '.join(call)})")
+    lines += [f"        {results[id(v)]} = {buf}" for v, buf in zip(loop.results, bufs)
+              if results[id(v)] != buf]
+    lines.append("    else:")
+    return lines + ["    " + line for line in fallback]
+
+
+def _elementwise_shapes(prog) -> dict | None:
+    """``{result shape: equation indices}`` (0-d equations under ``()``, first), or None
+    when some equation is not elementwise over one shape (operands of its result's shape
+    or 0-d) or has effects."""
+    shapes: dict[tuple, list[int]] = {(): []}
+    for i, e in enumerate(prog.eqns):
         if len(e.outvars) != 1 or e.prim.effectful:
-            return set()
+            return None
         shape = tuple(e.outvars[0].aval.shape)
         if shape and not is_elementwise(e.prim, e.params):
-            return set()
+            return None
         if any(tuple(v.aval.shape) not in ((), shape) for v in e.invars):
-            return set()
-        if math.prod(shape) > BLOCK:
-            shapes.add(shape)
-    return {s for s in shapes if _pays(prog, s)}
+            return None
+        shapes.setdefault(shape, []).append(i)
+    return shapes
 
 
 def _pays(prog, shape) -> bool:
