@@ -21,12 +21,20 @@ test for tie splitting, two selects and a product).  PyTorch and JAX use one pas
 
 Kernels avoid ``where`` on data-dependent masks: on NumPy a select with an unpredictable
 mask is ~10x slower than a product with the mask, so ``gate`` multiplies by the mask and
-only falls back to an exact select when the cotangent holds infinities or NaNs.
+only falls back to an exact select when the result holds infinities or NaNs.  With the
+``accel`` extra, large C-ordered float32/float64 operands of ``clamp``, ``gate`` and
+``leaky_relu`` run the one-loop kernels of :mod:`fnarray.backends.kernels.activation`
+instead (same values; see there for the sign of zeros).
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from fnarray import api as fa
+from fnarray.backends import accel
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray, broadcast_shapes
 from fnarray.ops._util import move_bdim, same_aval, unbroadcast
@@ -45,17 +53,42 @@ def _inside(xp, x, lo, hi, inclusive):
     return mask
 
 
+_COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _compiled(xp, *arrays, bounds=()):
+    """The compiled activation kernels when they take these operands (one float32/float64
+    dtype, one shape, C order, finite-or-infinite bounds and slope, ``accel.kernels``' size
+    and backend choice), else None: the NumPy code runs."""
+    a = arrays[0]
+    if a.dtype not in _COMPILED_DTYPES or any(math.isnan(b) for b in bounds if b is not None):
+        return None
+    for b in arrays:
+        if b.dtype != a.dtype or b.shape != a.shape or not b.flags.c_contiguous:
+            return None
+    return accel.kernels("activation", xp, a.size)
+
+
 def _gate_impl(xp, ct, x, *, lo, hi, inclusive, slope):
+    k = _compiled(xp, ct, x, bounds=(lo, hi, slope))
+    if k is not None and (lo is not None or hi is not None) and math.isfinite(slope):
+        t = ct.dtype.type
+        # A missing bound is an infinite inclusive one: every non-NaN x is inside it.
+        out = k.gate(ct.reshape(-1), x.reshape(-1),
+                     t(-math.inf if lo is None else lo), inclusive or lo is None,
+                     t(math.inf if hi is None else hi), inclusive or hi is None, t(slope))
+        return out.reshape(ct.shape)
     mask = _inside(xp, x, lo, hi, inclusive)
     # Masks are cast before the product: NumPy's mixed bool-float multiply runs a buffered
     # casting loop ~2x slower than the cast plus a same-dtype product.
     out = ct * mask.astype(ct.dtype)
     if slope:
-        # ct * mask + (slope * ct) * ~mask: exact in both branches, and branch-free.
+        # ct * mask + (slope * ct) * ~mask: branch-free, and exact in both branches while
+        # the cotangent is finite.
         out = out + (ct * ct.dtype.type(slope)) * xp.logical_not(mask).astype(ct.dtype)
-    elif not xp.isfinite(out.sum()):
+    if not xp.isfinite(out.sum()):
         # inf * 0 is NaN: only then pay for the exact (branchy) select.
-        out = xp.where(mask, ct, ct.dtype.type(0))
+        out = xp.where(mask, ct, ct * ct.dtype.type(slope) if slope else ct.dtype.type(0))
     return out
 
 
@@ -100,6 +133,10 @@ def _clamp_impl(xp, x, *, lo, hi, inclusive):
     if x.dtype.kind == "f":
         lo = -xp.inf if lo is None else lo
         hi = xp.inf if hi is None else hi
+        k = _compiled(xp, x, bounds=(lo, hi))
+        if k is not None:
+            t = x.dtype.type
+            return k.clamp(x.reshape(-1), t(lo), t(hi)).reshape(x.shape)
     return xp.clip(x, lo, hi)
 
 
