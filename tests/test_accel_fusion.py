@@ -1,0 +1,203 @@
+"""Fused elementwise loops (``transforms/fused_kernels.py``, ``backends/kernels/fusion.py``):
+a jitted elementwise program's equations of one shape run as one compiled numba loop where
+compiled kernels run, with NumPy's values, into the buffers the plan gives them (donated
+ones included), and every optimizer steps the same on both paths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fnarray as fa
+import fnarray.compat as torch
+from fnarray import optim
+from fnarray.backends import accel
+from fnarray.compat import nn
+from fnarray.transforms.fused_kernels import FusedLoop
+
+OPTIMIZERS = {
+    "sgd": lambda ps: optim.SGD(ps, lr=0.1),
+    "sgd-momentum": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-2,
+                                         dampening=0.1),
+    "sgd-nesterov": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True,
+                                         maximize=True),
+    "adam": lambda ps: optim.Adam(ps, lr=1e-2),
+    "adam-amsgrad": lambda ps: optim.Adam(ps, lr=1e-2, amsgrad=True, weight_decay=1e-2),
+    "adamw": lambda ps: optim.AdamW(ps, lr=1e-2),
+    "rmsprop": lambda ps: optim.RMSprop(ps, lr=1e-2),
+    "rmsprop-centered": lambda ps: optim.RMSprop(ps, lr=1e-2, momentum=0.5, centered=True),
+    "adagrad": lambda ps: optim.Adagrad(ps, lr=0.1, lr_decay=1e-3, weight_decay=1e-2),
+    "adadelta": lambda ps: optim.Adadelta(ps, lr=1.0, weight_decay=1e-2),
+    "adamax": lambda ps: optim.Adamax(ps, lr=2e-3),
+    "nadam": lambda ps: optim.NAdam(ps, lr=2e-3),
+}
+SHAPES = [(0,), (1,), (37,), (5, 7), (3, 1, 4)]
+
+
+def _loops(fn) -> list[FusedLoop]:
+    """The fused loops of every program compiled by the jitted function ``fn``."""
+    runs = [r for c in fn._cache.values() for r in (c.run, c.run_donating) if r is not None]
+    return [v for r in runs for v in r.__globals__.values() if isinstance(v, FusedLoop)]
+
+
+def _train(make, compiled: bool, steps: int = 3):
+    rng = np.random.default_rng(0)
+    params = [nn.Parameter(torch.tensor(rng.standard_normal(s).astype(np.float32)))
+              for s in SHAPES]
+    opt = make(params)
+    values = []
+    with accel.forced(compiled):
+        for _ in range(steps):
+            for p in params:
+                g = rng.standard_normal(p.shape[::-1]).astype(np.float32).T  # not C-contiguous
+                p.grad = torch.tensor(g) if p.ndim > 1 else torch.tensor(g.copy())
+            opt.step()
+            values.append([p.detach().numpy().copy() for p in params])
+    state = [{k: np.asarray(v).copy() for k, v in opt.state_dict()["state"][i].items()}
+             for i in range(len(params))]
+    return values, state, opt
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer_steps_identically_compiled_and_numpy(name):
+    if not accel.available():
+        pytest.skip("compiled kernels need the 'accel' extra (numba)")
+    want, want_state, _ = _train(OPTIMIZERS[name], False)
+    got, got_state, opt = _train(OPTIMIZERS[name], True)
+    loops = [loop for pair in opt._fused._cache.values() for j in pair for loop in _loops(j)]
+    assert loops and any(loop._kernel is not None for loop in loops)  # the loops ran
+    for step_want, step_got in zip(want, got):
+        for a, b in zip(step_want, step_got):
+            assert a.tobytes() == b.tobytes()
+    for a, b in zip(want_state, got_state):
+        assert a.keys() == b.keys()
+        assert all(a[k].tobytes() == b[k].tobytes() for k in a)
+
+
+def _chain(x, y, s):
+    t = fa.exp(-x * x) * s + fa.log1p(y * y)
+    u = fa.where(x > 0, fa.sqrt(fa.abs(t)), fa.tanh(t))
+    return (u * s - t) / (1.5 + y * y), fa.maximum(u, y) - fa.minimum(x, t)
+
+
+def _arith(x, y, s):
+    t = (x * s + y) / (y * y + 0.5)
+    return fa.where(t > x, t - s, fa.sqrt(fa.abs(t)) * x), t
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (1,), (1, 1), (5, 7), (4, 3, 5)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_elementwise_programs_equal_numpy(kernel_path, shape, dtype):
+    rng = np.random.default_rng(len(shape))
+    x, y = (fa.asarray(rng.standard_normal(shape).astype(dtype)) for _ in range(2))
+    s = fa.asarray(dtype(0.75))
+    with accel.forced(False):
+        want = fa.jit(_chain)(x, y, s), fa.jit(_arith)(x, y, s)
+    chain, arith = fa.jit(_chain), fa.jit(_arith)
+    got = chain(x, y, s), arith(x, y, s)
+    ran = any(loop._kernel is not None for loop in _loops(chain))
+    assert ran == (kernel_path == "compiled" and shape != ())
+    eps = np.finfo(dtype).eps
+    for a, b in zip(want[0], got[0]):  # exp, log1p, tanh: NumPy's SIMD vs libm, a few ulp
+        assert np.asarray(b).dtype == dtype  # (of O(1) terms, some of which cancel)
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=4 * eps, atol=8 * eps)
+    for a, b in zip(want[1], got[1]):  # + - * / sqrt round identically
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+
+def test_non_contiguous_inputs_and_nan_propagation(kernel_path):
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((6, 9)).astype(np.float32)
+    base[1, 2], base[4, 5] = np.nan, np.inf
+    x = fa.asarray(base.T)  # Fortran-ordered view
+    y = fa.asarray(base[:, ::-1].T * 2)  # negative strides
+    y_before = np.asarray(y).copy()
+    s = fa.asarray(np.float32(-1.5))
+
+    def f(x, y, s):
+        return fa.maximum(x, y) * s, fa.minimum(y, x) + fa.maximum(y, s)
+
+    with accel.forced(False):
+        want = fa.jit(f)(x, y, s)
+    got = fa.jit(f)(x, y, s)
+    for a, b in zip(want, got):
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    assert np.isnan(np.asarray(got[0])).any()
+    assert np.asarray(y).tobytes() == y_before.tobytes()  # inputs are never written
+
+
+def test_donated_buffers_receive_the_loop_results(kernel_path):
+    rng = np.random.default_rng(4)
+    m_np, g_np = (rng.standard_normal((64, 33)).astype(np.float32) for _ in range(2))
+
+    def update(m, g, beta):
+        new_m = beta * m + (1 - beta) * g
+        return new_m, g - new_m / (fa.sqrt(new_m * new_m) + 1e-3)
+
+    beta = fa.asarray(np.float32(0.9))
+    with accel.forced(False):
+        want = fa.jit(update)(fa.asarray(m_np), fa.asarray(g_np), beta)
+    f = fa.jit(update, donate_argnums=(0,))
+    m = fa.asarray(m_np.copy())
+    address = np.asarray(m).__array_interface__["data"][0]
+    got = f(m, fa.asarray(g_np), beta)
+    assert np.asarray(got[0]).__array_interface__["data"][0] == address  # written in place
+    with pytest.raises(RuntimeError, match="donated"):
+        m + 1
+    for a, b in zip(want, got):
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+
+def test_integer_bool_and_cast_equations_follow_numpy(kernel_path):
+    big = np.iinfo(np.int32).max
+    i = fa.asarray(np.array([0, 1, -7, big, -big - 1, 12345], np.int32))
+    j = fa.asarray(np.array([3, -2, 5, 2, -1, 99], np.int32))
+    u = fa.asarray(np.array([0, 1, 200, 255, 17, 128], np.uint8))
+
+    def f(i, j, u):
+        wrapped = i * j + i  # int32 overflow wraps
+        flag = (i > j) ^ (u >= 128)
+        picked = fa.where(flag, wrapped, fa.maximum(i, j) - fa.minimum(i, j))
+        as_float = fa.astype(picked, fa.float32) * 0.5 + fa.astype(flag, fa.float32)
+        return picked, as_float, (u + u) * u, ~(i & j) | j
+
+    with accel.forced(False):
+        want = fa.jit(f)(i, j, u)
+    got = fa.jit(f)(i, j, u)
+    for a, b in zip(want, got):
+        assert np.asarray(a).dtype == np.asarray(b).dtype
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+
+def test_equations_without_a_scalar_form_keep_the_numpy_path():
+    if not accel.available():
+        pytest.skip("compiled kernels need the 'accel' extra (numba)")
+    x = fa.asarray(np.arange(-6.0, 6.0, dtype=np.float32))
+
+    def f(x):  # float -> int casts and integer floor division stay on NumPy
+        return fa.astype(x * 2.5, fa.int32) // 3 + 1
+
+    with accel.forced(False):
+        want = fa.jit(f)(x)
+    with accel.forced(True):
+        g = fa.jit(f)
+        got = g(x)
+    assert not _loops(g)
+    assert np.asarray(want).tobytes() == np.asarray(got).tobytes()
+
+
+def test_loops_are_cached_as_module_files(tmp_path, monkeypatch):
+    if not accel.available():
+        pytest.skip("compiled kernels need the 'accel' extra (numba)")
+    from fnarray.backends.kernels import fusion
+    monkeypatch.setenv("FNARRAY_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(fusion, "_folder", None)
+    monkeypatch.setattr(fusion, "_loops", {})
+    source = "def kernel(i0, o0):\n    for j in range(i0.shape[0]):\n        o0[j] = i0[j] + i0[j]\n"
+    kernel = fusion.loop(source)
+    assert fusion.loop(source) is kernel
+    files = list((tmp_path / "fused").glob("fused_*.py"))
+    assert len(files) == 1 and source in files[0].read_text()
+    out = np.empty(3)
+    kernel(np.array([1.0, 2.0, 3.0]), out)
+    assert out.tolist() == [2.0, 4.0, 6.0]
