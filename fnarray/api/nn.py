@@ -128,9 +128,12 @@ def conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1)
         raise ValueError(f"{op}: the (dilated) kernel {kernel} is larger than the padded input "
                          f"{x.shape[2:]} (padding {pads}, dilation {dil}); pad the input or "
                          f"use a smaller kernel")
-    y = _conv.conv.bind(x, weight, strides=strides, padding=pads, dilation=dil,
-                        groups=int(groups))
-    return _finish(op, y, bias, unbatched)
+    # a bias of the product's dtype and shape is added by the primitive, in the same pass
+    # as its output's layout copy; any other goes to ``_finish`` (promotion, error message)
+    fused = bias is not None and bias.shape == (c_out,) and bias.dtype == x.dtype
+    y = _conv.conv.bind(x, weight, *((bias,) if fused else ()), strides=strides,
+                        padding=pads, dilation=dil, groups=int(groups))
+    return _finish(op, y, None if fused else bias, unbatched)
 
 
 def conv_transpose(x, weight, bias=None, stride=1, padding=0, output_padding=0,

@@ -42,9 +42,14 @@ def _unbatch(x, added: bool):
     return fa.squeeze(x, axis=0) if added else x
 
 
-def _bias(out, bias, spatial):
+def _autocast_bias(bias):
+    """Under torch.autocast the bias joins the low precision."""
     from fnarray.compat.amp import autocast_bias
-    bias = autocast_bias(bias)  # under torch.autocast the bias joins the low precision
+    return autocast_bias(bias)
+
+
+def _bias(out, bias, spatial):
+    bias = _autocast_bias(bias)
     return out if bias is None else out + fa.reshape(bias, (-1,) + (1,) * spatial)
 
 
@@ -77,8 +82,9 @@ def conv_nd(spatial: int):
             pads = _same_padding(weight.shape[2:], dilation)
         else:
             pads = tuple((p, p) for p in ntuple(padding, spatial, "padding", name))
-        out = fa.conv(x, weight, stride=stride, padding=pads, dilation=dilation, groups=groups)
-        return _unbatch(_bias(out, bias, spatial), added)
+        out = fa.conv(x, weight, _autocast_bias(bias), stride=stride, padding=pads,
+                      dilation=dilation, groups=groups)
+        return _unbatch(out, added)
 
     conv.__name__ = name
     conv.__doc__ = (f"{spatial}-d cross-correlation of (N, C_in, ...) with weight "

@@ -41,6 +41,7 @@ import sys
 import numpy as np
 
 from fnarray import api as fa
+from fnarray.backends import accel
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray
 from fnarray.ops._util import move_bdim
@@ -109,7 +110,47 @@ class _Recycler:
 _PATCH_BUFFERS = _Recycler()
 
 
+def _compiled(xp, a, size: int, nd: int):
+    """The compiled kernels (``fnarray/backends/kernels/conv.py``) for operand ``a`` of a
+    convolution with ``nd`` spatial axes, or None: they take C-ordered float32/float64
+    operands with at most 3 spatial axes; anything else runs the NumPy code."""
+    if nd > 3 or a.dtype not in _COMPILED_DTYPES or not a.flags.c_contiguous:
+        return None
+    return accel.kernels("conv", xp, size)
+
+
+_COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _rank3(shape, at: int) -> tuple:
+    """``shape`` with size-1 axes inserted at ``at`` until the ``nd`` spatial axes that
+    follow are 3: the fixed rank of the compiled kernels (a free view)."""
+    return (*shape[:at], *(1,) * (3 - (len(shape) - at)), *shape[at:])
+
+
+def _geometry3(nd: int, strides, padding, dilation) -> tuple:
+    """The compiled kernels' ``(strides, low padding, dilation)`` over 3 spatial axes."""
+    lead = 3 - nd
+    return ((1,) * lead + tuple(strides), (0,) * lead + tuple(lo for lo, _ in padding),
+            (1,) * lead + tuple(dilation))
+
+
+def _cols3(cols, nd: int):
+    """Patch columns ``(C, *kernel, N, *out)`` viewed with 3 kernel and 3 output axes."""
+    head = _rank3(cols.shape[:1 + nd], 1)
+    return cols.reshape(*head, *_rank3(cols.shape[1 + nd:], 1))
+
+
 def _patches_impl(xp, x, *, kernel, strides, padding, dilation):
+    nd = len(kernel)
+    shape = (x.shape[1], *kernel, x.shape[0],
+             *out_spatial(x.shape[2:], kernel, strides, padding, dilation))
+    k = _compiled(xp, x, math.prod(shape), nd)
+    if k is not None:
+        out = _PATCH_BUFFERS.empty(xp, shape, x.dtype)
+        k.patches(x.reshape(_rank3(x.shape, 2)), _cols3(out, nd),
+                  *_geometry3(nd, strides, padding, dilation))
+        return out
     windows = _windows(xp, x, kernel, strides, padding, dilation)
     out = _PATCH_BUFFERS.empty(xp, windows.shape, windows.dtype)
     xp.copyto(out, windows)
@@ -144,6 +185,12 @@ def _patches_transpose_impl(xp, cols, *, in_spatial, kernel, strides, padding, d
     offset's cells are written once, so a plain assignment replaces the addition."""
     nd = len(kernel)
     c, n, out = cols.shape[0], cols.shape[1 + nd], cols.shape[2 + nd:]
+    k = _compiled(xp, cols, cols.size, nd)
+    if k is not None:  # adds straight onto the unpadded grid: no crop copy
+        acc = xp.zeros((n, c, *in_spatial), dtype=cols.dtype)
+        k.patches_transpose(_cols3(cols, nd), acc.reshape(_rank3(acc.shape, 2)),
+                            *_geometry3(nd, strides, padding, dilation))
+        return acc
     padded = tuple(s + lo + hi for s, (lo, hi) in zip(in_spatial, padding))
     disjoint, tiled = window_cover(kernel, strides, dilation, out, padded)
     acc = (xp.empty if tiled else xp.zeros)((n, c, *padded), dtype=cols.dtype)
@@ -160,23 +207,42 @@ def _patches_transpose_impl(xp, cols, *, in_spatial, kernel, strides, padding, d
     return xp.ascontiguousarray(acc[(slice(None), slice(None), *crop)])
 
 
-def _conv_impl(xp, x, w, *, strides, padding, dilation, groups):
+def _conv_impl(xp, x, w, *bias, strides, padding, dilation, groups):
     """im2col (the one copy) and one matrix product per group (``conv_columns``)."""
+    _check_bias("conv", bias, w, x.dtype)
     cols = _patches_impl(xp, x, kernel=w.shape[2:], strides=strides, padding=padding,
                          dilation=dilation)
-    return _columns_impl(xp, cols, w, groups=groups)
+    return _product(xp, cols, w, bias, groups)
 
 
-def _columns_impl(xp, cols, w, *, groups):
-    """``(g, O/g, C/g*K) @ (g, C/g*K, N*out)``, then ``(O, N, *out)`` -> ``(N, O, *out)``:
-    a contiguous copy that only swaps the two outer axes (whole output rows move), so
-    every activation is an ordinary C-ordered array (eager and jit agree on layouts, and
-    with them on the summation order of later reductions)."""
+def _columns_impl(xp, cols, w, *bias, groups):
+    _check_bias("conv_columns", bias, w, cols.dtype)
+    return _product(xp, cols, w, bias, groups)
+
+
+def _product(xp, cols, w, bias: tuple, groups: int):
+    """``(g, O/g, C/g*K) @ (g, C/g*K, N*out)``, then ``(O, N, *out)`` -> ``(N, O, *out)``
+    plus the optional bias (one per output channel) in the same pass: a contiguous copy
+    that only swaps the two outer axes (whole output rows move), so every activation is an
+    ordinary C-ordered array (eager and jit agree on layouts, and with them on the
+    summation order of later reductions)."""
     nd = w.ndim - 2
     n, out = cols.shape[1 + nd], cols.shape[2 + nd:]
     wg = w.reshape(groups, w.shape[0] // groups, math.prod(w.shape[1:]))
     y = xp.matmul(wg, cols.reshape(groups, wg.shape[2], n * math.prod(out)))
-    return xp.ascontiguousarray(xp.swapaxes(y.reshape(w.shape[0], n, *out), 0, 1))
+    y = y.reshape(w.shape[0], n, math.prod(out))
+    res = xp.empty((n, w.shape[0], y.shape[2]), dtype=y.dtype)
+    k = _compiled(xp, y, y.size, 0)
+    if k is None:
+        if bias:
+            xp.add(xp.swapaxes(y, 0, 1), bias[0][:, None], out=res)
+        else:
+            xp.copyto(res, xp.swapaxes(y, 0, 1))
+    elif bias:
+        k.swap_outer_bias(y, xp.ascontiguousarray(bias[0]), res)
+    else:
+        k.swap_outer(y, res)
+    return res.reshape(n, w.shape[0], *out)
 
 
 # --- the linear pair ---------------------------------------------------------------------------
@@ -271,18 +337,74 @@ def bilinear_jvp(prim, primals, tangents, **params):
     return out, t
 
 
-def _bilinear_batch(prim, vals, dims, *, n_axis, c_axis, groups, **p):
+def _biased_jvp(prim, primals, tangents, **params):
+    """The JVP rule of ``conv``/``conv_columns``: bilinear in the first two operands
+    (``bilinear_jvp``) plus, when there is one, the bias, which is linear: its tangent
+    rides as the bias of the first product term (so it costs no pass of its own)."""
+    if len(primals) == 2:
+        return bilinear_jvp(prim, primals, tangents, **params)
+    a, b, bias = primals
+    ta, tb, tbias = tangents
+    out = prim.bind(a, b, bias, **params)
+    terms = [(ta, b), (a, tb)]
+    t = None
+    for u, v in terms:
+        if u is not None and v is not None:
+            extra = () if t is not None or tbias is None else (tbias,)
+            term = prim.bind(u, v, *extra, **params)
+            t = term if t is None else t + term
+    if t is None and tbias is not None:
+        t = fa.broadcast_to(_per_channel(tbias, out.ndim), out.shape)
+    return out, t
+
+
+def _per_channel(bias, ndim: int):
+    """A bias ``(O,)`` shaped to broadcast over ``(N, O, *out)`` (ndim axes)."""
+    return fa.reshape(bias, (bias.shape[-1],) + (1,) * (ndim - 2))
+
+
+def _bias_cotangent(ct, ctm):
+    """The bias's cotangent: ``ct`` summed over samples and positions, read from its
+    channel-major copy ``ctm`` (contiguous rows) when one was made."""
+    if ctm is not None:
+        return fa.reshape(fa.sum(ctm, axis=-1), (ct.shape[1],))
+    return fa.sum(ct, axis=(0, *range(2, ct.ndim)))
+
+
+def _biased_batch(prim, batch, vals, dims, **params):
+    """vmap of ``conv``/``conv_columns`` with a bias: ``batch`` (the rule for the two
+    product operands) gets the bias along when only the input is batched (the common
+    case, which keeps the fused add); otherwise the bias is added to the batched result."""
+    if len(vals) == 2:
+        return batch(vals, dims, **params)
+    (x, w, bias), (dx, dw, db) = vals, dims
+    if db is None and dw is None and dx is not None:
+        return batch((x, w), (dx, dw), bias=bias, **params)
+    if dx is None and dw is None:
+        y, dy = prim.bind(x, w, **params), None
+    else:
+        y, dy = batch((x, w), (dx, dw), **params)
+    ndim = y.ndim if dy is None else y.ndim - 1
+    if db is None:
+        return y + _per_channel(bias, ndim), dy
+    y = fa.expand_dims(y, 0) if dy is None else move_bdim(y, dy, 0)
+    bias = move_bdim(bias, db, 0)
+    return y + fa.reshape(bias, (bias.shape[0], 1, bias.shape[1]) + (1,) * (ndim - 2)), 0
+
+
+def _bilinear_batch(prim, vals, dims, *, n_axis, c_axis, groups, bias=None, **p):
     """vmap of ``conv``/``conv_columns`` (operands ``x`` with its sample axis ``n_axis``
     and channel axis ``c_axis``, and the weight).  x batched: fold into N.  w batched:
     its copies become extra output channels of each group (x unbatched) or extra groups
-    (both batched).  Always one application of ``prim``, never a loop."""
+    (both batched).  Always one application of ``prim``, never a loop.  An unbatched
+    ``bias`` (only with ``w`` unbatched) stays the product's own."""
     x, w = vals
     dx, dw = dims
     if dw is None:
         x = move_bdim(x, dx, n_axis)
         b, n = x.shape[n_axis:n_axis + 2]
         y = prim.bind(fa.reshape(x, (*x.shape[:n_axis], b * n, *x.shape[n_axis + 2:])), w,
-                      groups=groups, **p)
+                      *(() if bias is None else (bias,)), groups=groups, **p)
         return fa.reshape(y, (b, n, *y.shape[1:])), 0
     w = move_bdim(w, dw, 0)
     b, o, rest = w.shape[0], w.shape[1], w.shape[2:]
@@ -301,39 +423,59 @@ def _bilinear_batch(prim, vals, dims, *, n_axis, c_axis, groups, **p):
 
 # --- conv_columns: the GEMM half of a convolution ---------------------------------------------
 
-def _columns_abstract(cols, w, *, groups):
+def _check_bias(op, bias, w, dtype):
+    """A bias operand must be ``(C_out,)`` of the product's dtype (``fa.conv`` adds any
+    other one after the primitive, with type promotion)."""
+    if bias and (tuple(bias[0].shape) != (w.shape[0],) or bias[0].dtype != dtype):
+        raise ValueError(f"{op}: the bias operand must have shape ({w.shape[0]},) and dtype "
+                         f"{dtype} (one per output channel of weight {tuple(w.shape)}), got "
+                         f"{tuple(bias[0].shape)} {bias[0].dtype}; add other biases to the "
+                         f"result instead")
+
+
+def _columns_abstract(cols, w, *bias, groups):
+    _check_bias("conv_columns", bias, w, cols.dtype)
     nd = w.ndim - 2
     shape = (cols.shape[1 + nd], w.shape[0], *cols.shape[2 + nd:])
-    return ShapedArray(shape, cols.dtype, cols.weak_type and w.weak_type)
+    weak = cols.weak_type and w.weak_type and all(b.weak_type for b in bias)
+    return ShapedArray(shape, cols.dtype, weak)
 
 
-def _columns_vjp(ct, cols, w, *, out, groups, needed=(True, True)):
-    ctm = _channel_major(ct, groups)  # swapped once, read by both products
+def _columns_vjp(ct, cols, w, *bias, out, groups, needed=(True, True, True)):
+    ctm = _channel_major(ct, groups)  # swapped once, read by every product
     gc = _columns_cotangent(ct, ctm, w, groups) if needed[0] else None
     gw = _weight_cotangent(ctm, cols, w.shape, groups) if needed[1] else None
-    return gc, gw
+    if not bias:
+        return gc, gw
+    return gc, gw, _bias_cotangent(ct, ctm) if needed[2] else None
 
 
-def _columns_batch(vals, dims, *, groups):
+def _columns_batch(vals, dims, *, groups, bias=None):
     w, dw = vals[1], dims[1]
     nd = w.ndim - 2 - (dw is not None)
-    return _bilinear_batch(conv_columns, vals, dims, n_axis=1 + nd, c_axis=0, groups=groups)
+    return _bilinear_batch(conv_columns, vals, dims, n_axis=1 + nd, c_axis=0, groups=groups,
+                           bias=bias)
 
 
 conv_columns = declare("conv_columns", impl=_columns_impl, abstract=_columns_abstract,
-                       jvp=lambda pr, tg, **p: bilinear_jvp(conv_columns, pr, tg, **p),
-                       vjp=_columns_vjp, batch=_columns_batch,
+                       jvp=lambda pr, tg, **p: _biased_jvp(conv_columns, pr, tg, **p),
+                       vjp=_columns_vjp,
+                       batch=lambda v, d, **p: _biased_batch(conv_columns, _columns_batch,
+                                                             v, d, **p),
                        vjp_selective=True)
-"""``conv_columns(cols, w; groups)``: the convolution of the patches ``cols = conv_patches(x)``
-with ``w``, ``conv(x, w) == conv_columns(conv_patches(x), w)``; ``conv``'s reverse mode
-runs it so that the patches are built once and kept for the weight cotangent."""
+"""``conv_columns(cols, w[, bias]; groups)``: the convolution of the patches
+``cols = conv_patches(x)`` with ``w``, plus the optional bias ``(C_out,)``,
+``conv(x, w, b) == conv_columns(conv_patches(x), w, b)``; ``conv``'s reverse mode runs it
+so that the patches are built once and kept for the weight cotangent."""
 
 
 # --- conv --------------------------------------------------------------------------------------
 
-def _conv_abstract(a, w, *, strides, padding, dilation, groups):
+def _conv_abstract(a, w, *bias, strides, padding, dilation, groups):
+    _check_bias("conv", bias, w, a.dtype)
     out = out_spatial(a.shape[2:], w.shape[2:], strides, padding, dilation)
-    return ShapedArray((a.shape[0], w.shape[0], *out), a.dtype, a.weak_type and w.weak_type)
+    weak = a.weak_type and w.weak_type and all(b.weak_type for b in bias)
+    return ShapedArray((a.shape[0], w.shape[0], *out), a.dtype, weak)
 
 
 def _patches_of(x, kernel, strides, padding, dilation):
@@ -341,16 +483,16 @@ def _patches_of(x, kernel, strides, padding, dilation):
                              dilation=dilation)
 
 
-def _conv_fwd(x, w, *, strides, padding, dilation, groups):
+def _conv_fwd(x, w, *bias, strides, padding, dilation, groups):
     """Reverse mode's forward: the output and, as the residual, the patch columns the
     weight cotangent contracts with (so im2col runs once per step, not twice)."""
     cols = _patches_of(x, w.shape[2:], strides, padding, dilation)
-    return conv_columns.bind(cols, w, groups=groups), cols
+    return conv_columns.bind(cols, w, *bias, groups=groups), cols
 
 
-def _conv_vjp(ct, x, w, *, out, needed=(True, True), residuals=None, strides, padding,
-              dilation, groups):
-    gx = gw = None
+def _conv_vjp(ct, x, w, *bias, out, needed=(True, True, True), residuals=None, strides,
+              padding, dilation, groups):
+    gx = gw = ctm = None
     if needed[0]:
         # declared in its own module, whose rules bind ``conv``
         from fnarray.ops.conv_transpose import conv_transpose
@@ -359,8 +501,11 @@ def _conv_vjp(ct, x, w, *, out, needed=(True, True), residuals=None, strides, pa
     if needed[1]:
         cols = residuals if residuals is not None else _patches_of(
             x, w.shape[2:], strides, padding, dilation)
-        gw = _weight_cotangent(_channel_major(ct, groups), cols, w.shape, groups)
-    return gx, gw
+        ctm = _channel_major(ct, groups)
+        gw = _weight_cotangent(ctm, cols, w.shape, groups)
+    if not bias:
+        return gx, gw
+    return gx, gw, _bias_cotangent(ct, ctm) if needed[2] else None
 
 
 def _conv_batch(vals, dims, **params):
@@ -368,8 +513,9 @@ def _conv_batch(vals, dims, **params):
 
 
 conv = declare("conv", impl=_conv_impl, abstract=_conv_abstract,
-               jvp=lambda pr, tg, **p: bilinear_jvp(conv, pr, tg, **p), vjp=_conv_vjp,
-               batch=_conv_batch, vjp_selective=True, fwd=_conv_fwd)
+               jvp=lambda pr, tg, **p: _biased_jvp(conv, pr, tg, **p), vjp=_conv_vjp,
+               batch=lambda v, d, **p: _biased_batch(conv, _conv_batch, v, d, **p),
+               vjp_selective=True, fwd=_conv_fwd)
 
 # these kernels return a new C-ordered buffer (the jit executor may reuse it once dead);
 # conv_patches recycles its buffer (``_Recycler``), so it is not declared

@@ -1,5 +1,6 @@
 """Samples for the convolution primitives: 1-d and 2-d (``conv_transpose`` also 3-d), with
-groups, strides, dilation and asymmetric padding, including size-0 batches and size-1 axes."""
+groups, strides, dilation and asymmetric padding, including size-0 batches and size-1 axes
+(``conv``/``conv_columns`` with and without their optional bias)."""
 
 from __future__ import annotations
 
@@ -37,9 +38,16 @@ def _out(spatial, kernel, p):
                  zip(spatial, kernel, p["strides"], p["padding"], p["dilation"]))
 
 
+def _bias(out_channels):
+    """The optional bias operand of ``conv``/``conv_columns``: absent in half the draws."""
+    return st.one_of(st.just(()), floats((out_channels,)).map(lambda b: (b,)))
+
+
 def _conv():
-    return _geometry().flatmap(lambda g: st.tuples(floats(g["x"]), floats(g["w"])).map(
-        lambda a: Sample(args=a, params=dict(g["params"], groups=g["groups"]), diff=(0, 1))))
+    return _geometry().flatmap(lambda g: st.tuples(
+        floats(g["x"]), floats(g["w"]), _bias(g["w"][0])).map(
+        lambda a: Sample(args=(*a[:2], *a[2]), params=dict(g["params"], groups=g["groups"]),
+                         diff=tuple(range(2 + len(a[2]))))))
 
 
 def _patches():
@@ -60,8 +68,9 @@ def _columns():
     def build(g):
         kernel, spatial = g["w"][2:], g["x"][2:]
         cols = (g["x"][1], *kernel, g["x"][0], *_out(spatial, kernel, g["params"]))
-        return st.tuples(floats(cols), floats(g["w"])).map(
-            lambda a: Sample(args=a, params=dict(groups=g["groups"]), diff=(0, 1)))
+        return st.tuples(floats(cols), floats(g["w"]), _bias(g["w"][0])).map(
+            lambda a: Sample(args=(*a[:2], *a[2]), params=dict(groups=g["groups"]),
+                             diff=tuple(range(2 + len(a[2])))))
     return _geometry().flatmap(build)
 
 
