@@ -22,6 +22,10 @@ those passes revisit the same operands ``prod(kernel)`` times, the kernels run t
 by block over the leading axes (``_blocks``), each block small enough to stay in cache
 between its passes: on a 26 MB input (3x3 windows, stride 2) this halves both kernels'
 time; inputs that fit the cache whole are one block.
+
+With the ``accel`` extra, large float32/float64 operands of up to three pooled axes run
+the compiled kernels of :mod:`fnarray.backends.kernels.pooling` instead: one pass over the
+data, with the same results bit for bit.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import math
 import numpy as np
 
 from fnarray import api as fa
+from fnarray.backends import accel
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray, is_inexact
 from fnarray.ops._util import move_bdim
@@ -77,6 +82,32 @@ def _blocks(lead, grid_bytes):
             yield (*outer, slice(a, a + per))
 
 
+_COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_COMPILED_RANK = 3  # pooled axes the compiled kernels take (fewer: leading unit axes)
+
+
+def _compiled(xp, dtype, kernel, size: int):
+    """The compiled pooling kernels when they take this operation (float32/float64, at
+    most three pooled axes, ``accel.kernels``' size and backend choice), else None."""
+    if dtype not in _COMPILED_DTYPES or len(kernel) > _COMPILED_RANK:
+        return None
+    return accel.kernels("pooling", xp, size)
+
+
+def _grid3(a, nd: int):
+    """C-ordered ``a`` as ``(batch, n0, n1, n2)``: its leading axes merged, its ``nd``
+    trailing ones preceded by unit axes (a view where ``a`` is C-ordered already)."""
+    lead = a.shape[:a.ndim - nd]
+    pad = (1,) * (_COMPILED_RANK - nd)
+    return np.ascontiguousarray(a).reshape(math.prod(lead), *pad, *a.shape[a.ndim - nd:])
+
+
+def _geometry3(kernel, strides, dilation) -> tuple:
+    """``kernel, strides, dilation`` over three axes: one-cell, unit-step leading axes."""
+    pad = (1,) * (_COMPILED_RANK - len(kernel))
+    return tuple((*pad, *map(int, p)) for p in (kernel, strides, dilation))
+
+
 def _scratch(buffers: dict, name: str, xp, like, dtype):
     """Scratch array ``name`` shaped like the block ``like``: a leading slice of the one
     allocated for the first (largest) block."""
@@ -95,6 +126,12 @@ def _max_pool_impl(xp, x, *, kernel, strides, dilation):
     best = xp.empty((*lead, *out), dtype=x.dtype)
     taps = xp.zeros((*lead, *out), dtype=tap_dtype(kernel))
     if best.size == 0:
+        return best, taps
+    k = _compiled(xp, x.dtype, kernel, x.size)
+    if k is not None:
+        operands = _grid3(x, nd), _grid3(best, nd), _grid3(taps, nd)
+        if k.pool(*_geometry3(kernel, strides, dilation), nan=False)(*operands):
+            k.pool(*_geometry3(kernel, strides, dilation), nan=True)(*operands)
         return best, taps
     buffers = {}
     for rows in _blocks(lead, math.prod(spatial) * x.itemsize):
@@ -168,6 +205,15 @@ def _scatter_impl(xp, ct, taps, *, spatial, kernel, strides, dilation):
     disjoint, tiled = window_cover(kernel, strides, dilation, out, spatial)
     gx = (xp.empty if tiled else xp.zeros)((*lead, *spatial), dtype=ct.dtype)
     if ct.size == 0:
+        return gx
+    k = _compiled(xp, ct.dtype, kernel, gx.size)
+    # the compiled kernel trusts its operands: equal shapes, every window inside the grid
+    fits = taps.shape == ct.shape and all(
+        o <= m for o, m in zip(out, _out(spatial, kernel, strides, dilation)))
+    if k is not None and fits and taps.dtype in (np.uint8, np.int32):
+        mode = k.TILED if tiled else k.DISJOINT if disjoint else k.OVERLAP
+        k.scatter(*_geometry3(kernel, strides, dilation), mode)(
+            _grid3(ct, nd), _grid3(taps, nd), _grid3(gx, nd))
         return gx
     # both operands C-ordered like gx, so that every pass below runs along whole rows
     ct, taps = xp.ascontiguousarray(ct), xp.ascontiguousarray(taps)
