@@ -212,6 +212,11 @@ def test_compiled_kernels_run(monkeypatch):
         _gate(x, x, 0.0, None, False, 0.0)
         np.asarray(fa.leaky_relu(fa.asarray(x.astype(np.float64)), 0.1))
         assert calls == ["clamp", "gate", "gate"]
+        # results are arrays NumPy owns, as the NumPy kernels' are (the jit may donate them)
+        assert activation.clamp.impl(np, x, lo=0.0, hi=None, inclusive=False).flags.owndata
+        assert activation.gate.impl(np, x, x, lo=0.0, hi=None, inclusive=False,
+                                    slope=0.0).flags.owndata
+        del calls[3:]
         _clamp(x.T, 0.0, None, False)
         _gate(x[:1], x, 0.0, None, False, 0.0)
         _gate(x.astype(np.float64), x, 0.0, None, False, 0.0)

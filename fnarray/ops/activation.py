@@ -73,11 +73,12 @@ def _gate_impl(xp, ct, x, *, lo, hi, inclusive, slope):
     k = _compiled(xp, ct, x, bounds=(lo, hi, slope))
     if k is not None and (lo is not None or hi is not None) and math.isfinite(slope):
         t = ct.dtype.type
+        out = xp.empty_like(ct)
         # A missing bound is an infinite inclusive one: every non-NaN x is inside it.
-        out = k.gate(ct.reshape(-1), x.reshape(-1),
-                     t(-math.inf if lo is None else lo), inclusive or lo is None,
-                     t(math.inf if hi is None else hi), inclusive or hi is None, t(slope))
-        return out.reshape(ct.shape)
+        k.gate(ct.reshape(-1), x.reshape(-1), t(-math.inf if lo is None else lo),
+               inclusive or lo is None, t(math.inf if hi is None else hi),
+               inclusive or hi is None, t(slope), out.reshape(-1))
+        return out
     mask = _inside(xp, x, lo, hi, inclusive)
     # Masks are cast before the product: NumPy's mixed bool-float multiply runs a buffered
     # casting loop ~2x slower than the cast plus a same-dtype product.
@@ -136,7 +137,9 @@ def _clamp_impl(xp, x, *, lo, hi, inclusive):
         k = _compiled(xp, x, bounds=(lo, hi))
         if k is not None:
             t = x.dtype.type
-            return k.clamp(x.reshape(-1), t(lo), t(hi)).reshape(x.shape)
+            out = xp.empty_like(x)
+            k.clamp(x.reshape(-1), t(lo), t(hi), out.reshape(-1))
+            return out
     return xp.clip(x, lo, hi)
 
 

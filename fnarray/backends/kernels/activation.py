@@ -5,8 +5,10 @@ The NumPy kernels of :mod:`fnarray.ops.activation` make one pass for ``clamp`` (
 but three or four for ``gate`` (a comparison, a cast of the mask, a product, and a finiteness
 sum deciding whether an exact select is needed for ``inf * 0``); here the select is exact
 per element at no cost.  Operands are flat (1-d, C-ordered) arrays of one dtype, float32 or
-float64; the bounds and slope arrive as scalars of that dtype, so comparisons happen in the
-array's precision, as NumPy's do with a Python float bound.
+float64, and the result goes into ``out``, a flat view of a fresh NumPy array (one NumPy
+owns, as the NumPy kernels' results are, so a caller may donate it to a jitted function).
+The bounds and slope arrive as scalars of that dtype, so comparisons happen in the array's
+precision, as NumPy's do with a Python float bound.
 
 Results equal the NumPy kernels' (``numpy.array_equal``), bit for bit where the cotangent is
 finite and the slope is not negative; otherwise only the sign of some zeros can differ:
@@ -24,15 +26,12 @@ finite and the slope is not negative; otherwise only the sign of some zeros can 
 
 from __future__ import annotations
 
-import numpy as np
-
 from fnarray.backends.kernels import compiled
 
 
 @compiled
-def clamp(x, lo, hi):
-    """``x`` clipped into ``[lo, hi]`` (a new array); ``lo``/``hi`` are not NaN."""
-    out = np.empty_like(x)
+def clamp(x, lo, hi, out):
+    """``x`` clipped into ``[lo, hi]``, written into ``out``; ``lo``/``hi`` are not NaN."""
     for i in range(x.size):
         v = x[i]
         if v < lo:
@@ -44,10 +43,9 @@ def clamp(x, lo, hi):
 
 
 @compiled
-def gate(ct, x, lo, lo_inclusive, hi, hi_inclusive, slope):
+def gate(ct, x, lo, lo_inclusive, hi, hi_inclusive, slope, out):
     """``ct`` where ``lo < x < hi`` (``<=`` on an inclusive side), else ``ct * slope``
-    (``+0`` for a non-finite ``ct`` when ``slope`` is 0), as a new array."""
-    out = np.empty_like(ct)
+    (``+0`` for a non-finite ``ct`` when ``slope`` is 0), written into ``out``."""
     zero = slope - slope  # 0 in the operands' dtype (slope is finite)
     flat = slope == zero
     for i in range(ct.size):
