@@ -61,12 +61,14 @@ def _compiled(xp, *arrays, bounds=()):
     dtype, one shape, C order, finite-or-infinite bounds and slope, ``accel.kernels``' size
     and backend choice), else None: the NumPy code runs."""
     a = arrays[0]
-    if a.dtype not in _COMPILED_DTYPES or any(math.isnan(b) for b in bounds if b is not None):
+    k = accel.kernels("activation", xp, a.size)  # first: small arrays stop here at once
+    if (k is None or a.dtype not in _COMPILED_DTYPES
+            or any(math.isnan(b) for b in bounds if b is not None)):
         return None
     for b in arrays:
         if b.dtype != a.dtype or b.shape != a.shape or not b.flags.c_contiguous:
             return None
-    return accel.kernels("activation", xp, a.size)
+    return k
 
 
 def _gate_impl(xp, ct, x, *, lo, hi, inclusive, slope):
