@@ -13,7 +13,6 @@ import fnarray.compat as torch
 from fnarray import optim
 from fnarray.backends import accel
 from fnarray.compat import nn
-from fnarray.transforms.fused_kernels import FusedLoop
 
 OPTIMIZERS = {
     "sgd": lambda ps: optim.SGD(ps, lr=0.1),
@@ -34,10 +33,10 @@ OPTIMIZERS = {
 SHAPES = [(0,), (1,), (37,), (5, 7), (3, 1, 4)]
 
 
-def _loops(fn) -> list[FusedLoop]:
+def _loops(fn) -> list:
     """The fused loops of every program compiled by the jitted function ``fn``."""
     runs = [r for c in fn._cache.values() for r in (c.run, c.run_donating) if r is not None]
-    return [v for r in runs for v in r.__globals__.values() if isinstance(v, FusedLoop)]
+    return [loop for r in runs for loop in getattr(r, "loops", ())]
 
 
 def _train(make, compiled: bool, steps: int = 3):
@@ -201,3 +200,62 @@ def test_loops_are_cached_as_module_files(tmp_path, monkeypatch):
     out = np.empty(3)
     kernel(np.array([1.0, 2.0, 3.0]), out)
     assert out.tolist() == [2.0, 4.0, 6.0]
+
+
+def _random_program(rng, n_ops: int):
+    """A random straight-line function of two (n, n) arrays: elementwise chains (fusion
+    trees) between GEMMs, transposes (strided operands), views and reductions."""
+    ops = [(rng.integers(0, 8), rng.integers(0, 1 << 30), rng.integers(0, 1 << 30))
+           for _ in range(n_ops)]
+    outs = rng.choice(n_ops, size=min(3, n_ops), replace=False)
+
+    def f(x, w):
+        vals = [x, w]
+        for kind, i, j in ops:
+            a, b = vals[i % len(vals)], vals[j % len(vals)]
+            v = [lambda: a @ b, lambda: fa.tanh(a) + b, lambda: a.T, lambda: a * 0.5 - b,
+                 lambda: fa.where(a > b, a, b * 2.0), lambda: fa.sqrt(fa.abs(a)) * b + 1.0,
+                 lambda: fa.maximum(a, b) - fa.sum(b, axis=0, keepdims=True),
+                 lambda: fa.reshape(a, (-1,))[::-1].reshape(a.shape)][kind]()
+            vals.append(v)
+        return [vals[2 + k] for k in outs]
+    return f
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_programs_with_fusion_trees_equal_numpy(kernel_path, seed):
+    rng = np.random.default_rng(seed)
+    f = _random_program(rng, int(rng.integers(4, 14)))
+    x_np, w_np = rng.normal(size=(4, 4)), rng.normal(size=(4, 4))
+    with accel.forced(False):
+        want = fa.jit(f)(fa.asarray(x_np), fa.asarray(w_np))
+    for donate in ((), (0,)):
+        g = fa.jit(f, donate_argnums=donate)
+        x, w = fa.asarray(x_np.copy()), fa.asarray(w_np.copy())
+        got = g(x, w)
+        for a, b in zip(got, want):  # tanh: NumPy's SIMD vs libm
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-13, atol=1e-13)
+        np.testing.assert_array_equal(np.asarray(w), w_np)
+        if not donate:
+            np.testing.assert_array_equal(np.asarray(x), x_np)
+
+
+def test_fusion_tree_between_gemms_runs_as_one_loop_in_place(kernel_path):
+    rng = np.random.default_rng(5)
+    x_np = rng.standard_normal((48, 40)).astype(np.float32)
+    w_np = rng.standard_normal((40, 40)).astype(np.float32)
+    mask = fa.asarray(rng.random((48, 40)) < 0.7)
+
+    def step(x, w, mask):
+        h = x @ w
+        a = fa.where(mask, fa.maximum(h, 0.0) * 2.0, fa.zeros((), fa.float32))  # dropout
+        return (a - x) @ w.T, fa.sum(a, axis=0)
+
+    with accel.forced(False):
+        want = fa.jit(step)(fa.asarray(x_np), fa.asarray(w_np), mask)
+    g = fa.jit(step, donate_argnums=(0,))
+    got = g(fa.asarray(x_np.copy()), fa.asarray(w_np.T.copy()).T, mask)  # w: strided
+    ran = any(loop._kernel is not None for loop in _loops(g))
+    assert ran == (kernel_path == "compiled")
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-5)

@@ -33,7 +33,7 @@ import math
 
 from fnarray.transforms.buffers import is_elementwise, is_ufunc_call, out_kernel
 from fnarray.transforms.executor import assign, build_function, kernel_call
-from fnarray.transforms.fused_kernels import fuse
+from fnarray.transforms.fused_kernels import call_lines, contiguous, fuse
 
 BLOCK = 65536  # elements per block: measured best of 4K-256K (smaller blocks pay per-call overhead)
 
@@ -69,7 +69,7 @@ def compile_blocked(prog, xp, plan: dict):
     lines = [f"def run({args}):"]
     for v in inputs:  # blocks are flat slices: a strided input is copied once, row-major
         if tuple(v.aval.shape) in big:
-            lines += _contiguous(name(v), "    ")
+            lines += contiguous(name(v), "    ")
     results = {id(v): name(v) for v in prog.outvars}
     for shape, eqns in shapes.items():
         if shape in big:
@@ -83,15 +83,12 @@ def compile_blocked(prog, xp, plan: dict):
                                    None if target is None else name(target))
                 part.append(assign([name(v) for v in e.outvars], call, e.prim.multiple_results))
         if shape in loops:
-            part = _fused_branch(env, name, eqns, loops[shape], part, results)
+            part = call_lines(env, name, f"F{eqns[0]}", loops[shape], part, results, {})
         lines += part
     lines.append(f"    return [{', '.join(results[id(v)] for v in prog.outvars)}]")
-    return build_function(lines, env, len(prog.eqns))
-
-
-def _contiguous(buf: str, indent: str) -> list[str]:
-    return [f"{indent}if not {buf}.flags.c_contiguous:",
-            f"{indent}    {buf} = xp.ascontiguousarray({buf})"]
+    run = build_function(lines, env, len(prog.eqns))
+    run.loops = list(loops.values())
+    return run
 
 
 def _held_buffers(prog, plan: dict, eqns: list[int]) -> dict:
@@ -106,31 +103,6 @@ def _held_buffers(prog, plan: dict, eqns: list[int]) -> dict:
             if buf is not None:
                 held[id(prog.eqns[i].outvars[0])] = buf
     return held
-
-
-def _fused_branch(env, name, eqns, loop, fallback, results) -> list[str]:
-    """The lines running ``loop`` (equations ``eqns``, one shape) as one compiled kernel
-    when compiled kernels run for its size, else the ``fallback`` lines; both branches
-    bind the program outputs to the names in ``results``."""
-    key = f"F{eqns[0]}"
-    env[key] = loop
-    lines = [f"    fk = {key}.kernel(xp)", "    if fk is not None:"]
-    for v in loop.arrays:  # the loop runs over flat views
-        lines += _contiguous(name(v), "        ")
-    call = [f"{name(v)}.reshape(-1)" for v in loop.arrays]
-    call += [f"{name(v)}[()]" for v in loop.scalars]
-    bufs = []
-    for v, held in zip(loop.results, loop.held):
-        if held is None:
-            env[f"d{name(v)}"] = v.aval.dtype
-            lines.append(f"        f{name(v)} = xp.empty({tuple(v.aval.shape)!r}, d{name(v)})")
-            call.append(f"f{name(v)}.reshape(-1)")
-        bufs.append(f"f{name(v)}" if held is None else name(held))
-    lines.append(f"        fk({', '.join(call)})")
-    lines += [f"        {results[id(v)]} = {buf}" for v, buf in zip(loop.results, bufs)
-              if results[id(v)] != buf]
-    lines.append("    else:")
-    return lines + ["    " + line for line in fallback]
 
 
 def _elementwise_shapes(prog) -> dict | None:

@@ -31,7 +31,7 @@ def compile_program(prog, xp, donated: frozenset = frozenset()):
         return names.setdefault(id(v), f"v{len(names)}")
 
     args = [name(v) for v in prog.constvars] + [name(v) for v in prog.invars]
-    plan = _plan_buffers(prog, donated)
+    plan = plan_buffers(prog.eqns, prog.invars, prog.outvars, donated)
     env: dict[str, object] = {"xp": xp}
     lines = [f"def run({', '.join(args)}):"]
     for i, e in enumerate(prog.eqns):
@@ -45,6 +45,9 @@ def compile_program(prog, xp, donated: frozenset = frozenset()):
         blocked = compile_blocked(prog, xp, plan)
         if blocked is not None:
             return blocked
+        from fnarray.transforms.fused_trees import compile_fused_trees
+        plain = build_function(lines, env, len(prog.eqns))
+        return compile_fused_trees(prog, xp, donated, plain) or plain
     return build_function(lines, env, len(prog.eqns))
 
 
@@ -79,21 +82,22 @@ def build_function(lines: list[str], env: dict, n_eqns: int):
     return run
 
 
-def _plan_buffers(prog, donated: frozenset) -> dict:
-    """``{equation index: Var whose dead buffer receives that equation's result}``."""
+def plan_buffers(eqns: list, invars: list, outvars: list, donated: frozenset) -> dict:
+    """``{index in eqns: Var whose dead buffer receives that equation's result}`` for a
+    program's equations ``eqns`` (``donated``: indices into ``invars``)."""
     last_use: dict[int, int] = {}
     viewed: set[int] = set()  # values some consumer may return a view of (or alias)
-    for i, e in enumerate(prog.eqns):
+    for i, e in enumerate(eqns):
         fresh = is_fresh(e.prim, e.params)
         for v in e.invars:
             last_use[id(v)] = i
             if not fresh:
                 viewed.add(id(v))
-    keep = {id(v) for v in prog.outvars} | viewed
-    owned = {id(v) for i, v in enumerate(prog.invars) if i in donated}
+    keep = {id(v) for v in outvars} | viewed
+    owned = {id(v) for i, v in enumerate(invars) if i in donated}
     free: dict[tuple, list] = {}  # (shape, dtype) -> dead owned buffers
     plan = {}
-    for i, e in enumerate(prog.eqns):
+    for i, e in enumerate(eqns):
         ufunc = is_ufunc_call(e.prim, e.params)
         if len(e.outvars) == 1 and e.outvars[0].aval.shape and (
                 ufunc or out_kernel(e.prim, e.params) is not None):

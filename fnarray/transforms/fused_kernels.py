@@ -187,3 +187,44 @@ def fuse(eqns: list, results: list, into: dict) -> FusedLoop | None:
     for d in shape:
         size *= d
     return FusedLoop(arrays, scalars, list(results), held, "\n".join(lines) + "\n", size)
+
+
+def contiguous(buf: str, indent: str) -> list[str]:
+    """Lines rebinding ``buf`` to a C-contiguous copy of itself unless it is one."""
+    return [f"{indent}if not {buf}.flags.c_contiguous:",
+            f"{indent}    {buf} = xp.ascontiguousarray({buf})"]
+
+
+def call_lines(env: dict, name, key: str, loop: FusedLoop, fallback: list[str], bind: dict,
+               spare: dict) -> list[str]:
+    """Generated lines (in a function taking ``xp``) running ``loop`` as one compiled kernel
+    when compiled kernels run for its size, else the ``fallback`` lines.
+
+    ``name(v)`` names a value's buffer and ``env`` receives the objects the lines use
+    (``loop`` under ``key``).  A result ``loop.held`` puts over an input is stored through
+    that input; another goes into the dead buffer named ``spare[id(result)]`` when there is
+    one and it is C-contiguous, else into a new buffer.  Both branches bind each result to
+    the name ``bind[id(result)]``."""
+    env[key] = loop
+    lines = [f"    fk = {key}.kernel(xp)", "    if fk is not None:"]
+    for v in loop.arrays:  # the loop runs over flat views
+        lines += contiguous(name(v), "        ")
+    call = [f"{name(v)}.reshape(-1)" for v in loop.arrays]
+    call += [f"{name(v)}[()]" for v in loop.scalars]
+    bufs = []
+    for v, held in zip(loop.results, loop.held):
+        if held is not None:
+            bufs.append(name(held))
+            continue
+        env[f"d{name(v)}"] = v.aval.dtype
+        new = f"xp.empty({tuple(v.aval.shape)!r}, d{name(v)})"
+        dead = spare.get(id(v))
+        lines.append(f"        f{name(v)} = " + (new if dead is None else
+                     f"{dead} if {dead}.flags.c_contiguous else {new}"))
+        call.append(f"f{name(v)}.reshape(-1)")
+        bufs.append(f"f{name(v)}")
+    lines.append(f"        fk({', '.join(call)})")
+    lines += [f"        {bind[id(v)]} = {buf}" for v, buf in zip(loop.results, bufs)
+              if bind[id(v)] != buf]
+    lines.append("    else:")
+    return lines + ["    " + line for line in fallback]

@@ -4,6 +4,7 @@ elimination, constant folding, permuted results computed in their final layout
 
 from __future__ import annotations
 
+from fnarray.transforms.buffers import is_elementwise, is_fresh
 from fnarray.transforms.ir import Equation, Program, Var, has_effect
 from fnarray.transforms.layout import fold_permutations
 
@@ -77,31 +78,40 @@ def fold_constants(prog: Program) -> Program:
 
 
 def fusion_groups(prog: Program) -> list[list[int]]:
-    """Maximal chains of elementwise equations whose intermediates are used only inside the
-    chain: each group could run as one kernel (on CuPy) and needs no intermediate buffers
-    beyond one (on NumPy, via ``out=``)."""
+    """Trees of elementwise equations over arrays of one shape, each as the indices of its
+    equations in program order: every value of a tree but the last equation's (its root)
+    is used exactly once, by a later equation of the tree, and is not a program output,
+    and every operand is of the tree's shape or 0-d.  A tree can therefore run as one loop
+    computing only its root (``fused_kernels.py``: a compiled loop on NumPy; one kernel on
+    CuPy) without any intermediate buffer."""
     uses: dict[int, int] = {}
     for e in prog.eqns:
         for v in e.invars:
             uses[id(v)] = uses.get(id(v), 0) + 1
     outputs = {id(v) for v in prog.outvars}
-    producer_group: dict[int, int] = {}
-    groups: list[list[int]] = []
+    open_root: dict[int, int] = {}  # value -> the tree it is the root of
+    groups: list[list[int] | None] = []
     for i, e in enumerate(prog.eqns):
-        if e.prim.ufunc is None:
+        if not _fusible(e):
             continue
-        joined = None
+        members = [i]
         for v in e.invars:
-            g = producer_group.get(id(v))
-            if g is not None and uses.get(id(v)) == 1 and id(v) not in outputs:
-                joined = g if joined is None else joined
-        if joined is None:
-            joined = len(groups)
-            groups.append([])
-        groups[joined].append(i)
-        for v in e.outvars:
-            producer_group[id(v)] = joined
-    return [g for g in groups if len(g) > 1]
+            g = open_root.pop(id(v), None)
+            if g is not None and uses[id(v)] == 1 and id(v) not in outputs:
+                members += groups[g]
+                groups[g] = None
+        open_root[id(e.outvars[0])] = len(groups)
+        groups.append(sorted(members))
+    return [g for g in groups if g is not None and len(g) > 1]
+
+
+def _fusible(e) -> bool:
+    """Is ``e`` elementwise over its (non-0-d) result's shape, with fresh results?"""
+    if len(e.outvars) != 1 or e.prim.effectful:
+        return False
+    shape = e.outvars[0].aval.shape
+    return (bool(shape) and is_elementwise(e.prim, e.params) and is_fresh(e.prim, e.params)
+            and all(v.aval.shape in ((), shape) for v in e.invars))
 
 
 def optimize(prog: Program) -> Program:
