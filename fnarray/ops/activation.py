@@ -22,9 +22,9 @@ test for tie splitting, two selects and a product).  PyTorch and JAX use one pas
 Kernels avoid ``where`` on data-dependent masks: on NumPy a select with an unpredictable
 mask is ~10x slower than a product with the mask, so ``gate`` multiplies by the mask and
 only falls back to an exact select when the result holds infinities or NaNs.  With the
-``accel`` extra, large C-ordered float32/float64 operands of ``clamp``, ``gate`` and
-``leaky_relu`` run the one-loop kernels of :mod:`fnarray.backends.kernels.activation`
-instead (same values; see there for the sign of zeros).
+``accel`` extra, large C-ordered float32/float64 operands of ``gate`` and ``leaky_relu`` run
+the one-loop kernel of :mod:`fnarray.backends.kernels.activation` instead (same values; see
+there for the sign of zeros, and for why ``clamp`` stays on ``numpy.clip``).
 """
 
 from __future__ import annotations
@@ -56,24 +56,21 @@ def _inside(xp, x, lo, hi, inclusive):
 _COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _compiled(xp, *arrays, bounds=()):
-    """The compiled activation kernels when they take these operands (one float32/float64
-    dtype, one shape, C order, finite-or-infinite bounds and slope, ``accel.kernels``' size
-    and backend choice), else None: the NumPy code runs."""
-    a = arrays[0]
-    k = accel.kernels("activation", xp, a.size)  # first: small arrays stop here at once
-    if (k is None or a.dtype not in _COMPILED_DTYPES
-            or any(math.isnan(b) for b in bounds if b is not None)):
+def _compiled_gate(xp, ct, x, lo, hi, slope):
+    """The compiled activation kernels when they take this ``gate`` (operands of one
+    float32/float64 dtype and one shape, both C-ordered; a bound given, a finite slope;
+    ``accel.kernels``' size and backend choice), else None: NumPy runs it."""
+    k = accel.kernels("activation", xp, ct.size)  # first: small arrays stop here at once
+    if (k is None or ct.dtype not in _COMPILED_DTYPES or x.dtype != ct.dtype
+            or x.shape != ct.shape or not (ct.flags.c_contiguous and x.flags.c_contiguous)
+            or (lo is None and hi is None) or not math.isfinite(slope)):
         return None
-    for b in arrays:
-        if b.dtype != a.dtype or b.shape != a.shape or not b.flags.c_contiguous:
-            return None
     return k
 
 
 def _gate_impl(xp, ct, x, *, lo, hi, inclusive, slope):
-    k = _compiled(xp, ct, x, bounds=(lo, hi, slope))
-    if k is not None and (lo is not None or hi is not None) and math.isfinite(slope):
+    k = _compiled_gate(xp, ct, x, lo, hi, slope)
+    if k is not None:
         t = ct.dtype.type
         out = xp.empty_like(ct)
         # A missing bound is an infinite inclusive one: every non-NaN x is inside it.
@@ -136,12 +133,6 @@ def _clamp_impl(xp, x, *, lo, hi, inclusive):
     if x.dtype.kind == "f":
         lo = -xp.inf if lo is None else lo
         hi = xp.inf if hi is None else hi
-        k = _compiled(xp, x, bounds=(lo, hi))
-        if k is not None:
-            t = x.dtype.type
-            out = xp.empty_like(x)
-            k.clamp(x.reshape(-1), t(lo), t(hi), out.reshape(-1))
-            return out
     return xp.clip(x, lo, hi)
 
 
