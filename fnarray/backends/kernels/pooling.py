@@ -4,8 +4,8 @@ per kernel offset).
 
 The kernels are compiled per window geometry (kernel, strides, dilation), which they hold
 as constants: LLVM then unrolls the loop over a window's cells and vectorises the loop
-over a row of windows (a 2x2 max-pool runs about four times faster so than with the
-geometry as arguments).  A geometry compiles once (about a second) and is cached on disk.
+over a row of windows (a 2x2 max-pool ran some ten times faster so than with the geometry
+as arguments).  A geometry compiles once (about a second) and is cached on disk.
 
 Both kernels take C-ordered operands reshaped to ``(batch, n0, n1, n2)``: three spatial
 axes, 1-d and 2-d pooling adding leading unit axes (kernel 1, stride 1), which leave the
@@ -30,7 +30,7 @@ import numpy as np
 
 from fnarray.backends.kernels import compiled
 
-# ``scatter`` modes: how the windows cover the grid (``fnarray.ops.conv.window_cover``)
+# ``scatter`` modes: how the windows cover the grid (``window_cover`` of the conv ops)
 OVERLAP, DISJOINT, TILED = 0, 1, 2
 
 
@@ -38,7 +38,7 @@ OVERLAP, DISJOINT, TILED = 0, 1, 2
 def pool(kernel: tuple, strides: tuple, dilation: tuple, nan: bool):
     """``run(x, best, taps) -> bool``: the window maxima of ``x`` ``(b, n0, n1, n2)`` into
     ``best`` and their taps into ``taps`` (both ``(b, o0, o1, o2)``, written in full);
-    True where ``x`` held a NaN in some window.  Without ``nan``, NaN cells are passed
+    returns whether some window holds a NaN.  Without ``nan``, NaN cells are passed
     over (the results are then wrong where a window holds one, and the caller reruns the
     ``nan`` kernel): the two comparisons per cell compile to vector max/compare
     instructions, which the NaN rule's third branch would prevent (a 2x2 max-pool runs
