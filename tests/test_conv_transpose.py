@@ -15,10 +15,12 @@ from fnarray.ops.conv import out_spatial
 
 
 @st.composite
-def _stride_one(draw):
-    """A stride-1 geometry: 1-3 spatial axes, padding, dilation, groups, empty batches,
-    size-1 axes, and inputs one row longer than the cotangent reaches."""
+def _geometry(draw, max_stride=1):
+    """``(ct, w, params)`` of a geometry with strides up to ``max_stride``: 1-3 spatial
+    axes, padding, dilation, groups, empty batches, size-1 axes, and inputs one row longer
+    than the cotangent reaches."""
     nd = draw(st.integers(1, 3))
+    strides = tuple(draw(st.integers(1, max_stride)) for _ in range(nd))
     n, groups = draw(st.integers(0, 3)), draw(st.integers(1, 3))
     cg, og = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     kernel = tuple(draw(st.integers(1, 3)) for _ in range(nd))
@@ -26,23 +28,24 @@ def _stride_one(draw):
     padding = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(nd))
     spatial = tuple(max(1, d * (k - 1) + draw(st.integers(1, 4)) - lo - hi)
                     for k, d, (lo, hi) in zip(kernel, dilation, padding))
-    out = out_spatial(spatial, kernel, (1,) * nd, padding, dilation)
+    out = out_spatial(spatial, kernel, strides, padding, dilation)
     grow = tuple(draw(st.integers(0, 1)) for _ in range(nd))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     ct = rng.normal(size=(n, groups * og, *out))
     w = rng.normal(size=(groups * og, cg, *kernel))
-    params = dict(in_spatial=tuple(s + e for s, e in zip(spatial, grow)), padding=padding,
-                  dilation=dilation, groups=groups)
+    params = dict(in_spatial=tuple(s + e for s, e in zip(spatial, grow)), strides=strides,
+                  padding=padding, dilation=dilation, groups=groups)
     return ct, w, params
 
 
 @settings(max_examples=60)
-@given(_stride_one())
+@given(_geometry())
 def test_shifted_kernel_equals_products_and_col2im(case):
     ct, w, params = case
+    general = ct_ops._columns_kernel(np, ct, w, **params)
+    del params["strides"]
     shifted = ct_ops._shifted_kernel(np, ct, w, **params)
-    general = ct_ops._columns_kernel(np, ct, w, strides=(1,) * (w.ndim - 2), **params)
     assert shifted.shape == general.shape == (ct.shape[0], w.shape[1] * params["groups"],
                                               *params["in_spatial"])
     assert shifted.flags.c_contiguous

@@ -33,7 +33,10 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
+
 from fnarray import api as fa
+from fnarray.backends import accel
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray
 from fnarray.ops._util import move_bdim
@@ -110,7 +113,71 @@ def _shifted_pays(padded, out, og) -> bool:
     return math.prod(padded) * (og + 20) <= math.prod(out) * (og + 80 + 640 / max(out[-1], 1))
 
 
+# --- compiled kernel (the ``accel`` extra) ----------------------------------------------------
+
+_COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_COMPILED_RANK = 3  # spatial axes the compiled gather takes (fewer: leading unit axes)
+# products per chunk, written by the GEMM and read back while in cache (1 MB of L2 per
+# core here): at one thread, 1-3 MB chunks cut conv2's time by a fifth, 16 MB ones are
+# slower than the NumPy kernel; much smaller ones mean more BLAS thread start-ups
+_CHUNK_BYTES = 2 << 20
+_ROWS, _PARTS = _Recycler(), _Recycler()  # a chunk's cotangent copy and products
+_ROWS.MIN_BYTES = _PARTS.MIN_BYTES = 0  # small, but a fresh one still costs page faults
+
+
+def _compiled(xp, ct, w, in_spatial, padding, groups):
+    """The compiled gather when it takes this operation (float32/float64 operands of one
+    dtype, at most three spatial axes, no negative padding, ``accel.kernels``' size and
+    backend choice), else None."""
+    if (ct.dtype not in _COMPILED_DTYPES or w.dtype != ct.dtype or len(in_spatial) > _COMPILED_RANK
+            or any(lo < 0 for lo, _ in padding)):
+        return None
+    size = max(ct.size, ct.shape[0] * w.shape[1] * groups * math.prod(in_spatial))
+    return accel.kernels("conv_transpose", xp, size)
+
+
+def _compiled_kernel(k, xp, ct, w, *, in_spatial, strides, padding, dilation, groups):
+    """Any geometry, chunk by chunk of samples: the chunk's cotangent is copied
+    channel-major, ``(C_out, samples * positions)``, one product per group ``(samples *
+    positions, C_out/g) @ (C_out/g, kernel * C_in/g)`` (BLAS reading the copy transposed)
+    gives every window position's contributions, and ``k.gather`` adds them onto the input
+    grid while they are still in cache (see :mod:`fnarray.backends.kernels.conv_transpose`).
+    No padding cell is multiplied.  Chunks of up to ``_CHUNK_BYTES`` of products keep them
+    out of memory, and one product per chunk (not per sample) keeps BLAS's thread start-ups
+    few."""
+    n, o, out = ct.shape[0], ct.shape[1], ct.shape[2:]
+    cg, kernel = w.shape[1], w.shape[2:]
+    og, taps, positions = o // groups, math.prod(kernel), math.prod(out)
+    lead = (1,) * (_COMPILED_RANK - len(out))
+    res = xp.empty((n, groups, cg, *lead, *in_spatial), dtype=ct.dtype)
+    # the weight as (g, C_out/g, kernel..., C_in/g) matrices (a small copy)
+    wg = xp.ascontiguousarray(xp.moveaxis(w.reshape(groups, og, cg, taps), 2, 3)).reshape(
+        groups, og, taps * cg)
+    ct = ct.reshape(n, groups, og, positions)
+    per_sample = groups * positions * taps * cg * ct.itemsize
+    chunks = max(1, min(n, -(-n * per_sample // _CHUNK_BYTES)))
+    chunk = max(1, -(-n // chunks))  # as even as they come
+    # flat scratch: a shorter last chunk takes a contiguous prefix of each
+    rows = _ROWS.empty(xp, (groups * og * chunk * positions,), ct.dtype)
+    parts = _PARTS.empty(xp, (groups * chunk * positions * taps * cg,), ct.dtype)
+    geometry = [lead + tuple(v) for v in (out, kernel, strides)]
+    geometry += [(0,) * len(lead) + tuple(lo for lo, _ in padding), lead + tuple(dilation)]
+    for start in range(0, n, chunk):
+        m = min(n, start + chunk) - start
+        cm = rows[:groups * og * m * positions].reshape(groups, og, m, positions)
+        xp.copyto(cm, xp.moveaxis(ct[start:start + m], 0, 2))
+        p = xp.matmul(xp.swapaxes(cm.reshape(groups, og, m * positions), 1, 2), wg,
+                      out=parts[:groups * m * positions * taps * cg].reshape(
+                          groups, m * positions, taps * cg))
+        k.gather(p.reshape(groups, m, positions, taps * cg), res[start:start + m], *geometry)
+    return res.reshape(n, groups * cg, *in_spatial)
+
+
 def _transpose_impl(xp, ct, w, *, in_spatial, strides, padding, dilation, groups):
+    k = _compiled(xp, ct, w, in_spatial, padding, groups)
+    if k is not None:
+        return _compiled_kernel(k, xp, ct, w, in_spatial=in_spatial, strides=strides,
+                                padding=padding, dilation=dilation, groups=groups)
     padded = tuple(s + lo + hi for s, (lo, hi) in zip(in_spatial, padding))
     if all(s == 1 for s in strides) and _shifted_pays(padded, ct.shape[2:],
                                                       ct.shape[1] // groups):
