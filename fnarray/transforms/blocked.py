@@ -21,11 +21,10 @@ so an input that is not C-contiguous (a transposed weight gradient) is first cop
 row-major: one extra pass, which blocking pays for many times over, where the plain code
 would run every one of its passes over mixed layouts (NumPy's slow strided loops).
 
-Where compiled kernels run (the ``accel`` extra; decided per call and per shape, by the
-work the loop replaces, through ``backends/accel.py``), the equations of one shape run
-instead as a single compiled loop generated from them (``fused_kernels.py``): one pass, no
-scratch, the results written into the same planned buffers; blocks or whole arrays remain
-the NumPy path.
+Where compiled kernels run (the ``accel`` extra; decided per call and per shape by
+``backends/accel.py``), the equations of one shape run instead as a single compiled loop
+generated from them (``fused_kernels.py``): one pass, no scratch, the results written into
+the same planned buffers; blocks or whole arrays remain the NumPy path.
 """
 
 from __future__ import annotations

@@ -116,22 +116,21 @@ class FusedLoop:
     ``kernel(*arrays, *scalars, *new_buffers)`` over flat C-contiguous arrays (scalars as
     NumPy scalars).
 
-    ``work`` is what the loop replaces: the elements NumPy's calls would stream, one
-    array per equation.  The compiled loop runs when that reaches the compiled kernels'
-    size threshold (``accel.kernels``): a loop replacing a dozen NumPy calls pays on
-    arrays a dozen times smaller than one replacing a single call.  Loops of one structure
-    share their source, hence one compiled kernel, whatever their shape."""
+    ``size`` is the elements of each array: the compiled loop runs when compiled kernels
+    run for arrays of that size (``accel.kernels``; small arrays stay on NumPy, and a
+    program on small arrays alone never imports numba nor compiles).  Loops of one
+    structure share their source, hence one compiled kernel, whatever their shape."""
 
     def __init__(self, arrays: list, scalars: list, results: list, held: list, source: str,
-                 work: int):
+                 size: int):
         self.arrays, self.scalars, self.results, self.held = arrays, scalars, results, held
-        self.source, self.work = source, work
+        self.source, self.size = source, size
         self._kernel = None
 
     def kernel(self, xp):
-        """The compiled loop when compiled kernels should run for this much work now
-        (compiling it on first use), else None."""
-        fusion = accel.kernels("fusion", xp, self.work)
+        """The compiled loop when compiled kernels should run for this size now (compiling
+        it on first use), else None."""
+        fusion = accel.kernels("fusion", xp, self.size)
         if fusion is None:
             return None
         if self._kernel is None:
@@ -189,10 +188,10 @@ def fuse(eqns: list, results: list, into: dict) -> FusedLoop | None:
     stores = iter(range(len(fresh)))
     lines += [f"        {'o%d' % next(stores) if h is None else 'i%d' % position[id(h)]}[j] = "
               f"{local[id(v)]}" for v, h in zip(results, held)]
-    work = len(eqns)
+    size = 1
     for d in shape:
-        work *= d
-    return FusedLoop(arrays, scalars, list(results), held, "\n".join(lines) + "\n", work)
+        size *= d
+    return FusedLoop(arrays, scalars, list(results), held, "\n".join(lines) + "\n", size)
 
 
 def contiguous(buf: str, indent: str) -> list[str]:
@@ -204,7 +203,7 @@ def contiguous(buf: str, indent: str) -> list[str]:
 def call_lines(env: dict, name, key: str, loop: FusedLoop, fallback: list[str], bind: dict,
                spare: dict) -> list[str]:
     """Generated lines (in a function taking ``xp``) running ``loop`` as one compiled kernel
-    when compiled kernels run for its work, else the ``fallback`` lines.
+    when compiled kernels run for its size, else the ``fallback`` lines.
 
     ``name(v)`` names a value's buffer and ``env`` receives the objects the lines use
     (``loop`` under ``key``).  A result ``loop.held`` puts over an input is stored through

@@ -13,7 +13,7 @@ fresh, elementwise result, writable in place over an operand dying there, like a
 so that no buffer a tree reads is handed to another equation before the tree runs.  The
 program so compiled runs when compiled kernels run for its largest tree; otherwise the
 program compiled as before (``executor.py``), the NumPy reference, runs unchanged.  Within
-it, a tree too small for compiled kernels (``FusedLoop.work``) runs its equations on NumPy, each into a new
+it, a tree too small for compiled kernels (``FusedLoop.size``) runs its equations on NumPy, each into a new
 buffer (all small), the root into the planned one.
 """
 
@@ -75,10 +75,10 @@ def compile_fused_trees(prog, xp, donated: frozenset, plain):
         lines.append(assign([name(v) for v in step.outvars], call, step.prim.multiple_results))
     lines.append(f"    return [{', '.join(name(v) for v in prog.outvars)}]")
     fused = build_function(lines, env, len(prog.eqns))
-    work = max(loop.work for loop in loops)
+    size = max(loop.size for loop in loops)
 
     def run(*buffers):
-        if accel.kernels("fusion", xp, work) is None:
+        if accel.kernels("fusion", xp, size) is None:
             return plain(*buffers)
         return fused(*buffers)
 
@@ -104,7 +104,7 @@ def _external(prog, tree: list[int]) -> list:
 
 
 def _tree_lines(prog, xp, env, name, tree: list[int], target):
-    """The loop of ``tree`` and the lines running it (or, below the compiled kernels' work,
+    """The loop of ``tree`` and the lines running it (or, below the compiled kernels' size,
     its equations), the root into the planned buffer ``target`` when there is one."""
     eqns = [prog.eqns[i] for i in tree]
     root = eqns[-1]
