@@ -259,3 +259,60 @@ def test_fusion_tree_between_gemms_runs_as_one_loop_in_place(kernel_path):
     assert ran == (kernel_path == "compiled")
     for a, b in zip(want, got):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-5)
+
+
+def _operands(kind: str, rng, n: int = 64) -> list:
+    """Operand arrays of one dtype kind, specials included (NaN, infinities, signed zeros,
+    integer extremes)."""
+    if kind == "b":
+        return [rng.random(n) < 0.5]
+    if kind == "f":
+        special = [0.0, -0.0, np.nan, np.inf, -np.inf, 1.0, -1.0, 0.5]
+        return [np.concatenate([special, rng.standard_normal(n - 8) * 3]).astype(t)
+                for t in (np.float32, np.float64)]
+    ints = []
+    for t in (np.int32, np.uint8, np.int64):
+        info = np.iinfo(t)
+        ints.append(np.concatenate([[info.min, info.max, 0, 1],
+                                    rng.integers(info.min, info.max, n - 4, dtype=t)]).astype(t))
+    return ints
+
+
+def _ufunc_cases():
+    from fnarray.core.primitive import REGISTRY
+    from fnarray.transforms.fused_kernels import _UFUNCS
+    return sorted((p.name, p) for p in REGISTRY.values() if p.ufunc in _UFUNCS)
+
+
+@pytest.mark.parametrize("name,prim", _ufunc_cases())
+def test_every_scalar_form_follows_its_ufunc(name, prim):
+    """Each primitive the loops compute, on every dtype kind its scalar form accepts, gives
+    NumPy's results: the same bits for exact operations, a few ulp for transcendentals,
+    NaN wherever NumPy gives NaN."""
+    if not accel.available():
+        pytest.skip("compiled kernels need the 'accel' extra (numba)")
+    from fnarray.transforms.fused_kernels import _UFUNCS
+    rng = np.random.default_rng(7)
+    arity = getattr(np, prim.ufunc).nin
+    for kind in _UFUNCS[prim.ufunc][1]:
+        for base in _operands(kind, rng):
+            args = [fa.asarray(base)] + [fa.asarray(rng.permutation(base))
+                                         for _ in range(arity - 1)]
+
+            def f(*xs):  # a second equation, so that the shape's equations form a loop
+                out = prim.bind(*xs)
+                return out, fa.logical_not(xs[0] == xs[0])
+
+            with accel.forced(False):
+                want = np.asarray(fa.jit(f)(*args)[0])
+            with accel.forced(True):
+                g = fa.jit(f)
+                got = np.asarray(g(*args)[0])
+            assert any(loop._kernel is not None for loop in _loops(g)), (name, base.dtype)
+            assert got.dtype == want.dtype
+            if want.dtype.kind != "f":
+                assert got.tobytes() == want.tobytes(), (name, base.dtype)
+                continue
+            assert np.array_equal(np.isnan(got), np.isnan(want)), (name, base.dtype)
+            np.testing.assert_array_max_ulp(got[~np.isnan(want)], want[~np.isnan(want)],
+                                            maxulp=4)
