@@ -316,3 +316,21 @@ def test_every_scalar_form_follows_its_ufunc(name, prim):
             assert np.array_equal(np.isnan(got), np.isnan(want)), (name, base.dtype)
             np.testing.assert_array_max_ulp(got[~np.isnan(want)], want[~np.isnan(want)],
                                             maxulp=4)
+
+
+def test_casts_round_overflow_and_widen_as_numpy(kernel_path):
+    x = fa.asarray(np.array([0.1, -1e39, 1e39, np.nan, -0.0, 3.5, 1 / 3, 2.0**-140]))
+    i = fa.asarray(np.array([2**53 + 1, -(2**62), 7, 0, -1, 3, 2**24 + 1, 255]))
+    u = fa.asarray(np.array([0, 255, 128, 1, 2, 3, 4, 5], np.uint8))
+
+    def f(x, i, u):
+        return (fa.astype(x, fa.float32) * 2.0, fa.astype(i, fa.float32) + 0.0,
+                fa.astype(x, fa.bool_) | (i > 0), fa.astype(u, fa.int16) - 1,
+                fa.astype(fa.astype(u, fa.bool_), fa.int32) * 3)
+
+    with accel.forced(False):
+        want = fa.jit(f)(x, i, u)
+    got = fa.jit(f)(x, i, u)
+    for a, b in zip(want, got):
+        assert np.asarray(a).dtype == np.asarray(b).dtype
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
