@@ -6,8 +6,8 @@ dilation, padding, N=0, size-1 axes, non-contiguous cotangents, several chunks o
 derivative checks on the compiled path.
 
 The compiled path sums each input cell's contributions in another order than the NumPy
-kernels (the kernel offsets along the last axis in reverse), so results agree to float
-rounding, not bit for bit."""
+kernels (in the order of the window positions), so results agree to float rounding, not
+bit for bit."""
 
 from __future__ import annotations
 
