@@ -17,8 +17,7 @@ import numpy as np
 
 from fnarray.backends.kernels import compiled
 
-_U = np.uint64  # an index known to be non-negative (see ``patches``)
-_ONE = _U(1)
+_U = np.uint64  # an index known to be non-negative (see the row helpers)
 
 
 @compiled
@@ -31,53 +30,67 @@ def _valid(lo_shift, size, stride, count):
     stop = 0
     if size - 1 - lo_shift >= 0:
         stop = (size - 1 - lo_shift) // stride + 1
-    return min(first, count), max(min(stop, count), min(first, count))
+    first = min(first, count)
+    return first, max(min(stop, count), first)
 
 
 @compiled
 def patches(x, out, strides, padding, dilation):
     """im2col: ``out[c, kd, kh, kw, n, od, oh, ow] = x[n, c, od*sd + kd*dd - pd, ...]``
     (zero where that cell is padding).  ``x`` is ``(N, C, D, H, W)``; ``out`` the C-ordered
-    ``(C, KD, KH, KW, N, OD, OH, OW)`` buffer to fill (every entry is written).  Input
-    indices are unsigned once known to be in range: a signed index costs a wraparound test
-    per element, which keeps LLVM from vectorising the row copy."""
+    ``(C, KD, KH, KW, N, OD, OH, OW)`` buffer to fill, row by row in memory order (every
+    entry is written).  Rows are short (24 values for conv2 of the tutorial ConvNet), so
+    the valid ranges are worked out per block and rows advance by offsets; offsets and
+    counts are unsigned, since a signed index costs a wraparound test per element, which
+    keeps LLVM from vectorising the copy (measured: 2.4x slower)."""
     n_, c_, d_, h_, w_ = x.shape
     _, kd_, kh_, kw_, _, od_, oh_, ow_ = out.shape
     sd, sh, sw = strides
     pd, ph, pw = padding
     dd, dh, dw = dilation
+    src = x.reshape(x.size)
+    dst = out.reshape(out.size)
     zero = out.dtype.type(0)
-    usw = _U(sw)
+    block = oh_ * ow_
+    at = 0
     for c in range(c_):
         for kd in range(kd_):
+            d0, d1 = _valid(kd * dd - pd, d_, sd, od_)
             for kh in range(kh_):
+                h0, h1 = _valid(kh * dh - ph, h_, sh, oh_)
                 for kw in range(kw_):
                     base = kw * dw - pw
                     w0, w1 = _valid(base, w_, sw, ow_)
                     for n in range(n_):
                         for od in range(od_):
+                            if od < d0 or od >= d1 or h0 == h1:  # a block of padding
+                                for t in range(_U(block)):
+                                    dst[_U(at) + t] = zero
+                                at += block
+                                continue
                             i = od * sd + kd * dd - pd
-                            for oh in range(oh_):
-                                j = oh * sh + kh * dh - ph
-                                if i < 0 or i >= d_ or j < 0 or j >= h_:
-                                    for ow in range(ow_):
-                                        out[c, kd, kh, kw, n, od, oh, ow] = zero
-                                    continue
-                                ui, uj = _U(i), _U(j)
-                                for ow in range(w0):
-                                    out[c, kd, kh, kw, n, od, oh, ow] = zero
-                                iw, uo = _U(w0 * sw + base), _U(w0)
-                                if sw == 1:  # contiguous: a vectorised copy
-                                    for t in range(_U(w1 - w0)):
-                                        out[c, kd, kh, kw, n, od, oh, uo + t] = x[n, c, ui, uj,
-                                                                                 iw + t]
+                            for t in range(_U(h0 * ow_)):
+                                dst[_U(at) + t] = zero
+                            at += h0 * ow_
+                            j = h0 * sh + kh * dh - ph
+                            row = (((n * c_ + c) * d_ + i) * h_ + j) * w_ + base + w0 * sw
+                            for _ in range(h1 - h0):
+                                a0, r0 = _U(at + w0), _U(row)
+                                if sw == 1 and w0 == 0 and w1 == ow_:  # the common row
+                                    for t in range(_U(ow_)):
+                                        dst[a0 + t] = src[r0 + t]
                                 else:
-                                    for _ in range(w1 - w0):
-                                        out[c, kd, kh, kw, n, od, oh, uo] = x[n, c, ui, uj, iw]
-                                        iw += usw
-                                        uo += _ONE
-                                for ow in range(ow_ - w1):
-                                    out[c, kd, kh, kw, n, od, oh, ow + w1] = zero
+                                    for t in range(_U(w0)):
+                                        dst[_U(at) + t] = zero
+                                    for t in range(_U(w1 - w0)):
+                                        dst[a0 + t] = src[r0 + t * _U(sw)]
+                                    for t in range(_U(at + w1), _U(at + ow_)):
+                                        dst[t] = zero
+                                at += ow_
+                                row += sh * w_
+                            for t in range((oh_ - h1) * ow_):
+                                dst[_U(at) + _U(t)] = zero
+                            at += (oh_ - h1) * ow_
 
 
 @compiled
@@ -92,9 +105,12 @@ def patches_transpose(cols, out, strides, padding, dilation):
     sd, sh, sw = strides
     pd, ph, pw = padding
     dd, dh, dw = dilation
+    src = cols.reshape(cols.size)
+    dst = out.reshape(out.size)
     usw = _U(sw)
     for n in range(n_):
         for c in range(c_):
+            plane = (n * c_ + c) * d_
             for kd in range(kd_):
                 d0, d1 = _valid(kd * dd - pd, d_, sd, od_)
                 for kh in range(kh_):
@@ -102,14 +118,19 @@ def patches_transpose(cols, out, strides, padding, dilation):
                     for kw in range(kw_):
                         base = kw * dw - pw
                         w0, w1 = _valid(base, w_, sw, ow_)
+                        col = (((c * kd_ + kd) * kh_ + kh) * kw_ + kw) * n_ + n
                         for od in range(d0, d1):
-                            ui = _U(od * sd + kd * dd - pd)
+                            i = od * sd + kd * dd - pd
                             for oh in range(h0, h1):
-                                uj = _U(oh * sh + kh * dh - ph)
-                                iw = _U(w0 * sw + base)
-                                for ow in range(w0, w1):
-                                    out[n, c, ui, uj, iw] += cols[c, kd, kh, kw, n, od, oh, ow]
-                                    iw += usw
+                                j = oh * sh + kh * dh - ph
+                                r0 = _U(((plane + i) * h_ + j) * w_ + base + w0 * sw)
+                                a0 = _U(((col * od_ + od) * oh_ + oh) * ow_ + w0)
+                                if sw == 1:
+                                    for t in range(_U(w1 - w0)):
+                                        dst[r0 + t] += src[a0 + t]
+                                else:
+                                    for t in range(_U(w1 - w0)):
+                                        dst[r0 + t * usw] += src[a0 + t]
 
 
 @compiled
