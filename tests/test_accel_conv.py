@@ -1,5 +1,6 @@
 """The compiled data movement of convolutions (``fnarray/backends/kernels/conv.py``):
-im2col, col2im and the output swap with the fused bias, on the NumPy path and on the
+im2col, col2im, the output swap with the fused bias and the output cotangent's
+channel-major copy with its sums (the bias's cotangent), on the NumPy path and on the
 compiled path (the ``kernel_path`` fixture), against each other and against references
 built from NumPy slices; plus derivative checks of the convolution primitives on the
 compiled path."""
@@ -106,6 +107,47 @@ def test_conv_bias_fused_exactly(kernel_path, geom, dtype):
     np.testing.assert_array_equal(y, _numpy_path(run))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,groups", [((5, 6, 7, 3), 2), ((3, 4, 9), 1), ((0, 4, 3), 4),
+                                          ((2, 1, 1, 1, 1), 1), ((64, 8, 12, 12), 1)])
+def test_channel_major_equal_numpy_path(kernel_path, shape, groups, dtype):
+    """The output cotangent's channel-major copy and its sums over samples: the copy is
+    exact, and the sums add the samples in order, as ``ct.sum(axis=0)`` does."""
+    ct = _data(shape, dtype)
+
+    def run(array=ct):
+        return C.conv_channel_major.bind(fa.asarray(array), groups=groups, sums=True)
+    ctm, sums = (np.asarray(a) for a in run())
+    n, o, rest = shape[0], shape[1], int(np.prod(shape[2:]))
+    np.testing.assert_array_equal(ctm, np.swapaxes(ct.reshape(n, o, rest), 0, 1).reshape(
+        groups, o // groups, n * rest))
+    np.testing.assert_array_equal(sums, ct.sum(axis=0))
+    with accel.forced(False):
+        ref = [np.asarray(a) for a in run()]
+    np.testing.assert_array_equal(sums, ref[1])
+    wide = np.repeat(ct, 2, axis=-1)[..., ::2]  # a non-contiguous view of the same values
+    np.testing.assert_array_equal(np.asarray(run(wide)[1]), ref[1])
+    only = C.conv_channel_major.bind(fa.asarray(ct), groups=groups, sums=False)
+    assert len(only) == 1
+    np.testing.assert_array_equal(np.asarray(only[0]), ctm)
+
+
+def test_bias_and_weight_gradients_equal_numpy_path(kernel_path):
+    """Reverse mode through a convolution with bias: the weight's and the bias's
+    cotangents on the compiled path equal the NumPy path's exactly."""
+    x = fa.asarray(_data((6, 3, 11, 10), np.float32))
+    w = fa.asarray(_data((8, 3, 3, 3), np.float32, seed=1))
+    b = fa.asarray(_data((8,), np.float32, seed=2))
+
+    def run():
+        loss = lambda w, b: fa.sum(fa.conv(x, w, b, padding=1) ** 2)  # noqa: E731
+        return fa.grad(loss, argnums=(0, 1))(w, b)
+    with accel.forced(False):
+        ref = [np.asarray(g) for g in run()]
+    for got, want in zip(run(), ref):
+        np.testing.assert_array_equal(np.asarray(got), want)
+
+
 def test_noncontiguous_operands(kernel_path):
     """Strided and transposed inputs give what their contiguous copies give."""
     base = _data((3, 2, 10, 16), np.float32)
@@ -160,6 +202,10 @@ def test_derivatives_on_compiled_path(geom):
                     order=1)
         check_grads(lambda a: C.conv_patches_transpose.bind(
             a, in_spatial=x_shape[2:], kernel=kernel, **p), [fa.asarray(cols)], order=1)
+        ct = np.asarray(C.conv.bind(fa.asarray(x), fa.asarray(w), groups=groups, **p))
+        for sums in (False, True):
+            check_grads(lambda a: C.conv_channel_major.bind(a, groups=groups, sums=sums),
+                        [fa.asarray(ct)], order=1)
 
 
 def test_vmap_with_bias(kernel_path):

@@ -90,13 +90,94 @@ def _product(xp, cols, w, bias: tuple, groups: int):
     return res.reshape(n, w.shape[0], *out)
 
 
+# --- conv_channel_major: the output cotangent's layout for the products ---------------------
+
+def _channel_major_impl(xp, ct, *, groups, sums):
+    """``(N, O, *out)`` -> ``(g, O/g, N*out)``, and with ``sums`` also ``ct`` summed over
+    its samples ``(O, *out)`` (in sample order, as ``ct.sum(axis=0)``), in the same pass
+    on the compiled path."""
+    n, o, out = ct.shape[0], ct.shape[1], ct.shape[2:]
+    y = ct.reshape(n, o, math.prod(out))
+    res = xp.empty((o, n, y.shape[2]), dtype=ct.dtype)
+    total = None
+    k = _compiled(xp, y, y.size, 0)
+    if k is None:
+        xp.copyto(res, xp.swapaxes(y, 0, 1))
+        if sums:
+            total = y.sum(axis=0)
+    elif sums:
+        total = xp.zeros((o, y.shape[2]), dtype=ct.dtype)
+        k.swap_outer_sum(y, res, total)
+    else:
+        k.swap_outer(y, res)
+    res = res.reshape(groups, o // groups, n * y.shape[2])
+    return (res,) if total is None else (res, total.reshape(o, *out))
+
+
+def _channel_major_abstract(a, *, groups, sums):
+    n, o, out = a.shape[0], a.shape[1], a.shape[2:]
+    ctm = ShapedArray((groups, o // groups, n * math.prod(out)), a.dtype, a.weak_type)
+    return (ctm, ShapedArray((o, *out), a.dtype, a.weak_type)) if sums else (ctm,)
+
+
+def _channel_major_jvp(primals, tangents, **params):
+    return (conv_channel_major.bind(primals[0], **params),
+            conv_channel_major.bind(tangents[0], **params))
+
+
+def _channel_major_vjp(cts, ct, *, out, groups, sums):
+    """The transpose: the channel-major cotangent swapped back, plus the sums' cotangent
+    broadcast over the samples."""
+    n, o, rest = ct.shape[0], ct.shape[1], ct.shape[2:]
+    g = None
+    if cts[0] is not None:
+        g = fa.permute_dims(fa.reshape(cts[0], (o, n, *rest)), (1, 0, *range(2, ct.ndim)))
+    if sums and cts[1] is not None:
+        spread = fa.broadcast_to(fa.expand_dims(cts[1], 0), ct.shape)
+        g = spread if g is None else g + spread
+    return (g if g is not None else fa.zeros(ct.shape, ct.dtype),)
+
+
+def _channel_major_batch(vals, dims, *, groups, sums):
+    """vmap: the batch axis folds into the samples of the channel-major result; the sums
+    (per batch entry) are a reduction of the batched operand."""
+    ct = move_bdim(vals[0], dims[0], 0)
+    b, n = ct.shape[:2]
+    ctm = conv_channel_major.bind(fa.reshape(ct, (b * n, *ct.shape[2:])), groups=groups,
+                                  sums=False)[0]
+    ctm = fa.reshape(ctm, (*ctm.shape[:2], b, ctm.shape[2] // b))
+    if not sums:
+        return (ctm,), (2,)
+    return (ctm, fa.sum(ct, axis=1)), (2, 0)
+
+
+conv_channel_major = declare(
+    "conv_channel_major", impl=_channel_major_impl, abstract=_channel_major_abstract,
+    jvp=_channel_major_jvp, vjp=_channel_major_vjp, batch=_channel_major_batch,
+    multiple_results=True)
+"""``conv_channel_major(ct; groups, sums)``: a convolution's output cotangent ``(N, O,
+*out)`` laid out ``(g, O/g, N*out)`` for the weight's and the patches' products, and with
+``sums`` also summed over samples, ``(O, *out)``, for the bias's cotangent (one pass over
+``ct`` on the compiled path instead of a copy and a reduction)."""
+
+
 # --- the contractions of a convolution (shared by its rules) -----------------------------------
 
 def _channel_major(ct, groups):
     """``(N, O, *out)`` as ``(g, O/g, N*out)``: a copy that swaps the two outer axes."""
-    n, o, out = ct.shape[0], ct.shape[1], ct.shape[2:]
-    ct = fa.permute_dims(ct, (1, 0, *range(2, ct.ndim)))
-    return fa.reshape(ct, (groups, o // groups, n * math.prod(out)))
+    return conv_channel_major.bind(ct, groups=groups, sums=False)[0]
+
+
+def _cotangent_layout(ct, groups: int, need_ctm: bool, need_bias: bool):
+    """``(ctm, bias cotangent)``, each None unless needed: the output cotangent ``ct``
+    channel-major (``_channel_major``) and summed over samples and positions, both from
+    one pass over ``ct`` when both are needed."""
+    if not need_ctm:
+        return None, fa.sum(ct, axis=(0, *range(2, ct.ndim))) if need_bias else None
+    outs = conv_channel_major.bind(ct, groups=groups, sums=need_bias)
+    if not need_bias:
+        return outs[0], None
+    return outs[0], fa.sum(outs[1], axis=tuple(range(1, ct.ndim - 1)))
 
 
 def _grouped(w, groups):
@@ -163,14 +244,6 @@ def _biased_jvp(prim, primals, tangents, **params):
 def _per_channel(bias, ndim: int):
     """A bias ``(O,)`` shaped to broadcast over ``(N, O, *out)`` (ndim axes)."""
     return fa.reshape(bias, (bias.shape[-1],) + (1,) * (ndim - 2))
-
-
-def _bias_cotangent(ct, ctm):
-    """The bias's cotangent: ``ct`` summed over samples and positions, read from its
-    channel-major copy ``ctm`` (contiguous rows) when one was made."""
-    if ctm is not None:
-        return fa.reshape(fa.sum(ctm, axis=-1), (ct.shape[1],))
-    return fa.sum(ct, axis=(0, *range(2, ct.ndim)))
 
 
 def _biased_batch(prim, batch, vals, dims, **params):
@@ -244,12 +317,11 @@ def _columns_abstract(cols, w, *bias, groups):
 
 
 def _columns_vjp(ct, cols, w, *bias, out, groups, needed=(True, True, True)):
-    ctm = _channel_major(ct, groups)  # swapped once, read by every product
+    # swapped once, read by both products
+    ctm, gb = _cotangent_layout(ct, groups, needed[0] or needed[1], bool(bias) and needed[2])
     gc = _columns_cotangent(ct, ctm, w, groups) if needed[0] else None
     gw = _weight_cotangent(ctm, cols, w.shape, groups) if needed[1] else None
-    if not bias:
-        return gc, gw
-    return gc, gw, _bias_cotangent(ct, ctm) if needed[2] else None
+    return (gc, gw, gb) if bias else (gc, gw)
 
 
 def _columns_batch(vals, dims, *, groups, bias=None):
@@ -294,20 +366,18 @@ def _conv_fwd(x, w, *bias, strides, padding, dilation, groups):
 
 def _conv_vjp(ct, x, w, *bias, out, needed=(True, True, True), residuals=None, strides,
               padding, dilation, groups):
-    gx = gw = ctm = None
+    gx = gw = None
     if needed[0]:
         # declared in its own module, whose rules bind ``conv``
         from fnarray.ops.conv_transpose import conv_transpose
         gx = conv_transpose.bind(ct, w, in_spatial=tuple(x.shape[2:]), strides=strides,
                                  padding=padding, dilation=dilation, groups=groups)
+    ctm, gb = _cotangent_layout(ct, groups, needed[1], bool(bias) and needed[2])
     if needed[1]:
         cols = residuals if residuals is not None else _patches_of(
             x, w.shape[2:], strides, padding, dilation)
-        ctm = _channel_major(ct, groups)
         gw = _weight_cotangent(ctm, cols, w.shape, groups)
-    if not bias:
-        return gx, gw
-    return gx, gw, _bias_cotangent(ct, ctm) if needed[2] else None
+    return (gx, gw, gb) if bias else (gx, gw)
 
 
 def _conv_batch(vals, dims, **params):

@@ -88,8 +88,18 @@ def _transpose():
     return _geometry(max_nd=3, unit_strides=True).flatmap(build)
 
 
+def _channel_major():
+    """An output cotangent ``(N, O, *out)``, with and without the sums over samples."""
+    def build(g):
+        ct = (g["x"][0], g["w"][0], *_out(g["x"][2:], g["w"][2:], g["params"]))
+        return st.tuples(floats(ct), st.booleans()).map(lambda a: Sample(
+            args=(a[0],), params=dict(groups=g["groups"], sums=a[1])))
+    return _geometry().flatmap(build)
+
+
 SAMPLES = {
     "conv": _conv,
+    "conv_channel_major": _channel_major,
     "conv_columns": _columns,
     "conv_patches": _patches,
     "conv_patches_transpose": _patches_transpose,

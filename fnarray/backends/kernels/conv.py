@@ -157,3 +157,22 @@ def swap_outer_bias(y, bias, out):
             v = bias[a]
             for i in range(l_):
                 dst[i] = src[i] + v
+
+
+@compiled
+def swap_outer_sum(y, out, sums):
+    """``swap_outer`` that also adds up the rows it moves: ``sums[b, :] += y[a, b, :]``
+    for ``a = 0, 1, ...`` in order (NumPy's order for ``y.sum(axis=0)``), ``sums`` being
+    the zero-filled ``(B, L)`` accumulator.  The cotangent of a convolution's output
+    ``(N, O, L)`` becomes channel-major for the weight's product while its bias's
+    cotangent is summed in the same pass."""
+    a_, b_, l_ = y.shape
+    for b in range(b_):
+        acc = sums[b]
+        for a in range(a_):
+            src = y[a, b]
+            dst = out[b, a]
+            for i in range(l_):
+                v = src[i]
+                dst[i] = v
+                acc[i] += v
