@@ -20,9 +20,11 @@ tape nodes, and the forward keeps exactly the residuals the backward reads.
 from __future__ import annotations
 
 import warnings
+from operator import is_
 
 from fnarray.compat import grad_mode
 from fnarray.compat import random as compat_random
+from fnarray.compat import tape
 from fnarray.compat.defaults import default_float
 from fnarray.compat.tensor import Tensor
 from fnarray.core import tree as tree_util
@@ -44,6 +46,7 @@ class _Compiler:
         self.fn, self.module, self.name = fn, module, name
         self.cache: dict = {}
         self.warned = False
+        self.walk = None  # (submodules, names, handles, their tables' entries) of state()
 
     def state(self) -> tuple[list, list, tuple]:
         """Qualified names and handles of the module's parameters and buffers, and every
@@ -58,19 +61,29 @@ class _Compiler:
                 or cls.named_modules is not Module.named_modules):
             named = list(module.named_parameters()) + list(module.named_buffers())
             return [n for n, _ in named], [t for _, t in named], _training(module)
+        walk = self.walk
+        if walk is not None:
+            # The last walk's result stands while every table it read holds the same
+            # entries (compared by identity; the walk keeps them alive, so no id is reused).
+            mods, names, handles, snapshot = walk
+            now = _tables(mods)
+            if len(now) == len(snapshot) and all(map(is_, now, snapshot)):
+                return names, handles, tuple([m.training for m in mods])
         # One walk over the submodules gives what named_parameters(), named_buffers() and
         # modules() would give in three (same order, shared tensors listed once).
-        mods = list(module.named_modules())
+        named = list(module.named_modules())
         names, handles = [], []
         for table in ("_parameters", "_buffers"):
             seen = set()
-            for prefix, mod in mods:
+            for prefix, mod in named:
                 for name, value in mod.__dict__[table].items():
                     if value is not None and id(value) not in seen:
                         seen.add(id(value))
                         names.append(prefix + "." + name if prefix else name)
                         handles.append(value)
-        return names, handles, tuple(m.training for _, m in mods)
+        mods = [m for _, m in named]
+        self.walk = (mods, names, handles, _tables(mods))
+        return names, handles, tuple([m.training for m in mods])
 
     def __call__(self, *args, **kwargs):
         names, handles, training = self.state()
@@ -160,7 +173,12 @@ class _Compiler:
     def _run(self, staged: Staged, inputs: list, record: bool):
         rng = _rng_state()
         if record:  # one node on the tape; its backward is the compiled backward program
-            outs = list(staged_call.bind(rng, *inputs, staged=staged))
+            vals = [rng, *[_raw(x) for x in inputs]]
+            if tape._op.autocast is None and all([type(v) is Array for v in vals]):
+                # concrete values of the cached signature: recorded directly
+                outs = list(tape.record_staged(staged_call, staged, [rng, *inputs], vals))
+            else:
+                outs = list(staged_call.bind(rng, *inputs, staged=staged))
         else:
             outs = [Tensor(o) for o in staged.plain([rng, *[_raw(x) for x in inputs]])]
         n = staged.out_tree.num_leaves
@@ -219,6 +237,20 @@ def _rng_state():
         from fnarray.api import random as fr
         generator.set_state(fr.key(generator.initial_seed()))
     return generator.get_state()
+
+
+def _tables(mods: list) -> list:
+    """What ``state()``'s walk over ``mods`` reads, flat: each submodule's parameter,
+    buffer and child tables, their sizes, keys and values."""
+    out = []
+    for mod in mods:
+        d = mod.__dict__
+        for table in (d["_parameters"], d["_buffers"], d["_modules"]):
+            out.append(table)
+            out.append(len(table))
+            out.extend(table.keys())
+            out.extend(table.values())
+    return out
 
 
 def _training(module) -> tuple:

@@ -28,13 +28,14 @@ from typing import Callable
 from fnarray.core.array import Array
 
 LIMIT = 16  # signatures staged per function
-_COMPAT: list = []  # (grad_mode, tape), imported on first use (compat imports nn)
+_COMPAT: list = []  # (grad_mode, tape, staged_call), imported on first use (compat imports nn)
 
 
 def _compat():
     if not _COMPAT:
         from fnarray.compat import grad_mode, tape
-        _COMPAT[:] = [grad_mode, tape]
+        from fnarray.transforms.staged import staged_call
+        _COMPAT[:] = [grad_mode, tape, staged_call]
     return _COMPAT
 
 
@@ -61,13 +62,17 @@ class StagedEager:
             if len(self.cache) >= LIMIT:  # no more tracing: many shapes run eagerly
                 return self.fn(*operands, **static)
             staged = self.cache[key] = self._stage(operands, static)
-        from fnarray.transforms.staged import staged_call
-        return staged_call.bind(*[t for t in operands if t is not None], staged=staged)[0]
+        # ``_key`` found grad mode on, no autocast, an operand requiring grad and every
+        # value a concrete Array on one device: the node is recorded directly.
+        _, tape, staged_call = _compat()
+        present = [t for t in operands if t is not None]
+        vals = [t._value if isinstance(t, tape.TENSOR) else t for t in present]
+        return tape.record_staged(staged_call, staged, present, vals)[0]
 
     @staticmethod
     def _key(operands, static):
         """The signature of a call to stage, or None when the call runs eagerly."""
-        grad_mode, tape = _compat()
+        grad_mode, tape, _ = _compat()
         if not grad_mode._state.enabled or tape._op.autocast is not None:
             return None
         tensor_t = tape.TENSOR
