@@ -207,7 +207,16 @@ class _TapeHooks:
             # The walk is in topological order: every consumer of the leaf has already
             # been processed, so this cotangent is final and ``.grad`` can be filled now
             # (DDP's post-accumulate hooks start communication while backward goes on).
-            _accumulate_leaf(node, conj_cotangent(cts[0]))
+            ct = cts[0]
+            t = node.tensor() if node.tensor is not None else None
+            if (t is not None and t._grad is None and type(ct) is Array
+                    and ct._value.dtype == t._value.dtype and ct._value.dtype.kind != "c"
+                    and ct._value.flags.c_contiguous
+                    and not getattr(t, "_post_accumulate_hooks", None)):
+                # the usual first gradient of a parameter: what ``_accumulate`` would store
+                t._grad = Tensor._make(ct, None, 0)
+            else:
+                _accumulate_leaf(node, conj_cotangent(ct))
         return cts
 
     def saved(self, node):

@@ -191,7 +191,7 @@ def record_staged(staged_call, staged, operands: list, vals: list) -> tuple:
     mode on, no autocast, an operand requiring grad, every value (``vals``) a concrete
     ``Array`` of the staged signature.  Runs the forward program and records the node with
     its residuals, without ``bind``'s trace lookup and the signature check."""
-    values = staged.forward(vals)
+    values = staged.forward.run_arrays(vals)
     n = staged.n_out
     return record(staged_call, {"staged": staged, "residuals": values[n:]}, operands, vals,
                   values[:n])

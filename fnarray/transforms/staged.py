@@ -53,6 +53,7 @@ class Staged:
         plain = ir.trace_flat(fun, avals_devices, name=name)
         self.out_avals = [v.aval for v in plain.outvars]
         self.n_out = len(self.out_avals)
+        self.out_inexact = [_inexact(a) for a in self.out_avals]  # outputs with cotangents
         self.plain = _Runnable(passes.optimize(plain), self.device)
         self.joint = ir.trace_flat(self._joint_fun(fun), avals_devices + [
             (a, self.device) for a in self.out_avals if _inexact(a)], name=name + "_vjp")
@@ -106,11 +107,20 @@ class _Runnable:
 
     def __call__(self, values: list) -> list:
         """Run on ``values`` (Arrays: compiled; any tracer: equation by equation)."""
-        if all(isinstance(v, Array) for v in values):
-            with quiet_fp_errors():  # intended inf/nan are silent, as eagerly (core/trace.py)
-                outs = self.run(*self.const_bufs, *[v._value for v in values])
-            return [Array(o, self.device) for o in outs]
+        if _concrete(values):
+            return self.run_arrays(values)
         return ir.eval_program(self.program, list(values))
+
+    def run_arrays(self, values: list) -> list:
+        """The compiled program on ``values``, all of them ``Array``s."""
+        with quiet_fp_errors():  # intended inf/nan are silent, as eagerly (core/trace.py)
+            outs = self.run(*self.const_bufs, *[v._value for v in values])
+        device = self.device
+        return [Array(o, device) for o in outs]
+
+
+def _concrete(values) -> bool:
+    return all([isinstance(v, Array) for v in values])
 
 
 def _describe(signature) -> str:
@@ -177,10 +187,10 @@ def _jvp(primals, tangents, *, staged, residuals=None):
 
 
 def _vjp(cts, *primals, out, staged, residuals=None):
-    cts = [c for c, a in zip(cts, staged.out_avals) if _inexact(a)]
+    cts = [c for c, keep in zip(cts, staged.out_inexact) if keep]
     values = [*primals, *cts]
-    if residuals is not None and all(isinstance(v, Array) for v in (*values, *residuals)):
-        grads = staged.backward([*primals, *residuals, *cts])
+    if residuals is not None and _concrete(values) and _concrete(residuals):
+        grads = staged.backward.run_arrays([*primals, *residuals, *cts])
     else:  # traced (or recorded without residuals): the joint program, differentiable
         grads = ir.eval_program(staged.joint, values)[staged.n_out:]
     it = iter(grads)
