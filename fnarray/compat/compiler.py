@@ -242,14 +242,12 @@ def _rng_state():
 def _tables(mods: list) -> list:
     """What ``state()``'s walk over ``mods`` reads, flat: each submodule's parameter,
     buffer and child tables, their sizes, keys and values."""
-    out = []
+    out: list = []
     for mod in mods:
         d = mod.__dict__
-        for table in (d["_parameters"], d["_buffers"], d["_modules"]):
-            out.append(table)
-            out.append(len(table))
-            out.extend(table.keys())
-            out.extend(table.values())
+        p, b, m = d["_parameters"], d["_buffers"], d["_modules"]
+        out += (p, len(p), *p, *p.values(), b, len(b), *b, *b.values(),
+                m, len(m), *m, *m.values())
     return out
 
 
