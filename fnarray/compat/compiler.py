@@ -47,6 +47,7 @@ class _Compiler:
         self.cache: dict = {}
         self.warned = False
         self.walk = None  # (submodules, names, handles, their tables' entries) of state()
+        self.flat_trees: dict = {}  # arity -> structure of ``n`` positional tensors
 
     def state(self) -> tuple[list, list, tuple]:
         """Qualified names and handles of the module's parameters and buffers, and every
@@ -87,18 +88,30 @@ class _Compiler:
 
     def __call__(self, *args, **kwargs):
         names, handles, training = self.state()
-        # Tensors stay leaves (they are pytree nodes around their arrays).
-        leaves, in_tree = tree_util.flatten((args, kwargs), is_leaf=_is_tensor)
-        is_tensor = [isinstance(x, (Tensor, Array)) for x in leaves]
-        tensors = [x for x, t in zip(leaves, is_tensor) if t]
-        statics = tuple((i, x) for i, (x, t) in enumerate(zip(leaves, is_tensor)) if not t)
+        if not kwargs and all([isinstance(x, Tensor) for x in args]):
+            # Tensors only, positionally (the usual ``model(x)``): the structure is known
+            # by the arity.
+            in_tree = self.flat_trees.get(len(args))
+            if in_tree is None:
+                in_tree = self.flat_trees[len(args)] = tree_util.flatten(
+                    (args, {}), is_leaf=_is_tensor)[1]
+            is_tensor = [True] * len(args)
+            tensors, statics = list(args), ()
+        else:
+            # Tensors stay leaves (they are pytree nodes around their arrays).
+            leaves, in_tree = tree_util.flatten((args, kwargs), is_leaf=_is_tensor)
+            is_tensor = [isinstance(x, (Tensor, Array)) for x in leaves]
+            tensors = [x for x, t in zip(leaves, is_tensor) if t]
+            statics = tuple((i, x) for i, (x, t) in enumerate(zip(leaves, is_tensor))
+                            if not t)
         inputs = handles + tensors
         grad_on = grad_mode.is_grad_enabled()
         diff = tuple([grad_on and isinstance(x, Tensor) and x._node is not None
                       for x in inputs])
+        values = [_raw(x) for x in inputs]
         try:
             key = (in_tree, tuple(is_tensor), _hashable(statics), diff, training,
-                   tuple([(v.shape, v.dtype) for v in map(_raw, inputs)]), default_float())
+                   tuple([(v.shape, v.dtype) for v in values]), default_float())
         except TypeError:  # unhashable non-tensor arguments: no signature to cache under
             return self.fn(*args, **kwargs)
         staged = self.cache.get(key)
@@ -107,7 +120,7 @@ class _Compiler:
                                                    diff)
         if staged is _EAGER:
             return self.fn(*args, **kwargs)
-        return self._run(staged, inputs, any(diff))
+        return self._run(staged, inputs, values, any(diff))
 
     def _stage(self, names, inputs, in_tree, is_tensor, statics, diff):
         n_state = len(names)
@@ -170,17 +183,17 @@ class _Compiler:
                           stacklevel=6 if self.module is not None else 5)  # the user's call
         return _EAGER
 
-    def _run(self, staged: Staged, inputs: list, record: bool):
+    def _run(self, staged: Staged, inputs: list, values: list, record: bool):
         rng = _rng_state()
+        vals = [rng, *values]
         if record:  # one node on the tape; its backward is the compiled backward program
-            vals = [rng, *[_raw(x) for x in inputs]]
             if tape._op.autocast is None and all([type(v) is Array for v in vals]):
                 # concrete values of the cached signature: recorded directly
                 outs = list(tape.record_staged(staged_call, staged, [rng, *inputs], vals))
             else:
                 outs = list(staged_call.bind(rng, *inputs, staged=staged))
         else:
-            outs = [Tensor(o) for o in staged.plain([rng, *[_raw(x) for x in inputs]])]
+            outs = [Tensor(o) for o in staged.plain(vals)]
         n = staged.out_tree.num_leaves
         if staged.draws:
             compat_random.default_generator.set_state(_raw(outs[n]))
