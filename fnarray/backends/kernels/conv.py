@@ -1,14 +1,18 @@
 """Compiled data movement around the matrix products of a convolution
-(``fnarray/ops/conv.py``): im2col, col2im and the swap of the two outer axes.
+(``fnarray/ops/conv.py``, ``fnarray/ops/conv_patches.py``): im2col, col2im, and the swap
+of the two outer axes of the product's output (adding the bias on the way) and of the
+output cotangent (summing it over samples on the way, for the bias's cotangent).
 
 NumPy runs each as a strided copy (or add) whose innermost loop covers one output row of a
-few dozen values (24 for conv2 of the tutorial ConvNet), so most of its time is per-row
-overhead; these loops move the same values at close to memory speed.  Every kernel takes
-its operands in a fixed rank, 3 spatial axes: the caller views 1-d and 2-d convolutions
-with leading size-1 spatial axes (a free reshape of a C-ordered array), so one compiled
-loop serves every rank.  All kernels only copy or add values, so they give the NumPy
-path's results exactly (col2im adds each cell's contributions in the same order, kernel
-offset by kernel offset).
+few dozen values (24 for conv2 of the tutorial ConvNet), so much of its time is per-row
+overhead, and the bias add and the sum are passes of their own.  im2col and col2im take
+their operands in a fixed rank, 3 spatial axes: the caller views 1-d and 2-d
+convolutions with leading size-1 spatial axes (a free reshape of a C-ordered array), so
+one compiled loop serves every rank; the swaps take ``(A, B, L)`` arrays.  The kernels
+copy values, add a bias, or add values in NumPy's order (col2im kernel offset by kernel
+offset, as the strided adds; the sums sample by sample, as ``ct.sum(axis=0)``), so they
+give the NumPy path's results exactly.  All are serial: they are memory-bound, and a
+parallel loop right after an OpenBLAS product measured slower on this class of machine.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 
 from fnarray.backends.kernels import compiled
 
-_U = np.uint64  # an index known to be non-negative (see the row helpers)
+_U = np.uint64  # an index known to be non-negative (see ``patches``)
 
 
 @compiled
@@ -42,7 +46,7 @@ def patches(x, out, strides, padding, dilation):
     entry is written).  Rows are short (24 values for conv2 of the tutorial ConvNet), so
     the valid ranges are worked out per block and rows advance by offsets; offsets and
     counts are unsigned, since a signed index costs a wraparound test per element, which
-    keeps LLVM from vectorising the copy (measured: 2.4x slower)."""
+    keeps LLVM from vectorising the copy (measured: 3-5x slower)."""
     n_, c_, d_, h_, w_ = x.shape
     _, kd_, kh_, kw_, _, od_, oh_, ow_ = out.shape
     sd, sh, sw = strides
