@@ -213,7 +213,8 @@ def test_vmap_with_bias(kernel_path):
     xs = _data((3, 2, 2, 7, 7), np.float64)
     ws = _data((3, 4, 2, 3, 3), np.float64, seed=1)
     bs = _data((3, 4), np.float64, seed=2)
-    for axes in ((0, 0, 0), (0, None, None), (None, 0, 0), (0, None, 0)):
+    for axes in ((0, 0, 0), (0, None, None), (None, 0, 0), (0, None, 0), (None, None, 0),
+                 (None, 0, None)):
         args = [a if ax is not None else a[0] for a, ax in zip((xs, ws, bs), axes)]
         y = fa.vmap(lambda x, w, b: fa.conv(x, w, b, padding=1), in_axes=axes)(
             *map(fa.asarray, args))
