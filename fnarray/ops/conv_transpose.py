@@ -117,10 +117,11 @@ def _shifted_pays(padded, out, og) -> bool:
 
 _COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _COMPILED_RANK = 3  # spatial axes the compiled gather takes (fewer: leading unit axes)
-# products per chunk, written by the GEMM and read back while in cache (1 MB of L2 per
-# core here): at one thread, 1-3 MB chunks cut conv2's time by a fifth, 16 MB ones are
-# slower than the NumPy kernel; much smaller ones mean more BLAS thread start-ups
-_CHUNK_BYTES = 2 << 20
+# products per chunk, written by the GEMM and read back while in cache.  conv2 of the
+# tutorial ConvNet (42 MB of products), against the NumPy kernel: 2-4 MB chunks 0.68x
+# at 2 threads, 0.74x at 1; 16 MB 0.88x / 0.91x (out of cache).  Each chunk is one BLAS
+# call whose threads must all meet: on an oversubscribed machine fewer chunks fare better.
+_CHUNK_BYTES = 4 << 20
 _ROWS, _PARTS = _Recycler(), _Recycler()  # a chunk's cotangent copy and products
 _ROWS.MIN_BYTES = _PARTS.MIN_BYTES = 0  # small, but a fresh one still costs page faults
 
