@@ -8,7 +8,11 @@ applied to ``ct``: the input cotangent of a convolution, and PyTorch's
 the FIRST ``out`` window positions of ``conv`` on ``in_spatial``; when the convolution has
 more (a transposed convolution's ``output_padding``), the rest have zero cotangent.
 
-Two kernels:
+With the ``accel`` extra, float32/float64 operands of up to three spatial axes and any
+stride take the compiled path (``_compiled_kernel``): per chunk of samples, one matrix
+product over the window positions only, and a compiled gather that adds the products onto
+the input grid while they are in cache and writes each result cell once (about 0.7x the
+NumPy kernels' time for conv2 of the tutorial ConvNet).  Otherwise two NumPy kernels:
 
 * stride 1 (the input cotangent of most "same"/"valid" convolutions; ``_shifted_pays``
   decides): shifted matrix products.  The cotangent is laid out channel-major on the
@@ -24,8 +28,8 @@ Two kernels:
 * otherwise: one product per group gives the patch columns ``(C_in, *kernel, N, *out)``
   and col2im (``conv_patches_transpose``'s kernel) adds them onto the grid.
 
-Both return a fresh C-ordered array (``declare_fresh``); their large products go to a
-recycled scratch buffer that no result refers to.
+All return a fresh C-ordered array (``declare_fresh``); their large products go to
+recycled scratch buffers that no result refers to.
 """
 
 from __future__ import annotations
