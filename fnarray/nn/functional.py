@@ -18,7 +18,14 @@ import fnarray as fa
 from fnarray.nn import _conv as _c
 from fnarray.nn._bce import bce_elementwise
 from fnarray.nn._staged import StagedEager
+from fnarray.core.array import Array
 from fnarray.core.shapes import is_float
+from fnarray.ops.linalg import dot_general as _DOT
+from fnarray.ops.shape import transpose as _TRANSPOSE
+
+# the parameters ``permute_dims(w, (1, 0))`` and a matrix ``matmul`` bind
+_T_PARAMS = {"perm": (1, 0)}
+_MM_PARAMS = {"contract": ((1,), (0,)), "batch": ((), ())}
 
 def _grad_fn(name: str):
     """Name every node the function records ``name``, so a compat tensor's ``grad_fn`` reads
@@ -171,6 +178,9 @@ def softmin(input, dim: int | None = None, _stacklevel: int = 3, dtype=None):
 
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias``."""
+    out = _linear_direct(input, weight, bias)
+    if out is not None:
+        return out
     if input.shape[-1:] != weight.shape[-1:]:
         raise ValueError(f"linear: input has {input.shape[-1] if input.ndim else '()'} features "
                          f"(shape {tuple(input.shape)}) but weight has shape "
@@ -187,6 +197,47 @@ def linear(input, weight, bias=None):
     with op_scope(name):  # the grad_fn (and next_functions order) PyTorch gives
         out = fa.matmul(input, weight)
         return out if bias is None else bias + out
+
+
+def _linear_direct(input, weight, bias):
+    """The common eager case of ``linear`` — a matrix of compat tensors times a matrix
+    weight (plus a vector bias), concrete values of one floating dtype on one device, no
+    autocast — with the very nodes the general path records (``TBackward0``'s transpose,
+    then ``AddmmBackward0``'s product and sum), dispatched straight to the tape; None for
+    anything else (the general path checks it and names any error)."""
+    tape = _tape()
+    tensor_t = tape.TENSOR
+    if (not isinstance(input, tensor_t) or not isinstance(weight, tensor_t)
+            or tape._op.autocast is not None):
+        return None
+    iv, wv = input._value, weight._value
+    if type(iv) is not Array or type(wv) is not Array:
+        return None
+    ib, wb, dev = iv._value, wv._value, iv._device
+    if (ib.ndim != 2 or wb.ndim != 2 or ib.dtype != wb.dtype or ib.dtype.kind != "f"
+            or wv._device is not dev or ib.shape[1] != wb.shape[1]):
+        return None
+    if bias is not None:
+        bv = bias._value if isinstance(bias, tensor_t) else None
+        if (type(bv) is not Array or bv._device is not dev or bv._value.dtype != ib.dtype
+                or bv._value.shape != wb.shape[:1]):
+            return None
+    op_scope, run = tape.op_scope, tape.run
+    with op_scope("TBackward0"):
+        wt = run(_TRANSPOSE, _T_PARAMS, "TransposeBackward0", weight, wv, None, None, dev)
+    with op_scope("AddmmBackward0" if bias is not None else "MmBackward0"):
+        out = run(_DOT, _MM_PARAMS, "DotGeneralBackward0", input, iv, wt, wt._value, dev)
+        return out if bias is None else bias + out
+
+
+_TAPE: list = []  # compat.tape, imported on first use (compat imports nn)
+
+
+def _tape():
+    if not _TAPE:
+        from fnarray.compat import tape
+        _TAPE.append(tape)
+    return _TAPE[0]
 
 
 def bilinear(input1, input2, weight, bias=None):
