@@ -1,6 +1,7 @@
-"""``F.linear``'s direct path (2-D compat tensors of one float dtype) records the very nodes
-the general path records: same values and gradients bit for bit, same ``grad_fn`` names and
-``next_functions``, same in-place checks; anything else takes the general path."""
+"""The direct paths of ``F.linear`` (2-D compat tensors of one float dtype) and ``F.relu``
+(a concrete float tensor) record the very nodes the general path records: same values and
+gradients bit for bit, same ``grad_fn`` names and ``next_functions``, same in-place checks;
+anything else takes the general path."""
 
 import numpy as np
 import pytest
@@ -71,3 +72,28 @@ def test_other_operands_take_the_general_path():
     assert F._linear_direct(torch.ones(2, 4), w, torch.ones(4)) is None  # wrong bias size
     ints = torch.ones(2, 4, dtype=torch.int64)
     assert F._linear_direct(ints, torch.ones(5, 4, dtype=torch.int64), None) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_direct_path_equals_general_path(dtype, monkeypatch):
+    x_np = rng.standard_normal((4, 6)).astype(dtype)
+    x_np[0, 0] = 0.0  # the derivative at 0 is 0
+
+    def run(general):
+        if general:
+            monkeypatch.setattr(F, "_tape", lambda: type("NoTensor", (), {
+                "TENSOR": type(None), "_op": None}))
+        x = torch.tensor(x_np, requires_grad=True)
+        out = F.relu(x * 3)
+        names = _names(out.grad_fn)
+        (out * out).sum().backward()
+        monkeypatch.undo()
+        return out.detach().numpy(), x.grad.numpy(), names
+
+    fast, slow = run(False), run(True)
+    for a, b in zip(fast[:2], slow[:2]):
+        np.testing.assert_array_equal(a, b)
+    assert fast[2] == slow[2] and fast[2][0] == "ReluBackward0"
+    assert fast[1][0, 0] == 0
+    ints = torch.tensor(np.array([-1, 2]))
+    np.testing.assert_array_equal(F.relu(ints).numpy(), [0, 2])

@@ -20,12 +20,14 @@ from fnarray.nn._bce import bce_elementwise
 from fnarray.nn._staged import StagedEager
 from fnarray.core.array import Array
 from fnarray.core.shapes import is_float
+from fnarray.ops.activation import clamp as _CLAMP
 from fnarray.ops.linalg import dot_general as _DOT
 from fnarray.ops.shape import transpose as _TRANSPOSE
 
-# the parameters ``permute_dims(w, (1, 0))`` and a matrix ``matmul`` bind
+# the parameters ``permute_dims(w, (1, 0))``, a matrix ``matmul`` and ``fa.relu`` bind
 _T_PARAMS = {"perm": (1, 0)}
 _MM_PARAMS = {"contract": ((1,), (0,)), "batch": ((), ())}
+_RELU_PARAMS = {"lo": 0.0, "hi": None, "inclusive": False}
 
 def _grad_fn(name: str):
     """Name every node the function records ``name``, so a compat tensor's ``grad_fn`` reads
@@ -55,6 +57,13 @@ def _op_scope():
 @_grad_fn("ReluBackward0")
 def relu(input, inplace: bool = False):
     """``max(x, 0)``; the derivative at 0 is 0, as in PyTorch (one pass each way)."""
+    tape = _tape()
+    if isinstance(input, tape.TENSOR) and tape._op.autocast is None:
+        v = input._value
+        if type(v) is Array and v._value.dtype.kind == "f":
+            # a concrete float tensor: the node ``fa.relu`` records, straight to the tape
+            return tape.run(_CLAMP, _RELU_PARAMS, "ClampBackward0", input, v, None, None,
+                            v._device)
     return fa.relu(input)
 
 
