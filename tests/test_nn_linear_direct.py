@@ -1,5 +1,5 @@
-"""The direct paths of ``F.linear`` (2-D compat tensors of one float dtype) and ``F.relu``
-(a concrete float tensor) record the very nodes the general path records: same values and
+"""The direct paths of ``F.linear`` (2-D compat tensors of one float dtype), ``F.relu`` and
+``F.log_softmax`` (a concrete float tensor) record the very nodes the general path records: same values and
 gradients bit for bit, same ``grad_fn`` names and ``next_functions``, same in-place checks;
 anything else takes the general path."""
 
@@ -97,3 +97,28 @@ def test_relu_direct_path_equals_general_path(dtype, monkeypatch):
     assert fast[1][0, 0] == 0
     ints = torch.tensor(np.array([-1, 2]))
     np.testing.assert_array_equal(F.relu(ints).numpy(), [0, 2])
+
+
+@pytest.mark.parametrize("dim", [1, -1, 0])
+def test_log_softmax_direct_path_equals_general_path(dim, monkeypatch):
+    x_np = rng.standard_normal((3, 5)).astype(np.float32)
+    w_np = rng.standard_normal((3, 5)).astype(np.float32)
+
+    def run(general):
+        if general:
+            monkeypatch.setattr(F, "_tape", lambda: type("NoTensor", (), {
+                "TENSOR": type(None), "_op": None}))
+        x = torch.tensor(x_np, requires_grad=True)
+        out = F.log_softmax(x * 2, dim)
+        names = _names(out.grad_fn)
+        (out * torch.tensor(w_np)).sum().backward()
+        monkeypatch.undo()
+        return out.detach().numpy(), x.grad.numpy(), names
+
+    fast, slow = run(False), run(True)
+    for a, b in zip(fast[:2], slow[:2]):
+        np.testing.assert_array_equal(a, b)
+    assert fast[2] == slow[2] and fast[2][0] == "LogSoftmaxBackward0"
+    with pytest.raises(IndexError, match="out of range"):
+        F.log_softmax(torch.ones(2, 3), 2)
+    assert tuple(F.log_softmax(torch.ones(0, 3), 1).shape) == (0, 3)

@@ -20,7 +20,7 @@ from fnarray.nn._bce import bce_elementwise
 from fnarray.nn._staged import StagedEager
 from fnarray.core.array import Array
 from fnarray.core.shapes import is_float
-from fnarray.ops.activation import clamp as _CLAMP
+from fnarray.ops.activation import clamp as _CLAMP, log_softmax as _LOG_SOFTMAX
 from fnarray.ops.linalg import dot_general as _DOT
 from fnarray.ops.shape import transpose as _TRANSPOSE
 
@@ -175,6 +175,15 @@ def log_softmax(input, dim: int | None = None, _stacklevel: int = 3, dtype=None)
     if dtype is not None:
         input = fa.astype(input, dtype)
     dim = _softmax_dim(input, dim, "log_softmax")
+    tape = _tape()
+    if isinstance(input, tape.TENSOR) and tape._op.autocast is None:
+        v = input._value
+        if type(v) is Array and v._value.dtype.kind == "f" and v._value.size \
+                and v._value.ndim:
+            # a concrete float tensor: the node ``fa.log_softmax`` records, straight to
+            # the tape (``dim`` was checked above)
+            return tape.run(_LOG_SOFTMAX, {"axis": dim % v._value.ndim}, "LogSoftmaxBackward0",
+                            input, v, None, None, v._device)
     return fa.log_softmax(input, axis=dim)
 
 
