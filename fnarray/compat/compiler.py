@@ -187,8 +187,10 @@ class _Compiler:
         rng = _rng_state()
         vals = [rng, *values]
         if record:  # one node on the tape; its backward is the compiled backward program
-            if tape._op.autocast is None and all([type(v) is Array for v in vals]):
-                # concrete values of the cached signature: recorded directly
+            if (tape._op.autocast is None and all([type(v) is Array for v in vals])
+                    and staged.signature[0] == (rng.shape, rng.dtype)):
+                # concrete values of the cached signature (the key holds the inputs'
+                # shapes and dtypes, not the generator's): recorded directly
                 outs = list(tape.record_staged(staged_call, staged, [rng, *inputs], vals))
             else:
                 outs = list(staged_call.bind(rng, *inputs, staged=staged))
