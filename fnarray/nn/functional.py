@@ -60,7 +60,7 @@ def relu(input, inplace: bool = False):
     tape = _tape()
     if isinstance(input, tape.TENSOR) and tape._op.autocast is None:
         v = input._value
-        if type(v) is Array and v._value.dtype.kind == "f":
+        if type(v) is Array and is_float(v._value.dtype):
             # a concrete float tensor: the node ``fa.relu`` records, straight to the tape
             return tape.run(_CLAMP, _RELU_PARAMS, "ClampBackward0", input, v, None, None,
                             v._device)
@@ -178,7 +178,7 @@ def log_softmax(input, dim: int | None = None, _stacklevel: int = 3, dtype=None)
     tape = _tape()
     if isinstance(input, tape.TENSOR) and tape._op.autocast is None:
         v = input._value
-        if type(v) is Array and v._value.dtype.kind == "f" and v._value.size \
+        if type(v) is Array and is_float(v._value.dtype) and v._value.size \
                 and v._value.ndim:
             # a concrete float tensor: the node ``fa.log_softmax`` records, straight to
             # the tape (``dim`` was checked above)
@@ -232,7 +232,7 @@ def _linear_direct(input, weight, bias):
     if type(iv) is not Array or type(wv) is not Array:
         return None
     ib, wb, dev = iv._value, wv._value, iv._device
-    if (ib.ndim != 2 or wb.ndim != 2 or ib.dtype != wb.dtype or ib.dtype.kind != "f"
+    if (ib.ndim != 2 or wb.ndim != 2 or ib.dtype != wb.dtype or not is_float(ib.dtype)
             or wv._device is not dev or ib.shape[1] != wb.shape[1]):
         return None
     if bias is not None:
