@@ -41,6 +41,7 @@ class FusedStep:
     def __init__(self, factory: Callable):
         self.factory = factory
         self._cache: dict = {}
+        self._lr: tuple = (None, None)  # (the Python lr, its float64 Array) of the last call
 
     def _programs(self, options: dict, kinds: tuple, layout: tuple):
         """The plain and the donating jitted update for these options, state types and
@@ -74,16 +75,24 @@ class FusedStep:
         if not _dynamic(lr):  # an array lr (or anything else): the plain functional path
             return self.factory(**options).update(grads, states, params)
         buffers = [s[1:] for s in states]
-        layout = tuple(tuple(b is None for b in fields) for fields in buffers)
-        plain, donating = self._programs(options, tuple(type(s) for s in states), layout)
+        layout = tuple([tuple([b is None for b in fields]) for fields in buffers])
+        plain, donating = self._programs(options, tuple([type(s) for s in states]), layout)
         # Nobody but the optimizer may hold a state tuple (its dict entry, the caller's
         # list, the loop variable, getrefcount's argument) or any of its buffers.
         owned = all(sys.getrefcount(s) <= _OWNED_REFS for s in states)
         run = donating if owned and _exclusively_owned(buffers) else plain
         flat = [b for fields in buffers for b in fields if b is not None]
         del buffers
-        return run(fa.asarray(float(lr), dtype=fa.float64), *grads, *[s[0] for s in states],
-                   *params, *flat)
+        return run(self._lr_array(lr), *grads, *[s[0] for s in states], *params, *flat)
+
+    def _lr_array(self, lr) -> Array:
+        """``lr`` as the program's float64 argument; the same (immutable) Array while the
+        group's lr is the same Python number, as between scheduler changes."""
+        last, array = self._lr
+        if lr is not last:
+            array = fa.asarray(float(lr), dtype=fa.float64)
+            self._lr = (lr, array)
+        return array
 
 
 def _exclusively_owned(buffers: list) -> bool:

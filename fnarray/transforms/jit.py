@@ -26,12 +26,17 @@ from fnarray.core.trace import Tracer, quiet_fp_errors
 from fnarray.transforms import ir, passes
 from fnarray.transforms.disable_jit import jit_disabled
 from fnarray.transforms.executor import compile_program
+from fnarray.transforms.out_builder import output_builder
 
 
 class _Compiled:
-    __slots__ = ("program", "out_tree", "run", "run_donating", "const_bufs", "device")
+    """One cached program: its compiled runs, its constants, and per call what is fixed by
+    the signature (the donated leaf positions, the output builder)."""
 
-    def __init__(self, program, out_tree, device, donated):
+    __slots__ = ("program", "out_tree", "run", "run_donating", "const_bufs", "device",
+                 "donated", "build")
+
+    def __init__(self, program, out_tree, device, donated: frozenset):
         self.program = program
         self.out_tree = out_tree
         self.device = device
@@ -39,6 +44,8 @@ class _Compiled:
         self.run = compile_program(program, device.xp)
         self.run_donating = (compile_program(program, device.xp, donated)
                              if donated and device.platform == "cpu" else None)
+        self.donated = tuple(sorted(donated))
+        self.build = output_builder(out_tree, device)
 
 
 class DonatedBuffer:
@@ -67,6 +74,12 @@ class Jitted:
         self.donate_argnums = _as_tuple(donate_argnums)
         self._cache: dict = {}
         self._flat_trees: dict = {}
+        # The common call: only positional concrete ``Array``s, no static arguments.  Its
+        # cache key is fixed by the leaves' (shape, dtype, weak type, device) alone (the
+        # structure follows from the arity), so such calls look their entry up by that
+        # tuple directly (``_cache`` holds the same entries under their full keys).
+        self._plain = not (self.static_argnums or self.static_argnames)
+        self._by_avals: dict = {}
         self.trace_count = 0
 
     def __get__(self, obj, objtype=None):
@@ -172,6 +185,15 @@ class Jitted:
     def __call__(self, *args, **kwargs):
         if jit_disabled():
             return self.fun(*args, **kwargs)
+        if self._plain and not kwargs:
+            avals = tuple([(x._value.shape, x._value.dtype, x.weak_type, x._device)
+                           for x in args if type(x) is Array])
+            if len(avals) == len(args):  # every argument a concrete Array
+                entry = self._by_avals.get(avals)
+                if entry is not None:
+                    with quiet_fp_errors():  # intended inf/nan warn no more than eagerly
+                        bufs = _execute(entry, args)
+                    return entry.build(bufs)
         key, leaves, in_tree, static, static_pos, nargs = self._signature(args, kwargs)
         entry = self._cache.get(key)
         if entry is None:
@@ -183,30 +205,29 @@ class Jitted:
                 return self.fun(*args, **kwargs)
         if any(isinstance(x, Tracer) for x in leaves):
             outs = ir.eval_program(entry.program, leaves)
-        else:
-            with quiet_fp_errors():  # intended inf/nan warn no more than eagerly (trace.py)
-                outs = self._execute(entry, leaves, in_tree, static_pos, nargs)
-        return tree_util.unflatten(entry.out_tree, outs)
+            return tree_util.unflatten(entry.out_tree, outs)
+        if self._plain and not kwargs and all(type(x) is Array for x in args):
+            self._by_avals[key[1]] = entry
+        with quiet_fp_errors():  # intended inf/nan warn no more than eagerly (trace.py)
+            bufs = _execute(entry, leaves)
+        return entry.build(bufs)
 
-    def _execute(self, entry, leaves, in_tree, static_pos, nargs):
-        dev = entry.device
-        run = entry.run
-        if entry.run_donating is not None:
-            mask = self._donated_leaf_mask(in_tree, static_pos, nargs)
-            # Reuse a donated buffer only if nothing else can see it: it owns its memory,
-            # no view, NumPy alias or second Array refers to it, and the same Array is not
-            # also passed as another argument or leaf (``f(x, x)``, an EMA tree sharing
-            # arrays with the donated params): donation must never change a result.
-            if (all(not m or _unaliased(x) for x, m in zip(leaves, mask))
-                    and _donated_leaves_distinct(leaves, mask)):
-                run = entry.run_donating
-                bufs = [x._value for x in leaves]
-                for x, m in zip(leaves, mask):
-                    if m:
-                        x._value = _DONATED
-                return [Array(o, dev) for o in run(*entry.const_bufs, *bufs)]
-        outs = run(*entry.const_bufs, *[x._value for x in leaves])
-        return [Array(o, dev) for o in outs]
+
+def _execute(entry: _Compiled, leaves) -> list:
+    """Run ``entry`` on the buffers of the concrete ``leaves``; the raw result buffers."""
+    if entry.run_donating is not None:
+        donated = entry.donated
+        # Reuse a donated buffer only if nothing else can see it: it owns its memory,
+        # no view, NumPy alias or second Array refers to it, and the same Array is not
+        # also passed as another argument or leaf (``f(x, x)``, an EMA tree sharing
+        # arrays with the donated params): donation must never change a result.
+        if (all([_unaliased(leaves[i]) for i in donated])
+                and _donated_leaves_distinct(leaves, donated)):
+            bufs = [x._value for x in leaves]
+            for i in donated:
+                leaves[i]._value = _DONATED
+            return entry.run_donating(*entry.const_bufs, *bufs)
+    return entry.run(*entry.const_bufs, *[x._value for x in leaves])
 
 
 def _buffer_refs(holder) -> int:
@@ -221,14 +242,14 @@ def _unaliased(x) -> bool:
     return owns and _buffer_refs(x) <= _BASELINE_REFS
 
 
-def _donated_leaves_distinct(leaves, mask) -> bool:
-    """True if no donated leaf appears twice among ``leaves`` (views and second Arrays on
-    one buffer are caught by ``_unaliased``; this catches one Array passed twice)."""
+def _donated_leaves_distinct(leaves, donated: tuple) -> bool:
+    """True if no donated leaf (positions ``donated``) appears twice among ``leaves``
+    (views and second Arrays on one buffer are caught by ``_unaliased``; this catches one
+    Array passed twice)."""
     ids = [id(x) for x in leaves]
     if len(set(ids)) == len(ids):
         return True
-    donated = {i for i, m in zip(ids, mask) if m}
-    return all(ids.count(i) == 1 for i in donated)
+    return all(ids.count(ids[i]) == 1 for i in donated)
 
 
 def _default_device():

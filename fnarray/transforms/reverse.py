@@ -106,6 +106,7 @@ def toposort(roots: list[Node]) -> list[Node]:
     gradient is final as early as possible (the compat layer fills ``.grad`` there and
     DistributedDataParallel starts communicating while backward goes on).
     """
+    # (Nodes hash and compare by identity, so they key sets and dicts directly.)
     order, entered = [], set()
     stack = [(root, False) for root in reversed(roots)]
     while stack:
@@ -113,14 +114,18 @@ def toposort(roots: list[Node]) -> list[Node]:
         if done:
             order.append(node)
             continue
-        if id(node) in entered:
+        if node in entered:
             continue
-        entered.add(id(node))
+        entered.add(node)
         stack.append((node, True))
-        parents = [p[0] for p in node.parents or () if p is not None and id(p[0]) not in entered]
+        if not node.parents:
+            continue
+        parents = [p[0] for p in node.parents if p is not None and p[0] not in entered]
         if len(parents) > 1:
             parents.sort(key=_explore_last, reverse=True)
-        stack.extend([(p, False) for p in parents])
+            stack.extend([(p, False) for p in parents])
+        elif parents:
+            stack.append((parents[0], False))
     order.reverse()
     return order
 
@@ -147,45 +152,49 @@ def backward(roots: list[tuple[Node, int]], cts: list, release: bool = False,
     values handed to the rule (it may check or re-wrap them); ``computed(node, in_cts)``
     sees what the rule returned (``computed`` may be None: nothing to see).
     """
-    from fnarray import api
-    acc: dict[int, list] = {}
+    acc: dict[Node, list] = {}  # node -> summed cotangent per output (nodes hash by identity)
     for (node, idx), ct in zip(roots, cts):
-        slot = acc.setdefault(id(node), [None] * _n_outs(node))
+        slot = acc.get(node)
+        if slot is None:
+            slot = acc[node] = [None] * _n_outs(node)
         slot[idx] = _add(slot[idx], ct)
     leaves = {}
     computed = None if hooks is None else hooks.computed
     for node in toposort([n for n, _ in roots]):
-        node_cts = acc.pop(id(node), None)
+        node_cts = acc.pop(node, None)
         if node_cts is None:
             continue
         if hooks is not None:
             node_cts = hooks.cotangents(node, node_cts)
-        if node.prim is None:
+        prim = node.prim
+        if prim is None:
             leaves[id(node)] = node_cts[0]
             continue
-        if node.parents is None:
+        parents = node.parents
+        if parents is None:
             raise RuntimeError(
                 "backward through a graph a second time: its saved values were already freed. "
                 "Pass retain_graph=True to the first backward() if you need to go back twice")
         primals, outs = (node.primals, node.outs) if hooks is None else hooks.saved(node)
-        if node.prim.multiple_results:
+        if prim.multiple_results:
+            from fnarray import api
             ct_in = [api.zeros_like(o) if c is None else c for c, o in zip(node_cts, outs)]
         else:
             ct_in = node_cts[0]
-        if node.prim.vjp_selective:
-            needed = tuple([p is not None for p in node.parents])
-            in_cts = node.prim.vjp(ct_in, *primals, out=outs, needed=needed, **node.params)
+        if prim.vjp_selective:
+            needed = tuple([p is not None for p in parents])
+            in_cts = prim.vjp(ct_in, *primals, out=outs, needed=needed, **node.params)
         else:
-            in_cts = node.prim.vjp(ct_in, *primals, out=outs, **node.params)
+            in_cts = prim.vjp(ct_in, *primals, out=outs, **node.params)
         if computed is not None:
             computed(node, in_cts)
-        for parent, ct in zip(node.parents, in_cts):
+        for parent, ct in zip(parents, in_cts):
             if parent is None or ct is None:
                 continue
             pnode, pidx = parent
-            slot = acc.get(id(pnode))
+            slot = acc.get(pnode)
             if slot is None:
-                slot = acc[id(pnode)] = [None] * _n_outs(pnode)
+                slot = acc[pnode] = [None] * _n_outs(pnode)
             old = slot[pidx]
             slot[pidx] = ct if old is None else old + ct
         if release:
