@@ -93,19 +93,25 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        state = self.state
         for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
+            params, grads = [], []
+            for p in group["params"]:
+                g = p.grad
+                if g is not None:
+                    params.append(p)
+                    grads.append(g.array)
             if not params:
                 continue
             options = {k: group[k] for k in self.options}
-            states = [self.state.leaf(p) if p in self.state else self._init_state(options, p)
+            states = [state.leaf(p) if p in state else self._init_state(options, p)
                       for p in params]
-            new_values, new_states = self._fused(options, [p.grad.array for p in params],
-                                                 states, [p.array for p in params])
-            del states
+            new_values, new_states = self._fused(options, grads, states,
+                                                 [p.array for p in params])
+            del states, grads
             for p, v, s in zip(params, new_values, new_states):
                 p.data = v
-                self.state.set_leaf(p, s)
+                state.set_leaf(p, s)
         return loss
 
     # ------------------------------------------------------------------ checkpoints
