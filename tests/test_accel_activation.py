@@ -226,6 +226,24 @@ def test_compiled_kernels_run(monkeypatch):
         assert len(calls) == 3
 
 
+def test_gate_threshold_counts_the_numpy_passes(monkeypatch):
+    """By default the gate runs compiled from a quarter of ``accel.MIN_SIZE`` elements
+    (the NumPy work it replaces is about four passes), not below."""
+    if not accel.available():
+        pytest.skip("compiled kernels need the 'accel' extra (numba)")
+    from fnarray.backends.kernels import activation as compiled
+    monkeypatch.setattr(accel, "_mode", "auto")
+    monkeypatch.setattr(accel, "_min_size", accel.MIN_SIZE)
+    calls = []
+    real = compiled.gate
+    monkeypatch.setattr(compiled, "gate", lambda *a: calls.append(a[0].size) or real(*a))
+    quarter = accel.MIN_SIZE // activation._GATE_PASSES
+    for n in (quarter - 1, quarter):
+        x = _values((n,), np.float32)
+        _gate(x, x, 0.0, None, False, 0.0)
+    assert calls == [quarter]
+
+
 # --- derivatives on both paths ------------------------------------------------------------
 
 def _off_kink(shape):
