@@ -98,44 +98,6 @@ def test_non_contiguous_cotangent_and_mixed_layouts(kernel_path):
     _check(ct, np.asfortranarray(w), params)
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 40_000, 1 << 30])
-def test_channel_major_view_of_the_cotangent(kernel_path, monkeypatch, chunk_bytes):
-    """``ct`` as a transposed view of a channel-major buffer (what conv's VJP passes, so
-    the compiled path reads chunks from it without copying): the same bits as from a
-    C-ordered copy of it, whatever the chunking."""
-    monkeypatch.setattr(ct_ops, "_CHUNK_BYTES", chunk_bytes)
-    rng = np.random.default_rng(6)
-    w = rng.normal(size=(12, 5, 3, 3)).astype(np.float32)
-    params = dict(in_spatial=(11, 10), strides=(2, 1), padding=((1, 1), (0, 2)),
-                  dilation=(1, 2), groups=2)
-    ctm = rng.normal(size=(12, 7, 6, 6)).astype(np.float32)  # (C_out, N, *out)
-    view = np.swapaxes(ctm, 0, 1)
-    assert not view.flags.c_contiguous
-    got = _check(view, w, params, rtol=1e-5, atol=1e-5)
-    want = ct_ops._transpose_impl(np, np.ascontiguousarray(view), w, **params)
-    np.testing.assert_array_equal(got, want)
-
-
-@pytest.mark.parametrize("bias", [False, True])
-def test_conv_gradients_share_the_channel_major_cotangent(kernel_path, bias):
-    """conv's VJP hands conv_transpose a view of the weight cotangent's channel-major
-    copy: the input gradient equals (bits) the one computed alone from ``ct``."""
-    rng = np.random.default_rng(8)
-    x = fa.asarray(rng.normal(size=(5, 4, 9, 8)).astype(np.float32))
-    w = fa.asarray(rng.normal(size=(6, 2, 3, 3)).astype(np.float32))
-    b = fa.asarray(rng.normal(size=(6,)).astype(np.float32)) if bias else None
-    ct = fa.asarray(rng.normal(size=(5, 6, 7, 3)).astype(np.float32))
-
-    def loss(a, v):
-        return fa.sum(fa.conv(a, v, b, stride=(1, 2), groups=2) * ct)
-
-    gx_alone = fa.grad(loss)(x, w)
-    gx, gw = fa.grad(loss, argnums=(0, 1))(x, w)
-    np.testing.assert_array_equal(np.asarray(gx), np.asarray(gx_alone))
-    gw_alone = fa.grad(loss, argnums=1)(x, w)
-    np.testing.assert_array_equal(np.asarray(gw), np.asarray(gw_alone))
-
-
 def test_nan_and_infinity_in_the_cotangent(kernel_path):
     """A NaN or infinite cotangent reaches exactly the input cells its window covers."""
     rng = np.random.default_rng(5)

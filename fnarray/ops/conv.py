@@ -128,9 +128,10 @@ def _channel_major_jvp(primals, tangents, **params):
 def _channel_major_vjp(cts, ct, *, out, groups, sums):
     """The transpose: the channel-major cotangent swapped back, plus the sums' cotangent
     broadcast over the samples."""
+    n, o, rest = ct.shape[0], ct.shape[1], ct.shape[2:]
     g = None
     if cts[0] is not None:
-        g = _standard_view(cts[0], ct.shape)
+        g = fa.permute_dims(fa.reshape(cts[0], (o, n, *rest)), (1, 0, *range(2, ct.ndim)))
     if sums and cts[1] is not None:
         spread = fa.broadcast_to(fa.expand_dims(cts[1], 0), ct.shape)
         g = spread if g is None else g + spread
@@ -177,13 +178,6 @@ def _cotangent_layout(ct, groups: int, need_ctm: bool, need_bias: bool):
     if not need_bias:
         return outs[0], None
     return outs[0], fa.sum(outs[1], axis=tuple(range(1, ct.ndim - 1)))
-
-
-def _standard_view(ctm, shape):
-    """The channel-major ``ctm`` ``(g, O/g, N*out)`` as the ``(N, O, *out)`` array it was
-    made from: a reshape and a transpose, both views of ``ctm``'s buffer."""
-    return fa.permute_dims(fa.reshape(ctm, (shape[1], shape[0], *shape[2:])),
-                           (1, 0, *range(2, len(shape))))
 
 
 def _grouped(w, groups):
@@ -373,16 +367,12 @@ def _conv_fwd(x, w, *bias, strides, padding, dilation, groups):
 def _conv_vjp(ct, x, w, *bias, out, needed=(True, True, True), residuals=None, strides,
               padding, dilation, groups):
     gx = gw = None
-    ctm, gb = _cotangent_layout(ct, groups, needed[1], bool(bias) and needed[2])
     if needed[0]:
         # declared in its own module, whose rules bind ``conv``
         from fnarray.ops.conv_transpose import conv_transpose
-        # with the weight's cotangent, ``ct`` is read back from its channel-major copy
-        # (the same values as a transposed view): conv_transpose's kernels lay ``ct`` out
-        # channel-major first, and from such a view they skip that copy
-        gx = conv_transpose.bind(ct if ctm is None else _standard_view(ctm, ct.shape), w,
-                                 in_spatial=tuple(x.shape[2:]), strides=strides,
+        gx = conv_transpose.bind(ct, w, in_spatial=tuple(x.shape[2:]), strides=strides,
                                  padding=padding, dilation=dilation, groups=groups)
+    ctm, gb = _cotangent_layout(ct, groups, needed[1], bool(bias) and needed[2])
     if needed[1]:
         cols = residuals if residuals is not None else _patches_of(
             x, w.shape[2:], strides, padding, dilation)

@@ -142,17 +142,14 @@ def _compiled(xp, ct, w, in_spatial, padding, groups):
 
 
 def _compiled_kernel(k, xp, ct, w, *, in_spatial, strides, padding, dilation, groups):
-    """Any geometry, chunk by chunk of samples: the chunk's cotangent read channel-major,
-    ``(C_out, samples * positions)`` (a copy, or a slice when ``ct`` is a transposed view
-    of a channel-major buffer, as conv's VJP passes it), one product per group ``(samples
-    * positions, C_out/g) @ (C_out/g, kernel * C_in/g)`` (BLAS reading it transposed)
+    """Any geometry, chunk by chunk of samples: the chunk's cotangent is copied
+    channel-major, ``(C_out, samples * positions)``, one product per group ``(samples *
+    positions, C_out/g) @ (C_out/g, kernel * C_in/g)`` (BLAS reading the copy transposed)
     gives every window position's contributions, and ``k.gather`` adds them onto the input
     grid while they are still in cache (see :mod:`fnarray.backends.kernels.conv_transpose`).
     No padding cell is multiplied.  Chunks of up to ``_CHUNK_BYTES`` of products keep them
     out of memory, and one product per chunk (not per sample) keeps BLAS's thread start-ups
-    few.  Reading the slices of the shared copy instead of copying: conv2 of the tutorial
-    ConvNet 21.6 -> 19.2 ms at two BLAS threads, 17.3 -> 17.9 ms at one (BLAS then reads
-    rows 64x further apart)."""
+    few."""
     n, o, out = ct.shape[0], ct.shape[1], ct.shape[2:]
     cg, kernel = w.shape[1], w.shape[2:]
     og, taps, positions = o // groups, math.prod(kernel), math.prod(out)
@@ -161,29 +158,20 @@ def _compiled_kernel(k, xp, ct, w, *, in_spatial, strides, padding, dilation, gr
     # the weight as (g, C_out/g, kernel..., C_in/g) matrices (a small copy)
     wg = xp.ascontiguousarray(xp.moveaxis(w.reshape(groups, og, cg, taps), 2, 3)).reshape(
         groups, og, taps * cg)
-    # ``ct`` read channel-major, ``(g, C_out/g, N * positions)``: a view when ``ct`` is
-    # one of a channel-major buffer (conv's VJP passes such a view), else chunk copies
-    ctm = xp.swapaxes(ct, 0, 1)
-    ctm = ctm.reshape(groups, og, n * positions) if ctm.flags.c_contiguous else None
     ct = ct.reshape(n, groups, og, positions)
     per_sample = groups * positions * taps * cg * ct.itemsize
     chunks = max(1, min(n, -(-n * per_sample // _CHUNK_BYTES)))
     chunk = max(1, -(-n // chunks))  # as even as they come
     # flat scratch: a shorter last chunk takes a contiguous prefix of each
-    if ctm is None:
-        rows = _ROWS.empty(xp, (groups * og * chunk * positions,), ct.dtype)
+    rows = _ROWS.empty(xp, (groups * og * chunk * positions,), ct.dtype)
     parts = _PARTS.empty(xp, (groups * chunk * positions * taps * cg,), ct.dtype)
     geometry = [lead + tuple(v) for v in (out, kernel, strides)]
     geometry += [(0,) * len(lead) + tuple(lo for lo, _ in padding), lead + tuple(dilation)]
     for start in range(0, n, chunk):
         m = min(n, start + chunk) - start
-        if ctm is None:
-            cm = rows[:groups * og * m * positions].reshape(groups, og, m, positions)
-            xp.copyto(cm, xp.moveaxis(ct[start:start + m], 0, 2))
-            cm = cm.reshape(groups, og, m * positions)
-        else:
-            cm = ctm[:, :, start * positions:(start + m) * positions]
-        p = xp.matmul(xp.swapaxes(cm, 1, 2), wg,
+        cm = rows[:groups * og * m * positions].reshape(groups, og, m, positions)
+        xp.copyto(cm, xp.moveaxis(ct[start:start + m], 0, 2))
+        p = xp.matmul(xp.swapaxes(cm.reshape(groups, og, m * positions), 1, 2), wg,
                       out=parts[:groups * m * positions * taps * cg].reshape(
                           groups, m * positions, taps * cg))
         k.gather(p.reshape(groups, m, positions, taps * cg), res[start:start + m], *geometry)
