@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import functools
 
-from fnarray import api as fa
 from fnarray.core.array import Array
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray, is_inexact
+from fnarray.ops import shape as shape_ops
 from fnarray.transforms.buffers import declare_out_kernel
 from fnarray.transforms.layout import declare_permuted_result
 
@@ -152,7 +152,9 @@ def _grad_operand(ct, other, x, x_contract, x_batch, other_contract, other_batch
     else:
         order, params, perm = ct_first
         g = dot_general.bind(ct, other, **params)
-    return g if perm is None else fa.permute_dims(g, perm)
+    # ``perm`` is a valid non-identity permutation: bound directly (``permute_dims``'s checks
+    # and normalisation would only repeat what the plan established)
+    return g if perm is None else shape_ops.transpose.bind(g, perm=perm)
 
 
 @functools.lru_cache(maxsize=4096)
