@@ -15,6 +15,9 @@ tape nodes, and the forward keeps exactly the residuals the backward reads.
   the program as extra outputs and are written back to the module, as eager code does.
 * Code that cannot be traced — Python control flow on tensor values — runs eagerly instead,
   after one warning that names the line.
+* Inside ``torch.autocast`` the call runs eagerly, so the region's casts apply exactly as
+  in eager code (autocast acts on the tape's recorded operations, which a staged program
+  does not go through).
 """
 
 from __future__ import annotations
@@ -87,6 +90,8 @@ class _Compiler:
         return names, handles, tuple([m.training for m in mods])
 
     def __call__(self, *args, **kwargs):
+        if tape._op.autocast is not None:
+            return self.fn(*args, **kwargs)
         names, handles, training = self.state()
         if not kwargs and all([isinstance(x, Tensor) for x in args]):
             # Tensors only, positionally (the usual ``model(x)``): the structure is known
@@ -187,7 +192,7 @@ class _Compiler:
         rng = _rng_state()
         vals = [rng, *values]
         if record:  # one node on the tape; its backward is the compiled backward program
-            if (tape._op.autocast is None and all([type(v) is Array for v in vals])
+            if (all([type(v) is Array for v in vals])
                     and staged.signature[0] == (rng.shape, rng.dtype)):
                 # concrete values of the cached signature (the key holds the inputs'
                 # shapes and dtypes, not the generator's): recorded directly
