@@ -225,10 +225,11 @@ def test_vmap_with_bias(kernel_path):
                                        rtol=1e-12, atol=1e-12)
 
 
-def test_compiled_kernels_run_for_large_float_operands():
+def test_compiled_kernels_run_for_large_float_operands(monkeypatch):
     """Above the size threshold, ConvNet-sized operands take the compiled kernels (the
     NumPy path stays for other dtypes), with the NumPy path's results."""
     pytest.importorskip("numba")
+    monkeypatch.setattr(accel, "_mode", "auto")  # whatever FNARRAY_ACCEL says
     x = fa.asarray(_data((8, 8, 20, 20), np.float32))
     w = fa.asarray(_data((16, 8, 3, 3), np.float32, seed=1))
     b = fa.asarray(_data((16,), np.float32, seed=2))
