@@ -39,6 +39,18 @@ def _loops(fn) -> list:
     return [loop for r in runs for loop in getattr(r, "loops", ())]
 
 
+def _same_bits_as_numpy(f, *args) -> list:
+    """Run ``fa.jit(f)`` on the NumPy path and on the current one; assert every output has
+    the same dtype and bytes, and return the current path's outputs."""
+    with accel.forced(False):
+        want = fa.jit(f)(*args)
+    got = fa.jit(f)(*args)
+    for a, b in zip(want, got):
+        assert np.asarray(a).dtype == np.asarray(b).dtype
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    return got
+
+
 def _train(make, compiled: bool, steps: int = 3):
     rng = np.random.default_rng(0)
     params = [nn.Parameter(torch.tensor(rng.standard_normal(s).astype(np.float32)))
@@ -116,11 +128,7 @@ def test_non_contiguous_inputs_and_nan_propagation(kernel_path):
     def f(x, y, s):
         return fa.maximum(x, y) * s, fa.minimum(y, x) + fa.maximum(y, s)
 
-    with accel.forced(False):
-        want = fa.jit(f)(x, y, s)
-    got = fa.jit(f)(x, y, s)
-    for a, b in zip(want, got):
-        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    got = _same_bits_as_numpy(f, x, y, s)
     assert np.isnan(np.asarray(got[0])).any()
     assert np.asarray(y).tobytes() == y_before.tobytes()  # inputs are never written
 
@@ -160,12 +168,7 @@ def test_integer_bool_and_cast_equations_follow_numpy(kernel_path):
         as_float = fa.astype(picked, fa.float32) * 0.5 + fa.astype(flag, fa.float32)
         return picked, as_float, (u + u) * u, ~(i & j) | j
 
-    with accel.forced(False):
-        want = fa.jit(f)(i, j, u)
-    got = fa.jit(f)(i, j, u)
-    for a, b in zip(want, got):
-        assert np.asarray(a).dtype == np.asarray(b).dtype
-        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    _same_bits_as_numpy(f, i, j, u)
 
 
 def test_equations_without_a_scalar_form_keep_the_numpy_path():
@@ -328,9 +331,4 @@ def test_casts_round_overflow_and_widen_as_numpy(kernel_path):
                 fa.astype(x, fa.bool_) | (i > 0), fa.astype(u, fa.int16) - 1,
                 fa.astype(fa.astype(u, fa.bool_), fa.int32) * 3)
 
-    with accel.forced(False):
-        want = fa.jit(f)(x, i, u)
-    got = fa.jit(f)(x, i, u)
-    for a, b in zip(want, got):
-        assert np.asarray(a).dtype == np.asarray(b).dtype
-        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    _same_bits_as_numpy(f, x, i, u)
