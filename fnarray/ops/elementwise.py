@@ -23,7 +23,8 @@ from fnarray import api as fa
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray, bool_, broadcast_shapes, is_inexact
 from fnarray.ops._util import move_bdim, unbroadcast
-from fnarray.transforms.buffers import declare_elementwise, declare_fresh, declare_out_kernel
+from fnarray.transforms.buffers import (declare_elementwise, declare_fresh, declare_out_kernel,
+                                        declare_scalar_form)
 
 
 # --- family rules ------------------------------------------------------------------------
@@ -370,6 +371,29 @@ def _select_into(xp, c, x, y, *, out):
     return out
 
 
+def _select_scalar(eqn, names):
+    """One element of ``select`` in a compiled loop: operands of the result's dtype only."""
+    c, x, y = (v.aval.dtype for v in eqn.invars)
+    out = eqn.outvars[0].aval.dtype
+    if c != np.dtype(bool) or x != out or y != out:
+        return None
+    return f"{names[1]} if {names[0]} else {names[2]}"
+
+
+def _convert_scalar(eqn, names):
+    """One element of ``convert_element_type`` in a compiled loop (numba's casts round, wrap
+    and widen as ``astype``); float to integer is left to NumPy, whose out-of-range and NaN
+    results are its own."""
+    src, dst = eqn.invars[0].aval.dtype, np.dtype(eqn.params["dtype"])
+    if dst.kind == "b":
+        return f"{names[0]} != 0"
+    if dst.kind in "iu" and src.kind not in "iub":
+        return None
+    return f"np.{dst.name}({names[0]})"
+
+
 declare_fresh(select, convert_element_type)  # np.where and astype always allocate
 declare_out_kernel(select, _select_into)
 declare_elementwise(select, convert_element_type)  # may run block by block (jit)
+declare_scalar_form(select, _select_scalar)
+declare_scalar_form(convert_element_type, _convert_scalar)

@@ -21,8 +21,13 @@ the executor:
   executor evaluates programs made only of such equations block by block
   (``transforms/blocked.py``).
 
+* **scalar form** — ``rule(eqn, names) -> str | None``: the scalar expression computing one
+  element of an elementwise equation from its operands' names, in the dtypes NumPy computes
+  it in (None where a compiled loop could not reproduce NumPy's value).  The jit's compiled
+  loops (``transforms/fused_kernels.py``, the ``accel`` extra) fuse such equations.
+
 Ufuncs need no declaration: ``Primitive.ufunc`` names one, ufuncs accept ``out=`` and are
-elementwise.
+elementwise (their scalar forms come from the ufunc's name).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import Callable
 _OUT_KERNELS: dict = {}
 _FRESH: set = set()
 _ELEMENTWISE: set = set()
+_SCALAR_FORMS: dict = {}
 
 
 def declare_out_kernel(prim, kernel: Callable) -> None:
@@ -49,6 +55,17 @@ def declare_fresh(*prims) -> None:
 def declare_elementwise(*prims) -> None:
     """Declare that the kernels of ``prims`` are elementwise (see the module docstring)."""
     _ELEMENTWISE.update(prims)
+
+
+def declare_scalar_form(prim, rule: Callable) -> None:
+    """Declare ``rule(eqn, names)``, the scalar form of the elementwise ``prim`` (see the
+    module docstring)."""
+    _SCALAR_FORMS[prim] = rule
+
+
+def scalar_form(prim) -> Callable | None:
+    """The declared scalar form of ``prim``, or None."""
+    return _SCALAR_FORMS.get(prim)
 
 
 def is_elementwise(prim, params: dict) -> bool:

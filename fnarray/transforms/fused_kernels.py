@@ -11,10 +11,11 @@ differently, such as ``exp`` on float32; ``+ - * /`` and ``sqrt`` round the same
 source is compiled by ``fnarray.backends.kernels.fusion`` (cached per source, on disk).
 
 What a loop supports is a scalar form per primitive: the ufunc primitives by their ufunc
-name, plus ``select`` and ``convert_element_type``; operands must share the result's dtype
-(NumPy's own dtype rules then agree with the loop's), and every result is cast to its
-declared dtype, so narrow integers wrap as in NumPy.  A group with anything else keeps
-the NumPy path.
+name, other primitives by the form they declare next to their other rules
+(``buffers.declare_scalar_form``: ``select``, ``convert_element_type``); operands must share
+the result's dtype (NumPy's own dtype rules then agree with the loop's), and every result
+is cast to its declared dtype, so narrow integers wrap as in NumPy.  A group with anything
+else keeps the NumPy path.
 
 Aliasing: a loop first loads every input at an index, then computes, then stores every
 result at that index, so a result may be written into the buffer of an input (a dead or
@@ -26,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from fnarray.backends import accel
-from fnarray.transforms.buffers import is_ufunc_call
+from fnarray.transforms.buffers import is_ufunc_call, scalar_form
 
 _FLOAT, _INT, _BOOL = "f", "iu", "b"
 _NUMBER = _FLOAT + _INT
@@ -60,29 +61,6 @@ _UFUNCS: dict[str, tuple[str, str]] = {
 }
 
 
-def _select(eqn, ins):
-    c, x, y = (v.aval.dtype for v in eqn.invars)
-    out = eqn.outvars[0].aval.dtype
-    if c != np.dtype(bool) or x != out or y != out:
-        return None
-    return f"{ins[1]} if {ins[0]} else {ins[2]}"
-
-
-def _convert(eqn, ins):
-    src, dst = eqn.invars[0].aval.dtype, np.dtype(eqn.params["dtype"])
-    if dst.kind == "b":
-        return f"{ins[0]} != 0"
-    if dst.kind in _INT and src.kind not in _INT + _BOOL:
-        return None  # float -> int: NumPy's out-of-range and NaN results are its own
-    return f"np.{dst.name}({ins[0]})"
-
-
-def _scalar_forms() -> dict:
-    """Scalar forms of the elementwise primitives that are not a bare ufunc call."""
-    from fnarray.ops.elementwise import convert_element_type, select
-    return {select: _select, convert_element_type: _convert}
-
-
 def scalar_statement(eqn, ins: list[str]) -> str | None:
     """The scalar expression computing ``eqn`` from operand names ``ins``, in the dtypes
     NumPy computes it in, or None when the loop cannot reproduce NumPy's result."""
@@ -100,7 +78,7 @@ def scalar_statement(eqn, ins: list[str]) -> str | None:
             return None  # e.g. an integer true divide: NumPy's result has another dtype
         expr = form[0].format(*ins)
     else:
-        rule = _scalar_forms().get(eqn.prim)
+        rule = scalar_form(eqn.prim)
         expr = rule(eqn, ins) if rule is not None else None
         if expr is None:
             return None
