@@ -332,3 +332,26 @@ def test_casts_round_overflow_and_widen_as_numpy(kernel_path):
                 fa.astype(fa.astype(u, fa.bool_), fa.int32) * 3)
 
     _same_bits_as_numpy(f, x, i, u)
+
+
+def test_declared_scalar_forms_join_the_loop():
+    """``select`` and ``convert_element_type`` are not bare ufuncs: they reach a compiled
+    loop through the scalar forms they declare (one loop for the whole program)."""
+    if not accel.available():
+        pytest.skip("needs numba")
+    rng = np.random.default_rng(5)
+    x = fa.asarray(rng.standard_normal(50).astype(np.float32))
+    y = fa.asarray(rng.integers(-9, 9, 50).astype(np.int32))
+
+    def f(x, y):
+        wide = fa.astype(y, fa.float32)
+        return fa.where(x > wide, x * 2.0, wide) + 1.0
+
+    with accel.forced(True):
+        g = fa.jit(f)
+        got = g(x, y)
+        loops = _loops(g)
+    assert len(loops) == 1 and loops[0]._kernel is not None
+    with accel.forced(False):
+        want = fa.jit(f)(x, y)
+    assert np.asarray(got).tobytes() == np.asarray(want).tobytes()
