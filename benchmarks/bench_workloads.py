@@ -144,6 +144,7 @@ def _train_step(lib, functional, model, opt, x, y):
         loss = functional.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
+    step.parts = (functional, model, opt, x, y)  # for step_phases.py's per-phase timing
     return step
 
 

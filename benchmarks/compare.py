@@ -210,13 +210,14 @@ def main() -> None:
 START, END = "<!-- compare.py: start -->", "<!-- compare.py: end -->"
 
 
-def write_section(path: Path, report: str) -> None:
-    """Replace this script's section of ``path`` (between its markers), keeping whatever
-    else the file holds (other benchmarks write their own sections)."""
+def write_section(path: Path, report: str, start: str = START, end: str = END) -> None:
+    """Replace a script's section of ``path`` (between its markers ``start`` and ``end``,
+    this script's by default), keeping whatever else the file holds (other benchmarks write
+    their own sections)."""
     text = path.read_text() if path.exists() else ""
-    block = f"{START}\n{report}\n{END}"
-    if START in text and END in text:
-        text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
+    block = f"{start}\n{report}\n{end}"
+    if start in text and end in text:
+        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
     else:
         text = (text.rstrip() + "\n\n" if text.strip() else "") + block + "\n"
     path.write_text(text)
