@@ -68,6 +68,25 @@ def test_conv_reverse_mode_matches_finite_differences(xs, ws, stride, pad, dil, 
     np.testing.assert_allclose(tw.grad.numpy(), np.asarray(gw), rtol=1e-12, atol=1e-12)
 
 
+
+@pytest.mark.parametrize("xs, ws", [
+    ((2, 1, 6, 6), (8, 1, 2, 2)),    # O >= C*K: (O, N*out) @ (N*out, C*K)
+    ((1, 4, 4, 4), (2, 4, 3, 3)),    # contraction N*out < C*K: the same order
+    ((4, 3, 8, 8), (2, 3, 3, 3)),    # C*K > O, long contraction: the patches' side first
+])
+def test_weight_cotangent_in_either_product_order(xs, ws):
+    """The weight cotangent's matrix product runs in whichever order is faster for its
+    shape (``ops/conv.py`` ``_weight_cotangent``); both orders against central
+    differences in float64, and float32 against float64."""
+    x, w = RNG.normal(size=xs), RNG.normal(size=ws)
+    f = lambda a, b: fa.conv(a, b)
+    check_vjp(f, (fa.asarray(x), fa.asarray(w)), numerical=True)
+    ct = RNG.normal(size=f(fa.asarray(x), fa.asarray(w)).shape)
+    grads = [fa.grad(lambda b: fa.sum(f(fa.asarray(x, dtype=dt), b) * fa.asarray(ct, dtype=dt)))(
+        fa.asarray(w, dtype=dt)) for dt in (fa.float64, fa.float32)]
+    assert grads[1].dtype == fa.float32 and grads[1].shape == ws
+    np.testing.assert_allclose(np.asarray(grads[1]), np.asarray(grads[0]), rtol=1e-4, atol=1e-4)
+
 def test_patch_buffer_is_reused_only_when_nothing_reads_it():
     """``conv_patches`` hands its large buffer out again only once every array reading it is
     gone: held patches never change."""

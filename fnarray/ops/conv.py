@@ -198,12 +198,26 @@ def _columns_cotangent(ct, ctm, w, groups):
 def _weight_cotangent(ctm, cols, w_shape, groups):
     """``(O/g, N*out) @ (N*out, C/g*K)`` per group: the output cotangent
     ``ctm = _channel_major(ct, groups)`` against the forward's patch columns (read
-    transposed by GEMM, not copied)."""
+    transposed by GEMM, not copied).
+
+    When the patch side is the longer one (``C/g*K > O/g``) and the contraction at least as
+    long as it, the product runs the other way round, ``(C/g*K, N*out) @ (N*out, O/g)``, and
+    its small result is transposed: BLAS blocks and threads over the rows of the result, and
+    with the longer side as rows this product measured 0.58-0.86x the time of the first
+    form on 2 threads (OpenBLAS; conv2 of the MNIST ConvNet, ``O=64, C*K=288,
+    N*out=36864``: 10.0 against 15.1 ms in an interleaved A/B), and never slower on the
+    shapes tried; with a short contraction or a short patch side the first form is as fast
+    or faster (``benchmarks/RESULTS.md``, "Convolution weight gradient")."""
     nd = len(w_shape) - 2
     pg = fa.reshape(cols, (groups, math.prod(cols.shape[:1 + nd]) // groups,
                            math.prod(cols.shape[1 + nd:])))
-    gw = dot_general.bind(ctm, pg, contract=((2,), (2,)),
-                          batch=((0,), (0,)))  # (g, O/g, C/g*K)
+    o, ck, contraction = ctm.shape[1], pg.shape[1], pg.shape[2]
+    if ck > o and contraction >= ck:
+        gw = fa.permute_dims(dot_general.bind(pg, ctm, contract=((2,), (2,)),
+                                              batch=((0,), (0,))), (0, 2, 1))
+    else:
+        gw = dot_general.bind(ctm, pg, contract=((2,), (2,)),
+                              batch=((0,), (0,)))  # (g, O/g, C/g*K)
     return fa.reshape(gw, tuple(w_shape))
 
 
