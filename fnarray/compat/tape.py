@@ -185,16 +185,17 @@ def record(prim, params, operands, vals, out, name=None):
     return make(out, node, 0)
 
 
-def record_staged(staged_call, staged, operands: list, vals: list) -> tuple:
+def record_staged(staged_call, staged, operands: list, vals: list, name=None) -> tuple:
     """``staged_call(*operands, staged=staged)`` recorded as one node, for callers that know
     what ``process_primitive`` would find out (``compat.compile``, ``nn._staged``): grad
     mode on, no autocast, an operand requiring grad, every value (``vals``) a concrete
     ``Array`` of the staged signature.  Runs the forward program and records the node with
-    its residuals, without ``bind``'s trace lookup and the signature check."""
+    its residuals, without ``bind``'s trace lookup and the signature check; ``name`` is
+    ``record``'s (the open ``op_scope`` wins)."""
     values = staged.forward.run_arrays(vals)
     n = staged.n_out
     return record(staged_call, {"staged": staged, "residuals": values[n:]}, operands, vals,
-                  values[:n])
+                  values[:n], name)
 
 
 def run(prim, params, name, a, va, b, vb, dev):

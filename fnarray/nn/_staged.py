@@ -69,6 +69,17 @@ class StagedEager:
         vals = [t._value if isinstance(t, tape.TENSOR) else t for t in present]
         return tape.record_staged(staged_call, staged, present, vals)[0]
 
+    def record_cached(self, key: tuple, operands: list, vals: list, name: str):
+        """The recorded call for ``key`` — built as ``_key`` builds it, by a caller that has
+        checked what ``_key`` checks — as a node named ``name`` when that signature is
+        already staged; None otherwise (the caller then takes ``__call__``'s path).
+        ``operands``: the tensors and arrays given (no None), ``vals`` their Arrays."""
+        staged = self.cache.get(key)
+        if staged is None:
+            return None
+        _, tape, staged_call = _compat()
+        return tape.record_staged(staged_call, staged, operands, vals, name)[0]
+
     @staticmethod
     def _key(operands, static):
         """The signature of a call to stage, or None when the call runs eagerly."""

@@ -17,6 +17,7 @@ import math
 import fnarray as fa
 from fnarray.nn import _conv as _c
 from fnarray.nn._bce import bce_elementwise
+from fnarray.nn._loss_direct import cross_entropy as _ce_direct
 from fnarray.nn._staged import StagedEager
 from fnarray.core.array import Array
 from fnarray.core.shapes import is_float
@@ -624,6 +625,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
                   reduce=None, reduction: str = "mean", label_smoothing: float = 0.0):
     """``log_softmax`` over the class axis followed by ``nll_loss`` (index targets) or the
     cross entropy with class probabilities (float targets of the input's shape)."""
+    if weight is None and size_average is None and reduce is None and not label_smoothing:
+        out = _ce_direct(input, target, ignore_index, reduction, _NLL, nll_loss)
+        if out is not None:  # a training step's usual loss, recorded directly
+            return out
     reduction = _legacy_reduction(size_average, reduce, reduction)
     class_dim = 1 if input.ndim > 1 else 0
     n_classes = input.shape[class_dim]

@@ -1,0 +1,52 @@
+"""The common eager ``cross_entropy`` recorded without the general path's layers.
+
+A training step's loss is nearly always ``F.cross_entropy(logits, labels)``: a recorded
+(N, C) float compat tensor, int64 class labels of shape (N,), no class weights, no label
+smoothing.  The general path checks and converts every option, then records the
+``LogSoftmaxBackward0`` node and the ``NllLossBackward0`` node (``nll_loss``'s staged
+program, ``nn._staged``).  ``cross_entropy`` here records those very two nodes — the same
+primitive, parameters and name for the first, the same staged program for the second — after
+a handful of exact checks, and says None (nothing recorded) for anything else, which the
+general path then handles, errors and messages included.
+"""
+
+from __future__ import annotations
+
+from fnarray.core.array import Array
+from fnarray.core.shapes import is_float
+from fnarray.nn._staged import StagedEager, _compat
+from fnarray.ops.activation import log_softmax as _LOG_SOFTMAX
+
+_AXIS1 = {"axis": 1}  # the parameters of log_softmax over the class axis of (N, C)
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def cross_entropy(input, target, ignore_index, reduction, nll: StagedEager, nll_loss):
+    """``cross_entropy(input, target, ignore_index=..., reduction=...)`` with default
+    weights and smoothing, when ``input`` is a recorded concrete (N, C) float tensor and
+    ``target`` an integer (N,) tensor on its device, grad mode on and no autocast; else
+    None.  ``nll`` is ``nll_loss``'s ``StagedEager``: while this signature is not staged yet,
+    the general ``nll_loss`` (which stages it) takes the log-probabilities."""
+    grad_mode, tape, _ = _compat()
+    tensor_t = tape.TENSOR
+    if (type(input) is not tensor_t or type(target) is not tensor_t or input._node is None
+            or target._node is not None or not grad_mode._state.enabled
+            or tape._op.autocast is not None or type(ignore_index) is not int
+            or type(reduction) is not str or reduction not in _REDUCTIONS):
+        return None
+    v, tv = input._value, target._value
+    if type(v) is not Array or type(tv) is not Array:
+        return None
+    x, t, dev = v._value, tv._value, v._device
+    if (x.ndim != 2 or t.ndim != 1 or t.shape[0] != x.shape[0] or not x.size
+            or t.dtype.kind not in "iu" or not is_float(x.dtype) or tv._device is not dev):
+        return None
+    # ``F.log_softmax``'s node, as its own direct path records it
+    logp = tape.run(_LOG_SOFTMAX, _AXIS1, "LogSoftmaxBackward0", input, v, None, None, dev)
+    lv = logp._value
+    key = (((lv.shape, lv.dtype, True), (t.shape, t.dtype, False), None),
+           (("class_dim", 1), ("ignore_index", ignore_index), ("reduction", reduction)), dev)
+    out = nll.record_cached(key, [logp, target], [lv, tv], "NllLossBackward0")
+    if out is None:
+        return nll_loss(logp, target, ignore_index=ignore_index, reduction=reduction)
+    return out

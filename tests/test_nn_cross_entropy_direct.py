@@ -1,0 +1,164 @@
+"""The direct path of ``F.cross_entropy`` (``fnarray/nn/_loss_direct.py``: a recorded (N, C)
+float tensor and integer (N,) labels, default weights and smoothing) records the very nodes
+the general path records: same values and gradients bit for bit, same ``grad_fn`` chain,
+double backward, in-place checks; anything else takes the general path, errors included."""
+
+import numpy as np
+import pytest
+
+import fnarray.compat as torch
+import fnarray.nn.functional as F
+from fnarray.nn import _staged
+
+RNG = np.random.default_rng(11)
+
+
+def _names(fn, depth=3):
+    """``grad_fn`` names down ``next_functions``, as nested tuples."""
+    if fn is None:
+        return None
+    if depth == 0:
+        return type(fn).__name__
+    return (type(fn).__name__, tuple(_names(f, depth - 1) for f, _ in fn.next_functions))
+
+
+def _fresh(monkeypatch):
+    """A fresh staging cache for nll_loss (other tests' signatures do not interfere)."""
+    monkeypatch.setattr(F, "_NLL", _staged.StagedEager(F._nll, "nll_loss"))
+
+
+def _calls(x_np, y_np, general, monkeypatch, calls=3, **options):
+    """Values, input gradients and grad_fn trees of ``calls`` successive recorded calls (the
+    first is eager, the next ones staged) on a non-leaf input."""
+    _fresh(monkeypatch)
+    if general:
+        monkeypatch.setattr(F, "_ce_direct", lambda *a: None)
+    x = torch.tensor(x_np, requires_grad=True)
+    y = torch.tensor(y_np)
+    got = []
+    for _ in range(calls):
+        x.grad = None
+        loss = F.cross_entropy(x * 2, y, **options)
+        names = _names(loss.grad_fn)
+        (loss.sum() if loss.ndim else loss).backward()
+        got.append((loss.detach().numpy().copy(), x.grad.numpy().copy(), names))
+    monkeypatch.undo()
+    return got
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ignore_index", [-100, 2])
+def test_direct_path_equals_general_path(reduction, dtype, ignore_index, monkeypatch):
+    x_np = RNG.normal(size=(6, 5)).astype(dtype)
+    y_np = np.array([1, 2, ignore_index, 4, 0, 3], dtype=np.int64)
+    options = dict(reduction=reduction, ignore_index=ignore_index)
+    fast = _calls(x_np, y_np, False, monkeypatch, **options)
+    slow = _calls(x_np, y_np, True, monkeypatch, **options)
+    for (fv, fg, fn), (sv, sg, sn) in zip(fast, slow):
+        np.testing.assert_array_equal(fv, sv)
+        assert fv.dtype == dtype
+        np.testing.assert_array_equal(fg, sg)
+        assert fn == sn
+    assert fast[-1][2][0] == "NllLossBackward0"
+    assert fast[-1][2][1][0][0] == "LogSoftmaxBackward0"
+
+
+def test_staged_signature_is_recorded_without_the_general_nll_loss(monkeypatch):
+    x_np = RNG.normal(size=(4, 3)).astype(np.float32)
+    y_np = np.array([0, 2, 1, 1], dtype=np.int32)
+    expected = _calls(x_np, y_np, True, monkeypatch)[-1]
+    _fresh(monkeypatch)
+    x, y = torch.tensor(x_np, requires_grad=True), torch.tensor(y_np)
+    for _ in range(2):  # first sighting eager, second staged (both through nll_loss)
+        F.cross_entropy(x * 2, y)
+
+    def general(*args, **kwargs):
+        raise AssertionError("the staged signature went through the general nll_loss")
+
+    monkeypatch.setattr(F, "nll_loss", general)
+    loss = F.cross_entropy(x * 2, y)
+    assert _names(loss.grad_fn) == expected[2]
+    loss.backward()
+    np.testing.assert_array_equal(loss.detach().numpy(), expected[0])
+    np.testing.assert_array_equal(x.grad.numpy(), expected[1])
+
+
+def test_compiled_model_output_keeps_the_pytorch_chain(monkeypatch):
+    _fresh(monkeypatch)
+    model = torch.compile(torch.nn.Linear(4, 3))
+    x, y = torch.tensor(RNG.normal(size=(5, 4)).astype(np.float32)), torch.tensor([0, 1, 2, 1, 0])
+    for _ in range(3):
+        loss = F.cross_entropy(model(x), y)
+    nll = loss.grad_fn
+    assert type(nll).__name__ == "NllLossBackward0"
+    (logp, _), (target, _) = nll.next_functions
+    assert type(logp).__name__ == "LogSoftmaxBackward0" and target is None
+    assert type(logp.next_functions[0][0]).__name__ == "StagedCallBackward0"
+
+
+def test_double_backward_and_retain_graph_match_the_general_path(monkeypatch):
+    x_np = RNG.normal(size=(5, 4))
+    y_np = np.array([3, 0, 1, 1, 2])
+    results = []
+    for general in (False, True):
+        _fresh(monkeypatch)
+        if general:
+            monkeypatch.setattr(F, "_ce_direct", lambda *a: None)
+        x, y = torch.tensor(x_np, requires_grad=True), torch.tensor(y_np)
+        for _ in range(3):
+            loss = F.cross_entropy(x, y)
+        g, = torch.autograd.grad(loss, x, create_graph=True, retain_graph=True)
+        again, = torch.autograd.grad(loss, x, retain_graph=True)  # the retained graph
+        gg, = torch.autograd.grad((g * g).sum(), x)
+        results.append((g.detach().numpy(), gg.numpy(), again.numpy()))
+        monkeypatch.undo()
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_target_changed_in_place_before_backward_is_reported(monkeypatch):
+    _fresh(monkeypatch)
+    x, y = torch.ones(3, 4, requires_grad=True), torch.tensor([0, 1, 3])
+    for _ in range(3):
+        loss = F.cross_entropy(x * 1, y)
+    y.add_(0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_other_calls_take_the_general_path(monkeypatch):
+    _fresh(monkeypatch)
+    x, y = torch.ones(3, 4, requires_grad=True), torch.tensor([0, 1, 3])
+
+    def direct(input, target, ignore_index=-100, reduction="mean"):
+        return F._ce_direct(input, target, ignore_index, reduction, F._NLL, F.nll_loss)
+
+    assert direct(x, y) is not None
+    assert direct(x.detach(), y) is None  # nothing to record
+    with torch.no_grad():
+        assert direct(x, y) is None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert direct(x, y) is None
+    assert direct(torch.ones(2, 3, 4, requires_grad=True), torch.zeros(2, 4, dtype=torch.int64)) \
+        is None
+    assert direct(torch.ones(4, requires_grad=True), torch.tensor(1)) is None
+    assert direct(torch.ones(0, 4, requires_grad=True), torch.zeros(0, dtype=torch.int64)) is None
+    assert direct(x, y, ignore_index=np.int64(-100)) is None
+    assert direct(x, y, reduction="average") is None
+    assert direct(x, torch.tensor([0.0, 1.0, 3.0])) is None
+    assert direct(x, torch.tensor([0, 1])) is None
+    # ... and the general path names what is wrong, as before
+    with pytest.raises(ValueError, match="'average' is not a valid value for reduction"):
+        F.cross_entropy(x, y, reduction="average")
+    with pytest.raises(ValueError, match=r"needs class-index targets of shape \(3,\)"):
+        F.cross_entropy(x, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="probability targets must have the input's shape"):
+        F.cross_entropy(x, torch.tensor([0.0, 1.0, 3.0]))
+    with pytest.raises(TypeError, match="class indices"):
+        F.cross_entropy(x, torch.tensor([True, False, True]))
+    # options the direct path leaves to the general one still give their results
+    w = torch.tensor([1.0, 2.0, 0.5, 1.0])
+    assert np.isfinite(F.cross_entropy(x, y, weight=w).item())
+    assert np.isfinite(F.cross_entropy(x, y, label_smoothing=0.1).item())
+    assert np.isfinite(F.cross_entropy(x, y, ignore_index=np.int64(1)).item())
