@@ -43,8 +43,7 @@ def _train(make, shapes, block, monkeypatch, steps=3):
 
 def _sources(opt) -> str:
     return "\n".join(c.run.source + (c.run_donating.source if c.run_donating else "")
-                     for pair in opt._fused._cache.values() for j in pair
-                     for c in j._cache.values())
+                     for j in opt._fused.programs() for c in j._cache.values())
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))

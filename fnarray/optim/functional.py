@@ -17,7 +17,9 @@ scale values) may also be passed as arrays, e.g. to feed a schedule into a jitte
 
 The step counter of every parameter is an ``int64`` scalar; step-dependent factors (bias
 corrections) are computed in float64 and cast to the parameter's dtype at use, so float32
-parameters stay float32.
+parameters stay float32.  ``init`` gives every full-size state field a buffer of its own
+(as PyTorch does), so the fused step (``optim.fused``) can write each field's new value
+over its old one from the first step on.
 """
 
 from __future__ import annotations
@@ -182,8 +184,8 @@ def _adam(name: str, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled)
            beta2=0 <= beta2 < 1, weight_decay=weight_decay >= 0)
 
     def init_leaf(p):
-        z = fa.zeros_like(p)
-        return AdamState(_step0(), z, z, z if amsgrad else None)
+        return AdamState(_step0(), fa.zeros_like(p), fa.zeros_like(p),
+                         fa.zeros_like(p) if amsgrad else None)
 
     def update_leaf(g, s, p):
         if decoupled:
@@ -241,8 +243,8 @@ def rmsprop(lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_dec
            momentum=momentum >= 0, weight_decay=weight_decay >= 0)
 
     def init_leaf(p):
-        z = fa.zeros_like(p)
-        return RMSpropState(_step0(), z, z if centered else None, z if momentum else None)
+        return RMSpropState(_step0(), fa.zeros_like(p), fa.zeros_like(p) if centered else None,
+                            fa.zeros_like(p) if momentum else None)
 
     def update_leaf(g, s, p):
         g = _direction(g, p, weight_decay, maximize)
@@ -307,8 +309,7 @@ def adadelta(lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay:
            weight_decay=weight_decay >= 0)
 
     def init_leaf(p):
-        z = fa.zeros_like(p)
-        return AdadeltaState(_step0(), z, z)
+        return AdadeltaState(_step0(), fa.zeros_like(p), fa.zeros_like(p))
 
     def update_leaf(g, s, p):
         g = _direction(g, p, weight_decay, maximize)
@@ -338,8 +339,7 @@ def adamax(lr: float = 2e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
            beta2=0 <= beta2 < 1, weight_decay=weight_decay >= 0)
 
     def init_leaf(p):
-        z = fa.zeros_like(p)
-        return AdamaxState(_step0(), z, z)
+        return AdamaxState(_step0(), fa.zeros_like(p), fa.zeros_like(p))
 
     def update_leaf(g, s, p):
         g = _direction(g, p, weight_decay, maximize)
@@ -373,8 +373,8 @@ def nadam(lr: float = 2e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
            beta2=0 <= beta2 < 1, weight_decay=weight_decay >= 0, momentum_decay=momentum_decay >= 0)
 
     def init_leaf(p):
-        z = fa.zeros_like(p)
-        return NAdamState(_step0(), fa.asarray(1.0, dtype=shapes.float64), z, z)
+        return NAdamState(_step0(), fa.asarray(1.0, dtype=shapes.float64), fa.zeros_like(p),
+                          fa.zeros_like(p))
 
     def update_leaf(g, s, p):
         g = -g if maximize else g

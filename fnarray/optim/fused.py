@@ -4,16 +4,23 @@ Run eagerly, an Adam step is ~13 elementwise operations per parameter, each a Py
 dispatch, a fresh full-size output and a pass over memory.  ``FusedStep`` traces the
 group's functional update (``optim.functional``) once per options and parameter signature
 and runs it with ``fa.jit``: one call for the group, intermediates written into dead buffers
-(``out=``), and — when the optimizer is the only holder of a state array — the old moment
-buffers donated, so the new moments are written where the old ones were and a step allocates
-only the new parameter values, which the user's tensors then hold.  On NumPy, a large
-parameter's update (Adam, AdamW, RMSprop: many passes per buffer) runs cache-blocked, all
-operations on one 64K-element block before the next (``transforms/blocked.py``), with the
-same bits as the whole-array update.
+(``out=``), and every full-size buffer whose old value is dead donated, so a step allocates
+nothing proportional to the model: the new moments are written where the old ones were, and
+the new parameter values where the old parameter values were.  A buffer is donated only when
+nothing but the optimizer (for a state) or the parameter tensor (for a parameter value) can
+see it — no state read through ``optimizer.state``, ``state_dict()`` tensor, detached alias,
+NumPy view, saved autograd residual or user variable refers to its array or to its memory —
+so donation never changes anything a user can observe; otherwise that buffer is left as it
+is and its new value freshly allocated.  On NumPy, a large parameter's update (Adam, AdamW,
+RMSprop: many passes per buffer) runs cache-blocked, all operations on one 64K-element block
+before the next (``transforms/blocked.py``), with the same bits as the whole-array update.
 
-The learning rate is an argument of the program (not baked into it), so schedulers never
-trigger a retrace; every other option is static.  The arithmetic is the functional
-optimizer's, primitive for primitive, so trajectories equal the eager ones.
+Which buffers are donated is decided per call; each choice is its own jitted program, built
+on first use, so a training run, which makes the same choice every step (the first included:
+``init`` gives every state field its own buffer), traces and compiles one program per
+signature.  The learning rate is an argument of the program (not baked into it), so
+schedulers never trigger a retrace; every other option is static.  The arithmetic is the
+functional optimizer's, primitive for primitive, so trajectories equal the eager ones.
 """
 
 from __future__ import annotations
@@ -23,66 +30,90 @@ from typing import Callable
 
 import fnarray as fa
 from fnarray.core.array import Array
-
-# References to a state buffer while ``_exclusively_owned`` looks at it, when only the
-# optimizer holds it: its state tuple in ``Optimizer.state``, the tuple in ``buffers``, the
-# loop variable and the argument of ``sys.getrefcount``.
-_OWNED_REFS = 4
+from fnarray.transforms.jit import Jitted, _unaliased
 
 
 def _dynamic(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _refcounts(objects: list) -> list:
+    """Each object's reference count as seen from here."""
+    return [sys.getrefcount(x) for x in objects]
+
+
+# The count ``_refcounts`` gives an object held once outside the call (by a parameter
+# tensor's slot, by the optimizer's state) and listed once in the list it is given: more
+# means someone else holds it too.  Measured rather than assumed, as the interpreter's
+# counting of its own temporaries varies between versions.
+_SAMPLE = object()
+_HELD_ONCE = _refcounts([_SAMPLE])[0]
+del _SAMPLE
+
+
 class FusedStep:
-    """``step(options, grads, states, params) -> (new_params, new_states)`` for the
-    functional optimizer ``factory``, jit-compiled per static options."""
+    """``step(options, grads, states, params, holders) -> (new_params, new_states)`` for
+    the functional optimizer ``factory``, jit-compiled per static options."""
 
     def __init__(self, factory: Callable):
         self.factory = factory
+        # (static options, state types, state layout) -> (update, {donated positions: jitted})
         self._cache: dict = {}
         self._lr: tuple = (None, None)  # (the Python lr, its float64 Array) of the last call
 
-    def _programs(self, options: dict, kinds: tuple, layout: tuple):
-        """The plain and the donating jitted update for these options, state types and
-        state layout (per state, which buffer fields are None).  The programs take their
-        arrays flat and positionally — ``lr, *grads, *steps, *params, *buffers`` — so a
-        call costs no pytree flattening of the arguments."""
+    def programs(self) -> list[Jitted]:
+        """Every jitted update built so far (one per signature and donation choice)."""
+        return [j for _, by_donation in self._cache.values() for j in by_donation.values()]
+
+    def _program(self, options: dict, kinds: tuple, layout: tuple, donated: tuple) -> Jitted:
+        """The jitted update for these options, state types and state layout (per state,
+        which buffer fields are None), donating the arguments at positions ``donated``.
+        The programs take their arrays flat and positionally — ``lr, *grads, *steps,
+        *params, *buffers`` — so a call costs no pytree flattening of the arguments."""
         static = tuple(sorted((k, v) for k, v in options.items() if k != "lr"))
         key = (static, kinds, layout)
         entry = self._cache.get(key)
         if entry is None:
-            factory = self.factory
-            n = len(kinds)
+            entry = self._cache[key] = (self._update(static, kinds, layout), {})
+        update, by_donation = entry
+        jitted = by_donation.get(donated)
+        if jitted is None:
+            jitted = by_donation[donated] = fa.jit(update, donate_argnums=donated)
+        return jitted
 
-            def update(lr, *flat):
-                # States travel as step counters and buffers so that only the (full-size)
-                # buffers are donated; each state tuple is rebuilt inside the program.
-                grads, steps, params = flat[:n], flat[n:2 * n], flat[2 * n:3 * n]
-                bufs = iter(flat[3 * n:])
-                states = [kind(step, *[None if missing else next(bufs) for missing in fields])
-                          for kind, step, fields in zip(kinds, steps, layout)]
-                return factory(lr=lr, **dict(static)).update(list(grads), states, list(params))
+    def _update(self, static: tuple, kinds: tuple, layout: tuple) -> Callable:
+        factory = self.factory
+        n = len(kinds)
 
-            n_bufs = sum(not missing for fields in layout for missing in fields)
-            donated = tuple(range(1 + 3 * n, 1 + 3 * n + n_bufs))
-            entry = (fa.jit(update), fa.jit(update, donate_argnums=donated))
-            self._cache[key] = entry
-        return entry
+        def update(lr, *flat):
+            # States travel as step counters and buffers so that only the (full-size)
+            # buffers are donated; each state tuple is rebuilt inside the program.
+            grads, steps, params = flat[:n], flat[n:2 * n], flat[2 * n:3 * n]
+            bufs = iter(flat[3 * n:])
+            states = [kind(step, *[None if missing else next(bufs) for missing in fields])
+                      for kind, step, fields in zip(kinds, steps, layout)]
+            return factory(lr=lr, **dict(static)).update(list(grads), states, list(params))
+        return update
 
-    def __call__(self, options: dict, grads: list, states: list, params: list):
+    def __call__(self, options: dict, grads: list, states: list, params: list,
+                 holders: list | None = None):
+        """One update.  ``holders``: per parameter, the tensor whose value (``_value``)
+        the parameter array is, which the caller rebinds to the new value; without them no
+        parameter buffer is donated.  The caller holds each state only in the optimizer's
+        state and in ``states``, and each parameter array only in its holder and in
+        ``params``: any further reference is taken for someone else's."""
         lr = options["lr"]
         if not _dynamic(lr):  # an array lr (or anything else): the plain functional path
             return self.factory(**options).update(grads, states, params)
         buffers = [s[1:] for s in states]
         layout = tuple([tuple([b is None for b in fields]) for fields in buffers])
-        plain, donating = self._programs(options, tuple([type(s) for s in states]), layout)
-        # Nobody but the optimizer may hold a state tuple (its dict entry, the caller's
-        # list, the loop variable, getrefcount's argument) or any of its buffers.
-        owned = all(sys.getrefcount(s) <= _OWNED_REFS for s in states)
-        run = donating if owned and _exclusively_owned(buffers) else plain
         flat = [b for fields in buffers for b in fields if b is not None]
         del buffers
+        n = len(params)
+        donated = _free_buffers(states, layout, flat, 1 + 3 * n)
+        if holders is not None:
+            donated = _free_params(params, holders, 1 + 2 * n) + donated
+        run = self._program(options, tuple([type(s) for s in states]), layout, tuple(donated))
         return run(self._lr_array(lr), *grads, *[s[0] for s in states], *params, *flat)
 
     def _lr_array(self, lr) -> Array:
@@ -95,18 +126,31 @@ class FusedStep:
         return array
 
 
-def _exclusively_owned(buffers: list) -> bool:
-    """Does the optimizer hold the only reference to every state buffer (so donating them
-    can change nothing anyone else sees)?  A buffer shared between two fields (Adam's first
-    state uses one zero array for both moments) or held by a user is not donated."""
-    seen = set()
-    for fields in buffers:
-        for leaf in fields:
-            if leaf is None:
-                continue
-            if not isinstance(leaf, Array) or id(leaf) in seen:
-                return False
-            seen.add(id(leaf))
-            if sys.getrefcount(leaf) > _OWNED_REFS:
-                return False
-    return True
+def _donatable(x) -> bool:
+    """A full-size host array whose memory nothing but ``x`` refers to (``jit``'s own
+    test: it owns its writable buffer, and no view or other Array is on it)."""
+    return type(x) is Array and x._value.ndim > 0 and _unaliased(x)
+
+
+def _free_params(params: list, holders: list, first: int) -> list:
+    """The argument positions (``first`` + index) of the parameters whose arrays only
+    their holder refers to; donating them changes nothing anyone else sees."""
+    counts = _refcounts(params)
+    return [first + i for i, (p, h, c) in enumerate(zip(params, holders, counts))
+            if c <= _HELD_ONCE and h._value is p and _donatable(p)]
+
+
+def _free_buffers(states: list, layout: tuple, flat: list, first: int) -> list:
+    """The argument positions (``first`` + index into ``flat``) of the state buffers only
+    the optimizer holds: their state tuple is referenced by the optimizer alone (not by a
+    ``optimizer.state[p]`` read or a ``state_dict()``), and the buffer by that tuple alone
+    (a buffer shared between two fields or two states, or held by a user, is not donated)."""
+    state_counts, counts = _refcounts(states), _refcounts(flat)
+    free, j = [], 0
+    for count, fields in zip(state_counts, layout):
+        k = fields.count(False)
+        if count <= _HELD_ONCE:
+            free += [first + b for b in range(j, j + k)
+                     if counts[b] <= _HELD_ONCE and _donatable(flat[b])]
+        j += k
+    return free

@@ -106,8 +106,11 @@ class Optimizer:
             options = {k: group[k] for k in self.options}
             states = [state.leaf(p) if p in state else self._init_state(options, p)
                       for p in params]
+            # The parameters are passed as their holders too: a value only its tensor
+            # holds is dead once the tensor is rebound below, so its buffer may take the
+            # new value (``optim.fused``).
             new_values, new_states = self._fused(options, grads, states,
-                                                 [p.array for p in params])
+                                                 [p.array for p in params], params)
             del states, grads
             for p, v, s in zip(params, new_values, new_states):
                 p.data = v

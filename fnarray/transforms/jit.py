@@ -31,9 +31,13 @@ from fnarray.transforms.out_builder import output_builder
 
 class _Compiled:
     """One cached program: its compiled runs, its constants, and per call what is fixed by
-    the signature (the donated leaf positions, the output builder)."""
+    the signature (the donated leaf positions, the output builder).
 
-    __slots__ = ("program", "out_tree", "run", "run_donating", "const_bufs", "device",
+    The plain run and the donating run are each compiled on first use: a function whose
+    donated buffers are always free compiles only the donating one, and one never given
+    donations (or on a device that cannot reuse them) only the plain one."""
+
+    __slots__ = ("program", "out_tree", "_run", "_run_donating", "const_bufs", "device",
                  "donated", "build")
 
     def __init__(self, program, out_tree, device, donated: frozenset):
@@ -41,11 +45,26 @@ class _Compiled:
         self.out_tree = out_tree
         self.device = device
         self.const_bufs = [c._value for c in program.consts]
-        self.run = compile_program(program, device.xp)
-        self.run_donating = (compile_program(program, device.xp, donated)
-                             if donated and device.platform == "cpu" else None)
-        self.donated = tuple(sorted(donated))
+        self._run = self._run_donating = None
+        # Only host buffers are reused; elsewhere a donating call runs the plain program.
+        self.donated = tuple(sorted(donated)) if device.platform == "cpu" else ()
         self.build = output_builder(out_tree, device)
+
+    @property
+    def run(self):
+        """``run(*consts, *buffers)``: the compiled program, writing no input buffer."""
+        if self._run is None:
+            self._run = compile_program(self.program, self.device.xp)
+        return self._run
+
+    @property
+    def run_donating(self):
+        """The compiled program that may write into the donated inputs' buffers (None
+        when nothing is donated)."""
+        if self._run_donating is None and self.donated:
+            self._run_donating = compile_program(self.program, self.device.xp,
+                                                 frozenset(self.donated))
+        return self._run_donating
 
 
 class DonatedBuffer:
@@ -215,19 +234,19 @@ class Jitted:
 
 def _execute(entry: _Compiled, leaves) -> list:
     """Run ``entry`` on the buffers of the concrete ``leaves``; the raw result buffers."""
-    if entry.run_donating is not None:
-        donated = entry.donated
-        # Reuse a donated buffer only if nothing else can see it: it owns its memory,
-        # no view, NumPy alias or second Array refers to it, and the same Array is not
-        # also passed as another argument or leaf (``f(x, x)``, an EMA tree sharing
-        # arrays with the donated params): donation must never change a result.
-        if (all([_unaliased(leaves[i]) for i in donated])
-                and _donated_leaves_distinct(leaves, donated)):
-            bufs = [x._value for x in leaves]
-            for i in donated:
-                leaves[i]._value = _DONATED
-            return entry.run_donating(*entry.const_bufs, *bufs)
-    return entry.run(*entry.const_bufs, *[x._value for x in leaves])
+    donated = entry.donated
+    # Reuse a donated buffer only if nothing else can see it: it owns its (writable)
+    # memory, no view, NumPy alias or second Array refers to it, and the same Array is not
+    # also passed as another argument or leaf (``f(x, x)``, an EMA tree sharing arrays
+    # with the donated params): donation must never change a result.
+    if (donated and all([_unaliased(leaves[i]) for i in donated])
+            and _donated_leaves_distinct(leaves, donated)):
+        run = entry._run_donating or entry.run_donating  # compiled before any is taken
+        bufs = [x._value for x in leaves]
+        for i in donated:
+            leaves[i]._value = _DONATED
+        return run(*entry.const_bufs, *bufs)
+    return (entry._run or entry.run)(*entry.const_bufs, *[x._value for x in leaves])
 
 
 def _buffer_refs(holder) -> int:
@@ -235,10 +254,13 @@ def _buffer_refs(holder) -> int:
 
 
 def _unaliased(x) -> bool:
-    """True if ``x``'s buffer owns its memory and only ``x`` refers to it."""
-    buf = x._value
-    owns = getattr(getattr(buf, "flags", None), "owndata", False)
-    del buf
+    """True if ``x``'s buffer owns its memory, may be written (a read-only buffer, say
+    one a user froze, must stay as it is; 0-d buffers, which NumPy returns as read-only
+    scalars, are never written), and only ``x`` refers to it."""
+    flags = getattr(x._value, "flags", None)
+    owns = getattr(flags, "owndata", False) and (getattr(flags, "writeable", False)
+                                                 or not x._value.ndim)
+    del flags
     return owns and _buffer_refs(x) <= _BASELINE_REFS
 
 
