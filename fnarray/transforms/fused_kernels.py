@@ -35,8 +35,10 @@ _ANY = _NUMBER + _BOOL
 _DTYPES = {np.dtype(t) for t in ("float32", "float64", "int8", "int16", "int32", "int64",
                                  "uint8", "uint16", "uint32", "uint64", "bool")}
 
-_MAX = "({0} if {0} >= {1} or {0} != {0} else {1})"  # NumPy's: the first NaN wins
-_MIN = "({0} if {0} <= {1} or {0} != {0} else {1})"
+# NumPy's rules: the first NaN wins, and of two equal values the second (x86 NumPy's
+# ``maximum(-0.0, 0.0)`` is 0.0 and ``maximum(0.0, -0.0)`` is -0.0, whatever the layout)
+_MAX = "({0} if {0} > {1} or {0} != {0} else {1})"
+_MIN = "({0} if {0} < {1} or {0} != {0} else {1})"
 
 # ufunc name -> (scalar template over operand names, dtype kinds its operands may have)
 _UFUNCS: dict[str, tuple[str, str]] = {
