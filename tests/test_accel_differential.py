@@ -558,7 +558,10 @@ def programs(draw):
     for _ in range(draw(st.integers(2, 9))):
         i = draw(st.integers(0, len(types) - 1))
         same = [j for j, t in enumerate(types) if t == types[i]]
-        if draw(st.booleans()):
+        if types[i] != "bool" and not draw(st.integers(0, 5)):  # a reduction between trees
+            steps.append(("reduce", draw(st.sampled_from(["sum", "max"])), i,
+                          draw(st.integers(0, len(shape) - 1))))
+        elif draw(st.booleans()):
             name, _ = draw(st.sampled_from(_unary_ops(types[i])))
             steps.append(("unary", name, i, None))
         elif draw(st.booleans()):
@@ -583,7 +586,10 @@ def _run_program(steps, outs, *args):
     vals = list(args)
     for kind, name, i, j in steps:
         d = str(_np_dtype(vals[i]))
-        if kind == "unary":
+        if kind == "reduce":
+            vals.append(getattr(fa, name)(vals[i], axis=min(j, vals[i].ndim - 1), keepdims=True)
+                        if vals[i].ndim else vals[i] * 1)
+        elif kind == "unary":
             vals.append(dict(_unary_ops(d))[name](vals[i]))
         elif kind == "binary":
             vals.append(dict(_binary_ops(d))[name](vals[i], vals[j]))
@@ -623,6 +629,12 @@ def test_fused_programs_match_numpy(case):
     compare = (lambda a, b, w: _close(a, b, w, tol=4e-7)) if _inexact(steps) else _same_bits
     compare(want, got, f"jit program {steps} -> {outs}")
     compare(eager, got, f"jit vs eager {steps} -> {outs}")
+    # compiled kernels from the full shape up only: smaller trees of the same program take
+    # their NumPy lines inside the compiled program
+    with accel.forced(True), np.errstate(all="ignore"):
+        accel._min_size = max(int(np.prod(_np(a).shape)) for a in args)
+        mixed = fa.jit(prog)(*args)
+    compare(want, mixed, f"jit program, mixed sizes {steps} -> {outs}")
 
 
 @SETTINGS
@@ -671,3 +683,168 @@ def test_fused_maximum_minimum_of_signed_zeros_keep_numpys_operand(dtype):
     _same_bits(want, got, "maximum/minimum ties")
     with np.errstate(divide="ignore"):
         _same_bits(want, f(x, zero), "jit vs eager")
+
+
+# --- fused optimizer steps -------------------------------------------------------------------------
+
+_OPTIMIZERS = {  # class name, functional name, option draws
+    "SGD": ("sgd", dict(momentum=[0.0, 0.9], dampening=[0.0], weight_decay=[0.0, 1e-2],
+                        nesterov=[False, True], maximize=[False, True])),
+    "Adam": ("adam", dict(weight_decay=[0.0, 1e-2], amsgrad=[False, True],
+                          maximize=[False, True], eps=[1e-8, 0.0])),
+    "AdamW": ("adamw", dict(weight_decay=[0.0, 1e-2], amsgrad=[False, True])),
+    "RMSprop": ("rmsprop", dict(momentum=[0.0, 0.5], centered=[False, True],
+                                weight_decay=[0.0, 1e-2], eps=[1e-8, 0.0])),
+}
+
+
+@st.composite
+def optimizer_cases(draw):
+    name = draw(st.sampled_from(sorted(_OPTIMIZERS)))
+    options = {k: draw(st.sampled_from(v)) for k, v in _OPTIMIZERS[name][1].items()}
+    if options.get("nesterov") and not options.get("momentum"):
+        options["nesterov"] = False
+    options["lr"] = draw(st.sampled_from([0.1, 1e-3, 0.0]))
+    dtype = np.dtype(draw(st.sampled_from([np.float32, np.float64])))
+    shapes = draw(st.lists(st.sampled_from([(1,), (5,), (3, 4), (2, 1, 3), (0,), ()]),
+                           min_size=1, max_size=3))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    params = [_uniform(rng, s, dtype) for s in shapes]
+    # gradients: zeros (0/0 in the denominators with eps 0), tiny, huge, ties, any layout
+    grads = [[_laid_out(np.asarray(rng.choice(np.array([0.0, -0.0, 1e-30, 1e3, 0.5, -2.0], dtype),
+                                              size=s) if draw(st.booleans())
+                                   else _uniform(rng, s, dtype)), draw(st.sampled_from(LAYOUTS)))
+              for s in shapes] for _ in range(draw(st.integers(1, 3)))]
+    return name, options, params, grads
+
+
+def _class_steps(name, options, params, grads, compiled: bool):
+    import fnarray.compat as torch
+    from fnarray import optim
+    from fnarray.compat import nn
+    ps = [nn.Parameter(torch.tensor(p.copy())) for p in params]
+    opt = getattr(optim, name)(ps, **options)
+    seen = []
+    with accel.forced(compiled), np.errstate(all="ignore"):
+        for step in grads:
+            views = [(p.detach().numpy(), p.detach().numpy().copy()) for p in ps]
+            tensors = [torch.tensor(_np(g)) for g in step]
+            before = [_np(g).copy() for g in step]
+            for p, g in zip(ps, tensors):
+                p.grad = g
+            opt.step()
+            for (view, copy) in views:  # a NumPy view taken before the step keeps its values
+                assert view.tobytes() == copy.tobytes(), "opt.step() wrote a visible buffer"
+            for t, b in zip(tensors, before):
+                assert t.numpy().tobytes() == b.tobytes(), "opt.step() wrote a gradient"
+            seen.append([p.detach().numpy().copy() for p in ps])
+    return seen
+
+
+def _functional_steps(name, options, params, grads):
+    from fnarray.optim import functional
+    opt = getattr(functional, _OPTIMIZERS[name][0])(**options)
+    ps = [fa.asarray(p.copy()) for p in params]
+    state = opt.init(ps)
+    seen = []
+    with accel.forced(False), np.errstate(all="ignore"):
+        for step in grads:
+            ps, state = opt.update([fa.asarray(_np(g)) for g in step], state, ps)
+            seen.append([_np(p).copy() for p in ps])
+    return seen
+
+
+@SETTINGS
+@given(optimizer_cases())
+def test_fused_optimizers_match_numpy_and_the_eager_update(case):
+    name, options, params, grads = case
+    want = _class_steps(name, options, params, grads, False)
+    got = _class_steps(name, options, params, grads, True)
+    eager = _functional_steps(name, options, params, grads)
+    for k, (a, b, c) in enumerate(zip(want, got, eager)):
+        _same_bits(a, b, f"{name}{options} step {k}: compiled vs numpy")
+        _same_bits(c, b, f"{name}{options} step {k}: fused vs the eager functional update")
+
+
+# --- compat fast paths: direct recording against the general path ---------------------------------
+
+def _graph(fn, depth: int = 4):
+    """A compat ``grad_fn``'s name and its inputs' graphs, ``depth`` levels deep."""
+    if fn is None:
+        return None
+    if depth == 0:
+        return fn.name()
+    return (fn.name(), tuple(_graph(f, depth - 1) for f, _ in fn.next_functions))
+
+
+@contextlib.contextmanager
+def _general_paths():
+    """``F.linear``/``F.relu``/``F.log_softmax``/``F.cross_entropy`` without their direct
+    recording: their tests for a compat tensor see none, and cross_entropy's says None."""
+    import types
+
+    import fnarray.nn.functional as F
+    saved = F._tape, F._ce_direct
+    F._tape = lambda: types.SimpleNamespace(TENSOR=type("NoTensor", (), {}))
+    F._ce_direct = lambda *a: None
+    try:
+        yield
+    finally:
+        F._tape, F._ce_direct = saved
+
+
+@st.composite
+def compat_cases(draw):
+    dtype = np.dtype(draw(st.sampled_from([np.float32, np.float64])))
+    n, c, k = draw(st.integers(0, 4)), draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    share = draw(st.sampled_from([0.0, 0.2]))
+    x = _special(rng, (n, k), dtype, share)
+    w = _special(rng, (c, k), dtype, share)
+    b = _uniform(rng, (c,), dtype) if draw(st.booleans()) else None
+    labels = rng.integers(0, c, n)
+    if n and draw(st.booleans()):
+        labels[0] = -100  # ignored
+    reduction = draw(st.sampled_from(["mean", "sum", "none"]))
+    return x, w, b, labels, reduction, draw(st.booleans())
+
+
+def _compat_step(x, w, b, labels, reduction, transposed_weight):
+    """F.linear, F.relu, F.log_softmax and F.cross_entropy on compat tensors, and the
+    backward pass: values, gradients and the recorded graph."""
+    import fnarray.compat as torch
+    import fnarray.nn.functional as F
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(np.ascontiguousarray(w.T), requires_grad=True) if transposed_weight \
+        else torch.tensor(w, requires_grad=True)
+    weight = wt.t() if transposed_weight else wt
+    bt = None if b is None else torch.tensor(b, requires_grad=True)
+    h = F.linear(xt, weight, bt)
+    r = F.relu(h)
+    lp = F.log_softmax(r, 1)
+    loss = F.cross_entropy(h, torch.tensor(labels), reduction=reduction)
+    total = (loss.sum() if reduction == "none" else loss) + lp.sum() + r.sum()
+    total.backward()
+    grads = [t.grad for t in (xt, wt, bt) if t is not None]
+    values = [v.detach().numpy().copy() for v in (h, r, lp, loss, total)]
+    return (values, [g.numpy().copy() if g is not None else None for g in grads],
+            [_graph(v.grad_fn) for v in (h, r, lp, loss, total)])
+
+
+@SETTINGS
+@given(compat_cases())
+def test_compat_fast_paths_match_the_general_path(case):
+    x, w, b, labels, reduction, transposed = case
+    results = {}
+    for on in (False, True):
+        for general in (False, True):
+            with accel.forced(on), np.errstate(all="ignore"), (
+                    _general_paths() if general else contextlib.nullcontext()):
+                results[on, general] = _compat_step(x, w, b, labels, reduction, transposed)
+    want = results[False, True]
+    for key, got in results.items():
+        what = f"compiled={key[0]} general={key[1]}"
+        _same_bits([v for v in want[0]], [v for v in got[0]], f"values, {what}")
+        _same_bits([g for g in want[1] if g is not None], [g for g in got[1] if g is not None],
+                   f"gradients, {what}")
+        assert want[2] == got[2], f"graphs differ, {what}: {want[2]} vs {got[2]}"
