@@ -337,8 +337,12 @@ def _run(tensors, grad_tensors, retain_graph, create_graph, wanted, accumulate=F
         retain_graph = create_graph
     roots, cts = _roots_and_cts(tensors, grad_tensors, create_graph)
     hooks = _TapeHooks(create_graph, wanted, accumulate)
-    with grad_mode.set_grad_enabled(create_graph):
+    state = grad_mode._state  # (``set_grad_enabled(create_graph)`` around the walk)
+    enabled, state.enabled = state.enabled, bool(create_graph)
+    try:
         reverse.backward(roots, cts, release=not retain_graph, hooks=hooks)
+    finally:
+        state.enabled = enabled
     return hooks
 
 

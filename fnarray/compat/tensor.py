@@ -89,6 +89,15 @@ def _raw(x):
     return x._value if isinstance(x, Tensor) else x
 
 
+_BACKWARD: list = []  # compat.autograd.backward, imported on first use (it imports this module)
+
+
+def _backward_fn():
+    from fnarray.compat.autograd import backward
+    _BACKWARD.append(backward)
+    return backward
+
+
 class Tensor(Tracer):
     """A PyTorch-style tensor; see the module docstring."""
 
@@ -276,7 +285,7 @@ class Tensor(Tracer):
     def backward(self, gradient=None, retain_graph=None, create_graph: bool = False,
                  inputs=None):
         """Accumulate d(self)/d(leaf), weighted by ``gradient``, into every leaf's ``.grad``."""
-        from fnarray.compat.autograd import backward
+        backward = _BACKWARD[0] if _BACKWARD else _backward_fn()
         backward([self], None if gradient is None else [gradient], retain_graph,
                  create_graph, inputs=inputs)
 

@@ -10,6 +10,7 @@ transformation is itself recorded (``grad(grad(f))``, ``jvp(grad(f))``).
 from __future__ import annotations
 
 import itertools
+import operator
 
 from fnarray.core import tree as tree_util
 from fnarray.core.trace import PrimalTracer, Trace, new_main
@@ -108,31 +109,37 @@ def toposort(roots: list[Node]) -> list[Node]:
     """
     # (Nodes hash and compare by identity, so they key sets and dicts directly.)
     order, entered = [], set()
+    emit, enter = order.append, entered.add
     stack = [(root, False) for root in reversed(roots)]
+    pop, push = stack.pop, stack.append
     while stack:
-        node, done = stack.pop()
+        node, done = pop()
         if done:
-            order.append(node)
+            emit(node)
             continue
         if node in entered:
             continue
-        entered.add(node)
-        stack.append((node, True))
+        enter(node)
+        push((node, True))
         if not node.parents:
             continue
         parents = [p[0] for p in node.parents if p is not None and p[0] not in entered]
         if len(parents) > 1:
-            parents.sort(key=_explore_last, reverse=True)
-            stack.extend([(p, False) for p in parents])
+            # Explored last, hence walked first: leaves (in their order), then the other
+            # parents from the newest (a stable sort, as by the key "seq, leaves as +inf").
+            inner = [p for p in parents if p.prim is not None]
+            if len(inner) > 1:
+                inner.sort(key=_SEQ, reverse=True)
+            if len(inner) < len(parents):
+                stack += [(p, False) for p in parents if p.prim is None]
+            stack += [(p, False) for p in inner]
         elif parents:
-            stack.append((parents[0], False))
+            push((parents[0], False))
     order.reverse()
     return order
 
 
-def _explore_last(node: Node) -> float:
-    """Sort key of ``toposort``: larger is explored later, hence walked earlier."""
-    return float("inf") if node.prim is None else node.seq
+_SEQ = operator.attrgetter("seq")
 
 
 def _add(a, b):
@@ -160,12 +167,13 @@ def backward(roots: list[tuple[Node, int]], cts: list, release: bool = False,
         slot[idx] = _add(slot[idx], ct)
     leaves = {}
     computed = None if hooks is None else hooks.computed
+    seen, saved = (None, None) if hooks is None else (hooks.cotangents, hooks.saved)
     for node in toposort([n for n, _ in roots]):
         node_cts = acc.pop(node, None)
         if node_cts is None:
             continue
-        if hooks is not None:
-            node_cts = hooks.cotangents(node, node_cts)
+        if seen is not None:
+            node_cts = seen(node, node_cts)
         prim = node.prim
         if prim is None:
             leaves[id(node)] = node_cts[0]
@@ -175,10 +183,9 @@ def backward(roots: list[tuple[Node, int]], cts: list, release: bool = False,
             raise RuntimeError(
                 "backward through a graph a second time: its saved values were already freed. "
                 "Pass retain_graph=True to the first backward() if you need to go back twice")
-        primals, outs = (node.primals, node.outs) if hooks is None else hooks.saved(node)
+        primals, outs = (node.primals, node.outs) if saved is None else saved(node)
         if prim.multiple_results:
-            from fnarray import api
-            ct_in = [api.zeros_like(o) if c is None else c for c, o in zip(node_cts, outs)]
+            ct_in = [_zeros_like(o) if c is None else c for c, o in zip(node_cts, outs)]
         else:
             ct_in = node_cts[0]
         if prim.vjp_selective:
@@ -200,6 +207,11 @@ def backward(roots: list[tuple[Node, int]], cts: list, release: bool = False,
         if release:
             node.release()
     return leaves
+
+
+def _zeros_like(x):
+    from fnarray import api
+    return api.zeros_like(x)
 
 
 def _n_outs(node: Node) -> int:

@@ -54,6 +54,10 @@ class Staged:
         self.out_avals = [v.aval for v in plain.outvars]
         self.n_out = len(self.out_avals)
         self.out_inexact = [_inexact(a) for a in self.out_avals]  # outputs with cotangents
+        self.all_out_inexact = all(self.out_inexact)
+        # where each input's cotangent is among the backward program's outputs (-1: none)
+        order = iter(range(self.n_in))
+        self._grad_at = [next(order) if d else -1 for d in self.diff]
         self.plain = _Runnable(passes.optimize(plain), self.device)
         self.joint = ir.trace_flat(self._joint_fun(fun), avals_devices + [
             (a, self.device) for a in self.out_avals if _inexact(a)], name=name + "_vjp")
@@ -81,6 +85,11 @@ class Staged:
                         for a in self.out_avals]
             return list(outs) + list(pullback(full_cts))
         return joint
+
+    def spread_grads(self, grads: list) -> tuple:
+        """The cotangents of the differentiable inputs (``grads``) as one entry per input,
+        None for the others (the VJP rule's result)."""
+        return tuple([None if i < 0 else grads[i] for i in self._grad_at])
 
     def check(self, avals) -> None:
         """Refuse operands (avals, arrays or tracers) of another signature than the one the
@@ -187,14 +196,14 @@ def _jvp(primals, tangents, *, staged, residuals=None):
 
 
 def _vjp(cts, *primals, out, staged, residuals=None):
-    cts = [c for c, keep in zip(cts, staged.out_inexact) if keep]
-    values = [*primals, *cts]
-    if residuals is not None and _concrete(values) and _concrete(residuals):
-        grads = staged.backward.run_arrays([*primals, *residuals, *cts])
-    else:  # traced (or recorded without residuals): the joint program, differentiable
-        grads = ir.eval_program(staged.joint, values)[staged.n_out:]
-    it = iter(grads)
-    return tuple(next(it) if d else None for d in staged.diff)
+    if not staged.all_out_inexact:
+        cts = [c for c, keep in zip(cts, staged.out_inexact) if keep]
+    if residuals is not None:
+        args = [*primals, *residuals, *cts]
+        if _concrete(args):
+            return staged.spread_grads(staged.backward.run_arrays(args))
+    # traced (or recorded without residuals): the joint program, differentiable
+    return staged.spread_grads(ir.eval_program(staged.joint, [*primals, *cts])[staged.n_out:])
 
 
 def _batch(vals, dims, *, staged, residuals=None):
