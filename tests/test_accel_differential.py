@@ -278,6 +278,35 @@ def _check_conv_transpose(f, derivs, x, w, b, geometry):
     _close(d0, d1, "conv_transpose derivatives")
 
 
+@SETTINGS
+@given(conv_cases(), st.sampled_from(["x", "w", "both"]))
+def test_conv_batched_and_second_order(case, batched):
+    """vmap over the input, the weight or both (the batching rules fold the batch into
+    samples, output channels or groups), and a Hessian-vector product (the derivatives of
+    conv_transpose and conv_channel_major)."""
+    x, w, b, geometry, rng, small = case
+    xs = fa.stack([x, x * 0.5]) if batched in ("x", "both") else x
+    ws = fa.stack([w, -w]) if batched in ("w", "both") else w
+    axes = (0 if batched in ("x", "both") else None, 0 if batched in ("w", "both") else None)
+    v = (fa.asarray(_uniform(rng, x.shape, _np(x).dtype)),
+         fa.asarray(_uniform(rng, w.shape, _np(w).dtype)))
+
+    def batched_conv(xs, ws):
+        return fa.vmap(lambda x, w: fa.conv(x, w, b, **geometry), in_axes=axes)(xs, ws)
+
+    def hvp(x, w):
+        def loss(x, w):
+            y = fa.conv(x, w, b, **geometry)
+            return fa.sum(y * y * y)
+        return fa.jvp(fa.grad(loss, argnums=(0, 1)), (x, w), v)[1]
+
+    with _small_buffers() if small else contextlib.nullcontext():
+        want, got = _both(batched_conv, xs, ws)
+        _same_bits(want, got, f"vmap({batched}) conv {geometry}")
+        want, got = _both(hvp, x, w)
+        _close(want, got, f"conv Hessian-vector product {geometry}", tol=TOL[_np(x).dtype] * 10)
+
+
 # --- pooling -------------------------------------------------------------------------------------
 
 SPECIAL = (np.nan, np.inf, -np.inf, -0.0, 0.0, 1.0, -1.0, 0.5)
@@ -311,7 +340,7 @@ def pool_cases(draw):
     return nd, x, geometry, dilation, rng, draw(st.booleans())
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=_HUNT or 12)  # each window geometry compiles (~1 s cold)
 @given(pool_cases())
 def test_max_pool_values_indices_and_derivatives(case):
     import fnarray.nn.functional as F
@@ -458,11 +487,13 @@ def test_random_same_bits_on_both_paths(seed, shape, count, layout):
     def draws(key, keys):
         sub = fa.random.split(key, 3)
         x = fa.ones((*shape, 2), dtype=fa.float32)
-        return [fa.random.bits(key, shape), fa.random.bits(sub[1], (*shape, 3)),
+        return [fa.random.bits(key, shape, fa.uint64), fa.random.bits(sub[1], (*shape, 3), fa.uint8),
                 fa.random.fold_in(key, 7), fa.vmap(lambda k: fa.random.bits(k, shape))(keys),
                 fa.vmap(lambda k: fa.random.split(k, 2))(keys),
                 fa.random.uniform(sub[2], shape), fa.random.normal(sub[0], shape, fa.float64),
-                F.dropout(x, 0.3, key=sub[2]), F.dropout(x * 3, 0.5, key=key)]
+                F.dropout(x, 0.3, key=sub[2]), F.dropout(x * 3, 0.5, key=key),
+                fa.vmap(fa.vmap(lambda k: fa.random.bits(k, shape, fa.uint16)))(
+                    fa.stack([keys, keys[::-1]], axis=1))]
 
     want, got = _both(draws, key, keys)
     _same_bits(want, got, f"random draws, shape {shape}")
@@ -728,6 +759,9 @@ def _class_steps(name, options, params, grads, compiled: bool):
     with accel.forced(compiled), np.errstate(all="ignore"):
         for step in grads:
             views = [(p.detach().numpy(), p.detach().numpy().copy()) for p in ps]
+            held = [v for st_ in opt.state_dict()["state"].values() for v in st_.values()
+                    if hasattr(v, "numpy")]  # state tensors a user reads keep their values
+            views += [(_np(v.numpy()), _np(v.numpy()).copy()) for v in held]
             tensors = [torch.tensor(_np(g)) for g in step]
             before = [_np(g).copy() for g in step]
             for p, g in zip(ps, tensors):
@@ -848,3 +882,84 @@ def test_compat_fast_paths_match_the_general_path(case):
         _same_bits([g for g in want[1] if g is not None], [g for g in got[1] if g is not None],
                    f"gradients, {what}")
         assert want[2] == got[2], f"graphs differ, {what}: {want[2]} vs {got[2]}"
+
+
+# --- a whole jitted training step ------------------------------------------------------------------
+
+@settings(SETTINGS, max_examples=_HUNT or 6)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([np.float32, np.float64]), st.integers(1, 3),
+       st.booleans())
+def test_jitted_training_step_with_donated_parameters(seed, dtype, n, ceil_mode):
+    """conv -> relu -> max_pool -> dropout -> linear -> log_softmax -> nll, its gradient
+    and an SGD update, jitted with the parameters donated: every compiled kernel of a
+    training step in one program, whose buffers the executor reuses."""
+    rng = np.random.default_rng(seed)
+    x = fa.asarray(_special(rng, (n, 2, 7, 6), dtype, 0.05))
+    labels = fa.asarray(rng.integers(0, 3, n))
+    key = fa.random.key(seed % 1000)
+
+    def fresh():
+        r = np.random.default_rng(seed + 1)
+        return {"w": fa.asarray(_uniform(r, (4, 2, 3, 3), dtype)),
+                "b": fa.asarray(_uniform(r, (4,), dtype)),
+                "fc": fa.asarray(_uniform(r, (3, 4 * 3 * 2 if not ceil_mode else 4 * 3 * 3),
+                                          dtype))}
+
+    def loss(params, x, labels, key):
+        import fnarray.nn.functional as F
+        h = fa.relu(fa.conv(x, params["w"], params["b"], padding=((1, 0), (0, 1))))
+        h = F.max_pool2d(h, 2, ceil_mode=ceil_mode)
+        h = F.dropout(fa.reshape(h, (h.shape[0], -1)), 0.25, key=key)
+        logp = fa.log_softmax(h @ fa.permute_dims(params["fc"], (1, 0)), axis=1)
+        return -fa.mean(fa.take_along_axis(logp, labels[:, None], axis=1))
+
+    def step(params, x, labels, key):
+        value, grads = fa.value_and_grad(loss)(params, x, labels, key)
+        return fa.tree_util.tree_map(lambda p, g: p - 0.1 * g, params, grads), value
+
+    runs = []
+    for on in (False, True):
+        params = fresh()
+        jitted = fa.jit(step, donate_argnums=(0,))
+        snap = _snapshot((x, labels, key))
+        with accel.forced(on), np.errstate(all="ignore"):
+            for _ in range(2):
+                params, value = jitted(params, x, labels, key)
+        _unwritten(snap, f"training step (compiled={on})")
+        runs.append((params, value))
+    _close(runs[0], runs[1], "jitted training step", tol=TOL[np.dtype(dtype)] * 10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_with_more_than_256_taps(dtype):
+    """A 7x7x7 window has 343 kernel offsets: int32 taps (uint8 below 257), same bits and
+    the same gradient on both paths, including vmap of the scatter with unbatched taps."""
+    from fnarray.ops.pooling import max_pool, max_pool_scatter
+    rng = np.random.default_rng(7)
+    x = fa.asarray(_special(rng, (2, 1, 8, 9, 7), dtype, 0.2))
+    geometry = dict(kernel=(7, 7, 7), strides=(1, 2, 1), dilation=(1, 1, 1))
+
+    def f(x):
+        values, taps = max_pool.bind(x, **geometry)
+        cts = fa.stack([values, values * 2])
+        spread = fa.vmap(lambda c: max_pool_scatter.bind(c, taps, spatial=(8, 9, 7),
+                                                         **geometry))(cts)
+        return values, taps, spread
+
+    want, got = _both(f, x)
+    assert _np(want[1]).dtype == np.int32
+    _same_bits(want, got, "343-tap max_pool")
+    jit_want, jit_got = _both(fa.jit(f), x)
+    _same_bits(want, jit_got, "jit 343-tap max_pool")
+
+
+def test_leaky_relu_with_a_negative_zero_slope_differs_only_in_zero_signs():
+    """The documented signed-zero freedom of the compiled gate
+    (``backends/kernels/activation.py``): ``leaky_relu(x, -0.0)`` of a negative ``x`` is
+    ``+0.0`` compiled (``x * -0.0``, PyTorch's value) and ``-0.0`` on NumPy (its masked
+    product ``x * 0``); the values are equal."""
+    from fnarray.ops import activation
+    x = fa.asarray(np.array([-0.307, 2.0, -0.0], np.float32))
+    want, got = _both(lambda x: activation.leaky_relu.bind(x, slope=-0.0), x)
+    _equal_up_to_zero_signs(want, got, False, "leaky_relu slope -0.0")
+    assert np.signbit(_np(want)[0]) and not np.signbit(_np(got)[0])

@@ -15,7 +15,9 @@ and a compiled loop measured no faster (slower on operands out of cache, as in a
 step).
 
 Results equal the NumPy kernel's (``numpy.array_equal``), bit for bit where the cotangent is
-finite and the slope is not negative; otherwise only the sign of some zeros can differ.  The
+finite and the slope's sign bit is clear (``-0.0`` counts as negative: ``leaky_relu(x, -0.0)``
+is ``+0`` here, as ``x * -0.0`` in PyTorch, where NumPy's masked product keeps ``x``'s
+sign); otherwise only the sign of some zeros can differ.  The
 result is ``c`` where ``x`` is inside the interval, else ``c * slope``.  With slope 0 that is
 ``c * 0`` (a signed zero, as NumPy's masked product) and ``+0`` where ``c`` is infinite or
 NaN (as NumPy's exact select, which it takes for the whole array once any element is
