@@ -30,7 +30,7 @@ from typing import Callable
 
 import fnarray as fa
 from fnarray.core.array import Array
-from fnarray.transforms.jit import Jitted, _unaliased
+from fnarray.transforms.jit import Jitted
 
 
 def _dynamic(value) -> bool:
@@ -79,6 +79,9 @@ class FusedStep:
         jitted = by_donation.get(donated)
         if jitted is None:
             jitted = by_donation[donated] = fa.jit(update, donate_argnums=donated)
+            # ``_free_params``/``_free_buffers`` check per call what jit would check, and
+            # more (that nobody holds the arrays either)
+            jitted.donation_checked = True
         return jitted
 
     def _update(self, static: tuple, kinds: tuple, layout: tuple) -> Callable:
@@ -126,18 +129,25 @@ class FusedStep:
         return array
 
 
-def _donatable(x) -> bool:
-    """A full-size host array whose memory nothing but ``x`` refers to (``jit``'s own
-    test: it owns its writable buffer, and no view or other Array is on it)."""
-    return type(x) is Array and x._value.ndim > 0 and _unaliased(x)
+def _free(arrays: list) -> list:
+    """Per array: may its buffer take a new value?  Only one holder outside the call refers
+    to the array, it is a full-size host ``Array``, and nothing but the array refers to its
+    buffer, which owns its memory and may be written (no NumPy view, memoryview or second
+    Array on it): what ``jit`` checks before reusing a donated buffer, and more."""
+    counts = _refcounts(arrays)
+    bufs = [a._value if type(a) is Array else None for a in arrays]  # None: never free
+    buf_counts = _refcounts(bufs)  # each held by its Array and by ``bufs``
+    return [c <= _HELD_ONCE and bc <= _HELD_ONCE and b.ndim > 0 and b.base is None
+            and getattr(b.flags, "writeable", False)  # (CuPy's buffers are never reused)
+            for c, bc, b in zip(counts, buf_counts, bufs)]
 
 
 def _free_params(params: list, holders: list, first: int) -> list:
     """The argument positions (``first`` + index) of the parameters whose arrays only
     their holder refers to; donating them changes nothing anyone else sees."""
-    counts = _refcounts(params)
-    return [first + i for i, (p, h, c) in enumerate(zip(params, holders, counts))
-            if c <= _HELD_ONCE and h._value is p and _donatable(p)]
+    free = _free(params)
+    return [first + i for i, (ok, p, h) in enumerate(zip(free, params, holders))
+            if ok and h._value is p]
 
 
 def _free_buffers(states: list, layout: tuple, flat: list, first: int) -> list:
@@ -145,12 +155,13 @@ def _free_buffers(states: list, layout: tuple, flat: list, first: int) -> list:
     the optimizer holds: their state tuple is referenced by the optimizer alone (not by a
     ``optimizer.state[p]`` read or a ``state_dict()``), and the buffer by that tuple alone
     (a buffer shared between two fields or two states, or held by a user, is not donated)."""
-    state_counts, counts = _refcounts(states), _refcounts(flat)
-    free, j = [], 0
+    if not flat:
+        return []
+    state_counts, free = _refcounts(states), _free(flat)
+    out, j = [], 0
     for count, fields in zip(state_counts, layout):
         k = fields.count(False)
         if count <= _HELD_ONCE:
-            free += [first + b for b in range(j, j + k)
-                     if counts[b] <= _HELD_ONCE and _donatable(flat[b])]
+            out += [first + b for b in range(j, j + k) if free[b]]
         j += k
-    return free
+    return out

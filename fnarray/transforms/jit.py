@@ -100,6 +100,10 @@ class Jitted:
         self._plain = not (self.static_argnums or self.static_argnames)
         self._by_avals: dict = {}
         self.trace_count = 0
+        #: Set by a caller that itself establishes, before every call, what ``_execute``
+        #: would check of the donated arguments (nothing else refers to them or their
+        #: buffers, which own writable memory): the per-call check is then skipped.
+        self.donation_checked = False
 
     def __get__(self, obj, objtype=None):
         """As a method decorator, bind the instance as the first argument (``self`` is
@@ -211,7 +215,7 @@ class Jitted:
                 entry = self._by_avals.get(avals)
                 if entry is not None:
                     with quiet_fp_errors():  # intended inf/nan warn no more than eagerly
-                        bufs = _execute(entry, args)
+                        bufs = _execute(entry, args, self.donation_checked)
                     return entry.build(bufs)
         key, leaves, in_tree, static, static_pos, nargs = self._signature(args, kwargs)
         entry = self._cache.get(key)
@@ -228,19 +232,20 @@ class Jitted:
         if self._plain and not kwargs and all(type(x) is Array for x in args):
             self._by_avals[key[1]] = entry
         with quiet_fp_errors():  # intended inf/nan warn no more than eagerly (trace.py)
-            bufs = _execute(entry, leaves)
+            bufs = _execute(entry, leaves, self.donation_checked)
         return entry.build(bufs)
 
 
-def _execute(entry: _Compiled, leaves) -> list:
-    """Run ``entry`` on the buffers of the concrete ``leaves``; the raw result buffers."""
+def _execute(entry: _Compiled, leaves, checked: bool = False) -> list:
+    """Run ``entry`` on the buffers of the concrete ``leaves``; the raw result buffers.
+    ``checked``: the caller has established that the donated leaves may be reused."""
     donated = entry.donated
     # Reuse a donated buffer only if nothing else can see it: it owns its (writable)
     # memory, no view, NumPy alias or second Array refers to it, and the same Array is not
     # also passed as another argument or leaf (``f(x, x)``, an EMA tree sharing arrays
     # with the donated params): donation must never change a result.
-    if (donated and all([_unaliased(leaves[i]) for i in donated])
-            and _donated_leaves_distinct(leaves, donated)):
+    if donated and (checked or (all([_unaliased(leaves[i]) for i in donated])
+                                and _donated_leaves_distinct(leaves, donated))):
         run = entry._run_donating or entry.run_donating  # compiled before any is taken
         bufs = [x._value for x in leaves]
         for i in donated:
