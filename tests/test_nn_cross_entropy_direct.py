@@ -162,3 +162,23 @@ def test_other_calls_take_the_general_path(monkeypatch):
     assert np.isfinite(F.cross_entropy(x, y, weight=w).item())
     assert np.isfinite(F.cross_entropy(x, y, label_smoothing=0.1).item())
     assert np.isfinite(F.cross_entropy(x, y, ignore_index=np.int64(1)).item())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_log_softmax_backward_binds_what_the_api_composition_computes(dtype):
+    import fnarray as fa
+    from fnarray.ops import activation
+
+    x = fa.asarray(RNG.normal(size=(4, 6)).astype(dtype))
+    ct = fa.asarray(RNG.normal(size=(4, 6)).astype(dtype))
+    for axis in (0, 1):
+        out = fa.log_softmax(x, axis=axis)
+        got, = activation._log_softmax_vjp(ct, x, out=out, axis=axis)
+        want = ct - fa.exp(out) * fa.sum(ct, axis=axis, keepdims=True)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    # a cotangent of another dtype takes the API functions (their promotion)
+    other = fa.astype(ct, np.float32 if dtype == np.float64 else np.float64)
+    got, = activation._log_softmax_vjp(other, x, out=out, axis=1)
+    want = other - fa.exp(out) * fa.sum(other, axis=1, keepdims=True)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))

@@ -50,7 +50,8 @@ class _Compiler:
         self.cache: dict = {}
         self.warned = False
         self.walk = None  # (submodules, names, handles, their tables' entries) of state()
-        self.flat_trees: dict = {}  # arity -> structure of ``n`` positional tensors
+        # arity -> (structure, leaf kinds) of ``n`` positional tensors
+        self.flat_trees: dict = {}
 
     def state(self) -> tuple[list, list, tuple]:
         """Qualified names and handles of the module's parameters and buffers, and every
@@ -93,29 +94,31 @@ class _Compiler:
         if tape._op.autocast is not None:
             return self.fn(*args, **kwargs)
         names, handles, training = self.state()
-        if not kwargs and all([isinstance(x, Tensor) for x in args]):
+        tensor_t = Tensor
+        if not kwargs and all([isinstance(x, tensor_t) for x in args]):
             # Tensors only, positionally (the usual ``model(x)``): the structure is known
             # by the arity.
-            in_tree = self.flat_trees.get(len(args))
-            if in_tree is None:
-                in_tree = self.flat_trees[len(args)] = tree_util.flatten(
-                    (args, {}), is_leaf=_is_tensor)[1]
-            is_tensor = [True] * len(args)
+            flat = self.flat_trees.get(len(args))
+            if flat is None:
+                flat = self.flat_trees[len(args)] = (tree_util.flatten(
+                    (args, {}), is_leaf=_is_tensor)[1], (True,) * len(args))
+            in_tree, is_tensor = flat
             tensors, statics = list(args), ()
         else:
             # Tensors stay leaves (they are pytree nodes around their arrays).
             leaves, in_tree = tree_util.flatten((args, kwargs), is_leaf=_is_tensor)
-            is_tensor = [isinstance(x, (Tensor, Array)) for x in leaves]
+            is_tensor = tuple([isinstance(x, (Tensor, Array)) for x in leaves])
             tensors = [x for x, t in zip(leaves, is_tensor) if t]
             statics = tuple((i, x) for i, (x, t) in enumerate(zip(leaves, is_tensor))
                             if not t)
         inputs = handles + tensors
-        grad_on = grad_mode.is_grad_enabled()
-        diff = tuple([grad_on and isinstance(x, Tensor) and x._node is not None
-                      for x in inputs])
-        values = [_raw(x) for x in inputs]
+        if grad_mode._state.enabled:
+            diff = tuple([isinstance(x, tensor_t) and x._node is not None for x in inputs])
+        else:
+            diff = (False,) * len(inputs)
+        values = [x._value if isinstance(x, tensor_t) else x for x in inputs]  # (``_raw``)
         try:
-            key = (in_tree, tuple(is_tensor), _hashable(statics), diff, training,
+            key = (in_tree, is_tensor, _hashable(statics), diff, training,
                    tuple([(v.shape, v.dtype) for v in values]), default_float())
         except TypeError:  # unhashable non-tensor arguments: no signature to cache under
             return self.fn(*args, **kwargs)
@@ -201,14 +204,18 @@ class _Compiler:
                 outs = list(staged_call.bind(rng, *inputs, staged=staged))
         else:
             outs = [Tensor(o) for o in staged.plain(vals)]
-        n = staged.out_tree.num_leaves
+        out_tree = staged.out_tree
+        n = out_tree.num_leaves
         if staged.draws:
             compat_random.default_generator.set_state(_raw(outs[n]))
-        # Buffers the forward rebinds (running statistics) are written back as eager code
-        # writes them: new values without a gradient history.
-        for (module, attr), value in zip(staged.buffer_updates, outs[n + staged.draws:]):
-            setattr(module, attr, _raw(value))
-        return tree_util.unflatten(staged.out_tree, outs[:n])
+        if staged.buffer_updates:
+            # Buffers the forward rebinds (running statistics) are written back as eager
+            # code writes them: new values without a gradient history.
+            for (module, attr), value in zip(staged.buffer_updates, outs[n + staged.draws:]):
+                setattr(module, attr, _raw(value))
+        if out_tree is tree_util.LEAF:  # one tensor (the usual module output)
+            return outs[0]
+        return tree_util.unflatten(out_tree, outs[:n])
 
 
 def _is_tensor(x) -> bool:

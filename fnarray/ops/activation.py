@@ -38,7 +38,9 @@ from fnarray.backends import accel
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray, broadcast_shapes
 from fnarray.ops._util import move_bdim, same_aval, unbroadcast
-from fnarray.ops.elementwise import batch_elementwise
+from fnarray.core.trace import bind_binary, bind_unary
+from fnarray.ops.elementwise import batch_elementwise, exp, mul, sub
+from fnarray.ops.reduction import reduce_sum
 from fnarray.transforms.buffers import declare_fresh
 
 
@@ -169,7 +171,13 @@ def _log_softmax_jvp(primals, tangents, *, axis):
 
 
 def _log_softmax_vjp(ct, x, *, out, axis):
-    return (ct - fa.exp(out) * fa.sum(ct, axis=axis, keepdims=True),)
+    if ct.dtype != out.dtype:
+        return (ct - fa.exp(out) * fa.sum(ct, axis=axis, keepdims=True),)
+    # The same primitives bound directly (``axis`` is normalised, the dtypes agree: the API
+    # functions' promotion and axis checks would change nothing); a backward pass on
+    # concrete values pays one dispatch per primitive.
+    total = reduce_sum.bind(ct, axes=(axis,), keepdims=True)
+    return (bind_binary(sub, ct, bind_binary(mul, bind_unary(exp, out), total)),)
 
 
 def _log_softmax_batch(vals, dims, *, axis):
