@@ -38,22 +38,25 @@ from fnarray.transforms.fused_kernels import call_lines, contiguous, fuse
 BLOCK = 65536  # elements per block: measured best of 4K-256K (smaller blocks pay per-call overhead)
 
 
-def compile_blocked(prog, xp, plan: dict):
+def compile_blocked(prog, xp, plan: dict, donated: frozenset = frozenset()):
     """``run`` evaluating the elementwise program ``prog`` shape by shape: a shape's
     equations as one compiled loop where compiled kernels run (``fused_kernels.py``), else
     block by block where blocking pays, else whole; or None when the program is not
-    elementwise throughout or has nothing to fuse or block."""
+    elementwise throughout or has nothing to fuse or block.  ``plan`` is the executor's
+    buffer plan for ``prog`` with the inputs at positions ``donated`` donated."""
     shapes = _elementwise_shapes(prog)
     if shapes is None:
         return None
     big = {s for s in shapes if s and math.prod(s) > BLOCK and _pays(prog, s)}
     outputs = {id(v) for v in prog.outvars}
+    spare = [v for i, v in enumerate(prog.invars) if i in donated and id(v) not in outputs]
     loops = {}
     for shape, eqns in shapes.items():
         if shape and len(eqns) > 1:
             made = [prog.eqns[i].outvars[0] for i in eqns]
-            loop = fuse([prog.eqns[i] for i in eqns], [v for v in made if id(v) in outputs],
-                        _held_buffers(prog, plan, eqns))
+            results = [v for v in made if id(v) in outputs]
+            loop = fuse([prog.eqns[i] for i in eqns], results,
+                        _held_buffers(prog, plan, eqns, results, spare))
             if loop is not None:
                 loops[shape] = loop
     if not big and not loops:
@@ -91,9 +94,14 @@ def compile_blocked(prog, xp, plan: dict):
     return run
 
 
-def _held_buffers(prog, plan: dict, eqns: list[int]) -> dict:
+def _held_buffers(prog, plan: dict, eqns: list[int], results: list, spare: list) -> dict:
     """``{id(value): input}`` for the values of equations ``eqns`` that the buffer plan puts
-    into an input's (donated) buffer, directly or along its chain of reuses."""
+    into an input's (donated) buffer, directly or along its chain of reuses; and for each
+    of the loop's ``results`` the plan leaves to a new buffer, one of the ``spare`` (donated,
+    not output) inputs of its shape and dtype that the loop reads, if one is left: the loop
+    loads every operand at an index before it stores a result there, and in an elementwise
+    program only this loop reads values of its shape, so the input is dead by then (an SGD
+    momentum step writes the new momentum over the old one instead of a new buffer)."""
     produced = {id(prog.eqns[i].outvars[0]) for i in eqns}
     held: dict[int, object] = {}
     for i in eqns:
@@ -102,6 +110,16 @@ def _held_buffers(prog, plan: dict, eqns: list[int]) -> dict:
             buf = held.get(id(target)) if id(target) in produced else target
             if buf is not None:
                 held[id(prog.eqns[i].outvars[0])] = buf
+    read = {id(v) for i in eqns for v in prog.eqns[i].invars}
+    taken = {id(held[id(v)]) for v in results if id(v) in held}  # (the loop stores results only)
+    for v in results:
+        if id(v) in held:
+            continue
+        free = next((u for u in spare if id(u) in read and id(u) not in taken
+                     and u.aval.shape == v.aval.shape and u.aval.dtype == v.aval.dtype), None)
+        if free is not None:
+            held[id(v)] = free
+            taken.add(id(free))
     return held
 
 

@@ -42,7 +42,7 @@ def compile_program(prog, xp, donated: frozenset = frozenset()):
     lines.append(f"    return [{', '.join(name(v) for v in prog.outvars)}]")
     if getattr(xp, "__name__", None) == "numpy":  # CuPy fuses on the device anyway
         from fnarray.transforms.blocked import compile_blocked
-        blocked = compile_blocked(prog, xp, plan)
+        blocked = compile_blocked(prog, xp, plan, donated)
         if blocked is not None:
             return blocked
         from fnarray.transforms.fused_trees import compile_fused_trees
