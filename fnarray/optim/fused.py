@@ -6,9 +6,9 @@ group's functional update (``optim.functional``) once per options and parameter 
 and runs it with ``fa.jit``: one call for the group, intermediates written into dead buffers
 (``out=``), and every full-size buffer whose old value is dead donated: the new moments and
 parameter values may then be written where the old ones were (where each lands is the buffer
-plan's choice; with the ``accel`` extra's compiled loops an SGD, Adam, AdamW or RMSprop step
-allocates nothing proportional to the model, plain NumPy still makes temporaries for the
-scaled gradients, and SGD with momentum one new momentum buffer).  A buffer is donated only when
+plan's choice: where the ``accel`` extra's compiled loops run, a step allocates nothing
+proportional to the model; plain NumPy still makes temporaries, such as the scaled
+gradients, up to about one model's size).  A buffer is donated only when
 nothing but the optimizer (for a state) or the parameter tensor (for a parameter value) can
 see it — no state read through ``optimizer.state``, ``state_dict()`` tensor, detached alias,
 NumPy view, saved autograd residual or user variable refers to its array or to its memory —
