@@ -101,13 +101,20 @@ def small_buffers():
          conv_transpose._SCRATCH.MIN_BYTES, pooling.BLOCK_BYTES) = saved
 
 
-def same_bits(a, b, what="") -> None:
-    """Every leaf of ``a`` and ``b`` has the same dtype, shape and bytes."""
+def same_bits(a, b, what="", nan_bits: bool = True) -> None:
+    """Every leaf of ``a`` and ``b`` has the same dtype, shape and bytes; without
+    ``nan_bits``, NaNs must only sit at the same places (their sign and payload are not
+    compared: LLVM may fold ``-x + 0`` to ``0 - x``, which keeps ``x``'s NaN where NumPy's
+    two passes give the negated one; IEEE 754 leaves a NaN result's sign unspecified)."""
     la, lb = leaves(a), leaves(b)
     assert len(la) == len(lb)
     for x, y in zip(la, lb):
         x, y = as_numpy(x), as_numpy(y)
         assert x.dtype == y.dtype and x.shape == y.shape, (what, x.dtype, y.dtype, x.shape, y.shape)
+        if not nan_bits and x.dtype.kind == "f":
+            nan = np.isnan(x)
+            assert np.array_equal(nan, np.isnan(y)), f"{what}: NaNs at other places"
+            x, y = np.where(nan, np.nan, x), np.where(nan, np.nan, y)
         if x.tobytes() != y.tobytes():
             bad = np.flatnonzero(x.view(np.uint8).reshape(x.size, -1) != y.view(np.uint8).reshape(
                 y.size, -1)) if x.size else []

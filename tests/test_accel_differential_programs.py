@@ -28,7 +28,8 @@ pytestmark = pytest.mark.skipif(not accel.available(),
 
 # --- jitted elementwise programs (fused loops) -----------------------------------------------------
 
-FUSED_DTYPES = ("float32", "float64", "int8", "int32", "int64", "uint8", "uint32", "bool")
+FUSED_DTYPES = ("float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                "uint64", "bool")
 _INEXACT = ("exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "arctan", "power")
 
 
@@ -43,7 +44,7 @@ def _values(rng, shape, dtype: str) -> np.ndarray:
     values = np.asarray(rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True))
     pick = rng.random(shape) < 0.4
     values[pick] = rng.choice(np.array([info.min, info.max, 0, 1, -1 if info.min else 2],
-                                       dtype=np.int64).astype(dtype), size=int(pick.sum()))
+                                       dtype=object).astype(dtype), size=int(pick.sum()))
     return values
 
 
@@ -148,8 +149,13 @@ def _result_type(specs, steps):
         return str(_np_dtype(_run_program(steps, [len(specs) + len(steps) - 1], *args)[0]))
 
 
-def _inexact(steps) -> bool:
-    return any(name in _INEXACT for _, name, _, _ in steps)
+def _comparison(steps):
+    """How to compare a program's results on the two paths: to ``rtol = 4e-7`` when it
+    calls a function libm and NumPy round differently, else bit for bit but for the sign
+    of NaNs (see ``same_bits``)."""
+    if any(name in _INEXACT for _, name, _, _ in steps):
+        return lambda a, b, what: close(a, b, what, tol=4e-7)
+    return lambda a, b, what: same_bits(a, b, what, nan_bits=False)
 
 
 @SETTINGS
@@ -163,7 +169,7 @@ def test_fused_programs_match_numpy(case):
 
     eager, _ = both(prog, *args)
     want, got = both(fa.jit(prog), *args)
-    compare = (lambda a, b, w: close(a, b, w, tol=4e-7)) if _inexact(steps) else same_bits
+    compare = _comparison(steps)
     compare(want, got, f"jit program {steps} -> {outs}")
     compare(eager, got, f"jit vs eager {steps} -> {outs}")
     # compiled kernels from the full shape up only: smaller trees of the same program take
@@ -197,7 +203,7 @@ def test_fused_programs_with_donated_inputs(case, data):
                 assert not (as_numpy(o).size and np.shares_memory(as_numpy(o), as_numpy(a))), \
                     f"a result shares memory with input {k}, which was not donated"
         results.append(out)
-    compare = (lambda a, b, w: close(a, b, w, tol=4e-7)) if _inexact(steps) else same_bits
+    compare = _comparison(steps)
     compare(results[0], results[1], f"donated {donate}: {steps} -> {outs}")
 
 
@@ -434,3 +440,15 @@ def test_jitted_training_step_with_donated_parameters(seed, dtype, n, ceil_mode)
         unwritten(snap, f"training step (compiled={on})")
         runs.append((params, value))
     close(runs[0], runs[1], "jitted training step", tol=TOL[np.dtype(dtype)] * 10)
+
+
+def test_nan_signs_of_fused_loops_are_unspecified():
+    """The one difference the fuzzing found that is not a rounding: ``-x + 0`` of a NaN is
+    NumPy's negated NaN and the fused loop's original one (LLVM folds ``-x + 0`` to
+    ``0 - x``); both are NaN, and IEEE 754 leaves a NaN result's sign unspecified, so the
+    tests compare NaN places, not NaN bits.  Pinned so that a change shows up here."""
+    x = fa.asarray(np.array([np.nan, -np.nan, 1.0, -0.0], np.float32))
+    want, got = both(fa.jit(lambda a: [-a + 0]), x)
+    same_bits(want, got, "-x + 0", nan_bits=False)
+    assert list(np.signbit(as_numpy(want[0]))) == [True, False, True, False]
+    assert list(np.signbit(as_numpy(got[0]))[2:]) == [True, False]
