@@ -7,9 +7,10 @@ element once, keeps the intermediates in registers and writes only the group's r
 This module turns such a group into the source of that loop, from the IR: each equation
 becomes one scalar statement, in the same dtypes NumPy computes it in, so the loop gives
 NumPy's values (to the rounding of the few functions numba and NumPy implement
-differently, such as ``exp`` on float32; ``+ - * /`` and ``sqrt`` round the same; and but
-for the sign of a NaN result, which IEEE 754 leaves open: LLVM folds ``-x + 0`` to
-``0 - x``, keeping ``x``'s NaN where NumPy's two passes negate it).  The source is compiled by ``fnarray.backends.kernels.fusion`` (cached per source, on disk).
+differently, such as ``exp`` on float32; ``+ - * /`` and ``sqrt`` round the same), except
+for the sign of a NaN result, which IEEE 754 leaves open (LLVM folds ``-x + 0`` to
+``0 - x``, keeping ``x``'s NaN where NumPy's two passes negate it).  The source is compiled
+by ``fnarray.backends.kernels.fusion`` (cached per source, on disk).
 
 What a loop supports is a scalar form per primitive: the ufunc primitives by their ufunc
 name, other primitives by the form they declare next to their other rules
