@@ -331,3 +331,25 @@ def test_a_compiled_step_allocates_nothing_proportional_to_the_model(name):
         peak = tracemalloc.get_traced_memory()[1] - base
         tracemalloc.stop()
     assert peak < 0.05 * ps[0].numel() * 4
+
+
+def test_param_groups_donate_separately_and_match_the_plain_program():
+    def run(hold: bool):
+        ps = _params()
+        opt = optim.Adam([{"params": ps[:2], "lr": 0.01},
+                          {"params": ps[2:], "lr": 0.05, "weight_decay": 0.1}])
+        reused = []
+        for i in range(3):
+            kept = [p.array for p in ps] if hold else None
+            refs = _buffer_refs(ps)
+            _set_grads(ps, i)
+            opt.step()
+            reused.append(all(_reused(ps, refs)))
+            del kept
+        return [p.detach().numpy().copy() for p in ps], reused, opt
+
+    got, reused, opt = run(hold=False)
+    want, held_reused, _ = run(hold=True)
+    assert all(reused) and not any(held_reused)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(got, want))
+    assert [j.trace_count for j in opt._fused.programs()] == [1, 1]  # one per group
