@@ -182,3 +182,27 @@ def test_log_softmax_backward_binds_what_the_api_composition_computes(dtype):
     got, = activation._log_softmax_vjp(other, x, out=out, axis=1)
     want = other - fa.exp(out) * fa.sum(other, axis=1, keepdims=True)
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(128, 10), (70, 2), (2, 40, 7), (200, 32)])
+def test_log_softmax_short_axis_maxima_give_the_same_bits(dtype, shape, monkeypatch):
+    from fnarray.ops import activation
+
+    x = RNG.normal(size=shape).astype(dtype) * 30
+    rows = x.reshape(-1, shape[-1])
+    rows[0] = 0.0
+    rows[1, :2] = [-0.0, 0.0]  # a tie of zeros
+    rows[2, 0] = np.nan
+    rows[3] = -np.inf
+    rows[4, -1] = np.inf
+    rows[5, :] = -np.inf
+    rows[5, 0] = -0.0  # one finite entry: lse = 0
+    rows[6, :] = [0.0 if i % 2 else -0.0 for i in range(shape[-1])]
+    views = [x, np.swapaxes(x, 0, -1)]  # (a transposed view is reduced in place)
+    got = [activation._log_softmax_impl(np, v, axis=a) for v in views for a in range(x.ndim)]
+    monkeypatch.setattr(activation, "_SHORT_AXIS", 0)  # every maximum on the array itself
+    want = [activation._log_softmax_impl(np, v, axis=a) for v in views for a in range(x.ndim)]
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        assert g.tobytes() == w.tobytes()
