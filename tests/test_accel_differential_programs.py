@@ -442,6 +442,23 @@ def test_jitted_training_step_with_donated_parameters(seed, dtype, n, ceil_mode)
     close(runs[0], runs[1], "jitted training step", tol=TOL[np.dtype(dtype)] * 10)
 
 
+def test_fused_int64_arithmetic_wraps_as_numpy():
+    """int64 sums and products that overflow wrap in NumPy; numba's signed arithmetic is
+    no-signed-wrap, and LLVM used that to fold ``x + 1 > x`` to True and ``abs(x * x)`` to
+    the negative wrapped product (found by the fuzzing above, minimised)."""
+    x = fa.asarray(np.array([-8467543927005779784, 2**63 - 1, -2**63, 3, 2**62 + 1]))
+
+    def f(a):
+        return [fa.abs(a * a), (a + 1) > a, (a - 1) < a, -a > 0, (-(a * 2)) * 1]
+
+    want, got = both(fa.jit(f), x)
+    same_bits(want, got, "int64 overflow")
+    v = as_numpy(x)
+    with np.errstate(over="ignore"):
+        assert list(as_numpy(got[0])) == list(np.abs(v * v))
+        assert list(as_numpy(got[1])) == [True, False, True, True, True]
+
+
 def test_nan_signs_of_fused_loops_are_unspecified():
     """The one difference the fuzzing found that is not a rounding: ``-x + 0`` of a NaN is
     NumPy's negated NaN and the fused loop's original one (LLVM folds ``-x + 0`` to

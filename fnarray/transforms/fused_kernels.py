@@ -64,6 +64,16 @@ _UFUNCS: dict[str, tuple[str, str]] = {
         "log1p")},
 }
 
+# int64 arithmetic that wraps as NumPy's: numba emits signed integer operations as
+# no-signed-wrap, so LLVM may assume an int64 sum or product never overflows (it folded
+# ``x + 1 > x`` to True and ``abs(x * x)`` to ``x * x``); in uint64 the same bits wrap by
+# definition.  (Narrower integers are widened to int64 by numba, where they cannot overflow.)
+_WRAPPING = {"add": "np.uint64({0}) + np.uint64({1})",
+             "subtract": "np.uint64({0}) - np.uint64({1})",
+             "multiply": "np.uint64({0}) * np.uint64({1})",
+             "negative": "np.uint64(0) - np.uint64({0})"}
+_INT64 = np.dtype(np.int64)
+
 
 def scalar_statement(eqn, ins: list[str]) -> str | None:
     """The scalar expression computing ``eqn`` from operand names ``ins``, in the dtypes
@@ -80,7 +90,8 @@ def scalar_statement(eqn, ins: list[str]) -> str | None:
             return None
         if out.kind != "b" and out != eqn.invars[0].aval.dtype:
             return None  # e.g. an integer true divide: NumPy's result has another dtype
-        expr = form[0].format(*ins)
+        wrapping = _WRAPPING.get(eqn.prim.ufunc) if out == _INT64 else None
+        expr = (wrapping or form[0]).format(*ins)
     else:
         rule = scalar_form(eqn.prim)
         expr = rule(eqn, ins) if rule is not None else None
