@@ -116,8 +116,8 @@ def same_bits(a, b, what="", nan_bits: bool = True) -> None:
             assert np.array_equal(nan, np.isnan(y)), f"{what}: NaNs at other places"
             x, y = np.where(nan, np.nan, x), np.where(nan, np.nan, y)
         if x.tobytes() != y.tobytes():
-            bad = np.flatnonzero(x.view(np.uint8).reshape(x.size, -1) != y.view(np.uint8).reshape(
-                y.size, -1)) if x.size else []
+            bad = np.flatnonzero(np.frombuffer(x.tobytes(), np.uint8)
+                                 != np.frombuffer(y.tobytes(), np.uint8))
             raise AssertionError(f"{what}: bits differ ({len(bad)} bytes), numpy {x.ravel()[:8]} "
                                  f"compiled {y.ravel()[:8]}")
 
