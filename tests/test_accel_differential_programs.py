@@ -82,21 +82,24 @@ def _binary_ops(d):
 
 
 @st.composite
-def programs(draw):
+def programs(draw, big: bool = False):
     """A random elementwise program: a few inputs of one shape (and of a broadcasting shape,
-    0-d arrays, Python scalars), each step one operation on earlier values of one dtype."""
-    shape = draw(st.sampled_from([(1,), (6,), (3, 4), (2, 3, 5)]))
-    dtypes = draw(st.lists(st.sampled_from(FUSED_DTYPES), min_size=1, max_size=3))
+    0-d arrays, Python scalars), each step one operation on earlier values of one dtype;
+    ``big``: shapes above the blocked evaluation's block (``transforms/blocked.py``)."""
+    shape = draw(st.sampled_from([(3, 25001), (70001,)] if big else
+                                 [(1,), (6,), (3, 4), (2, 3, 5)]))
+    # big: long chains over one or two inputs, elementwise throughout (so that blocking pays)
+    dtypes = draw(st.lists(st.sampled_from(FUSED_DTYPES), min_size=1, max_size=2 if big else 3))
     specs = [(shape, d) for d in dtypes]
     specs += [((), draw(st.sampled_from(dtypes)))]
-    if draw(st.booleans()):
+    if not big and draw(st.booleans()):
         specs.append(((1,) * (len(shape) - 1) + shape[-1:], draw(st.sampled_from(dtypes))))
     steps = []
     types = [d for _, d in specs]
-    for _ in range(draw(st.integers(2, 9))):
-        i = draw(st.integers(0, len(types) - 1))
+    for _ in range(draw(st.integers(10, 18) if big else st.integers(2, 9))):
+        i = draw(st.integers(len(types) - 2 if big else 0, len(types) - 1))
         same = [j for j, t in enumerate(types) if t == types[i]]
-        if types[i] != "bool" and not draw(st.integers(0, 5)):  # a reduction between trees
+        if not big and types[i] != "bool" and not draw(st.integers(0, 5)):  # between trees
             steps.append(("reduce", draw(st.sampled_from(["sum", "max"])), i,
                           draw(st.integers(0, len(shape) - 1))))
         elif draw(st.booleans()):
@@ -112,8 +115,8 @@ def programs(draw):
             steps.append(("scalar", name, i, draw(st.sampled_from([0, 1, 2, -1, 0.5, -0.0]))))
         types.append(None)  # filled in by tracing
         types[-1] = _result_type(specs, steps)
-    outs = draw(st.lists(st.integers(len(specs), len(types) - 1), min_size=1, max_size=3,
-                         unique=True))
+    outs = draw(st.lists(st.integers(len(types) - 3 if big else len(specs), len(types) - 1),
+                         min_size=1, max_size=2 if big else 3, unique=True))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     values = [_values(rng, s, d) for s, d in specs]
     layouts = [draw(st.sampled_from(LAYOUTS)) for _ in specs]
@@ -161,6 +164,10 @@ def _comparison(steps):
 @SETTINGS
 @given(programs())
 def test_fused_programs_match_numpy(case):
+    _check_program(case)
+
+
+def _check_program(case):
     steps, outs, values, layouts = case
     args = [laid_out(v, lay) for v, lay in zip(values, layouts)]
 
@@ -185,8 +192,23 @@ def test_fused_programs_match_numpy(case):
 def test_fused_programs_with_donated_inputs(case, data):
     """Donated inputs may receive results; the other inputs are never written, and no
     result shares memory with an input that was not donated."""
+    _check_donated(case, tuple(sorted(data.draw(st.sets(st.integers(0, len(case[2]) - 1),
+                                                         min_size=1)))))
+
+
+@settings(SETTINGS, max_examples=HUNT or 5)
+@given(programs(big=True), st.data())
+def test_fused_programs_at_blocked_sizes(case, data):
+    """Above ``blocked.BLOCK`` elements NumPy runs a shape's equations block by block into
+    the planned buffers (program outputs into buffers of their own, donated inputs reused
+    along the plan's chains), the compiled path one loop into the same buffers."""
+    _check_program(case)
+    _check_donated(case, tuple(sorted(data.draw(st.sets(st.integers(0, len(case[2]) - 1),
+                                                         min_size=1)))))
+
+
+def _check_donated(case, donate):
     steps, outs, values, layouts = case
-    donate = tuple(sorted(data.draw(st.sets(st.integers(0, len(values) - 1), min_size=1))))
 
     def prog(*args):
         return _run_program(steps, outs, *args)
