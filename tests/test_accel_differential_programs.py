@@ -271,7 +271,7 @@ def optimizer_cases(draw):
         options["nesterov"] = False
     options["lr"] = draw(st.sampled_from([0.1, 1e-3, 0.0]))
     dtype = np.dtype(draw(st.sampled_from([np.float32, np.float64])))
-    shapes = draw(st.lists(st.sampled_from([(1,), (5,), (3, 4), (2, 1, 3), (0,), ()]),
+    shapes = draw(st.lists(st.sampled_from([(1,), (5,), (3, 4), (2, 1, 3), (0,), (), (300, 250)]),
                            min_size=1, max_size=3))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     params = [uniform(rng, s, dtype) for s in shapes]
