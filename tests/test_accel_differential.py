@@ -32,6 +32,9 @@ pytestmark = pytest.mark.skipif(not accel.available(),
 
 @st.composite
 def conv_cases(draw, transposed: bool = False):
+    """``(x, w, bias or None, geometry, rng, small)`` for ``fa.conv`` (or, ``transposed``,
+    ``fa.conv_transpose``): 1-3 spatial axes, every padding form, operands in any layout;
+    ``small``: run with ``small_buffers``."""
     nd = draw(st.integers(1, 3))
     kmax = 3 if nd < 3 else 2
     kernel = tuple(draw(st.integers(1, kmax)) for _ in range(nd))
@@ -80,8 +83,7 @@ def conv_cases(draw, transposed: bool = False):
         w_shape = (cout, cin // groups, *kernel)
     x = laid_out(uniform(rng, (n, cin, *spatial), dtype), draw(st.sampled_from(LAYOUTS)))
     w = laid_out(uniform(rng, w_shape, dtype), draw(st.sampled_from(LAYOUTS)))
-    n_bias = cout
-    b = (laid_out(uniform(rng, (n_bias,), dtype), draw(st.sampled_from(LAYOUTS)))
+    b = (laid_out(uniform(rng, (cout,), dtype), draw(st.sampled_from(LAYOUTS)))
          if draw(st.booleans()) else None)
     return x, w, b, geometry, rng, draw(st.booleans())
 
@@ -99,6 +101,8 @@ def _derivatives(f, x, w, b, rng):
 @SETTINGS
 @given(conv_cases())
 def test_conv_values_and_derivatives(case):
+    """conv: values (bit for bit, eager and jitted), VJP (the input cotangent through the
+    compiled conv_transpose to tolerance, weight and bias cotangents bit for bit), JVP."""
     x, w, b, geometry, rng, small = case
     seed = int(rng.integers(2**31))
 
@@ -128,6 +132,7 @@ def _check_conv(f, derivs, x, w, b, geometry):
 @SETTINGS
 @given(conv_cases(transposed=True))
 def test_conv_transpose_values_and_derivatives(case):
+    """conv_transpose (output_padding included): values, eager and jitted, VJP and JVP."""
     x, w, b, geometry, rng, small = case
     seed = int(rng.integers(2**31))
 
@@ -184,6 +189,8 @@ def test_conv_batched_and_second_order(case, batched):
 
 @st.composite
 def pool_cases(draw):
+    """``(nd, x, F geometry, dilation, rng, small)``: windows over 1-3 axes, lead axes
+    including an empty one, values with NaN/inf/signed zeros/ties in any share."""
     nd = draw(st.integers(1, 3))
     kernel = tuple(draw(st.integers(1, 4 if nd < 3 else 3)) for _ in range(nd))
     stride = tuple(draw(st.integers(1, 3)) for _ in range(nd))
@@ -204,6 +211,8 @@ def pool_cases(draw):
 @settings(SETTINGS, max_examples=HUNT or 12)  # each window geometry compiles (~1 s cold)
 @given(pool_cases())
 def test_max_pool_values_indices_and_derivatives(case):
+    """F.max_pool{1,2,3}d with return_indices: values, indices, VJP (NaN and infinite
+    cotangents included) and JVP, eager and jitted, bit for bit."""
     import fnarray.nn.functional as F
     nd, x, geometry, dilation, rng, small = case
     pool = getattr(F, f"max_pool{nd}d")
@@ -231,6 +240,7 @@ def test_max_pool_values_indices_and_derivatives(case):
 @SETTINGS
 @given(pool_cases(), st.booleans(), st.sampled_from([None, 1, 3]))
 def test_avg_pool_values_and_derivatives(case, count_include_pad, divisor_override):
+    """F.avg_pool{1,2,3}d (im2col and a sum): values, VJP (col2im) and JVP, bit for bit."""
     import fnarray.nn.functional as F
     nd, x, geometry, _, rng, small = case
     pool = getattr(F, f"avg_pool{nd}d")
@@ -260,6 +270,7 @@ def test_avg_pool_values_and_derivatives(case, count_include_pad, divisor_overri
 
 @st.composite
 def gate_cases(draw):
+    """``(x, ct, lo, hi, kind, slope)`` with awkward values, bounds and slopes."""
     dtype = np.dtype(draw(st.sampled_from([np.float32, np.float64])))
     shape = draw(st.sampled_from([(0,), (1,), (7,), (3, 5), (2, 3, 4)]))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
@@ -278,6 +289,9 @@ def gate_cases(draw):
 @SETTINGS
 @given(gate_cases())
 def test_gates_values_and_derivatives(case):
+    """clamp (open or closed interval: relu, relu6, hardtanh, torch.clamp) and leaky_relu:
+    values, VJP and JVP (both the gate), eager and jitted; equal values everywhere, equal
+    bits where ``backends/kernels/activation.py`` promises them."""
     from fnarray.ops import activation
     x, ct, lo, hi, kind, slope = case
     if kind == "leaky_relu":
@@ -285,14 +299,14 @@ def test_gates_values_and_derivatives(case):
             return activation.leaky_relu.bind(x, slope=slope)
         # the documented exact case: a slope without its sign bit (-0.0 gives +0 * x
         # compiled, as PyTorch, where NumPy's masked product keeps x's sign)
-        finite_slope = not np.signbit(slope)
+        sign_clear = not np.signbit(slope)
     else:
         if lo is None and hi is None:
             lo = 0.0
 
         def f(x):
             return activation.clamp.bind(x, lo=lo, hi=hi, inclusive=kind == "clamp_inclusive")
-        finite_slope = True
+        sign_clear = True
 
     def derivs(x, ct):
         out, pull = fa.vjp(f, x)
@@ -303,11 +317,11 @@ def test_gates_values_and_derivatives(case):
     values_finite = bool(np.isfinite(as_numpy(x)).all())
     what = f"{kind} lo={lo} hi={hi} slope={slope}"
     equal_up_to_zero_signs(want[0], got[0], kind != "leaky_relu" or (
-        values_finite and finite_slope), what)
-    equal_up_to_zero_signs(want[1:], got[1:], cotangent_finite and finite_slope, what)
+        values_finite and sign_clear), what)
+    equal_up_to_zero_signs(want[1:], got[1:], cotangent_finite and sign_clear, what)
     jit_want, jit_got = both(fa.jit(derivs), x, ct)
-    same_bits(jit_want, jit_got, f"jit: {what}") if cotangent_finite and values_finite and \
-        finite_slope else equal_up_to_zero_signs(jit_want, jit_got, False, f"jit: {what}")
+    equal_up_to_zero_signs(jit_want, jit_got, cotangent_finite and values_finite and sign_clear,
+                           f"jit: {what}")
 
 
 @SETTINGS
@@ -338,7 +352,8 @@ def test_random_same_bits_on_both_paths(seed, shape, count, layout):
     def draws(key, keys):
         sub = fa.random.split(key, 3)
         x = fa.ones((*shape, 2), dtype=fa.float32)
-        return [fa.random.bits(key, shape, fa.uint64), fa.random.bits(sub[1], (*shape, 3), fa.uint8),
+        return [fa.random.bits(key, shape, fa.uint64),
+                fa.random.bits(sub[1], (*shape, 3), fa.uint8),
                 fa.random.fold_in(key, 7), fa.vmap(lambda k: fa.random.bits(k, shape))(keys),
                 fa.vmap(lambda k: fa.random.split(k, 2))(keys),
                 fa.random.uniform(sub[2], shape), fa.random.normal(sub[0], shape, fa.float64),
@@ -353,10 +368,10 @@ def test_random_same_bits_on_both_paths(seed, shape, count, layout):
     # and cos against NumPy's SIMD ones, an ulp apart
     normal = 6
     same_bits(jit_want[:normal] + jit_want[normal + 1:], jit_got[:normal] + jit_got[normal + 1:],
-               "jit(random draws)")
+              "jit(random draws)")
     close(jit_want[normal], jit_got[normal], "jit(normal)", tol=1e-15)
     same_bits(want[:normal] + want[normal + 1:], jit_got[:normal] + jit_got[normal + 1:],
-               "jit vs eager random draws")
+              "jit vs eager random draws")
 
 
 def test_random_bits_words_past_one_block_row():
@@ -371,7 +386,7 @@ def test_random_bits_words_past_one_block_row():
     same_bits(want, got, "threefry2x32 broadcast")
 
 
-# --- regressions --------------------------------------------------------------------------------
+# --- fixed cases ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_max_pool_with_more_than_256_taps(dtype):
