@@ -92,7 +92,7 @@ def programs(draw, big: bool = False):
     0-d arrays, Python scalars), each step one operation on earlier values of one dtype;
     ``big``: shapes above the blocked evaluation's block (``transforms/blocked.py``)."""
     shape = draw(st.sampled_from([(3, 25001), (70001,)] if big else
-                                 [(1,), (6,), (3, 4), (2, 3, 5)]))
+                                 [(1,), (6,), (3, 4), (2, 3, 5), (0,), (2, 0)]))
     # big: long chains over one or two inputs, elementwise throughout (so that blocking pays)
     dtypes = draw(st.lists(st.sampled_from(FUSED_DTYPES), min_size=1, max_size=2 if big else 3))
     specs = [(shape, d) for d in dtypes]
@@ -105,7 +105,7 @@ def programs(draw, big: bool = False):
         i = draw(st.integers(len(types) - 2 if big else 0, len(types) - 1))
         same = [j for j, t in enumerate(types) if t == types[i]]
         if not big and types[i] != "bool" and not draw(st.integers(0, 5)):  # between trees
-            steps.append(("reduce", draw(st.sampled_from(["sum", "max"])), i,
+            steps.append(("reduce", draw(st.sampled_from(["sum"] if 0 in shape else ["sum", "max"])), i,
                           draw(st.integers(0, len(shape) - 1))))
         elif draw(st.booleans()):
             # big: no libm functions, whose ulps a long chain may amplify past any tolerance
