@@ -119,7 +119,8 @@ class _Compiler:
         values = [x._value if isinstance(x, tensor_t) else x for x in inputs]  # (``_raw``)
         try:
             key = (in_tree, is_tensor, _hashable(statics), diff, training,
-                   tuple([(v.shape, v.dtype) for v in values]), default_float())
+                   tuple([(v._value.shape, v._value.dtype) if type(v) is Array
+                          else (v.shape, v.dtype) for v in values]), default_float())
         except TypeError:  # unhashable non-tensor arguments: no signature to cache under
             return self.fn(*args, **kwargs)
         staged = self.cache.get(key)
@@ -196,7 +197,7 @@ class _Compiler:
         vals = [rng, *values]
         if record:  # one node on the tape; its backward is the compiled backward program
             if (all([type(v) is Array for v in vals])
-                    and staged.signature[0] == (rng.shape, rng.dtype)):
+                    and staged.signature[0] == (rng._value.shape, rng._value.dtype)):
                 # concrete values of the cached signature (the key holds the inputs'
                 # shapes and dtypes, not the generator's): recorded directly
                 outs = list(tape.record_staged(staged_call, staged, [rng, *inputs], vals))
