@@ -125,8 +125,9 @@ def toposort(roots: list[Node]) -> list[Node]:
             continue
         parents = [p[0] for p in node.parents if p is not None and p[0] not in entered]
         if len(parents) > 1:
-            # Explored last, hence walked first: leaves (in their order), then the other
-            # parents from the newest (a stable sort, as by the key "seq, leaves as +inf").
+            # Pushed (the last pushed is explored first): the leaves in their order, then
+            # the other parents newest first -- a stable descending sort by the key "seq,
+            # a leaf counting as +inf".
             inner = [p for p in parents if p.prim is not None]
             if len(inner) > 1:
                 inner.sort(key=_SEQ, reverse=True)

@@ -28,6 +28,8 @@ are complete.
 
 from __future__ import annotations
 
+import itertools
+
 from fnarray.core.array import Array
 from fnarray.core.primitive import declare
 from fnarray.core.trace import quiet_fp_errors
@@ -56,8 +58,8 @@ class Staged:
         self.out_inexact = [_inexact(a) for a in self.out_avals]  # outputs with cotangents
         self.all_out_inexact = all(self.out_inexact)
         # where each input's cotangent is among the backward program's outputs (-1: none)
-        order = iter(range(self.n_in))
-        self._grad_at = [next(order) if d else -1 for d in self.diff]
+        position = itertools.count()
+        self._grad_at = [next(position) if d else -1 for d in self.diff]
         self.plain = _Runnable(passes.optimize(plain), self.device)
         self.joint = ir.trace_flat(self._joint_fun(fun), avals_devices + [
             (a, self.device) for a in self.out_avals if _inexact(a)], name=name + "_vjp")
