@@ -62,3 +62,24 @@ def test_batched_contraction_absorbs_only_the_block_swap(perm, folded):
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     if folded:
         assert got.flags.c_contiguous
+
+
+@pytest.mark.parametrize("a_shape, b_shape, folded", [
+    ((8, 64), (64, 3), False),  # swapped: 3 rows, 8 columns over 64 (the slower order)
+    ((3, 64), (64, 8), True),   # swapped: 8 rows, 3 columns (the faster order)
+    ((8, 2), (2, 3), True),     # a contraction shorter than the columns
+])
+def test_swap_into_the_slower_product_order_is_not_folded(a_shape, b_shape, folded):
+    """A transpose of a product is absorbed only where the swapped product is not the
+    order BLAS runs slower (``ops.linalg.shorter_rows_first``); values equal eager."""
+    from fnarray.ops.linalg import shorter_rows_first
+    rng = np.random.default_rng(3)
+    a, b = fa.asarray(rng.normal(size=a_shape)), fa.asarray(rng.normal(size=b_shape))
+
+    def f(a, b):
+        return (a @ b).T
+
+    names = fa.make_ir(f)(a, b).primitive_names()
+    assert ("transpose" not in names) == folded, names
+    assert shorter_rows_first(b_shape[1], a_shape[0], a_shape[1]) == (not folded)
+    np.testing.assert_array_equal(np.asarray(fa.jit(f)(a, b)), np.asarray(f(a, b)))

@@ -46,7 +46,7 @@ from fnarray.ops._util import move_bdim
 from fnarray.ops.conv_patches import (  # noqa: F401 (conv_transpose.py, pooling.py, api.nn)
     _compiled, _patches_impl, _patches_transpose_impl, _Recycler, conv_patches,
     conv_patches_transpose, out_spatial, window_cover, window_offsets)
-from fnarray.ops.linalg import dot_general
+from fnarray.ops.linalg import dot_general, shorter_rows_first
 from fnarray.transforms.buffers import declare_fresh
 
 
@@ -200,19 +200,15 @@ def _weight_cotangent(ctm, cols, w_shape, groups):
     ``ctm = _channel_major(ct, groups)`` against the forward's patch columns (read
     transposed by GEMM, not copied).
 
-    When the patch side is the longer one (``C/g*K > O/g``) and the contraction at least as
-    long as it, the product runs the other way round, ``(C/g*K, N*out) @ (N*out, O/g)``, and
-    its small result is transposed: BLAS blocks and threads over the rows of the result, and
-    with the longer side as rows this product measured 0.58-0.86x the time of the first
-    form on 2 threads (OpenBLAS; conv2 of the MNIST ConvNet, ``O=64, C*K=288,
-    N*out=36864``: 10.0 against 15.1 ms in an interleaved A/B), and never slower on the
-    shapes tried; with a short contraction or a short patch side the first form is as fast
-    or faster (``benchmarks/RESULTS.md``, "Convolution weight gradient")."""
+    Where BLAS runs that product faster the other way round (``shorter_rows_first``: a
+    longer patch side and a long contraction, as in conv2 of the MNIST ConvNet, ``O=64,
+    C*K=288, N*out=36864``: 10.0 against 15.1 ms at 2 threads), it is computed as
+    ``(C/g*K, N*out) @ (N*out, O/g)`` and its small result transposed (the layout pass
+    leaves that transpose alone, see ``ops/linalg.py``)."""
     nd = len(w_shape) - 2
     pg = fa.reshape(cols, (groups, math.prod(cols.shape[:1 + nd]) // groups,
                            math.prod(cols.shape[1 + nd:])))
-    o, ck, contraction = ctm.shape[1], pg.shape[1], pg.shape[2]
-    if ck > o and contraction >= ck:
+    if shorter_rows_first(ctm.shape[1], pg.shape[1], pg.shape[2]):
         gw = fa.permute_dims(dot_general.bind(pg, ctm, contract=((2,), (2,)),
                                               batch=((0,), (0,))), (0, 2, 1))
     else:
