@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import fnarray as fa
 from fnarray.backends import accel
+from tests.graph_util import grad_fn_tree
 from tests.accel_differential_util import (
     HUNT, LAYOUTS, SETTINGS, TOL, as_numpy, both, close, laid_out,
     same_bits, snapshot, special, uniform, unwritten)
@@ -344,15 +345,6 @@ def test_fused_optimizers_match_numpy_and_the_eager_update(case):
 
 # --- compat fast paths: direct recording against the general path ---------------------------------
 
-def _graph(fn, depth: int = 4):
-    """A compat ``grad_fn``'s name and its inputs' graphs, ``depth`` levels deep."""
-    if fn is None:
-        return None
-    if depth == 0:
-        return fn.name()
-    return (fn.name(), tuple(_graph(f, depth - 1) for f, _ in fn.next_functions))
-
-
 @contextlib.contextmanager
 def _general_paths():
     """``F.linear``/``F.relu``/``F.log_softmax``/``F.cross_entropy`` without their direct
@@ -405,7 +397,7 @@ def _compat_step(x, w, b, labels, reduction, transposed_weight, x_grad):
     grads = [t.grad for t in (xt, wt, bt) if t is not None and t.requires_grad]
     values = [v.detach().numpy().copy() for v in (h, r, lp, loss, total)]
     return (values, [g.numpy().copy() if g is not None else None for g in grads],
-            [_graph(v.grad_fn) for v in (h, r, lp, loss, total)])
+            [grad_fn_tree(v.grad_fn, 4) for v in (h, r, lp, loss, total)])
 
 
 @SETTINGS

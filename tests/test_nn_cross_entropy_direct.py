@@ -9,17 +9,9 @@ import pytest
 import fnarray.compat as torch
 import fnarray.nn.functional as F
 from fnarray.nn import _staged
+from tests.graph_util import grad_fn_tree
 
 RNG = np.random.default_rng(11)
-
-
-def _names(fn, depth=3):
-    """``grad_fn`` names down ``next_functions``, as nested tuples."""
-    if fn is None:
-        return None
-    if depth == 0:
-        return type(fn).__name__
-    return (type(fn).__name__, tuple(_names(f, depth - 1) for f, _ in fn.next_functions))
 
 
 def _fresh(monkeypatch):
@@ -39,7 +31,7 @@ def _calls(x_np, y_np, general, monkeypatch, calls=3, **options):
     for _ in range(calls):
         x.grad = None
         loss = F.cross_entropy(x * 2, y, **options)
-        names = _names(loss.grad_fn)
+        names = grad_fn_tree(loss.grad_fn)
         (loss.sum() if loss.ndim else loss).backward()
         got.append((loss.detach().numpy().copy(), x.grad.numpy().copy(), names))
     monkeypatch.undo()
@@ -78,7 +70,7 @@ def test_staged_signature_is_recorded_without_the_general_nll_loss(monkeypatch):
 
     monkeypatch.setattr(F, "nll_loss", general)
     loss = F.cross_entropy(x * 2, y)
-    assert _names(loss.grad_fn) == expected[2]
+    assert grad_fn_tree(loss.grad_fn) == expected[2]
     loss.backward()
     np.testing.assert_array_equal(loss.detach().numpy(), expected[0])
     np.testing.assert_array_equal(x.grad.numpy(), expected[1])

@@ -8,17 +8,9 @@ import pytest
 
 import fnarray.compat as torch
 import fnarray.nn.functional as F
+from tests.graph_util import grad_fn_tree
 
 rng = np.random.default_rng(5)
-
-
-def _names(fn, depth=3):
-    """``grad_fn`` names down ``next_functions``, as nested tuples."""
-    if fn is None:
-        return None
-    if depth == 0:
-        return type(fn).__name__
-    return (type(fn).__name__, tuple(_names(f, depth - 1) for f, _ in fn.next_functions))
 
 
 def _run(x_np, w_np, b_np, general, monkeypatch, dtype=np.float32):
@@ -29,7 +21,7 @@ def _run(x_np, w_np, b_np, general, monkeypatch, dtype=np.float32):
     b = None if b_np is None else torch.tensor(b_np.astype(dtype), requires_grad=True)
     h = x * 2  # a non-leaf input
     out = F.linear(h, w, b)
-    names = _names(out.grad_fn)
+    names = grad_fn_tree(out.grad_fn)
     (out * out).sum().backward()
     monkeypatch.undo()
     grads = [t.grad.numpy() for t in (x, w, b) if t is not None]
@@ -85,7 +77,7 @@ def test_relu_direct_path_equals_general_path(dtype, monkeypatch):
                 "TENSOR": type(None), "_op": None}))
         x = torch.tensor(x_np, requires_grad=True)
         out = F.relu(x * 3)
-        names = _names(out.grad_fn)
+        names = grad_fn_tree(out.grad_fn)
         (out * out).sum().backward()
         monkeypatch.undo()
         return out.detach().numpy(), x.grad.numpy(), names
@@ -110,7 +102,7 @@ def test_log_softmax_direct_path_equals_general_path(dim, monkeypatch):
                 "TENSOR": type(None), "_op": None}))
         x = torch.tensor(x_np, requires_grad=True)
         out = F.log_softmax(x * 2, dim)
-        names = _names(out.grad_fn)
+        names = grad_fn_tree(out.grad_fn)
         (out * torch.tensor(w_np)).sum().backward()
         monkeypatch.undo()
         return out.detach().numpy(), x.grad.numpy(), names
