@@ -98,25 +98,9 @@ def _derivatives(f, x, w, b, rng):
     return out, pull(ct), tan
 
 
-@SETTINGS
-@given(conv_cases())
-def test_conv_values_and_derivatives(case):
-    """conv: values (bit for bit, eager and jitted), VJP (the input cotangent through the
-    compiled conv_transpose to tolerance, weight and bias cotangents bit for bit), JVP."""
-    x, w, b, geometry, rng, small = case
-    seed = int(rng.integers(2**31))
-
-    def f(x, w, b=None):
-        return fa.conv(x, w, b, **geometry)
-
-    def derivs(x, w, b):
-        return _derivatives(f, x, w, b, np.random.default_rng(seed))
-
-    with small_buffers() if small else contextlib.nullcontext():
-        _check_conv(f, derivs, x, w, b, geometry)
-
-
 def _check_conv(f, derivs, x, w, b, geometry):
+    """conv: values bit for bit (eager and jitted), the input cotangent (through the
+    compiled conv_transpose) to tolerance, weight and bias cotangents bit for bit, the JVP."""
     want, got = both(lambda x, w, b: f(x, w, b), x, w, b)
     same_bits(want, got, f"conv {geometry}")  # im2col, one GEMM, the output swap: exact
     jit_want, jit_got = both(fa.jit(lambda x, w, b: f(x, w, b)), x, w, b)
@@ -129,24 +113,9 @@ def _check_conv(f, derivs, x, w, b, geometry):
     same_bits(t0, t1, "conv tangent")
 
 
-@SETTINGS
-@given(conv_cases(transposed=True))
-def test_conv_transpose_values_and_derivatives(case):
-    """conv_transpose (output_padding included): values, eager and jitted, VJP and JVP."""
-    x, w, b, geometry, rng, small = case
-    seed = int(rng.integers(2**31))
-
-    def f(x, w, b=None):
-        return fa.conv_transpose(x, w, b, **geometry)
-
-    def derivs(x, w, b):
-        return _derivatives(f, x, w, b, np.random.default_rng(seed))
-
-    with small_buffers() if small else contextlib.nullcontext():
-        _check_conv_transpose(f, derivs, x, w, b, geometry)
-
-
 def _check_conv_transpose(f, derivs, x, w, b, geometry):
+    """conv_transpose (output_padding included): values, eager and jitted, VJP and JVP, to
+    tolerance."""
     want, got = both(lambda x, w, b: f(x, w, b), x, w, b)
     close(want, got, f"conv_transpose {geometry}")
     jit_want, jit_got = both(fa.jit(lambda x, w, b: f(x, w, b)), x, w, b)
@@ -154,6 +123,30 @@ def _check_conv_transpose(f, derivs, x, w, b, geometry):
     close(want, jit_got, "jit vs eager conv_transpose")
     d0, d1 = both(derivs, x, w, b)
     close(d0, d1, "conv_transpose derivatives")
+
+
+_CONVS = {"conv": (fa.conv, False, _check_conv),
+          "conv_transpose": (fa.conv_transpose, True, _check_conv_transpose)}
+
+
+@pytest.mark.parametrize("name", list(_CONVS))
+@SETTINGS
+@given(data=st.data())
+def test_conv_values_and_derivatives(name, data):
+    """``fa.conv`` and ``fa.conv_transpose`` on both paths (see ``_check_conv`` and
+    ``_check_conv_transpose``)."""
+    op, transposed, check = _CONVS[name]
+    x, w, b, geometry, rng, small = data.draw(conv_cases(transposed=transposed))
+    seed = int(rng.integers(2**31))
+
+    def f(x, w, b=None):
+        return op(x, w, b, **geometry)
+
+    def derivs(x, w, b):
+        return _derivatives(f, x, w, b, np.random.default_rng(seed))
+
+    with small_buffers() if small else contextlib.nullcontext():
+        check(f, derivs, x, w, b, geometry)
 
 
 @SETTINGS
