@@ -22,6 +22,7 @@ from fnarray.nn._staged import StagedEager
 from fnarray.core.array import Array
 from fnarray.core.shapes import is_float
 from fnarray.ops.activation import clamp as _CLAMP, log_softmax as _LOG_SOFTMAX
+from fnarray.ops.indexing import gather as _GATHER
 from fnarray.ops.linalg import dot_general as _DOT
 from fnarray.ops.shape import transpose as _TRANSPOSE
 
@@ -584,9 +585,20 @@ def _index_value(target):
 
 
 def _pick(values, target, class_dim):
-    """``values[n, target[n, ...], ...]`` along ``class_dim``, for in-range targets."""
-    idx = fa.expand_dims(target, class_dim)
-    return fa.squeeze(fa.take_along_axis(values, idx, axis=class_dim), axis=class_dim)
+    """``values[n, target[n, ...], ...]`` along ``class_dim``, for in-range targets: one
+    ``gather`` whose index along the class axis is ``target`` itself and an ``arange`` along
+    each other axis (``take_along_axis`` with the class axis kept and squeezed away costs two
+    reshapes and a wrap of negative indices more, five small kernels in a loss program)."""
+    key = []
+    for d in range(values.ndim):
+        if d == class_dim:
+            key.append(target)
+            continue
+        k = d if d < class_dim else d - 1  # the axis of ``target`` it indexes
+        along = fa.reshape(fa.arange(values.shape[d], device=fa.device_of(values)),
+                           (1,) * k + (values.shape[d],) + (1,) * (target.ndim - k - 1))
+        key.append(fa.broadcast_to(along, target.shape))
+    return _GATHER.bind(values, *key)
 
 
 @_grad_fn("NllLossBackward0")

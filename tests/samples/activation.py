@@ -52,8 +52,16 @@ def _log_softmax(draw):
                   dict(axis=draw(st.integers(0, len(shape) - 1))))
 
 
+@st.composite
+def _log_softmax_grad(draw):
+    shape = draw(shapes(min_dims=1, min_side=1))
+    axis = draw(st.integers(0, len(shape) - 1))
+    y = _log_softmax_reference(draw(floats(shape, -3.0, 3.0)), axis=axis)
+    return Sample((draw(floats(shape)), y), dict(axis=axis), diff=(0, 1))
+
+
 SAMPLES = {"clamp": _clamp, "leaky_relu": _leaky_relu, "gate": _gate,
-           "log_softmax": _log_softmax}
+           "log_softmax": _log_softmax, "log_softmax_grad": _log_softmax_grad}
 
 
 def _gate_reference(ct, x, *, lo, hi, inclusive, slope):
@@ -72,4 +80,5 @@ REFERENCES = {
     "leaky_relu": lambda x, *, slope: np.where(x > 0, x, slope * x),
     "gate": _gate_reference,
     "log_softmax": _log_softmax_reference,
+    "log_softmax_grad": lambda ct, y, *, axis: ct - np.exp(y) * ct.sum(axis=axis, keepdims=True),
 }
