@@ -8,8 +8,13 @@ applied to ``ct``: the input cotangent of a convolution, and PyTorch's
 the FIRST ``out`` window positions of ``conv`` on ``in_spatial``; when the convolution has
 more (a transposed convolution's ``output_padding``), the rest have zero cotangent.
 
-With the ``accel`` extra, float32/float64 operands of up to three spatial axes and any
-stride take the compiled path (``_compiled_kernel``): per chunk of samples, one matrix
+With the ``accel`` extra, a 3x3 stride-1 ungrouped 2-d operation with enough channels
+(``conv_winograd.takes``: the input cotangent of conv2 of the tutorial ConvNet) is the
+Winograd F(2x2, 3x3) correlation of ``fnarray/ops/conv_winograd.py``: the cotangent
+padded by ``2 - lo`` on the low side (cells past its last window position read zero)
+against the weight turned 180 degrees and laid out ``(C_in, C_out, 3, 3)``; results agree
+with the other kernels to float rounding.  Other float32/float64 operands of up to three
+spatial axes and any stride take the compiled path (``_compiled_kernel``): per chunk of samples, one matrix
 product over the window positions only, and a compiled gather that adds the products onto
 the input grid while they are in cache and writes each result cell once (about 0.7x the
 NumPy kernels' time for conv2 of the tutorial ConvNet).  Otherwise two NumPy kernels:
@@ -43,6 +48,7 @@ from fnarray import api as fa
 from fnarray.backends import accel
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray
+from fnarray.ops import conv_winograd
 from fnarray.ops._util import move_bdim
 from fnarray.ops.conv import (_channel_major, _patches_of, _patches_transpose_impl, _Recycler,
                               _weight_cotangent, bilinear_jvp, conv, out_spatial)
@@ -179,6 +185,13 @@ def _compiled_kernel(k, xp, ct, w, *, in_spatial, strides, padding, dilation, gr
 
 
 def _transpose_impl(xp, ct, w, *, in_spatial, strides, padding, dilation, groups):
+    k = conv_winograd.kernels(xp, ct, w, strides, dilation, groups)
+    if k is not None:
+        # a 3x3 stride-1 correlation of ct, padded by 2 - lo, with the weight turned 180
+        # degrees and laid out (C_in, C_out, 3, 3); cells past ct's last window read zero
+        turned = xp.swapaxes(w[:, :, ::-1, ::-1], 0, 1)
+        return conv_winograd.correlate(k, xp, ct, turned, [2 - lo for lo, _ in padding],
+                                       tuple(in_spatial))
     k = _compiled(xp, ct, w, in_spatial, padding, groups)
     if k is not None:
         return _compiled_kernel(k, xp, ct, w, in_spatial=in_spatial, strides=strides,

@@ -1,0 +1,170 @@
+"""Compiled tile transforms of the Winograd F(2x2, 3x3) correlation
+(:mod:`fnarray.ops.conv_winograd`).
+
+A 3x3, stride-1 correlation computes each 2x2 block of output cells ("tile") of one output
+channel from the 4x4 block of input cells under it, channel by channel:
+``Y = A^T [sum_c (G g_c G^T) * (B^T d_c B)] A`` (``*`` elementwise), with
+
+    B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
+
+(and ``G``, the weight's, in the caller).  The sum over channels of each of the 16 entries
+is one matrix product, which the caller runs through BLAS; these kernels are the two
+transforms around it:
+
+* :func:`input_tiles` writes ``B^T d B`` of every tile of a chunk of samples, laid out
+  ``(16, C, tiles)``: each of the 16 entries is a row of tiles per channel, so the product
+  reads it as a transposed ``(tiles, C)`` operand and the tile loop here writes 16
+  contiguous streams;
+* :func:`output_tiles` takes the products ``(16, tiles, O)`` and writes ``A^T m A`` (plus
+  an optional bias per output channel) into the C-ordered ``(N, O, H, W)`` result.
+
+Zero padding (any low padding, negative included, and any output size: an odd one pads the
+last tile and drops its extra cells) is handled by copying each tile row's four input rows
+into a zeroed row buffer first, so the transform itself reads without bounds checks.  The
+transforms' entries are 0 and +-1 (the weight's ``G`` adds +-1/2), so they add and
+subtract only; results agree with a direct correlation to float rounding.  Serial: a
+parallel loop right after an OpenBLAS product measured slower on this class of machine
+(see :mod:`fnarray.backends.kernels.conv`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fnarray.backends.kernels import compiled
+
+_U = np.uintp  # an index known to be non-negative
+
+
+@compiled
+def input_tiles(x, v, total, start, padding, tiles):
+    """``v[4i + j, t * C + c] = (B^T d B)[i, j]`` for the tiles ``t = (s * th + ti) * tw +
+    tj`` of the ``total // (th * tw)`` samples ``start + s`` of a chunk, ``d`` the 4x4
+    input block at rows ``2 ti - padding[0]`` and columns ``2 tj - padding[1]`` of ``x[start
+    + s, c]`` (zero off the input).  ``x`` is a C-ordered ``(N, C, H, W)``; ``v`` a C-ordered
+    ``(16, stride)`` buffer whose rows begin with a ``(total, C)`` matrix (a stride a little
+    past it keeps the 16 streams off one cache set); ``tiles = (th, tw)``.
+
+    Each sample is first copied channel-last onto a zeroed padded grid (the one strided
+    pass); then every step is a loop along contiguous channels, which vectorises: ``B^T``
+    combines the four rows under a tile row (whole rows at once), ``B`` the four columns
+    under each tile.  Loops read at most three streams (each more costs LLVM a run-time
+    aliasing check, and past its limit the loop stays scalar), and indices are unsigned
+    (``_U``: a signed one costs a wraparound test per element, which keeps the loops
+    scalar)."""
+    _, c_, h_, w_ = x.shape
+    th, tw = tiles
+    p0, p1 = padding
+    m = total // (th * tw)
+    gh, gw = 2 * th + 2, 2 * tw + 2  # the padded grid a sample's tiles read
+    grid = np.zeros(gh * gw * c_, dtype=v.dtype)  # [row, column, channel]
+    rows = np.empty(4 * gw * c_, dtype=v.dtype)  # B^T of one tile row: [i, column, channel]
+    y0, y1 = max(0, p0), min(gh, h_ + p0)  # grid rows [y0, y1) and columns [x0, x1) are
+    x0, x1 = max(0, p1), min(gw, w_ + p1)  # input cells, the rest stay zero
+    src = x.reshape(x.size)
+    dst = v.reshape(v.size)
+    step = _U(v.shape[1])  # between two entries
+    cu = _U(c_)
+    span = _U(gw * c_)
+    for s in range(m):
+        for c in range(c_):
+            plane = ((start + s) * c_ + c) * h_ * w_
+            for gy in range(y0, y1):
+                at = _U((gy * gw + x0) * c_ + c)
+                frm = _U(plane + (gy - p0) * w_ + x0 - p1)
+                for j in range(_U(max(x1 - x0, 0))):
+                    grid[at + j * cu] = src[frm + j]
+        for ti in range(th):
+            r0 = _U(2 * ti) * span
+            r1, r2, r3 = r0 + span, r0 + _U(2) * span, r0 + _U(3) * span
+            q = _U(0)
+            for j in range(span):
+                rows[j] = grid[r0 + j] - grid[r2 + j]
+            q += span
+            for j in range(span):
+                rows[q + j] = grid[r1 + j] + grid[r2 + j]
+            q += span
+            for j in range(span):
+                rows[q + j] = grid[r2 + j] - grid[r1 + j]
+            q += span
+            for j in range(span):
+                rows[q + j] = grid[r1 + j] - grid[r3 + j]
+            for tj in range(tw):
+                t = _U((s * th + ti) * tw + tj)
+                for i in range(4):
+                    q0 = _U(i) * span + _U(2 * tj) * cu
+                    q1, q2, q3 = q0 + cu, q0 + _U(2) * cu, q0 + _U(3) * cu
+                    at = _U(4 * i) * step + t * cu
+                    for c in range(cu):
+                        dst[at + c] = rows[q0 + c] - rows[q2 + c]
+                    at += step
+                    for c in range(cu):
+                        dst[at + c] = rows[q1 + c] + rows[q2 + c]
+                    at += step
+                    for c in range(cu):
+                        dst[at + c] = rows[q2 + c] - rows[q1 + c]
+                    at += step
+                    for c in range(cu):
+                        dst[at + c] = rows[q1 + c] - rows[q3 + c]
+
+
+@compiled
+def output_tiles(mm, total, y, start, bias):
+    """``y[start + s, o, 2 ti + a, 2 tj + b] = (A^T m A)[a, b] + bias[o]`` for the ``total
+    // (th * tw)`` samples of a chunk, ``m[i, j] = mm[4i + j, t * O + o]`` with ``t = (s *
+    th + ti) * tw + tj`` (cells past ``y``'s last row or column dropped): ``mm`` is a
+    C-ordered ``(16, stride)`` buffer whose rows begin with a ``(total, O)`` matrix, ``y``
+    the C-ordered ``(N, O, H, W)`` result (only the chunk's samples are written) and
+    ``bias`` ``(O,)``, or empty for none.
+
+    A tile row's products are contiguous runs of ``tw * O`` values per entry, so ``A^T``
+    and ``A`` are loops along them (three streams each, unsigned indices: they vectorise,
+    see :func:`input_tiles`) into a buffer holding a sample's cells channel-last; the bias
+    is added as that buffer is written out channel-major, in memory order (written tile
+    row by tile row instead, the 64 planes' scattered rows of conv2 took 4x as long)."""
+    _, o_, h_, w_ = y.shape
+    th, tw = (h_ + 1) // 2, (w_ + 1) // 2
+    m = total // (th * tw)
+    ou = _U(o_)
+    span = _U(tw) * ou
+    part = np.empty(8 * tw * o_, dtype=y.dtype)  # A^T m: [a, j, tile, channel]
+    z = np.empty(th * 4 * tw * o_, dtype=y.dtype)  # A^T m A: [ti, a, b, tj, channel]
+    b = np.zeros(o_, dtype=y.dtype)
+    if bias.size:
+        b[:] = bias
+    src = mm.reshape(mm.size)
+    dst = y.reshape(y.size)
+    step = _U(mm.shape[1])  # between two entries
+    for s in range(m):
+        n = start + s
+        for ti in range(th):
+            base = _U((s * th + ti) * tw) * ou
+            for j in range(4):
+                e0 = _U(j) * step + base  # entries j, 4 + j, 8 + j, 12 + j
+                e1, e2, e3 = e0 + _U(4) * step, e0 + _U(8) * step, e0 + _U(12) * step
+                at0, at1 = _U(j) * span, _U(4 + j) * span
+                for f in range(span):
+                    part[at0 + f] = src[e0 + f] + src[e1 + f] + src[e2 + f]
+                for f in range(span):
+                    part[at1 + f] = src[e1 + f] - src[e2 + f] - src[e3 + f]
+            for a in range(2):
+                q = _U(4 * a) * span
+                q1, q2, q3 = q + span, q + _U(2) * span, q + _U(3) * span
+                at = _U(4 * ti + 2 * a) * span
+                for f in range(span):
+                    z[at + f] = part[q + f] + part[q1 + f] + part[q2 + f]
+                at += span
+                for f in range(span):
+                    z[at + f] = part[q1 + f] - part[q2 + f] - part[q3 + f]
+        for o in range(o_):  # written in memory order (a sequential stream)
+            bo = b[o]
+            for r in range(h_):
+                row = _U(((n * o_ + o) * h_ + r) * w_)
+                even = _U(2 * r) * span + _U(o)  # [ti, a] = [r // 2, r % 2]
+                odd = even + span
+                for tj in range(_U(w_ // 2)):
+                    dst[row + _U(2) * tj] = z[even + tj * ou] + bo
+                    dst[row + _U(2) * tj + _U(1)] = z[odd + tj * ou] + bo
+                if w_ % 2:
+                    dst[row + _U(w_ - 1)] = z[even + _U(w_ // 2) * ou] + bo

@@ -1,0 +1,103 @@
+"""Winograd F(2x2, 3x3): the 3x3, stride-1, dilation-1, ungrouped 2-d correlation as 16
+matrix products, an algorithm the convolution primitives' impls choose
+(``fnarray/ops/conv.py``, ``fnarray/ops/conv_transpose.py``); no primitive of its own.
+
+Each 2x2 block of output cells ("tile") of output channel ``o`` is
+``A^T [sum_c U[o, c] * V[c]] A`` with ``U = G g G^T`` the 4x4 transform of the weight
+``g = w[o, c]`` and ``V = B^T d B`` that of the 4x4 input block ``d`` under the tile
+(``*`` elementwise; ``A``, ``B``, ``G`` hold only 0, +-1 and +-1/2).  The sum over channels
+of each of the 16 entries is one product ``(tiles, C) @ (C, O)``: 16 products of ``2 * C *
+O`` flops per tile instead of im2col's one of ``9 * 2 * C * O`` per output cell, 2.25x fewer,
+and the transformed tiles are smaller than im2col's patches (4x4 values per 2x2 cells
+against 9 per cell).  The compiled kernels of :mod:`fnarray.backends.kernels.winograd`
+transform the inputs and outputs; the products run through BLAS, chunk of samples by chunk
+so that the transformed tiles and the products stay in cache.
+
+It needs the ``accel`` extra (numba) and float32/float64; results agree with the im2col
+path to float rounding (the transforms add and halve, exactly in float64 and to a few ulps
+in float32).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fnarray.backends import accel
+from fnarray.ops.conv_patches import _Recycler
+
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# Below this many input or output channels the transforms (per tile: ~16 (C + O) values
+# moved) outweigh the products' savings (2.25x fewer of 2 C O flops per cell); measured
+# (ab_fwd.py, 2 threads, N=64, 26x26-32x32 maps): 1->32 0.97 vs 13 ms (a one-column product
+# misses BLAS), 3->16 1.3 vs 2.4, 4->8 1.0 vs 1.3, 8->16 2.2 vs 2.1, 16->16 (14x14) 1.3 vs 0.9,
+# 32->64 13.1 vs 9.5 (im2col vs Winograd)
+_MIN_CHANNELS = 8
+_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+# transformed tiles plus products per chunk of samples.  conv2 of the tutorial ConvNet
+# (885 KB a sample): see /work/notes/winograd-scripts/ for the measurements
+_CHUNK_BYTES = 8 << 20
+_GAP = 16
+_TILES, _PRODUCTS = _Recycler(), _Recycler()  # a chunk's V (16, C, T) and M (16, T, O)
+_TILES.MIN_BYTES = _PRODUCTS.MIN_BYTES = 0  # small, but a fresh one still costs page faults
+
+
+def takes(x, w, strides, dilation, groups) -> bool:
+    """Whether Winograd runs the correlation of ``x`` with ``w`` when compiled kernels do
+    (see :func:`kernels`): two spatial axes, a 3x3 kernel, stride 1, dilation 1, one
+    group, float32/float64 operands of one dtype, and at least ``_MIN_CHANNELS`` channels
+    on both sides of the weight.  Shapes and dtypes only, so abstract values answer too."""
+    return (len(w.shape) == 4 and tuple(w.shape[2:]) == (3, 3) and groups == 1
+            and all(s == 1 for s in strides) and all(d == 1 for d in dilation)
+            and x.dtype in _DTYPES and w.dtype == x.dtype
+            and min(w.shape[0], w.shape[1]) >= _MIN_CHANNELS)
+
+
+def kernels(xp, x, w, strides, dilation, groups):
+    """The compiled transforms when Winograd takes this correlation of ``x`` with ``w``
+    (:func:`takes`, and ``accel.kernels``' size and backend choice), else None."""
+    if not takes(x, w, strides, dilation, groups):
+        return None
+    return accel.kernels("winograd", xp, x.size)
+
+
+def weight_tiles(xp, w):
+    """``G w[o, c] G^T`` of every channel pair, laid out ``(16, C, O)``: the right-hand
+    operands of the 16 products (small; computed in the weight's dtype)."""
+    g = _G.astype(w.dtype)
+    u = xp.einsum("ia,ocab,jb->ijco", g, w, g)
+    return xp.ascontiguousarray(u.reshape(16, w.shape[1], w.shape[0]))
+
+
+def correlate(k, xp, x, w, low, out, bias=None):
+    """``y[n, o, i, j] = sum_{c, a, b} x[n, c, i + a - low[0], j + b - low[1]] w[o, c, a,
+    b]`` (+ ``bias[o]``), ``x`` read as zero off its cells, for the output cells ``out =
+    (H, W)``: a fresh C-ordered ``(N, O, H, W)`` array.  ``k`` is :func:`kernels`' module;
+    ``low`` may be negative (cells skipped)."""
+    n, c, o = x.shape[0], x.shape[1], w.shape[0]
+    res = xp.empty((n, o, *out), dtype=x.dtype)
+    if res.size == 0:
+        return res
+    if c == 0:
+        res[...] = 0 if bias is None else bias.reshape(o, 1, 1)
+        return res
+    x = xp.ascontiguousarray(x)
+    u = weight_tiles(xp, w)
+    bias = xp.zeros(0, x.dtype) if bias is None else xp.ascontiguousarray(bias)
+    tiles = ((out[0] + 1) // 2, (out[1] + 1) // 2)
+    per_sample = math.prod(tiles)
+    chunk = max(1, min(n, _CHUNK_BYTES // (16 * per_sample * (c + o) * x.itemsize)))
+    chunk = -(-n // -(-n // chunk))  # as even as they come
+    # the 16 entries' matrices lie _GAP values apart: a stride of a multiple of 4 KB would
+    # put the kernels' 16 streams on one cache set (conv2's output transform: 3x slower)
+    v_all = _TILES.empty(xp, (16, c * chunk * per_sample + _GAP), x.dtype)
+    m_all = _PRODUCTS.empty(xp, (16, chunk * per_sample * o + _GAP), x.dtype)
+    for start in range(0, n, chunk):
+        t = (min(n, start + chunk) - start) * per_sample
+        k.input_tiles(x, v_all, t, start, tuple(low), tiles)
+        xp.matmul(v_all[:, :t * c].reshape(16, t, c), u,
+                  out=m_all[:, :t * o].reshape(16, t, o))
+        k.output_tiles(m_all, t, res, start, bias)
+    return res
