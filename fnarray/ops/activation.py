@@ -44,7 +44,7 @@ from fnarray.core.shapes import ShapedArray, broadcast_shapes
 from fnarray.ops._util import (bdim_to_front, batch_size, move_bdim, same_aval,
                               unbroadcast)
 from fnarray.ops.elementwise import batch_elementwise
-from fnarray.transforms.buffers import declare_fresh
+from fnarray.transforms.buffers import declare_fresh, declare_in_place, declare_out_kernel
 
 
 def _inside(xp, x, lo, hi, inclusive):
@@ -79,16 +79,25 @@ def _compiled_gate(xp, ct, x, lo, hi, slope):
     return k
 
 
+def _run_compiled_gate(k, ct, x, out, lo, hi, inclusive, slope):
+    """The compiled gate into ``out``: a buffer overlapping neither operand, or one of the
+    operands ``ct``, ``x`` itself (then written over, element by element)."""
+    t = ct.dtype.type
+    # A missing bound is an infinite inclusive one: every non-NaN x is inside it.
+    args = (ct.reshape(-1), x.reshape(-1), t(-math.inf if lo is None else lo),
+            inclusive or lo is None, t(math.inf if hi is None else hi),
+            inclusive or hi is None, t(slope))
+    if out is ct or out is x:
+        k.gate_in_place(*args, out is ct)
+    else:
+        k.gate(*args, out.reshape(-1))
+    return out
+
+
 def _gate_impl(xp, ct, x, *, lo, hi, inclusive, slope):
     k = _compiled_gate(xp, ct, x, lo, hi, slope)
     if k is not None:
-        t = ct.dtype.type
-        out = xp.empty_like(ct)
-        # A missing bound is an infinite inclusive one: every non-NaN x is inside it.
-        k.gate(ct.reshape(-1), x.reshape(-1), t(-math.inf if lo is None else lo),
-               inclusive or lo is None, t(math.inf if hi is None else hi),
-               inclusive or hi is None, t(slope), out.reshape(-1))
-        return out
+        return _run_compiled_gate(k, ct, x, xp.empty_like(ct), lo, hi, inclusive, slope)
     mask = _inside(xp, x, lo, hi, inclusive)
     # Masks are cast before the product: NumPy's mixed bool-float multiply runs a buffered
     # casting loop ~2x slower than the cast plus a same-dtype product.
@@ -101,6 +110,21 @@ def _gate_impl(xp, ct, x, *, lo, hi, inclusive, slope):
         # inf * 0 is NaN: only then pay for the exact (branchy) select.
         out = xp.where(mask, ct, ct * ct.dtype.type(slope) if slope else ct.dtype.type(0))
     return out
+
+
+def _gate_into(xp, ct, x, *, out, lo, hi, inclusive, slope):
+    """``gate`` written into ``out`` (the jit executor's out kernel).  Declared in place:
+    ``out`` may be ``ct`` or ``x`` itself where that operand dies at the gate, as the
+    cotangent does in a backward pass, so the result fills no new buffer: the compiled
+    ConvNet step's two large relu gates measured 0.97 -> 0.67 and 0.53 -> 0.34 ms so
+    (their writes land on cache lines just read instead of lines fetched for a fresh
+    buffer).  Where the compiled kernel does not take the operands, the NumPy kernel's
+    new result is returned instead (its passes would read ``ct`` after writing ``out``)."""
+    k = _compiled_gate(xp, ct, x, lo, hi, slope)
+    if (k is None or out.dtype != ct.dtype or out.shape != ct.shape
+            or not out.flags.c_contiguous):
+        return _gate_impl(xp, ct, x, lo=lo, hi=hi, inclusive=inclusive, slope=slope)
+    return _run_compiled_gate(k, ct, x, out, lo, hi, inclusive, slope)
 
 
 def _gate_jvp(primals, tangents, **params):
@@ -121,6 +145,8 @@ def _gate_abstract(ct, x, **_):
 gate = declare("gate", impl=_gate_impl, abstract=_gate_abstract, jvp=_gate_jvp,
                vjp=_gate_vjp, batch=None)
 gate.batch = batch_elementwise(gate)
+declare_out_kernel(gate, _gate_into)
+declare_in_place(gate)  # its out may be a dying operand (jit executor)
 
 
 def _unary_gated(name, impl, gate_params):

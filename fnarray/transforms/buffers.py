@@ -14,6 +14,10 @@ the executor:
   executor hands it a dead buffer of that shape and dtype when one is free; the given buffer
   never overlaps an operand.  A primitive with an out kernel is fresh as well (without a
   free buffer the executor calls its ordinary ``impl``).
+* **in place** — the out kernel also computes the right values when ``out`` *is* one of
+  its operands (of the result's shape and dtype): an elementwise loop that reads each
+  element before writing it.  The executor then prefers an operand dying at that very
+  equation as ``out``, as it does for ufuncs, so the result fills no new buffer.
 
 * **elementwise** — every result element depends only on the operand elements at the same
   index (operands of the result's shape, or 0-d ones broadcast), so the kernel may run on
@@ -37,6 +41,7 @@ from typing import Callable
 _OUT_KERNELS: dict = {}
 _FRESH: set = set()
 _ELEMENTWISE: set = set()
+_IN_PLACE: set = set()
 _SCALAR_FORMS: dict = {}
 
 
@@ -50,6 +55,12 @@ def declare_out_kernel(prim, kernel: Callable) -> None:
 def declare_fresh(*prims) -> None:
     """Declare that the kernels of ``prims`` always return new buffers aliasing no operand."""
     _FRESH.update(prims)
+
+
+def declare_in_place(*prims) -> None:
+    """Declare that the out kernels of ``prims`` may write over an operand (see the module
+    docstring)."""
+    _IN_PLACE.update(prims)
 
 
 def declare_elementwise(*prims) -> None:
@@ -84,6 +95,11 @@ def out_kernel(prim, params: dict) -> Callable | None:
 def is_ufunc_call(prim, params: dict) -> bool:
     """Does the executor call ``prim`` as a bare ufunc (elementwise, writable in place)?"""
     return prim.ufunc is not None and not params
+
+
+def writes_over_operand(prim, params: dict) -> bool:
+    """May the executor hand ``prim``'s kernel one of its own operands as ``out``?"""
+    return is_ufunc_call(prim, params) or (prim in _IN_PLACE and prim in _OUT_KERNELS)
 
 
 def is_fresh(prim, params: dict) -> bool:

@@ -9,8 +9,9 @@ fresh kernels) or when it is a donated input; it becomes *free* after the value'
 provided it is not a program output and every consumer is fresh (a consumer that may
 return a view, such as ``reshape``, keeps the buffer reachable).  An equation whose kernel
 takes ``out=`` then writes into a free buffer of its result's shape and dtype: an
-elementwise ufunc preferably into an operand dying at that very equation (in place), any
-other out kernel into a buffer freed earlier (never one of its own operands).  So chains
+elementwise ufunc (or a kernel declared in place) preferably into an operand dying at
+that very equation, any other out kernel into a buffer freed earlier (never one of its own
+operands).  So chains
 of elementwise ops allocate once, and GEMMs, bias additions and parameter updates write
 into the buffers of intermediates that are already dead.  Inputs that are
 not donated, constants, and anything a caller can see are never written.
@@ -20,7 +21,8 @@ from __future__ import annotations
 
 import functools
 
-from fnarray.transforms.buffers import is_fresh, is_ufunc_call, out_kernel
+from fnarray.transforms.buffers import (is_fresh, is_ufunc_call, out_kernel,
+                                       writes_over_operand)
 
 
 def compile_program(prog, xp, donated: frozenset = frozenset()):
@@ -104,7 +106,7 @@ def plan_buffers(eqns: list, invars: list, outvars: list, donated: frozenset) ->
             aval = e.outvars[0].aval
             key = (tuple(aval.shape), aval.dtype)
             target = None
-            if ufunc:  # elementwise: an operand dying here may hold the result (in place)
+            if writes_over_operand(e.prim, e.params):  # an operand dying here may hold it
                 target = next((v for v in e.invars if id(v) in owned and id(v) not in keep
                                and last_use[id(v)] == i and v.aval.dtype == aval.dtype
                                and tuple(v.aval.shape) == key[0]), None)
