@@ -6,7 +6,8 @@ a cast of the mask, a product, and a finiteness sum deciding whether an exact se
 needed for ``inf * 0``); here the select is exact per element at no cost.  Operands are
 flat (1-d, C-ordered) arrays of one dtype, float32 or float64, and the result goes into
 ``out``, a flat view of a fresh NumPy array (one NumPy owns, as the NumPy kernel's results
-are, so a caller may donate it to a jitted function).  The bounds and slope arrive as
+are, so a caller may donate it to a jitted function), or, with ``gate_in_place``, over one
+of the operands (a dying buffer the jit executor hands on).  The bounds and slope arrive as
 scalars of that dtype, so comparisons happen in the array's precision, as NumPy's do with a
 Python float bound.
 
