@@ -46,8 +46,9 @@ def _source(jitted) -> str:
 
 
 def test_in_place_needs_an_out_kernel_and_select_is_not_in_place():
-    assert IN_PLACE == ["gate"]
+    assert IN_PLACE == ["clamp", "gate"]
     assert buffers.writes_over_operand(activation.gate, {})
+    assert buffers.writes_over_operand(activation.clamp, {})
     # select's out kernel copies one operand over ``out`` before reading the other
     assert not buffers.writes_over_operand(REGISTRY["select"], {})
     assert buffers.writes_over_operand(REGISTRY["add"], {})  # a bare ufunc
@@ -95,6 +96,33 @@ def test_compiled_gate_over_an_operand_equals_the_fresh_loop(dtype, shape, param
             np.testing.assert_array_equal(mine[1 - over], (ct, x)[1 - over])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bounds", [(0.0, None, False), (0.0, 6.0, False), (-1.0, 1.0, False),
+                                    (None, 1.0, False), (0.0, None, True), (-1.0, 1.0, True),
+                                    (1.0, -1.0, False)])
+def test_clamp_vjp_equals_the_gate_on_its_input(kernel_path, dtype, bounds):
+    """On an open interval the VJP gates on the output: the same cotangents as gating on
+    the input, at NaN, infinities, signed zeros and the bounds themselves (a closed
+    interval still gates on the input)."""
+    lo, hi, inclusive = bounds
+    x = _values((9, 40), dtype)
+    x[0, :6] = [0.0, -0.0, 1.0, -1.0, 6.0, np.nan]
+    ct = _values(x.shape, dtype)
+    _, pull = fa.vjp(lambda v: activation.clamp.bind(v, lo=lo, hi=hi, inclusive=inclusive),
+                     fa.asarray(x))
+    got, = pull(fa.asarray(ct))
+    want = activation.gate.bind(fa.asarray(ct), fa.asarray(x), lo=lo, hi=hi,
+                                inclusive=inclusive, slope=0.0)
+    _same_bits(np.asarray(got), np.asarray(want))
+
+
+def test_clamp_into_other_dtypes_takes_the_impl():
+    x = np.arange(-3, 4)
+    got = activation._clamp_into(np, x, out=x, lo=0, hi=None, inclusive=False)
+    assert got is not x and np.array_equal(got, np.clip(x, 0, None))
+    np.testing.assert_array_equal(x, np.arange(-3, 4))
+
+
 def test_numpy_path_returns_a_new_buffer_when_out_is_an_operand():
     """Without compiled kernels the NumPy passes would read ``ct`` after writing ``out``:
     the kernel returns the impl's new result and leaves the operands alone."""
@@ -114,14 +142,16 @@ def _mlp_loss(x, w1, w2, w3):
     return fa.sum(fa.relu6(h @ w2) @ w3)
 
 
-def _over_operand(source: str) -> list[str]:
-    """The generated lines in which a kernel (not a ufunc) writes over one of its operands."""
-    lines = []
-    for line in source.splitlines():
-        m = re.search(r"= k\d+\(xp, (.*), out=(v\d+)\)", line)
-        if m and m.group(2) in m.group(1).split(", "):
-            lines.append(line)
-    return lines
+def _over_operand(jitted) -> list[str]:
+    """The primitives whose kernel (not a ufunc) writes over one of its own operands in the
+    generated code of ``jitted``."""
+    entry = next(iter(jitted._cache.values()))
+    names = []
+    for line in entry.run.source.splitlines():
+        m = re.search(r"= k(\d+)\(xp, (.*), out=(v\d+)\)", line)
+        if m and m.group(3) in m.group(2).split(", "):
+            names.append(entry.program.eqns[int(m.group(1))].prim.name)
+    return names
 
 
 @pytest.mark.parametrize("shape", [(3, 5), (33, 70)])
@@ -138,7 +168,9 @@ def test_jitted_backward_writes_gates_over_their_cotangents(kernel_path, shape):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     for a, b in zip(args, arrays):
         np.testing.assert_array_equal(np.asarray(a), b)  # inputs not written
-    assert len(_over_operand(_source(g))) == 2, _source(g)  # both gates
+    # relu and relu6 clip their pre-activations in place (their VJPs gate on the outputs),
+    # and both gates write over their cotangents
+    assert sorted(_over_operand(g)) == ["clamp", "clamp", "gate", "gate"], _source(g)
 
 
 def test_gate_never_writes_over_a_value_still_read():

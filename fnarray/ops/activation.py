@@ -149,14 +149,17 @@ declare_out_kernel(gate, _gate_into)
 declare_in_place(gate)  # its out may be a dying operand (jit executor)
 
 
-def _unary_gated(name, impl, gate_params):
-    """A unary primitive whose derivative is ``gate`` with parameters from its own."""
+def _unary_gated(name, impl, gate_params, gate_on_output=lambda params: False):
+    """A unary primitive whose derivative is ``gate`` with parameters from its own.  Its VJP
+    gates on the primitive's output instead of its input where ``gate_on_output(params)``
+    says that gives the same mask: a backward pass then keeps the output, which it holds
+    anyway, and the input dies at the primitive (see ``_clamp_into``)."""
     def jvp(primals, tangents, **params):
         x, = primals
         return p.bind(x, **params), gate.bind(tangents[0], x, **gate_params(params))
 
     def vjp(ct, x, *, out, **params):
-        return (gate.bind(ct, x, **gate_params(params)),)
+        return (gate.bind(ct, out if gate_on_output(params) else x, **gate_params(params)),)
 
     p = declare(name, impl=impl, abstract=same_aval, jvp=jvp, vjp=vjp, batch=None)
     p.batch = lambda vals, dims, **params: (p.bind(vals[0], **params), dims[0])
@@ -173,7 +176,23 @@ def _clamp_impl(xp, x, *, lo, hi, inclusive):
     return xp.clip(x, lo, hi)
 
 
-clamp = _unary_gated("clamp", _clamp_impl, lambda params: dict(params, slope=0.0))
+def _clamp_into(xp, x, *, out, lo, hi, inclusive):
+    """``clamp`` written into ``out`` (the jit executor's out kernel), which may be ``x``
+    itself: ``numpy.clip`` reads each element before writing it.  With the VJP of an open
+    interval gating on the output, a compiled forward pass clips a layer's pre-activation
+    in place (ConvNet relus: 0.48 -> 0.29 and 0.28 -> 0.18 ms, the writes landing on lines
+    just read).  Other dtypes than ``out``'s take the impl."""
+    if x.dtype.kind != "f" or x.dtype != out.dtype:
+        return _clamp_impl(xp, x, lo=lo, hi=hi, inclusive=inclusive)
+    return xp.clip(x, -xp.inf if lo is None else lo, xp.inf if hi is None else hi, out=out)
+
+
+# On an open interval the output is inside exactly where the input is (outside, it is a
+# bound, or NaN), so the VJP may gate on it; a closed interval holds every clipped output.
+clamp = _unary_gated("clamp", _clamp_impl, lambda params: dict(params, slope=0.0),
+                     lambda params: not params["inclusive"])
+declare_out_kernel(clamp, _clamp_into)
+declare_in_place(clamp)
 leaky_relu = _unary_gated(
     "leaky_relu",
     lambda xp, x, *, slope: _gate_impl(xp, x, x, lo=0.0, hi=None, inclusive=False, slope=slope),
