@@ -3,8 +3,10 @@
 reference over odd and even sizes, padding (negative included), samples and channels, with
 and without a bias, several chunks of samples; ``conv_transpose``'s impl, which takes it
 for 3x3 stride-1 ungrouped 2-d operands, against the general NumPy kernel and against the
-NumPy path (``accel`` off); gradients eager and under ``fa.jit`` (the same values, bit for
-bit: both run the same impl), and the dispatch rule.
+NumPy path (``accel`` off); the weight cotangent (``conv_weight_cotangent``, Winograd's
+adjoint) against a float64 reference and the patches product, with its derivatives;
+gradients eager and under ``fa.jit`` (the same values, bit for bit: both run the same
+impls), and the dispatch rule.
 
 The transforms add, subtract and halve, so results agree with a direct correlation to float
 rounding (float64: ~1e-15 relative to the output's scale; float32: ~1e-7)."""
@@ -18,6 +20,8 @@ import fnarray as fa
 from fnarray.backends import accel
 from fnarray.ops import conv_transpose as ct_ops
 from fnarray.ops import conv_winograd
+from fnarray.ops.conv_weight import conv_weight_cotangent
+from fnarray.testing import check_grads
 
 pytestmark = pytest.mark.skipif(not accel.available(),
                                 reason="Winograd runs on the compiled transforms (numba)")
@@ -205,3 +209,99 @@ def test_gradients_eager_jit_and_numpy_path(dtype, padding):
     for e, j, r in zip(eager, jitted, reference):
         np.testing.assert_array_equal(np.asarray(e), np.asarray(j))
         _close(np.asarray(e), np.asarray(r), dtype, fresh=False)
+
+
+# --- the weight cotangent (conv_weight_cotangent) ----------------------------------------
+
+def _direct_weight_cotangent(x, ct, low):
+    """``dW[o, c, a, b] = sum x[n, c, i + a - low[0], j + b - low[1]] ct[n, o, i, j]`` in
+    float64."""
+    out = ct.shape[2:]
+    pad = 4 + max(abs(p) for p in low) + max(out)
+    grid = np.zeros((*x.shape[:2], x.shape[2] + 2 * pad, x.shape[3] + 2 * pad))
+    grid[:, :, pad:pad + x.shape[2], pad:pad + x.shape[3]] = x
+    dw = np.zeros((ct.shape[1], x.shape[1], 3, 3))
+    for a in range(3):
+        for b in range(3):
+            r, c = pad + a - low[0], pad + b - low[1]
+            dw[:, :, a, b] = np.einsum("nchw,nohw->oc", grid[:, :, r:r + out[0], c:c + out[1]],
+                                       ct.astype(np.float64))
+    return dw
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [s for s in _SHAPES if min(s[5]) >= 0])  # conv's padding
+def test_weight_cotangent_equals_direct(dtype, shape, monkeypatch):
+    """The primitive on Winograd (several chunks) and on the patches product (``accel``
+    off) against the float64 reference."""
+    n, c, o, h, w_, low, high = shape
+    rng = np.random.default_rng(hash(shape) % 1000 + 1)
+    x = rng.normal(size=(n, c, h, w_)).astype(dtype)
+    ct = rng.normal(size=(n, o, h + low[0] + high[0] - 2, w_ + low[1] + high[1] - 2)).astype(dtype)
+    params = dict(kernel=(3, 3), strides=(1, 1), padding=tuple(zip(low, high)), dilation=(1, 1),
+                  groups=1)
+    want = _direct_weight_cotangent(x, ct, low)
+    monkeypatch.setattr(conv_winograd, "_CHUNK_BYTES", 1)  # one sample per chunk
+    calls = []
+    real = conv_winograd.weight_cotangent
+    monkeypatch.setattr(conv_winograd, "weight_cotangent",
+                        lambda *a: calls.append(1) or real(*a))
+    for on in (True, False):
+        with accel.forced(on):
+            got = conv_weight_cotangent.bind(fa.asarray(x), fa.asarray(ct), **params)
+        scale = max(np.abs(want).max(initial=0.0), 1.0)
+        np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=_TOL[dtype] * scale * 4)
+        assert np.asarray(got).dtype == dtype
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("padding", [((1, 1), (1, 1)), ((0, 2), (1, 0))])
+def test_weight_cotangent_derivatives_on_winograd(padding):
+    """JVP, VJP (conv_transpose for x, conv for ct) and second order, float64, with
+    every kernel compiled (Winograd in all three contractions)."""
+    rng = np.random.default_rng(5)
+    x = fa.asarray(rng.normal(size=(2, 3, 5, 6)))
+    out = (5 + sum(padding[0]) - 2, 6 + sum(padding[1]) - 2)
+    ct = fa.asarray(rng.normal(size=(2, 4, *out)))
+    params = dict(kernel=(3, 3), strides=(1, 1), padding=padding, dilation=(1, 1), groups=1)
+    with accel.forced(True):
+        check_grads(lambda a, c: conv_weight_cotangent.bind(a, c, **params), [x, ct], order=2)
+
+
+def test_weight_cotangent_vmap():
+    """vmap over either operand or both equals a loop (the batch becomes extra groups)."""
+    rng = np.random.default_rng(6)
+    xs = rng.normal(size=(3, 2, 4, 6, 5))
+    cts = rng.normal(size=(3, 2, 5, 4, 3))
+    params = dict(kernel=(3, 3), strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
+                  groups=1)
+
+    def f(a, c):
+        return conv_weight_cotangent.bind(a, c, **params)
+    with accel.forced(True):
+        for axes in [(0, 0), (0, None), (None, 0)]:
+            xa = fa.asarray(xs if axes[0] == 0 else xs[0])
+            ca = fa.asarray(cts if axes[1] == 0 else cts[0])
+            got = np.asarray(fa.vmap(f, in_axes=axes)(xa, ca))
+            for i in range(3):
+                want = np.asarray(f(fa.asarray(xs[i] if axes[0] == 0 else xs[0]),
+                                    fa.asarray(cts[i] if axes[1] == 0 else cts[0])))
+                np.testing.assert_allclose(got[i], want, rtol=1e-12, atol=1e-12)
+
+
+def test_reverse_mode_keeps_no_patches_on_winograd():
+    """conv's fwd rule keeps no residual where Winograd runs the forward pass (and the
+    im2col patches where it does not), and the gradients agree."""
+    from fnarray.ops import conv as conv_ops
+    rng = np.random.default_rng(8)
+    x = fa.asarray(rng.normal(size=(2, 3, 6, 6)))
+    w = fa.asarray(rng.normal(size=(4, 3, 3, 3)))
+    p = dict(strides=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
+    with accel.forced(True):
+        assert conv_ops._conv_fwd(x, w, **p)[1] is None
+        fast = fa.grad(lambda a, b: fa.sum(fa.conv(a, b, padding=1) ** 2), argnums=(0, 1))(x, w)
+    with accel.forced(False):
+        assert conv_ops._conv_fwd(x, w, **p)[1] is not None
+        slow = fa.grad(lambda a, b: fa.sum(fa.conv(a, b, padding=1) ** 2), argnums=(0, 1))(x, w)
+    for f, s in zip(fast, slow):
+        np.testing.assert_allclose(np.asarray(f), np.asarray(s), rtol=1e-12, atol=1e-12)

@@ -9,8 +9,8 @@ from fnarray.ops import (  # noqa: F401  (import for the side effect of declarin
     decompositions,
     eig,
     fft,
-    conv, conv_transpose, pooling, random_bits,
+    conv, conv_transpose, conv_weight, pooling, random_bits,
     special,
-    activation,
+    activation, loss,
     collectives,
 )

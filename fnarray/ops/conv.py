@@ -404,8 +404,17 @@ def _conv_vjp(ct, x, w, *bias, out, needed=(True, True, True), residuals=None, s
         from fnarray.ops.conv_transpose import conv_transpose
         gx = conv_transpose.bind(ct, w, in_spatial=tuple(x.shape[2:]), strides=strides,
                                  padding=padding, dilation=dilation, groups=groups)
-    ctm, gb = _cotangent_layout(ct, groups, needed[1], bool(bias) and needed[2])
-    if needed[1]:
+    # without patches from the forward pass, Winograd's geometry gets the weight cotangent
+    # from its own primitive (Winograd's adjoint; see conv_weight.py)
+    separate = (needed[1] and residuals is None
+                and conv_winograd.takes(x, w, strides, dilation, groups))
+    ctm, gb = _cotangent_layout(ct, groups, needed[1] and not separate,
+                                bool(bias) and needed[2])
+    if separate:
+        from fnarray.ops.conv_weight import conv_weight_cotangent  # binds conv in its rules
+        gw = conv_weight_cotangent.bind(x, ct, kernel=tuple(w.shape[2:]), strides=strides,
+                                        padding=padding, dilation=dilation, groups=groups)
+    elif needed[1]:
         cols = residuals if residuals is not None else _patches_of(
             x, w.shape[2:], strides, padding, dilation)
         gw = _weight_cotangent(ctm, cols, w.shape, groups)

@@ -88,8 +88,7 @@ def correlate(k, xp, x, w, low, out, bias=None):
     bias = xp.zeros(0, x.dtype) if bias is None else xp.ascontiguousarray(bias)
     tiles = ((out[0] + 1) // 2, (out[1] + 1) // 2)
     per_sample = math.prod(tiles)
-    chunk = max(1, min(n, _CHUNK_BYTES // (16 * per_sample * (c + o) * x.itemsize)))
-    chunk = -(-n // -(-n // chunk))  # as even as they come
+    chunk = _chunk(n, per_sample, c + o, x.itemsize)
     # the 16 entries' matrices lie _GAP values apart: a stride of a multiple of 4 KB would
     # put the kernels' 16 streams on one cache set (conv2's output transform: 3x slower)
     v_all = _TILES.empty(xp, (16, c * chunk * per_sample + _GAP), x.dtype)
@@ -101,3 +100,38 @@ def correlate(k, xp, x, w, low, out, bias=None):
                   out=m_all[:, :t * o].reshape(16, t, o))
         k.output_tiles(m_all, t, res, start, bias)
     return res
+
+
+def weight_cotangent(k, xp, x, ct, low):
+    """The weight cotangent of :func:`correlate` (same ``x`` and ``low``) for the output
+    cotangent ``ct`` ``(N, O, H, W)``: ``G^T [sum over tiles of (A dY A^T) * (B^T d B)] G``
+    per channel pair, i.e. 16 products ``(C, tiles) @ (tiles, O)`` summed over chunks of
+    samples, then the small ``G^T . G``: a fresh C-ordered ``(O, C, 3, 3)`` array."""
+    n, c, o = x.shape[0], x.shape[1], ct.shape[1]
+    out = ct.shape[2:]
+    tiles = ((out[0] + 1) // 2, (out[1] + 1) // 2)
+    per_sample = math.prod(tiles)
+    if n == 0 or c == 0 or o == 0 or per_sample == 0:
+        return xp.zeros((o, c, 3, 3), dtype=x.dtype)
+    x, ct = xp.ascontiguousarray(x), xp.ascontiguousarray(ct)
+    chunk = _chunk(n, per_sample, c + o, x.itemsize)
+    v_all = _TILES.empty(xp, (16, c * chunk * per_sample + _GAP), x.dtype)
+    m_all = _PRODUCTS.empty(xp, (16, chunk * per_sample * o + _GAP), x.dtype)
+    total = xp.zeros((16, c, o), dtype=x.dtype)
+    part = xp.empty((16, c, o), dtype=x.dtype)
+    for start in range(0, n, chunk):
+        t = (min(n, start + chunk) - start) * per_sample
+        k.input_tiles(x, v_all, t, start, tuple(low), tiles)
+        k.cotangent_tiles(ct, m_all, t, start)
+        xp.matmul(xp.swapaxes(v_all[:, :t * c].reshape(16, t, c), 1, 2),
+                  m_all[:, :t * o].reshape(16, t, o), out=part)
+        total += part
+    g = _G.astype(x.dtype)
+    return xp.ascontiguousarray(xp.einsum("ia,ijco,jb->ocab", g, total.reshape(4, 4, c, o), g))
+
+
+def _chunk(n: int, per_sample: int, channels: int, itemsize: int) -> int:
+    """Samples per chunk: about ``_CHUNK_BYTES`` of transformed tiles and products, in
+    chunks as even as they come."""
+    chunk = max(1, min(n, _CHUNK_BYTES // (16 * per_sample * channels * itemsize)))
+    return -(-n // -(-n // chunk))

@@ -1,6 +1,7 @@
 """Samples for the convolution primitives: 1-d and 2-d (``conv_transpose`` also 3-d), with
 groups, strides, dilation and asymmetric padding, including size-0 batches and size-1 axes
-(``conv``/``conv_columns`` with and without their optional bias)."""
+(``conv``/``conv_columns`` with and without their optional bias; ``conv_weight_cotangent``
+of ``conv``'s geometries)."""
 
 from __future__ import annotations
 
@@ -88,6 +89,18 @@ def _transpose():
     return _geometry(max_nd=3, unit_strides=True).flatmap(build)
 
 
+def _weight_cotangent():
+    """``conv_weight_cotangent(x, ct)``: ``ct`` covers the window positions of ``conv`` on
+    ``x``; half the draws have stride 1 (Winograd's geometry when its kernels run)."""
+    def build(g):
+        kernel = g["w"][2:]
+        ct = (g["x"][0], g["w"][0], *_out(g["x"][2:], kernel, g["params"]))
+        return st.tuples(floats(g["x"]), floats(ct)).map(lambda a: Sample(
+            args=a, params=dict(g["params"], groups=g["groups"], kernel=kernel),
+            diff=(0, 1)))
+    return _geometry(unit_strides=True).flatmap(build)
+
+
 def _channel_major():
     """An output cotangent ``(N, O, *out)``, with and without the sums over samples."""
     def build(g):
@@ -104,4 +117,5 @@ SAMPLES = {
     "conv_patches": _patches,
     "conv_patches_transpose": _patches_transpose,
     "conv_transpose": _transpose,
+    "conv_weight_cotangent": _weight_cotangent,
 }

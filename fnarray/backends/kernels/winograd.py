@@ -168,3 +168,67 @@ def output_tiles(mm, total, y, start, bias):
                     dst[row + _U(2) * tj + _U(1)] = z[odd + tj * ou] + bo
                 if w_ % 2:
                     dst[row + _U(w_ - 1)] = z[even + _U(w_ // 2) * ou] + bo
+
+
+@compiled
+def cotangent_tiles(ct, mm, total, start):
+    """The adjoint of :func:`output_tiles` (without the bias): ``mm[4i + j, t * O + o] = (A
+    dY A^T)[i, j]`` for the tiles ``t = (s * th + ti) * tw + tj`` of the ``total // (th *
+    tw)`` samples ``start + s`` of a chunk, ``dY`` the 2x2 block of ``ct[start + s, o]`` at
+    rows ``2 ti`` and columns ``2 tj`` (zero past its last row or column).  ``ct`` is the
+    C-ordered ``(N, O, H, W)`` output cotangent, ``mm`` a C-ordered ``(16, stride)`` buffer
+    whose rows begin with a ``(total, O)`` matrix.
+
+    Each sample is copied channel-last onto a zeroed grid (``H``, ``W`` rounded up to
+    even), read in memory order; then ``A`` combines a tile row's two rows (whole rows at
+    once) and ``A^T`` each tile's two columns, in loops along contiguous channels (see
+    :func:`input_tiles` on why they vectorise)."""
+    _, o_, h_, w_ = ct.shape
+    th, tw = (h_ + 1) // 2, (w_ + 1) // 2
+    m = total // (th * tw)
+    ou = _U(o_)
+    span = _U(2 * tw) * ou  # one grid row: [column, channel]
+    grid = np.zeros(2 * th * 2 * tw * o_, dtype=mm.dtype)
+    rows = np.empty(4 * 2 * tw * o_, dtype=mm.dtype)  # A dY of one tile row: [i, column, ch]
+    src = ct.reshape(ct.size)
+    dst = mm.reshape(mm.size)
+    step = _U(mm.shape[1])  # between two entries
+    for s in range(m):
+        for o in range(o_):
+            plane = _U(((start + s) * o_ + o) * h_ * w_)
+            for r in range(h_):
+                at = _U(r) * span + _U(o)
+                frm = plane + _U(r * w_)
+                for col in range(_U(w_)):
+                    grid[at + col * ou] = src[frm + col]
+        for ti in range(th):
+            r0 = _U(2 * ti) * span
+            r1 = r0 + span
+            for f in range(span):
+                rows[f] = grid[r0 + f]
+            q = span
+            for f in range(span):
+                rows[q + f] = grid[r0 + f] + grid[r1 + f]
+            q += span
+            for f in range(span):
+                rows[q + f] = grid[r0 + f] - grid[r1 + f]
+            q += span
+            for f in range(span):
+                rows[q + f] = -grid[r1 + f]
+            for tj in range(tw):
+                t = _U((s * th + ti) * tw + tj)
+                for i in range(4):
+                    qa = _U(i) * span + _U(2 * tj) * ou
+                    qb = qa + ou
+                    at = _U(4 * i) * step + t * ou
+                    for c in range(ou):
+                        dst[at + c] = rows[qa + c]
+                    at += step
+                    for c in range(ou):
+                        dst[at + c] = rows[qa + c] + rows[qb + c]
+                    at += step
+                    for c in range(ou):
+                        dst[at + c] = rows[qa + c] - rows[qb + c]
+                    at += step
+                    for c in range(ou):
+                        dst[at + c] = -rows[qb + c]
