@@ -25,6 +25,19 @@ def test_small_arrays_and_other_backends_stay_on_numpy(fresh_mode):
     assert accel.kernels("anything", object(), 1 << 30) is None
 
 
+def test_loaded_gives_only_modules_already_loaded_and_imports_nothing(fresh_mode):
+    fresh_mode.delenv("FNARRAY_ACCEL", raising=False)
+    fresh_mode.setattr(accel, "_modules", {})
+    assert accel.loaded("activation", np) is None and accel._modules == {}
+    if not accel.available():
+        return
+    module = accel.kernels("activation", np, 1 << 30)
+    assert module is not None and accel.loaded("activation", np) is module
+    assert accel.loaded("activation", object()) is None  # another backend
+    with accel.forced(False):
+        assert accel.loaded("activation", np) is None
+
+
 def test_missing_numba_names_the_extra(fresh_mode):
     fresh_mode.setattr(accel, "_numba", False)
     fresh_mode.setenv("FNARRAY_ACCEL", "1")

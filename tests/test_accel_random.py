@@ -145,9 +145,11 @@ def test_compat_dropout_stream_equals_the_numpy_path(kernel_path):
     assert not np.array_equal(got[0], got[1])
 
 
-def test_auto_mode_compiles_mask_sized_draws_and_leaves_key_splits(monkeypatch):
+def test_auto_mode_compiles_mask_sized_draws_and_key_splits_once_loaded(monkeypatch):
     """Unforced, the kernels are asked for with the NumPy work a draw replaces: dropout's
-    (64, 128) mask runs compiled, a key split (four words) stays on NumPy."""
+    (64, 128) mask runs compiled; a key split (four words) stays on NumPy, loading nothing,
+    until a larger draw has loaded the kernels, and runs compiled from then on (same words
+    on both paths)."""
     if not accel.available():
         pytest.skip("compiled kernels need the 'accel' extra (numba)")
     from fnarray.backends.kernels import random as kernels
@@ -155,9 +157,16 @@ def test_auto_mode_compiles_mask_sized_draws_and_leaves_key_splits(monkeypatch):
     calls = []
     compiled = kernels.random_bits
     monkeypatch.setattr(accel, "_mode", "auto")
+    monkeypatch.setattr(accel, "_min_size", accel.MIN_SIZE)
+    monkeypatch.delitem(accel._modules, "random", raising=False)
     monkeypatch.setattr(kernels, "random_bits", lambda *a: calls.append(a[1]) or compiled(*a))
     key = fr.key(1)
-    fr.split(key)
-    assert calls == []
+    on_numpy = np.asarray(fr.split(key))
+    assert calls == [] and "random" not in accel._modules
     fr.bits(key, (64, 128))
     assert calls == [64 * 128]
+    _assert_same_words(np.asarray(fr.split(key)), on_numpy)
+    assert calls == [64 * 128, 4]
+    with accel.forced(False):  # off: NumPy, loaded or not
+        fr.split(key)
+    assert calls == [64 * 128, 4]

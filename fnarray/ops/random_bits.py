@@ -36,6 +36,7 @@ MAX_BLOCKS = 2 ** 32  # counters are (0, j) with j a uint32
 # sixty passes per word (the cipher's ~115 operations over half as many blocks).  NumPy's
 # hundred-odd calls cost ~0.08 ms even for a few words, so a draw of a few hundred words
 # (dropout's (64, 128) mask: 0.13 ms on NumPy, 0.006 ms compiled) is already worth it.
+# Smaller draws (key splits) run compiled as soon as the kernels are loaded (``accel.loaded``).
 _PASSES = 60
 
 
@@ -106,7 +107,8 @@ threefry2x32 = declare(
 def _random_bits_impl(xp, key, *, shape):
     batch, n = key.shape[:-1], math.prod(shape)
     lead = math.prod(batch)
-    k = accel.kernels("random", xp, _PASSES * lead * n)
+    # a small draw (a key split) runs compiled too once a large one has loaded the kernels
+    k = accel.kernels("random", xp, _PASSES * lead * n) or accel.loaded("random", xp)
     if k is not None:
         return k.random_bits(xp.ascontiguousarray(key.reshape(lead, 2)), n).reshape(
             (*batch, *shape))
