@@ -1,5 +1,6 @@
 """The classifier loss's fast kernels: ``log_softmax`` over a short class axis (compiled row
-loops with the ``accel`` extra) and its backward primitive ``log_softmax_grad``.
+loops with the ``accel`` extra), its backward primitive ``log_softmax_grad``, and the
+class-index NLL primitives ``class_nll``/``class_nll_grad`` (``fnarray/ops/loss.py``).
 
 * The compiled rows give NumPy's bits exactly (special values included), forward and
   backward, so turning ``accel`` on or off changes no result.
@@ -8,6 +9,8 @@ loops with the ``accel`` extra) and its backward primitive ``log_softmax_grad``.
   float32/float64, accel on and off — eagerly on compat tensors, under ``fa.jit`` of
   ``value_and_grad``, and with the loss inside a ``compat.compile``d module.
 * Second derivatives still go through ``log_softmax`` (its backward primitive has rules).
+* ``class_nll``'s compiled loops give the NumPy kernel's bits in every layout and reduction,
+  and out-of-range targets raise an error naming the target and the class count.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import fnarray.nn as nn
 import fnarray.nn.functional as F
 from fnarray.backends import accel
 from fnarray.ops import activation
+from fnarray.ops import loss as loss_ops
 
 RNG = np.random.default_rng(7)
 ACCEL = [False, pytest.param(True, marks=pytest.mark.skipif(
@@ -207,3 +211,70 @@ def test_backward_of_log_softmax_is_one_log_softmax_grad_equation():
         fa.asarray(np.ones((3, 4), np.float32)))
     text = str(prog)
     assert text.count("log_softmax_grad") == 1
+
+
+NLL_LAYOUTS = [((128, 10), 1), ((5, 3, 4), 1), ((7,), 0), ((1, 1), 1), ((0, 4), 1)]
+
+
+@pytest.mark.skipif(not accel.available(), reason="numba (the accel extra) is not installed")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("layout", NLL_LAYOUTS)
+def test_class_nll_compiled_loops_give_numpys_bits(layout, reduction, dtype):
+    shape, class_dim = layout
+    c = shape[class_dim]
+    tshape = shape[:class_dim] + shape[class_dim + 1:]
+    logp = (RNG.normal(size=shape) * 3).astype(dtype)
+    target = RNG.integers(0, c, tshape)
+    if target.ndim:
+        target.reshape(-1)[::3] = -100  # some ignored
+        target.reshape(-1)[:1] = c - 1  # one counted
+    params = dict(ignore_index=-100, reduction=reduction, class_dim=class_dim)
+    ct = RNG.normal(size=tshape if reduction == "none" else ()).astype(dtype)
+    results = {}
+    for on in (False, True):
+        with accel.forced(on), np.errstate(all="ignore"):
+            value = loss_ops._class_nll_impl(np, logp, target, **params)
+            grad = loss_ops._class_nll_grad_impl(np, ct, target, n_classes=c, **params)
+            results[on] = [np.asarray(value), grad]
+    for want, got in zip(results[False], results[True]):
+        assert want.dtype == got.dtype == dtype and want.shape == got.shape
+        assert want.tobytes() == got.tobytes()
+
+
+@pytest.mark.parametrize("on", ACCEL)
+@pytest.mark.parametrize("bad", [10, -1, 11])
+def test_out_of_range_targets_are_named(bad, on):
+    x_np = RNG.normal(size=(4, 10)).astype(np.float32)
+    t_np = np.array([0, bad, 3, -100])
+    with accel.forced(on):
+        with pytest.raises(IndexError, match=f"target {bad} is out of bounds for 10 classes"):
+            F.cross_entropy(fc.tensor(x_np, requires_grad=True) * 1.0, fc.tensor(t_np))
+        with pytest.raises(IndexError, match=f"target {bad} is out of bounds for 10 classes"):
+            F.nll_loss(fc.tensor(x_np), fc.tensor(t_np))
+        with pytest.raises(IndexError, match=f"target {bad} is out of bounds"):
+            fa.jit(lambda x, t: F.cross_entropy(x, t))(fa.asarray(x_np), fa.asarray(t_np))
+        grad = loss_ops.class_nll_grad
+        with pytest.raises(IndexError, match=f"nll_loss backward: target {bad} is out of bounds"):
+            grad.bind(fa.asarray(np.float32(1)), fa.asarray(t_np), ignore_index=-100,
+                      reduction="mean", class_dim=1, n_classes=10)
+
+
+@pytest.mark.parametrize("on", ACCEL)
+def test_nll_loss_after_a_log_softmax_module_output(on):
+    """The MNIST example's loss: ``F.nll_loss`` of a model's ``F.log_softmax`` output, as one
+    ``NllLossBackward0`` node (the ``class_nll`` primitive) with PyTorch's chain."""
+    x_np = RNG.normal(size=(64, 10))
+    t_np = RNG.integers(0, 10, 64)
+    want, want_grad = _reference(x_np, t_np, -100, "mean")
+    with accel.forced(on):
+        z = fc.tensor(x_np, requires_grad=True)
+        loss = F.nll_loss(F.log_softmax(z * 1.0, dim=1), fc.tensor(t_np))
+        assert type(loss.grad_fn).__name__ == "NllLossBackward0"
+        names = [None if f is None else f.name() for f, _ in loss.grad_fn.next_functions]
+        assert names == ["LogSoftmaxBackward0", None]
+        g, = fc.autograd.grad(loss, z, create_graph=True)
+        np.testing.assert_allclose(loss.item(), want, rtol=1e-12)
+        np.testing.assert_allclose(g.detach().numpy(), want_grad, rtol=1e-10, atol=1e-14)
+        gg, = fc.autograd.grad((g * g).sum(), z)  # double backward through both nodes
+        assert np.isfinite(gg.numpy()).all() and np.abs(gg.numpy()).sum() > 0

@@ -3,30 +3,30 @@
 A training step's loss is nearly always ``F.cross_entropy(logits, labels)``: a recorded
 (N, C) float compat tensor, int64 class labels of shape (N,), no class weights, no label
 smoothing.  The general path checks and converts every option, then records the
-``LogSoftmaxBackward0`` node and the ``NllLossBackward0`` node (``nll_loss``'s staged
-program, ``nn._staged``).  ``cross_entropy`` here records those very two nodes — the same
-primitive, parameters and name for the first, the same staged program for the second — after
-a handful of exact checks, and says None (nothing recorded) for anything else, which the
-general path then handles, errors and messages included.
+``LogSoftmaxBackward0`` node and the ``NllLossBackward0`` node.  ``cross_entropy`` here
+records those very two nodes — the same primitives (``log_softmax``, ``class_nll``),
+parameters and names — straight through ``tape.run`` after a handful of exact checks, and
+says None (nothing recorded) for anything else, which the general path then handles, errors
+and messages included.
 """
 
 from __future__ import annotations
 
 from fnarray.core.array import Array
 from fnarray.core.shapes import is_float
-from fnarray.nn._staged import StagedEager, _compat
+from fnarray.nn._staged import _compat
 from fnarray.ops.activation import log_softmax as _LOG_SOFTMAX
+from fnarray.ops.loss import class_nll as _CLASS_NLL
 
 _AXIS1 = {"axis": 1}  # the parameters of log_softmax over the class axis of (N, C)
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def cross_entropy(input, target, ignore_index, reduction, nll: StagedEager, nll_loss):
+def cross_entropy(input, target, ignore_index, reduction):
     """``cross_entropy(input, target, ignore_index=..., reduction=...)`` with default
     weights and smoothing, when ``input`` is a recorded concrete (N, C) float tensor and
     ``target`` an integer (N,) tensor on its device, grad mode on and no autocast; else
-    None.  ``nll`` is ``nll_loss``'s ``StagedEager``: while this signature is not staged yet,
-    the general ``nll_loss`` (which stages it) takes the log-probabilities."""
+    None."""
     grad_mode, tape, _ = _compat()
     tensor_t = tape.TENSOR
     if (type(input) is not tensor_t or type(target) is not tensor_t or input._node is None
@@ -41,12 +41,7 @@ def cross_entropy(input, target, ignore_index, reduction, nll: StagedEager, nll_
     if (x.ndim != 2 or t.ndim != 1 or t.shape[0] != x.shape[0] or not x.size
             or t.dtype.kind not in "iu" or not is_float(x.dtype) or tv._device is not dev):
         return None
-    # ``F.log_softmax``'s node, as its own direct path records it
+    # ``F.log_softmax``'s node, as its own direct path records it, then ``nll_loss``'s
     logp = tape.run(_LOG_SOFTMAX, _AXIS1, "LogSoftmaxBackward0", input, v, None, None, dev)
-    lv = logp._value
-    key = (((lv.shape, lv.dtype, True), (t.shape, t.dtype, False), None),
-           (("class_dim", 1), ("ignore_index", ignore_index), ("reduction", reduction)), dev)
-    out = nll.record_cached(key, [logp, target], [lv, tv], "NllLossBackward0")
-    if out is None:
-        return nll_loss(logp, target, ignore_index=ignore_index, reduction=reduction)
-    return out
+    params = {"ignore_index": ignore_index, "reduction": reduction, "class_dim": 1}
+    return tape.run(_CLASS_NLL, params, "NllLossBackward0", logp, logp._value, target, tv, dev)

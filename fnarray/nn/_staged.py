@@ -1,7 +1,7 @@
 """Eager calls of a pure tensor function recorded as one node (``staged_call``).
 
-A loss such as ``nll_loss`` is a dozen small operations; run eagerly on compat tensors each
-is a Python dispatch, a tape node, and later a backward rule.  ``StagedEager(fn)`` runs a
+A loss such as class-weighted ``nll_loss`` is a dozen small operations; run eagerly on
+compat tensors each is a Python dispatch, a tape node, and later a backward rule.  ``StagedEager(fn)`` runs a
 *recorded* call (grad mode on, an operand requiring grad, all operands concrete compat
 tensors) as the staged programs of ``fn`` for that signature — the same machinery as
 ``compat.compile`` (``transforms.staged``): one forward program, one node on the tape whose
@@ -68,17 +68,6 @@ class StagedEager:
         present = [t for t in operands if t is not None]
         vals = [t._value if isinstance(t, tape.TENSOR) else t for t in present]
         return tape.record_staged(staged_call, staged, present, vals)[0]
-
-    def record_cached(self, key: tuple, operands: list, vals: list, name: str):
-        """The recorded call for ``key`` — built as ``_key`` builds it, by a caller that has
-        checked what ``_key`` checks — as a node named ``name`` when that signature is
-        already staged; None otherwise (the caller then takes ``__call__``'s path).
-        ``operands``: the tensors and arrays given (no None), ``vals`` their Arrays."""
-        staged = self.cache.get(key)
-        if staged is None:
-            return None
-        _, tape, staged_call = _compat()
-        return tape.record_staged(staged_call, staged, operands, vals, name)[0]
 
     @staticmethod
     def _key(operands, static):

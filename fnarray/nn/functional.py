@@ -23,6 +23,7 @@ from fnarray.core.array import Array
 from fnarray.core.shapes import is_float
 from fnarray.ops.activation import clamp as _CLAMP, log_softmax as _LOG_SOFTMAX
 from fnarray.ops.indexing import gather as _GATHER
+from fnarray.ops.loss import class_nll as _CLASS_NLL
 from fnarray.ops.linalg import dot_general as _DOT
 from fnarray.ops.shape import transpose as _TRANSPOSE
 
@@ -501,14 +502,18 @@ def pad(input, pad, mode: str = "constant", value: float | None = None):
 
 
 def _reduce(loss, reduction: str, name: str):
+    _check_reduction(reduction, name)
     if reduction == "mean":
         return fa.mean(loss)
     if reduction == "sum":
         return fa.sum(loss)
-    if reduction == "none":
-        return loss
-    raise ValueError(f"{name}: {reduction!r} is not a valid value for reduction; use 'mean', "
-                     f"'sum' or 'none'")
+    return loss
+
+
+def _check_reduction(reduction: str, name: str) -> None:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{name}: {reduction!r} is not a valid value for reduction; use "
+                         f"'mean', 'sum' or 'none'")
 
 
 def _legacy_reduction(size_average, reduce, reduction):
@@ -612,18 +617,22 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     _class_targets(input, target, "nll_loss")
     class_dim = 1 if input.ndim > 1 else 0
     _class_weight(input, weight, class_dim, "nll_loss")
+    if weight is None:  # one primitive each way (``ops/loss.py``), recorded as one node
+        _check_reduction(reduction, "nll_loss")
+        return _CLASS_NLL.bind(input, _index_value(target), ignore_index=ignore_index,
+                               reduction=reduction, class_dim=class_dim)
     return _NLL(input, target, weight, class_dim=class_dim, ignore_index=ignore_index,
                 reduction=reduction)
 
 
 def _nll(input, target, weight, *, class_dim, ignore_index, reduction):
-    """``nll_loss`` past its checks; a recorded eager call runs as one staged node."""
+    """Class-weighted ``nll_loss`` past its checks; a recorded eager call runs as one
+    staged node."""
     target = _index_value(target)
     valid = target != ignore_index
     safe = fa.where(valid, target, 0)
     picked = _pick(input, safe, class_dim)
-    w = fa.astype(valid if weight is None else fa.where(valid, fa.take(weight, safe), 0.0),
-                  input.dtype)
+    w = fa.astype(fa.where(valid, fa.take(weight, safe), 0.0), input.dtype)
     loss = -picked * w
     if reduction == "mean":
         return fa.sum(loss) / fa.sum(w)
@@ -638,7 +647,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     """``log_softmax`` over the class axis followed by ``nll_loss`` (index targets) or the
     cross entropy with class probabilities (float targets of the input's shape)."""
     if weight is None and size_average is None and reduce is None and not label_smoothing:
-        out = _ce_direct(input, target, ignore_index, reduction, _NLL, nll_loss)
+        out = _ce_direct(input, target, ignore_index, reduction)
         if out is not None:  # a training step's usual loss, recorded directly
             return out
     reduction = _legacy_reduction(size_average, reduce, reduction)
