@@ -21,11 +21,11 @@ in float32).
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
 from fnarray.backends import accel
-from fnarray.ops.conv_patches import _Recycler
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Below this many input or output channels the transforms (per tile: ~16 (C + O) values
@@ -40,8 +40,31 @@ _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.
 # (885 KB a sample): see /work/notes/winograd-scripts/ for the measurements
 _CHUNK_BYTES = 8 << 20
 _GAP = 16
-_TILES, _PRODUCTS = _Recycler(), _Recycler()  # a chunk's V (16, C, T) and M (16, T, O)
-_TILES.MIN_BYTES = _PRODUCTS.MIN_BYTES = 0  # small, but a fresh one still costs page faults
+
+
+class _Scratch:
+    """A one-slot scratch buffer that only grows: a training step runs three different
+    Winograd operations (forward, input and weight cotangents) whose chunks have other
+    shapes, so ``_Recycler``'s exact-shape slot would hand each a fresh buffer (page
+    faults: measured 2-4x slower transforms in the step).  The slot is handed out again
+    only while it is its ONLY holder (``sys.getrefcount``), as a prefix of the requested
+    shape, so no array anybody can see is ever written."""
+
+    def __init__(self):
+        self.slot = None
+
+    def empty(self, xp, shape, dtype):
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        buf = self.slot
+        # references: the slot, ``buf`` and getrefcount's argument
+        if buf is None or buf.nbytes < nbytes or sys.getrefcount(buf) > 3:
+            buf = xp.empty(nbytes, dtype=np.uint8)
+            if isinstance(buf, np.ndarray):
+                self.slot = buf
+        return buf[:nbytes].view(dtype).reshape(shape)
+
+
+_TILES, _PRODUCTS = _Scratch(), _Scratch()  # a chunk's V (16, T, C) and M (16, T, O)
 
 
 def takes(x, w, strides, dilation, groups) -> bool:

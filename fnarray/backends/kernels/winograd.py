@@ -46,35 +46,38 @@ def input_tiles(x, v, total, start, padding, tiles):
     ``(16, stride)`` buffer whose rows begin with a ``(total, C)`` matrix (a stride a little
     past it keeps the 16 streams off one cache set); ``tiles = (th, tw)``.
 
-    Each sample is first copied channel-last onto a zeroed padded grid (the one strided
-    pass); then every step is a loop along contiguous channels, which vectorises: ``B^T``
-    combines the four rows under a tile row (whole rows at once), ``B`` the four columns
-    under each tile.  Loops read at most three streams (each more costs LLVM a run-time
-    aliasing check, and past its limit the loop stays scalar), and indices are unsigned
-    (``_U``: a signed one costs a wraparound test per element, which keeps the loops
-    scalar)."""
+    Each sample is first copied channel-last onto a zeroed padded grid whose rows hold the
+    even columns, then the odd ones (the one strided pass).  Every step after that is a
+    loop along contiguous values, which vectorises: ``B^T`` combines the four rows under a
+    tile row (whole rows at once), and ``B`` gives each entry for the whole tile row in one
+    loop, since tile ``tj`` reads even (odd) columns ``tj`` and ``tj + 1``, ``C`` values
+    apart.  Loops read at most three streams (each more costs LLVM a run-time aliasing
+    check, and past its limit the loop stays scalar), and indices are unsigned (``_U``: a
+    signed one costs a wraparound test per element, which keeps the loops scalar)."""
     _, c_, h_, w_ = x.shape
     th, tw = tiles
     p0, p1 = padding
     m = total // (th * tw)
-    gh, gw = 2 * th + 2, 2 * tw + 2  # the padded grid a sample's tiles read
-    grid = np.zeros(gh * gw * c_, dtype=v.dtype)  # [row, column, channel]
-    rows = np.empty(4 * gw * c_, dtype=v.dtype)  # B^T of one tile row: [i, column, channel]
+    gh, half = 2 * th + 2, tw + 1  # the padded grid a sample's tiles read, its half rows
+    cu = _U(c_)
+    span = _U(2 * half) * cu  # one grid row: [parity, column // 2, channel]
+    odd = _U(half) * cu  # where a row's odd columns start
+    grid = np.zeros(gh * 2 * half * c_, dtype=v.dtype)
+    rows = np.empty(4 * 2 * half * c_, dtype=v.dtype)  # B^T of one tile row, rows' layout
     y0, y1 = max(0, p0), min(gh, h_ + p0)  # grid rows [y0, y1) and columns [x0, x1) are
-    x0, x1 = max(0, p1), min(gw, w_ + p1)  # input cells, the rest stay zero
+    x0, x1 = max(0, p1), min(2 * half, w_ + p1)  # input cells, the rest stay zero
     src = x.reshape(x.size)
     dst = v.reshape(v.size)
     step = _U(v.shape[1])  # between two entries
-    cu = _U(c_)
-    span = _U(gw * c_)
+    run = _U(tw) * cu  # one entry of a tile row's tiles
     for s in range(m):
         for c in range(c_):
             plane = ((start + s) * c_ + c) * h_ * w_
             for gy in range(y0, y1):
-                at = _U((gy * gw + x0) * c_ + c)
-                frm = _U(plane + (gy - p0) * w_ + x0 - p1)
-                for j in range(_U(max(x1 - x0, 0))):
-                    grid[at + j * cu] = src[frm + j]
+                row = _U(gy) * span + _U(c)
+                frm = _U(plane + (gy - p0) * w_ - p1)
+                for col in range(_U(x0), _U(max(x1, x0))):
+                    grid[row + (col & _U(1)) * odd + (col >> _U(1)) * cu] = src[frm + col]
         for ti in range(th):
             r0 = _U(2 * ti) * span
             r1, r2, r3 = r0 + span, r0 + _U(2) * span, r0 + _U(3) * span
@@ -90,23 +93,22 @@ def input_tiles(x, v, total, start, padding, tiles):
             q += span
             for j in range(span):
                 rows[q + j] = grid[r1 + j] - grid[r3 + j]
-            for tj in range(tw):
-                t = _U((s * th + ti) * tw + tj)
-                for i in range(4):
-                    q0 = _U(i) * span + _U(2 * tj) * cu
-                    q1, q2, q3 = q0 + cu, q0 + _U(2) * cu, q0 + _U(3) * cu
-                    at = _U(4 * i) * step + t * cu
-                    for c in range(cu):
-                        dst[at + c] = rows[q0 + c] - rows[q2 + c]
-                    at += step
-                    for c in range(cu):
-                        dst[at + c] = rows[q1 + c] + rows[q2 + c]
-                    at += step
-                    for c in range(cu):
-                        dst[at + c] = rows[q2 + c] - rows[q1 + c]
-                    at += step
-                    for c in range(cu):
-                        dst[at + c] = rows[q1 + c] - rows[q3 + c]
+            base = _U((s * th + ti) * tw) * cu
+            for i in range(4):
+                ev = _U(i) * span  # even columns tj (and tj + 1 at + C)
+                od = ev + odd
+                at = _U(4 * i) * step + base
+                for f in range(run):
+                    dst[at + f] = rows[ev + f] - rows[ev + cu + f]
+                at += step
+                for f in range(run):
+                    dst[at + f] = rows[od + f] + rows[ev + cu + f]
+                at += step
+                for f in range(run):
+                    dst[at + f] = rows[ev + cu + f] - rows[od + f]
+                at += step
+                for f in range(run):
+                    dst[at + f] = rows[od + f] - rows[od + cu + f]
 
 
 @compiled
@@ -179,17 +181,18 @@ def cotangent_tiles(ct, mm, total, start):
     C-ordered ``(N, O, H, W)`` output cotangent, ``mm`` a C-ordered ``(16, stride)`` buffer
     whose rows begin with a ``(total, O)`` matrix.
 
-    Each sample is copied channel-last onto a zeroed grid (``H``, ``W`` rounded up to
-    even), read in memory order; then ``A`` combines a tile row's two rows (whole rows at
-    once) and ``A^T`` each tile's two columns, in loops along contiguous channels (see
-    :func:`input_tiles` on why they vectorise)."""
+    As in :func:`input_tiles`: each sample is copied channel-last onto a zeroed grid
+    (``H``, ``W`` rounded up to even) whose rows hold the even columns, then the odd ones;
+    ``A`` combines a tile row's two rows and ``A^T`` the columns of all its tiles at once,
+    in loops along contiguous values."""
     _, o_, h_, w_ = ct.shape
     th, tw = (h_ + 1) // 2, (w_ + 1) // 2
     m = total // (th * tw)
     ou = _U(o_)
-    span = _U(2 * tw) * ou  # one grid row: [column, channel]
+    run = _U(tw) * ou  # one parity of a grid row: [column // 2, channel]
+    span = _U(2) * run
     grid = np.zeros(2 * th * 2 * tw * o_, dtype=mm.dtype)
-    rows = np.empty(4 * 2 * tw * o_, dtype=mm.dtype)  # A dY of one tile row: [i, column, ch]
+    rows = np.empty(4 * 2 * tw * o_, dtype=mm.dtype)  # A dY of one tile row, grid's layout
     src = ct.reshape(ct.size)
     dst = mm.reshape(mm.size)
     step = _U(mm.shape[1])  # between two entries
@@ -197,10 +200,10 @@ def cotangent_tiles(ct, mm, total, start):
         for o in range(o_):
             plane = _U(((start + s) * o_ + o) * h_ * w_)
             for r in range(h_):
-                at = _U(r) * span + _U(o)
+                row = _U(r) * span + _U(o)
                 frm = plane + _U(r * w_)
                 for col in range(_U(w_)):
-                    grid[at + col * ou] = src[frm + col]
+                    grid[row + (col & _U(1)) * run + (col >> _U(1)) * ou] = src[frm + col]
         for ti in range(th):
             r0 = _U(2 * ti) * span
             r1 = r0 + span
@@ -215,20 +218,19 @@ def cotangent_tiles(ct, mm, total, start):
             q += span
             for f in range(span):
                 rows[q + f] = -grid[r1 + f]
-            for tj in range(tw):
-                t = _U((s * th + ti) * tw + tj)
-                for i in range(4):
-                    qa = _U(i) * span + _U(2 * tj) * ou
-                    qb = qa + ou
-                    at = _U(4 * i) * step + t * ou
-                    for c in range(ou):
-                        dst[at + c] = rows[qa + c]
-                    at += step
-                    for c in range(ou):
-                        dst[at + c] = rows[qa + c] + rows[qb + c]
-                    at += step
-                    for c in range(ou):
-                        dst[at + c] = rows[qa + c] - rows[qb + c]
-                    at += step
-                    for c in range(ou):
-                        dst[at + c] = -rows[qb + c]
+            base = _U((s * th + ti) * tw) * ou
+            for i in range(4):
+                ev = _U(i) * span  # column 2 tj of every tile (and 2 tj + 1 at + run)
+                od = ev + run
+                at = _U(4 * i) * step + base
+                for f in range(run):
+                    dst[at + f] = rows[ev + f]
+                at += step
+                for f in range(run):
+                    dst[at + f] = rows[ev + f] + rows[od + f]
+                at += step
+                for f in range(run):
+                    dst[at + f] = rows[ev + f] - rows[od + f]
+                at += step
+                for f in range(run):
+                    dst[at + f] = -rows[od + f]
