@@ -205,6 +205,36 @@ def test_loops_are_cached_as_module_files(tmp_path, monkeypatch):
     assert out.tolist() == [2.0, 4.0, 6.0]
 
 
+def test_small_loops_run_compiled_once_their_source_is(monkeypatch):
+    """Unforced, a loop below the size threshold stays on NumPy (compiling and loading
+    nothing) until a larger loop of the same source has been compiled; from then on it runs
+    that compiled loop, with the same bits; never with compiled kernels off."""
+    if not accel.available():
+        pytest.skip("compiled kernels need the 'accel' extra (numba)")
+    from fnarray.backends.kernels import fusion
+    monkeypatch.setattr(accel, "_mode", "auto")
+    monkeypatch.setattr(accel, "_min_size", accel.MIN_SIZE)
+    monkeypatch.setattr(fusion, "_loops", {})
+
+    def f(x, y):
+        return x * 1.5 + fa.sqrt(y) / (x - 7.0)
+
+    small = [fa.asarray(np.linspace(0.5, 3.0, 40, dtype=np.float32)) for _ in range(2)]
+    big = [fa.asarray(np.linspace(0.5, 3.0, accel.MIN_SIZE, dtype=np.float32))
+           for _ in range(2)]
+    g = fa.jit(f)
+    with accel.forced(False):
+        want = np.asarray(fa.jit(f)(*small))
+    np.testing.assert_array_equal(np.asarray(g(*small)), want)
+    loop, = _loops(g)
+    assert loop.kernel(np) is None and fusion._loops == {}
+    fa.jit(f)(*big)  # compiles the loop's source
+    assert loop.kernel(np) is fusion.loaded_loop(loop.source) is not None
+    assert np.asarray(g(*small)).tobytes() == want.tobytes()
+    with accel.forced(False):
+        assert loop.kernel(np) is None
+
+
 def _random_program(rng, n_ops: int):
     """A random straight-line function of two (n, n) arrays: elementwise chains (fusion
     trees) between GEMMs, transposes (strided operands), views and reductions."""

@@ -43,6 +43,12 @@ def _cache_folder() -> Path:
     return _folder
 
 
+def loaded_loop(source: str):
+    """The dispatcher of ``source`` when :func:`loop` has already made it in this process,
+    else None (nothing is written, imported or compiled)."""
+    return _loops.get(source)
+
+
 def loop(source: str):
     """The numba dispatcher of ``kernel`` defined by ``source`` (compiled per signature on
     its first call, or loaded from numba's on-disk cache)."""
