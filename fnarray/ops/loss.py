@@ -101,10 +101,16 @@ def _class_nll_impl(xp, logp, target, *, ignore_index, reduction, class_dim):
     if error is not None:
         raise error
     valid = target != ignore_index
-    safe = xp.expand_dims(xp.where(valid, target, 0), class_dim)
-    picked = xp.take_along_axis(logp, safe, axis=class_dim).squeeze(class_dim)
+    picked = logp.reshape(n, c, d)[_block_index(xp, target, valid, n, d)].reshape(target.shape)
     losses = xp.where(valid, -picked, logp.dtype.type(0))
     return _reduce(xp, losses, valid.sum(), reduction)
+
+
+def _block_index(xp, target, valid, n, d):
+    """The advanced index of each sample's target entry in the (N, C, D) view (ignored
+    samples point at class 0)."""
+    safe = xp.where(valid, target, 0).reshape(n, d)
+    return xp.arange(n)[:, None], safe, xp.arange(d)[None, :]
 
 
 def _class_nll_abstract(logp, target, *, ignore_index, reduction, class_dim):
@@ -182,10 +188,8 @@ def _class_nll_grad_impl(xp, ct, target, *, ignore_index, reduction, class_dim, 
     valid = target != ignore_index
     if reduction == "mean":
         ct = ct / ct.dtype.type(valid.sum())
-    values = xp.where(valid, -ct, ct.dtype.type(0))
-    safe = xp.where(valid, target, 0)
-    xp.put_along_axis(out, xp.expand_dims(safe, class_dim), xp.expand_dims(values, class_dim),
-                      axis=class_dim)
+    values = xp.broadcast_to(xp.where(valid, -ct, ct.dtype.type(0)), target.shape)
+    out.reshape(n, c, d)[_block_index(xp, target, valid, n, d)] = values.reshape(n, d)
     return out
 
 
