@@ -37,8 +37,10 @@ With compiled kernels (the ``accel`` extra), 3x3 stride-1 ungrouped 2-d convolut
 enough channels (``conv_winograd.takes``; conv2 of the tutorial ConvNet) run ``conv``'s
 forward as Winograd F(2x2, 3x3) instead (``fnarray/ops/conv_winograd.py``: 16 products of
 ``(tiles, C) @ (C, O)``, 2.25x fewer flops, no patches).  Reverse mode then keeps no
-patches either: ``conv``'s ``fwd`` rule binds ``conv`` itself and the weight cotangent
-builds the patches in the backward pass (the im2col moves, it does not double).  The
+patches either: ``conv``'s ``fwd`` rule binds ``conv`` itself, and the VJP takes the
+weight cotangent from the primitive ``conv_weight_cotangent``
+(``fnarray/ops/conv_weight.py``: Winograd's adjoint, 16 products ``(C, tiles) @ (tiles,
+O)``), and the input cotangent from ``conv_transpose``, whose impl runs Winograd too.  The
 results agree with the im2col path to float rounding.
 """
 
@@ -387,8 +389,10 @@ def _conv_fwd(x, w, *bias, strides, padding, dilation, groups):
     """Reverse mode's forward: the output and, as the residual, the patch columns the
     weight cotangent contracts with (so im2col runs once per step, not twice).  Where
     Winograd computes the output (compiled kernels on, ``conv_winograd.takes``), there are
-    no patches to keep: the output is ``conv``'s own and the weight cotangent builds the
-    patches in the backward pass (no residual)."""
+    no patches to keep: the output is ``conv``'s own and the VJP binds
+    ``conv_weight_cotangent`` (no residual).  (The test is static: operands below
+    ``accel``'s size threshold or on another backend then run im2col in the forward pass
+    and again in the weight cotangent, a small cost where it happens.)"""
     if accel.enabled() and conv_winograd.takes(x, w, strides, dilation, groups):
         return conv.bind(x, w, *bias, strides=strides, padding=padding, dilation=dilation,
                          groups=groups), None

@@ -11,7 +11,18 @@ O`` flops per tile instead of im2col's one of ``9 * 2 * C * O`` per output cell,
 and the transformed tiles are smaller than im2col's patches (4x4 values per 2x2 cells
 against 9 per cell).  The compiled kernels of :mod:`fnarray.backends.kernels.winograd`
 transform the inputs and outputs; the products run through BLAS, chunk of samples by chunk
-so that the transformed tiles and the products stay in cache.
+so that the transformed tiles and the products stay in cache.  :func:`correlate` is the
+forward correlation (``conv``'s forward pass and ``conv_transpose``'s), and
+:func:`weight_cotangent` its adjoint for the weight, ``G^T [sum over tiles of (A dY A^T) *
+(B^T d B)] G`` (``conv_weight_cotangent``).
+
+Measured on conv2 of the tutorial ConvNet (32 -> 64 channels, 26x26 -> 24x24, N=64,
+float32; /work/notes/winograd-scripts): forward 23.2 -> 14.5 ms (one BLAS thread, thread
+time; 13.1 -> 9.5 ms at two), weight cotangent 20.8 -> 12.0 ms, input cotangent 18.8 ->
+17.2 ms; the Adam step of the ConvNet 71 -> 56 ms (``compat.compile``, one thread).  At
+two threads the products speed up but the transforms (serial: a parallel loop next to
+OpenBLAS's spinning workers measured slower here) do not, and each chunk is 16 BLAS calls
+whose threads must meet, which costs more on a busy machine.
 
 It needs the ``accel`` extra (numba) and float32/float64; results agree with the im2col
 path to float rounding (the transforms add and halve, exactly in float64 and to a few ulps
@@ -36,9 +47,16 @@ _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _MIN_CHANNELS = 8
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
-# transformed tiles plus products per chunk of samples.  conv2 of the tutorial ConvNet
-# (885 KB a sample): see /work/notes/winograd-scripts/ for the measurements
-_CHUNK_BYTES = 8 << 20
+# transformed tiles plus products per chunk of samples: small, so that they stay in L2 and
+# OpenBLAS runs the products on one or two threads (it splits a product only past 2^18
+# multiply-adds per thread).  conv2 of the tutorial ConvNet (0.9-1 MB a sample), two BLAS
+# threads, ab_ops.py: 1-2 MB chunks take forward / input / weight cotangent 10.9 / 11.9 /
+# 11.4 ms (the previous paths: 13 / 10.5 / 14.6 in quiet moments), 8 MB chunks 9.5 / 11 /
+# 15 when the machine is quiet, but on a busy one every product of 8 samples waits for a
+# descheduled BLAS thread: medians 2-8x the 1-2 MB chunks' (which stayed within 3x).
+_CHUNK_BYTES = 2 << 20
+# the 16 entries' matrices of a chunk lie _GAP values apart: a stride of a multiple of 4 KB
+# (conv2's are) would put the kernels' 16 streams on the same cache sets
 _GAP = 16
 
 
@@ -112,8 +130,6 @@ def correlate(k, xp, x, w, low, out, bias=None):
     tiles = ((out[0] + 1) // 2, (out[1] + 1) // 2)
     per_sample = math.prod(tiles)
     chunk = _chunk(n, per_sample, c + o, x.itemsize)
-    # the 16 entries' matrices lie _GAP values apart: a stride of a multiple of 4 KB would
-    # put the kernels' 16 streams on one cache set (conv2's output transform: 3x slower)
     v_all = _TILES.empty(xp, (16, c * chunk * per_sample + _GAP), x.dtype)
     m_all = _PRODUCTS.empty(xp, (16, chunk * per_sample * o + _GAP), x.dtype)
     for start in range(0, n, chunk):
