@@ -176,13 +176,16 @@ def _clamp_impl(xp, x, *, lo, hi, inclusive):
     return xp.clip(x, lo, hi)
 
 
+_CLIP_INTO = tuple(np.dtype(t) for t in (np.float16, np.float32, np.float64))
+
+
 def _clamp_into(xp, x, *, out, lo, hi, inclusive):
     """``clamp`` written into ``out`` (the jit executor's out kernel), which may be ``x``
     itself: ``numpy.clip`` reads each element before writing it.  With the VJP of an open
     interval gating on the output, a compiled forward pass clips a layer's pre-activation
     in place (ConvNet relus: 0.48 -> 0.29 and 0.28 -> 0.18 ms, the writes landing on lines
-    just read).  Other dtypes than ``out``'s take the impl."""
-    if x.dtype.kind != "f" or x.dtype != out.dtype:
+    just read).  Other dtypes (integers, bfloat16, another than ``out``'s) take the impl."""
+    if x.dtype not in _CLIP_INTO or x.dtype != out.dtype:
         return _clamp_impl(xp, x, lo=lo, hi=hi, inclusive=inclusive)
     return xp.clip(x, -xp.inf if lo is None else lo, xp.inf if hi is None else hi, out=out)
 
