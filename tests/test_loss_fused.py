@@ -278,3 +278,34 @@ def test_nll_loss_after_a_log_softmax_module_output(on):
         np.testing.assert_allclose(g.detach().numpy(), want_grad, rtol=1e-10, atol=1e-14)
         gg, = fc.autograd.grad((g * g).sum(), z)  # double backward through both nodes
         assert np.isfinite(gg.numpy()).all() and np.abs(gg.numpy()).sum() > 0
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("ignore_index", [-100, 2])
+def test_nll_loss_direct_path_equals_the_general_path(reduction, ignore_index, monkeypatch):
+    """``F.nll_loss``'s direct path (``nn/_loss_direct.py``) records the node the general
+    path records: same bits, gradients and chain; other calls take the general path."""
+    x_np = RNG.normal(size=(6, 5)).astype(np.float32)
+    t_np = np.array([1, 2, ignore_index, 4, 0, 3])
+    results = []
+    for general in (False, True):
+        if general:
+            monkeypatch.setattr(F, "_nll_direct", lambda *a: None)
+        z = fc.tensor(x_np, requires_grad=True)
+        loss = F.nll_loss(F.log_softmax(z * 2, dim=1), fc.tensor(t_np), ignore_index=ignore_index,
+                          reduction=reduction)
+        names = [None if f is None else f.name() for f, _ in loss.grad_fn.next_functions]
+        (loss.sum() if reduction == "none" else loss).backward()
+        results.append((loss.detach().numpy().copy(), z.grad.numpy().copy(),
+                        type(loss.grad_fn).__name__, names))
+        monkeypatch.undo()
+    (v, g, node, names), (v2, g2, node2, names2) = results
+    assert v.tobytes() == v2.tobytes() and g.tobytes() == g2.tobytes()
+    assert node == node2 == "NllLossBackward0" and names == names2 == ["LogSoftmaxBackward0", None]
+    z = fc.tensor(x_np, requires_grad=True)
+    t = fc.tensor(t_np)
+    assert F._nll_direct(F.log_softmax(z, dim=1), t, -100, "mean") is not None
+    assert F._nll_direct(z.detach(), t, -100, "mean") is None  # nothing to record
+    assert F._nll_direct(z * 1, t, -100, "average") is None  # the general path's error
+    with pytest.raises(ValueError, match="'average' is not a valid value for reduction"):
+        F.nll_loss(z * 1, t, reduction="average")

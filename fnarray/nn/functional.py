@@ -17,7 +17,7 @@ import math
 import fnarray as fa
 from fnarray.nn import _conv as _c
 from fnarray.nn._bce import bce_elementwise
-from fnarray.nn._loss_direct import cross_entropy as _ce_direct
+from fnarray.nn._loss_direct import cross_entropy as _ce_direct, nll_loss as _nll_direct
 from fnarray.nn._staged import StagedEager
 from fnarray.core.array import Array
 from fnarray.core.shapes import is_float
@@ -606,10 +606,20 @@ def _pick(values, target, class_dim):
     return _GATHER.bind(values, *key)
 
 
-@_grad_fn("NllLossBackward0")
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100,
              reduce=None, reduction: str = "mean"):
     """``-w[y] * input[y]``; 'mean' divides by the summed weights of non-ignored targets."""
+    if weight is None and size_average is None and reduce is None:
+        out = _nll_direct(input, target, ignore_index, reduction)
+        if out is not None:  # a training step's usual loss, recorded directly
+            return out
+    return _nll_loss(input, target, weight, size_average, ignore_index, reduce, reduction)
+
+
+@_grad_fn("NllLossBackward0")
+def _nll_loss(input, target, weight, size_average, ignore_index, reduce, reduction):
+    """``nll_loss`` past its direct path: options, checks, then the ``class_nll`` primitive
+    (no weights) or the weighted composition's staged node."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
     if target.dtype.kind not in "iu":
         raise TypeError(f"nll_loss: targets must be class indices (an integer dtype), got "
