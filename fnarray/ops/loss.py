@@ -77,6 +77,8 @@ def _compiled(xp, x, target):
 
 
 def _reduce(xp, losses, valid_count, reduction):
+    """The per-sample ``losses`` reduced: kept, summed, or summed and divided by the count of
+    non-ignored targets (in the losses' dtype, as the composition's ``sum(w)`` was)."""
     if reduction == "none":
         return losses
     total = losses.sum()
