@@ -18,11 +18,10 @@ forward correlation (``conv``'s forward pass and ``conv_transpose``'s), and
 
 Measured on conv2 of the tutorial ConvNet (32 -> 64 channels, 26x26 -> 24x24, N=64,
 float32; /work/notes/winograd-scripts): forward 23.2 -> 14.5 ms (one BLAS thread, thread
-time; 13.1 -> 9.5 ms at two), weight cotangent 20.8 -> 12.0 ms, input cotangent 18.8 ->
-17.2 ms; the Adam step of the ConvNet 71 -> 56 ms (``compat.compile``, one thread).  At
-two threads the products speed up but the transforms (serial: a parallel loop next to
-OpenBLAS's spinning workers measured slower here) do not, and each chunk is 16 BLAS calls
-whose threads must meet, which costs more on a busy machine.
+time; about 13 -> 11 ms at two), weight cotangent 20.8 -> 12.0 ms, input cotangent 18.8 ->
+17.2 ms; the Adam step of the ConvNet 72.9 -> 50.3 ms (``compat.compile``, one thread).
+At two threads the products speed up but the transforms do not: they are serial, since a
+numba parallel loop next to OpenBLAS's spinning workers made the step 3x slower here.
 
 It needs the ``accel`` extra (numba) and float32/float64; results agree with the im2col
 path to float rounding (the transforms add and halve, exactly in float64 and to a few ulps
