@@ -225,9 +225,10 @@ def _max_keepdims(x, axis):
 
 # With the ``accel`` extra, a short last axis of a C-ordered float32/float64 array runs the
 # row loops of :mod:`fnarray.backends.kernels.softmax` (five calls instead of nine, the same
-# bits; (128, 10) float32, warm: forward 13 -> 5 us, backward 6.7 -> 2.4 us).  They are asked for with the
-# size of the NumPy work they replace: about nine passes over the array, plus two row-wise
-# reductions at ~0.05 us a row (the time of a pass over ~128 elements each).
+# bits; (128, 10) float32, warm: forward 13 -> 5 us, backward 6.7 -> 2.4 us).  They are
+# asked for with the size of the NumPy work they replace: about nine passes over the array,
+# plus two row-wise reductions at ~0.05 us a row (the time of a pass over ~128 elements
+# each).
 _SOFTMAX_PASSES, _ROW_WORK = 9, 256
 
 
