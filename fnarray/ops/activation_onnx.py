@@ -24,3 +24,12 @@ def _leaky_relu(g, ins, eqn, *, slope, **_):
 @onnx_rule("log_softmax")
 def _log_softmax(g, ins, eqn, *, axis, **_):
     return g.op("LogSoftmax", ins, axis=int(axis))
+
+
+@onnx_rule("log_softmax_grad")
+def _log_softmax_grad(g, ins, eqn, *, axis, **_):
+    """``ct - exp(y) * sum(ct, axis)`` (``y`` the log-probabilities), as the impl computes
+    it."""
+    ct, y = ins
+    total = g.op("ReduceSum", [ct, g.ints([axis])], keepdims=1)
+    return g.op("Sub", [ct, g.op("Mul", [g.op("Exp", [y]), total])])

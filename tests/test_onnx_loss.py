@@ -1,0 +1,109 @@
+"""ONNX export of the loss primitives (``class_nll``, ``class_nll_grad``,
+``log_softmax_grad``): cross entropy and nll_loss, and their gradients, run in onnxruntime
+and match fnarray's own results."""
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+import fnarray as fa  # noqa: E402
+import fnarray.onnx as fonnx  # noqa: E402
+from fnarray.nn import functional as F  # noqa: E402
+
+RNG = np.random.RandomState(0)
+
+
+def _export_and_run(f, args, tmp_path, dynamic_axes=None, run_args=None):
+    """Export ``f`` at ``args``, run it in onnxruntime on ``run_args`` (default ``args``)
+    and compare every output with ``f`` run by fnarray."""
+    path = tmp_path / "f.onnx"
+    names = [f"input_{i}" for i in range(len(args))]
+    fonnx.export(f, tuple(fa.asarray(a) for a in args), path, dynamic_axes=dynamic_axes)
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    run_args = args if run_args is None else run_args
+    got = sess.run(None, dict(zip(names, run_args)))
+    want = f(*(fa.asarray(a) for a in run_args))
+    want = want if isinstance(want, tuple) else (want,)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        w = np.asarray(w)
+        assert g.shape == w.shape and g.dtype == w.dtype
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    return [n.op_type for n in model.graph.node]
+
+
+def _logits(*shape):
+    return RNG.randn(*shape).astype(np.float32)
+
+
+def _targets(shape, n_classes, ignore_index=None, dtype=np.int64):
+    t = RNG.randint(0, n_classes, size=shape)
+    if ignore_index is not None:
+        t[..., ::3] = ignore_index  # some ignored samples
+    return t.astype(dtype)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("ignore_index", [-100, 2])
+def test_cross_entropy_and_its_gradient(tmp_path, reduction, ignore_index):
+    x, t = _logits(6, 5), _targets((6,), 5, ignore_index)
+
+    def loss(x, t):
+        return F.cross_entropy(x, t, ignore_index=ignore_index, reduction=reduction)
+
+    ops = _export_and_run(loss, (x, t), tmp_path)
+    assert "GatherElements" in ops
+
+    def grad(x, t):  # a scalar for every reduction: 'none' weighs each sample's loss
+        return fa.grad(lambda v: fa.sum(loss(v, t) * fa.arange(1.0, 1.0 + t.size)
+                                        if reduction == "none" else loss(v, t)))(x)
+
+    _export_and_run(grad, (x, t), tmp_path)
+
+
+def test_gradient_program_holds_the_new_primitives():
+    from fnarray.core.device import default
+    from fnarray.transforms import ir
+    x, t = fa.asarray(_logits(4, 3)), fa.asarray(_targets((4,), 3))
+    prog = ir.trace_flat(lambda v, u: [fa.grad(lambda w: F.cross_entropy(w, u))(v)],
+                         [(x.aval, default()), (t.aval, default())], name="grad")
+    assert {"class_nll_grad", "log_softmax_grad"} <= set(prog.primitive_names())
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_nll_loss_spatial_layout_with_dynamic_batch(tmp_path, reduction):
+    """(N, C, H, W) log-probabilities with (N, H, W) uint8 targets; exported at batch 2,
+    run at batch 3; loss and gradient together."""
+    def f(x, t):
+        def loss(v):
+            out = F.nll_loss(F.log_softmax(v, 1), t, ignore_index=1, reduction=reduction)
+            return out if reduction == "mean" else fa.sum(out * out)
+        return loss(x), fa.grad(loss)(x)
+
+    x, t = _logits(2, 4, 3, 2), _targets((2, 3, 2), 4, dtype=np.uint8)
+    run = (_logits(3, 4, 3, 2), _targets((3, 3, 2), 4, dtype=np.uint8))
+    _export_and_run(f, (x, t), tmp_path, run_args=run,
+                    dynamic_axes={"input_0": [0], "input_1": [0], "output_1": [0]})
+
+
+def test_single_sample_without_batch_axis(tmp_path):
+    """(C,) log-probabilities and a 0-d target: ``class_dim`` 0."""
+    def f(x, t):
+        return F.nll_loss(x, t), fa.grad(lambda v: F.nll_loss(v, t, reduction="sum"))(x)
+
+    _export_and_run(f, (_logits(5), np.asarray(3, np.int64)), tmp_path)
+
+
+def test_every_target_ignored_gives_nan_mean(tmp_path):
+    """'mean' over no valid target is 0 / 0, as in fnarray (and PyTorch)."""
+    t = np.full((4,), -100, np.int64)
+    path = tmp_path / "f.onnx"
+    fonnx.export(F.nll_loss, (fa.asarray(_logits(4, 3)), fa.asarray(t)), path)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = sess.run(None, {"input_0": _logits(4, 3), "input_1": t})
+    assert np.isnan(got) and np.isnan(np.asarray(F.nll_loss(fa.asarray(_logits(4, 3)),
+                                                             fa.asarray(t))))
