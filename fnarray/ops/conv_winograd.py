@@ -105,10 +105,13 @@ def kernels(xp, x, w, strides, dilation, groups):
 
 def weight_tiles(xp, w):
     """``G w[o, c] G^T`` of every channel pair, laid out ``(16, C, O)``: the right-hand
-    operands of the 16 products (small; computed in the weight's dtype)."""
+    operands of the 16 products (small; computed in the weight's dtype as two products
+    over all channel pairs at once: a three-operand einsum took 0.36 ms for conv2)."""
     g = _G.astype(w.dtype)
-    u = xp.einsum("ia,ocab,jb->ijco", g, w, g)
-    return xp.ascontiguousarray(u.reshape(16, w.shape[1], w.shape[0]))
+    o, c = w.shape[:2]
+    wt = xp.ascontiguousarray(xp.transpose(w, (2, 3, 1, 0))).reshape(3, 3 * c * o)
+    rows = xp.matmul(g, wt).reshape(4, 3, c * o)  # G along the kernel's rows
+    return xp.matmul(g, rows).reshape(16, c, o)  # ... then along its columns
 
 
 def correlate(k, xp, x, w, low, out, bias=None):
@@ -164,8 +167,10 @@ def weight_cotangent(k, xp, x, ct, low):
         xp.matmul(xp.swapaxes(v_all[:, :t * c].reshape(16, t, c), 1, 2),
                   m_all[:, :t * o].reshape(16, t, o), out=part)
         total += part
-    g = _G.astype(x.dtype)
-    return xp.ascontiguousarray(xp.einsum("ia,ijco,jb->ocab", g, total.reshape(4, 4, c, o), g))
+    gt = _G.T.astype(x.dtype)
+    rows = xp.matmul(gt, total.reshape(4, 4 * c * o)).reshape(3, 4, c * o)  # G^T . [i, j]
+    dw = xp.matmul(gt, rows).reshape(3, 3, c, o)  # ... . G  (an einsum: 1 ms for conv2)
+    return xp.ascontiguousarray(xp.transpose(dw, (3, 2, 0, 1)))
 
 
 def _chunk(n: int, per_sample: int, channels: int, itemsize: int) -> int:
