@@ -33,3 +33,24 @@ def _log_softmax_grad(g, ins, eqn, *, axis, **_):
     ct, y = ins
     total = g.op("ReduceSum", [ct, g.ints([axis])], keepdims=1)
     return g.op("Sub", [ct, g.op("Mul", [g.op("Exp", [y]), total])])
+
+
+@onnx_rule("gate")
+def _gate(g, ins, eqn, *, lo, hi, inclusive, slope, **_):
+    """``where(lo < x < hi, ct, slope * ct)`` (``<=`` when ``inclusive``; a None bound is
+    open; ``slope`` 0 gives 0 outside): a clamp's or leaky_relu's derivative, broadcast to
+    the operands' common shape."""
+    ct, x = ins
+    dtype = eqn.invars[1].aval.dtype
+    tests = []
+    for bound, strict, loose in ((lo, "Greater", "GreaterOrEqual"), (hi, "Less", "LessOrEqual")):
+        if bound is not None:
+            tests.append(g.op(loose if inclusive else strict,
+                              [x, g.const(np.asarray(bound, dtype=dtype))]))
+    if not tests:  # no bound: every x is inside
+        return g.op("Expand", [ct, g.op("Shape", [x])])
+    mask = tests[0] if len(tests) == 1 else g.op("And", tests)
+    ct_dtype = eqn.invars[0].aval.dtype
+    outside = (g.op("Mul", [ct, g.const(np.asarray(slope, dtype=ct_dtype))]) if slope
+               else g.const(np.zeros((), ct_dtype)))
+    return g.op("Where", [mask, ct, outside])

@@ -1,5 +1,13 @@
 """ONNX rules for the convolution primitives (``fnarray/ops/conv.py``,
-``fnarray/ops/conv_transpose.py``)."""
+``fnarray/ops/conv_patches.py``, ``fnarray/ops/conv_transpose.py``,
+``fnarray/ops/conv_weight.py``).
+
+``conv`` and ``conv_transpose`` map to ``Conv`` and ``ConvTranspose``.  The primitives of a
+convolution's reverse mode keep fnarray's matrix formulation, so that an exported
+gradient computes what fnarray computes: ``conv_patches`` (im2col) is strided slices,
+``conv_channel_major`` a ``Transpose``, and ``conv_columns`` and
+``conv_weight_cotangent`` one batched ``MatMul`` over the groups.  Sizes that follow the
+sample axis are left to ``Reshape`` (``-1``), so the rules take a dynamic batch."""
 
 from __future__ import annotations
 
@@ -54,12 +62,18 @@ def stacked_windows(g, x, *, first: int, kernel, strides, dilation, out) -> str:
 
 @onnx_rule("conv_patches")
 def _conv_patches(g, ins, eqn, *, kernel, strides, padding, dilation, **_):
-    """The patch columns ``(C, *kernel, N, *out)``: the zero-padded input's windows
-    (``stacked_windows``), reshaped and transposed channel-first; followed by a reduction
-    over the kernel axes this is average pooling."""
+    """The patch columns ``(C, *kernel, N, *out)`` (``patch_columns``); followed by a
+    reduction over the kernel axes this is average pooling."""
+    out = eqn.outvars[0].aval.shape[2 + len(kernel):]
+    return patch_columns(g, ins[0], kernel=kernel, strides=strides, padding=padding,
+                         dilation=dilation, out=out)
+
+
+def patch_columns(g, x: str, *, kernel, strides, padding, dilation, out) -> str:
+    """The patch columns ``(C, *kernel, N, *out)`` of ``x`` ``(N, C, *spatial)``: the
+    zero-padded input's windows (``stacked_windows``), reshaped and transposed
+    channel-first."""
     nk = len(kernel)
-    out = eqn.outvars[0].aval.shape[2 + nk:]
-    x = ins[0]
     if any(lo or hi for lo, hi in padding):
         pads = [0, 0] + [lo for lo, _ in padding] + [0, 0] + [hi for _, hi in padding]
         x = g.op("Pad", [x, g.ints(pads)])
@@ -113,3 +127,55 @@ def _conv_transpose(g, ins, eqn, *, in_spatial, strides, padding, dilation, grou
     return transposed_conv(g, ins[0], ins[1], groups=groups, kernel=w.shape[2:],
                            out=ct.shape[2:], in_spatial=in_spatial, strides=strides,
                            padding=padding, dilation=dilation)
+
+
+def _grouped(g, value: str, groups: int, rows: int) -> str:
+    """``value`` as ``(groups, rows, -1)``: one matrix per group (the channel axis, first
+    and group-major, leads)."""
+    return g.op("Reshape", [value, g.ints((groups, rows, -1))])
+
+
+def _channel_major(g, ct: str, aval, groups: int) -> str:
+    """The output cotangent ``ct`` ``(N, O, *out)`` (abstract value ``aval``) as
+    ``(groups, O/g, N*out)``: the two outer axes swapped, then grouped."""
+    swapped = g.op("Transpose", [ct], perm=[1, 0, *range(2, aval.ndim)])
+    return _grouped(g, swapped, groups, aval.shape[1] // groups)
+
+
+@onnx_rule("conv_channel_major")
+def _conv_channel_major(g, ins, eqn, *, groups, sums, **_):
+    """``(N, O, *out)`` -> ``(g, O/g, N*out)`` (``_channel_major``); with ``sums`` also
+    the sum over the samples, ``(O, *out)``."""
+    ctm = _channel_major(g, ins[0], eqn.invars[0].aval, groups)
+    if not sums:
+        return [ctm]
+    return [ctm, g.op("ReduceSum", [ins[0], g.ints([0])], keepdims=0)]
+
+
+@onnx_rule("conv_columns")
+def _conv_columns(g, ins, eqn, *, groups, **_):
+    """``(g, O/g, C/g*K) @ (g, C/g*K, N*out)``, laid out ``(N, O, *out)``, plus the
+    optional bias per output channel."""
+    cols, w = eqn.invars[0].aval, eqn.invars[1].aval
+    o, out = w.shape[0], eqn.outvars[0].aval.shape[2:]
+    wg = _grouped(g, ins[1], groups, o // groups)
+    y = g.op("MatMul", [wg, _grouped(g, ins[0], groups, cols.shape[0] // groups
+                                     * math.prod(w.shape[2:]))])
+    y = g.op("Reshape", [y, g.ints((o, -1, *out))])
+    y = g.op("Transpose", [y], perm=[1, 0, *range(2, 2 + len(out))])
+    if len(ins) == 3:
+        y = g.op("Add", [y, g.op("Reshape", [ins[2], g.ints((o, *[1] * len(out)))])])
+    return y
+
+
+@onnx_rule("conv_weight_cotangent")
+def _conv_weight_cotangent(g, ins, eqn, *, kernel, strides, padding, dilation, groups, **_):
+    """``(O/g, N*out) @ (N*out, C/g*K)`` per group: the output cotangent channel-major
+    against the input's patch columns (``patch_columns``)."""
+    x, ct = eqn.invars[0].aval, eqn.invars[1].aval
+    cols = patch_columns(g, ins[0], kernel=kernel, strides=strides, padding=padding,
+                         dilation=dilation, out=ct.shape[2:])
+    pg = _grouped(g, cols, groups, x.shape[1] // groups * math.prod(kernel))
+    pg_t = g.op("Transpose", [pg], perm=[0, 2, 1])
+    gw = g.op("MatMul", [_channel_major(g, ins[1], ct, groups), pg_t])
+    return g.op("Reshape", [gw, g.ints(eqn.outvars[0].aval.shape)])
