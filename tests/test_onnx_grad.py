@@ -1,6 +1,8 @@
-"""ONNX export of the loss primitives (``class_nll``, ``class_nll_grad``,
-``log_softmax_grad``): cross entropy and nll_loss, and their gradients, run in onnxruntime
-and match fnarray's own results."""
+"""ONNX export of losses and of gradients: the loss primitives (``class_nll``,
+``class_nll_grad``, ``log_softmax_grad``) and the backward primitives of activations
+(``gate``), convolutions (``conv_channel_major``, ``conv_columns``,
+``conv_weight_cotangent``) and max pooling (``max_pool_scatter``).  Exported programs run
+in onnxruntime and match fnarray's own results."""
 
 import numpy as np
 import pytest
@@ -177,3 +179,60 @@ def test_conv_backward_primitives_are_exported():
     want = {"conv_channel_major", "conv_columns", "conv_patches", "conv_transpose", "gate"}
     assert want <= names
     assert ("conv_weight_cotangent" in names) == accel.enabled()
+
+
+@pytest.mark.parametrize("kernel,stride,dilation", [(2, 2, 1), (3, 2, 1), (2, 1, 2)],
+                         ids=["tiled", "overlapping", "dilated"])
+def test_max_pool_gradient(tmp_path, kernel, stride, dilation):
+    """``max_pool_scatter``: each window's cotangent added at its maximum, windows
+    overlapping or not, under a dynamic batch; ties (a constant region) go to the first."""
+    def f(x, w):
+        return fa.grad(lambda v: fa.sum(F.max_pool2d(v, kernel, stride, dilation=dilation)
+                                        * w))(x)
+
+    def data(n):
+        x = RNG.randn(n, 2, 7, 8).astype(np.float32)
+        x[:, :, :3, :3] = 1.0  # ties
+        return x
+
+    shape = np.asarray(F.max_pool2d(fa.asarray(data(1)), kernel, stride,
+                                    dilation=dilation)).shape[1:]
+    w = RNG.randn(*shape).astype(np.float32)
+    _export_and_run(f, (data(2), w), tmp_path, run_args=(data(3), w),
+                    dynamic_axes={"input_0": [0], "output_0": [0]})
+
+
+def test_max_pool_gradient_infinite_cotangent(tmp_path):
+    """An infinite cotangent reaches its window's maximum only (added, not multiplied)."""
+    def f(x, ct):
+        _, vjp = fa.vjp(lambda v: F.max_pool2d(v, 2), x)
+        return vjp(ct)[0]
+
+    x = RNG.randn(1, 1, 4, 4).astype(np.float32)
+    ct = np.ones((1, 1, 2, 2), np.float32)
+    ct[0, 0, 0, 0] = np.inf
+    _export_and_run(f, (x, ct), tmp_path)
+
+
+def test_mnist_convnet_training_gradient(tmp_path):
+    """The gradient of the MNIST example ConvNet's loss for every parameter (conv, relu,
+    max pooling, dropout off, linear, cross entropy), exported and run at another batch
+    size."""
+    from fnarray import nn
+    from fnarray.examples.mnist import Net
+    model = Net()
+    model.eval()
+    params = {k: fa.asarray(np.asarray(getattr(v, "array", v)))
+              for k, v in model.state_dict().items()}
+
+    def f(x, t):
+        def loss(p):
+            return F.cross_entropy(nn.functional_call(model, p, (x,)), t)
+        grads = fa.grad(loss)(params)
+        return tuple(getattr(grads[k], "array", grads[k]) for k in params)
+
+    def data(n):
+        return RNG.randn(n, 1, 28, 28).astype(np.float32), _targets((n,), 10)
+
+    _export_and_run(f, data(4), tmp_path, run_args=data(5),
+                    dynamic_axes={"input_0": [0], "input_1": [0]})
