@@ -236,3 +236,34 @@ def test_mnist_convnet_training_gradient(tmp_path):
 
     _export_and_run(f, data(4), tmp_path, run_args=data(5),
                     dynamic_axes={"input_0": [0], "input_1": [0]})
+
+
+@pytest.mark.parametrize("case", ["weighted_ce", "embedding", "two_indices", "at_set", "at_add"])
+def test_scatter(tmp_path, case):
+    """``scatter``: gathers' transposes (repeated indices add up) and ``x.at[...]``
+    updates, negative indices included."""
+    idx = np.array([3, -1, 0, 3, 2], np.int64)
+    w = RNG.rand(5).astype(np.float32)
+    cases = {
+        "weighted_ce": lambda x, i: fa.grad(lambda v: F.cross_entropy(
+            v, fa.abs(i), weight=fa.asarray(w), reduction="sum"))(x),
+        "embedding": lambda x, i: fa.grad(lambda v: fa.sum(fa.tanh(v[i]) * 2.0))(x),
+        "two_indices": lambda x, i: fa.grad(lambda v: fa.sum(v[i, fa.abs(i)] ** 2))(x),
+        "at_set": lambda x, i: x.at[fa.asarray(np.array([4, -2]))].set(x[:2] * 3.0),
+        "at_add": lambda x, i: x.at[i].add(1.5),
+    }
+    ops = _export_and_run(cases[case], (RNG.randn(5, 5).astype(np.float32), idx), tmp_path)
+    assert "ScatterND" in ops
+
+
+@pytest.mark.parametrize("mode", ["add", "set"])
+def test_scatter_primitive_negative_indices(tmp_path, mode):
+    """The primitive itself takes negative indices (NumPy's wrap): the rule wraps them."""
+    from fnarray.ops.indexing import scatter
+    rows, cols = np.array([[3, -1], [0, -5]], np.int64), np.array([[0, 1], [-1, 2]], np.int64)
+
+    def f(x, v):
+        return scatter.bind(x, fa.asarray(rows), fa.asarray(cols), v, mode=mode)
+
+    _export_and_run(f, (RNG.randn(5, 3, 2).astype(np.float32),
+                        RNG.randn(2, 2, 2).astype(np.float32)), tmp_path)
