@@ -208,9 +208,8 @@ _WITHOUT_RULE = {
     "reduce_or", "rem", "right_shift", "signbit", "trunc", "argsort",
     # random bits, host callbacks, collectives: nothing to run in an ONNX graph
     "random_bits", "threefry2x32", "debug_callback", "pure_callback", "all_reduce_sum",
-    # higher-order primitives holding Python functions, and checkpointing markers
-    "checkpoint_call", "checkpoint_name", "custom_jvp_call", "custom_vjp_call",
-    "optimization_barrier", "staged_call",
+    # the eager staging of compat calls: traced programs hold its equations instead
+    "staged_call",
 }
 
 

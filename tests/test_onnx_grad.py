@@ -267,3 +267,65 @@ def test_scatter_primitive_negative_indices(tmp_path, mode):
 
     _export_and_run(f, (RNG.randn(5, 3, 2).astype(np.float32),
                         RNG.randn(2, 2, 2).astype(np.float32)), tmp_path)
+
+
+def test_binary_cross_entropy_custom_rules_inline(tmp_path):
+    """``F.binary_cross_entropy`` is a ``custom_jvp`` function (PyTorch's derivatives): the
+    call is inlined (its primal traced at both dynamic sizes); its gradient exports too."""
+    def f(x, y):
+        def loss(v):
+            return F.binary_cross_entropy(fa.sigmoid(v), y)
+        return loss(x), fa.grad(loss)(x)
+
+    def data(n):
+        return RNG.randn(n, 3).astype(np.float32), RNG.rand(n, 3).astype(np.float32)
+
+    _export_and_run(f, data(2), tmp_path, run_args=data(4),
+                    dynamic_axes={"input_0": [0], "input_1": [0], "output_1": [0]})
+
+
+def test_checkpoint_and_custom_vjp_calls(tmp_path):
+    """``fa.checkpoint`` (a ``checkpoint_call`` forward, ``optimization_barrier`` in its
+    gradient, ``checkpoint_name`` tags) and a ``custom_vjp`` function inline."""
+    @fa.custom_vjp
+    def scaled_sin(u):
+        return fa.sin(u) * 3.0
+
+    scaled_sin.defvjp(lambda u: (scaled_sin(u), u), lambda u, c: (fa.cos(u) * 3.0 * c,))
+
+    def block(u):
+        return fa.checkpoint_name(fa.tanh(u) @ u.T, "h") * 2.0
+
+    def f(x):
+        step = fa.checkpoint(block)
+        return step(x), fa.grad(lambda v: fa.sum(step(v)))(x), scaled_sin(x)
+
+    _export_and_run(f, (RNG.randn(3, 3).astype(np.float32),), tmp_path)
+
+
+def test_means_over_a_dynamic_axis(tmp_path):
+    """A mean's count (and the reciprocal a gradient folds into a constant) follows the
+    dynamic batch: computed at run time, not the traced batch's (which gave 2x at batch
+    4 from a trace at batch 2)."""
+    def f(x, y):
+        def loss(v):
+            return F.mse_loss(v, y) + fa.mean(fa.tanh(v), axis=0).sum()
+        return loss(x), fa.grad(loss)(x), fa.mean(x * 2.0, axis=(0, 1))
+
+    def data(n):
+        return RNG.randn(n, 3).astype(np.float32), RNG.randn(n, 3).astype(np.float32)
+
+    _export_and_run(f, data(2), tmp_path, run_args=data(4),
+                    dynamic_axes={"input_0": [0], "input_1": [0], "output_1": [0]})
+
+
+def test_constant_of_the_dynamic_sizes_that_is_no_count_is_refused(tmp_path):
+    def f(x):  # divides by sqrt(batch): neither a count nor its reciprocal
+        return fa.sum(x) / float(np.sqrt(x.shape[0]))
+
+    path = tmp_path / "f.onnx"
+    with pytest.raises(fonnx.UnsupportedPrimitiveError,
+                       match=r"depends on the dynamic axes.*export without those dynamic"):
+        fonnx.export(f, fa.asarray(RNG.randn(2, 3).astype(np.float32)), path,
+                     dynamic_axes={"input_0": [0]})
+    assert list(tmp_path.iterdir()) == []

@@ -15,6 +15,14 @@ from fnarray.onnx.rules import load_rules
 from fnarray.transforms import ir, passes
 
 
+class _ConstUse:
+    """A constant of a program traced twice, bound where it is used (``bind_consts``):
+    its value, and the constants of the second trace by ``id`` of their vars."""
+
+    def __init__(self, value: np.ndarray, others: dict):
+        self.value, self.others = value, others
+
+
 class GraphBuilder:
     """Collects ONNX nodes and initializers; rules call ``op`` and ``const``."""
 
@@ -23,32 +31,105 @@ class GraphBuilder:
         self.initializers: list = []
         self.rules, self.where, self.dyn = rules, where, dyn
         self._counter = itertools.count(1)
-        # (input name, axis, traced size) of every dynamic input axis, and the parameters
-        # of the current equation in the second trace (None without dynamic axes)
+        # (input name, axis, traced size) of every dynamic input axis, and the current
+        # equation in the second trace and its parameters (None without dynamic axes)
         self.dynamic_inputs: list[tuple[str, int, int]] = []
+        self.other_eqn = None
         self.other_params: dict | None = None
+        # ONNX values of the constants bound per use (``bind_consts``), by the pair of vars
+        self._pairs: dict[tuple[int, int], str] = {}
 
     def bind_consts(self, prog, other, env: dict) -> None:
-        """Initializers for the program's constants.  A constant whose shape follows the
-        dynamic axes (an initial state of zeros, a padding mask) must repeat one slice along
-        those axes: it becomes that slice expanded to a shape computed at run time."""
-        for i, (v, c) in enumerate(zip(prog.constvars, prog.consts)):
-            value = np.asarray(c)
-            shape_other = other.constvars[i].aval.shape if other is not None else value.shape
-            varying = [a for a, (d, e) in enumerate(zip(value.shape, shape_other)) if d != e]
-            base = value[tuple(slice(0, 1) if a in varying else slice(None)
-                               for a in range(value.ndim))]
-            if not varying:
-                env[id(v)] = self.const(value)
-            elif value.size and np.array_equal(np.broadcast_to(base, value.shape), value,
-                                               equal_nan=value.dtype.kind in "fc"):
-                env[id(v)] = self.op("Expand", [self.const(base),
-                                                self.shape_tensor(value.shape, shape_other)])
-            else:
-                raise UnsupportedPrimitiveError(
-                    f"fnarray.onnx.export: a constant of shape {value.shape} in the program "
-                    f"traced from {self.where} depends on the dynamic axes {self.dyn} and "
-                    f"differs along them")
+        """Bind the program's constants in ``env``: initializers, or with a second trace
+        (``other``) markers that ``lower`` binds at each use, against the constant the same
+        use reads in ``other`` (``pair_const``).  By use, not by position in the constant
+        list: a trace may share one constant between two uses that the other trace holds
+        apart (at batch 2, the literal ``2.0`` and a mean's count are one constant)."""
+        if other is None:
+            for v, c in zip(prog.constvars, prog.consts):
+                env[id(v)] = self.const(np.asarray(c))
+            return
+        others = {id(v): c for v, c in zip(other.constvars, other.consts)}
+        for v, c in zip(prog.constvars, prog.consts):
+            env[id(v)] = _ConstUse(np.asarray(c), others)
+
+    def _resolve(self, env: dict, v, v_other) -> str:
+        """The ONNX value of ``v``, whose twin in the second trace is ``v_other``."""
+        name = env[id(v)]
+        if not isinstance(name, _ConstUse):
+            return name
+        value_other = name.others.get(id(v_other))
+        if value_other is None:
+            raise UnsupportedPrimitiveError(
+                f"fnarray.onnx.export: {self.where} traces to programs of different "
+                f"structure at different sizes of the dynamic axes {self.dyn} (a constant "
+                f"in one is computed in the other); it cannot be exported with them")
+        key = (id(v), id(v_other))
+        if key not in self._pairs:
+            self._pairs[key] = self.pair_const(name.value, np.asarray(value_other))
+        return self._pairs[key]
+
+    def pair_const(self, value: np.ndarray, value_other: np.ndarray) -> str:
+        """The ONNX value of a constant that is ``value`` in the traced program and
+        ``value_other`` in the second trace.  One whose shape follows the dynamic axes (an
+        initial state of zeros, a padding mask) must repeat one slice along those axes: it
+        becomes that slice expanded to a shape computed at run time.  One whose value
+        follows them (the count a mean divides by, or its reciprocal folded into a
+        gradient) must be one number throughout, computed at run time from the dynamic
+        sizes (``size_scalar``)."""
+        varying = [a for a, (d, e) in enumerate(zip(value.shape, value_other.shape)) if d != e]
+        first = tuple(slice(0, 1) if a in varying else slice(None) for a in range(value.ndim))
+        base, base_other = value[first], value_other[first]
+        if varying and not (value.size and np.array_equal(
+                np.broadcast_to(base, value.shape), value, equal_nan=value.dtype.kind in "fc")):
+            raise UnsupportedPrimitiveError(
+                f"fnarray.onnx.export: a constant of shape {value.shape} in the program "
+                f"traced from {self.where} depends on the dynamic axes {self.dyn} and "
+                f"differs along them")
+        if _same_value(base, base_other):
+            node = self.const(base)
+        else:
+            node = self.size_scalar(base, base_other)
+            if not varying and value.ndim:
+                node = self.op("Expand", [node, self.ints(value.shape)])
+        if varying:
+            node = self.op("Expand", [node, self.shape_tensor(value.shape, value_other.shape)])
+        return node
+
+    def size_scalar(self, value: np.ndarray, value_other: np.ndarray) -> str:
+        """A constant filled with one number that differs between the two traces (``value``
+        at the traced sizes, ``value_other`` with each dynamic axis one longer), computed at
+        run time as a scalar of its dtype: ``k * n`` for a dynamic input size ``n``
+        (``shape_tensor``), or ``1 / (k * n)`` where that division gives its value exactly.
+        Any other such constant is refused (its value at other sizes is unknown)."""
+        dtype = value.dtype
+        s, t = value.reshape(-1)[:1], value_other.reshape(-1)[:1]
+        uniform = (s.size and t.size and np.all(value == s[0])
+                   and np.all(value_other == t[0]))
+        try:
+            if not uniform or dtype.kind not in "iuf":
+                raise ValueError("it is not one number")
+            s, t = s[0], t[0]
+            if float(s).is_integer() and float(t).is_integer():
+                return self._cast_scalar(self.shape_tensor((int(s),), (int(t),)), dtype)
+            counts = [round(1 / float(x)) if x else 0 for x in (s, t)]
+            if (dtype.kind != "f" or not all(counts)
+                    or any(dtype.type(1) / dtype.type(c) != x for c, x in zip(counts, (s, t)))):
+                raise ValueError("it is neither a whole number nor one's reciprocal")
+            count = self._cast_scalar(self.shape_tensor((counts[0],), (counts[1],)), dtype)
+            return self.op("Div", [self.const(np.ones((), dtype)), count])
+        except ValueError as err:
+            raise UnsupportedPrimitiveError(
+                f"fnarray.onnx.export: a constant of the program traced from {self.where} "
+                f"depends on the dynamic axes {self.dyn} ({value.reshape(-1)[:3]} here, "
+                f"{value_other.reshape(-1)[:3]} with each dynamic axis one longer) and is no "
+                f"multiple of one dynamic size or its reciprocal ({err}); export without "
+                f"those dynamic axes") from err
+
+    def _cast_scalar(self, sizes: str, dtype) -> str:
+        """The one-entry int64 tensor ``sizes`` as a scalar of ``dtype``."""
+        cast = self.op("Cast", [sizes], to=helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
+        return self.op("Squeeze", [cast, self.ints([0])])
 
     def lower(self, prog, other, env: dict) -> None:
         """Append the nodes of every equation of ``prog`` (``other``: the same program
@@ -72,9 +153,11 @@ class GraphBuilder:
                             f"{_describe(e, k, self.where)} depends on the dynamic axes "
                             f"{self.dyn}; its ONNX rule needs static sizes")
                     params[key] = new
-                self.other_params = other.eqns[k].params
+                self.other_eqn, self.other_params = other.eqns[k], other.eqns[k].params
+            twins = other.eqns[k].invars if other is not None else [None] * len(e.invars)
+            ins = [self._resolve(env, v, t) for v, t in zip(e.invars, twins)]
             try:
-                outs = rule(self, [env[id(v)] for v in e.invars], e, **params)
+                outs = rule(self, ins, e, **params)
             except ValueError as err:  # a rule's limit: say where in the model it was met
                 raise UnsupportedPrimitiveError(
                     f"fnarray.onnx.export: {_describe(e, k, self.where)} cannot be lowered: {err}"
@@ -82,6 +165,9 @@ class GraphBuilder:
             outs = [outs] if isinstance(outs, str) else list(outs)
             for v, o in zip(e.outvars, outs):
                 env[id(v)] = o
+        twins = other.outvars if other is not None else [None] * len(prog.outvars)
+        for v, t in zip(prog.outvars, twins):  # outputs that are constants
+            env[id(v)] = self._resolve(env, v, t)
 
     def child(self) -> "GraphBuilder":
         """A builder for a sub-graph (a loop body): fresh nodes, shared naming."""
@@ -187,6 +273,13 @@ def _trace(model_or_fn, avals, n_state, names):
 
     prog = ir.trace_flat(flat_fun, [(a, default()) for a in avals], name="onnx")
     return passes.optimize(prog)
+
+
+def _same_value(value: np.ndarray, other) -> bool:
+    """Whether a constant has one value in both traces (NaN equal to NaN)."""
+    other = np.asarray(other)
+    return value.dtype == other.dtype and np.array_equal(
+        value, other, equal_nan=value.dtype.kind in "fc")
 
 
 def _describe(e, index: int, where: str) -> str:

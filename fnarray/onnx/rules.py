@@ -17,7 +17,7 @@ RULES: dict[str, Callable] = {}
 
 # The per-family rule modules; importing one declares its rules.
 _FAMILIES = ("elementwise", "reduction", "shape", "linalg", "conv", "pooling", "activation",
-             "sorting", "scan", "indexing", "control_flow", "loss")
+             "sorting", "scan", "indexing", "control_flow", "loss", "calls")
 
 
 def onnx_rule(*names: str, dynamic: bool = False):
