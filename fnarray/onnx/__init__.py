@@ -9,7 +9,9 @@ program constants become initializers.
 Dynamic axes: the function is traced a second time with every dynamic axis one longer.
 Sizes that differ between the two traces follow the dynamic axes: in inputs and outputs
 they become symbolic dimensions, in reshape/broadcast targets ``-1`` (resolved by ONNX at
-run time); anywhere else the export refuses, naming the equation.
+run time), in constants a shape or a number computed at run time from the dynamic sizes
+(a mean's count, its reciprocal in a gradient); anywhere else the export refuses, naming
+the equation or the constant.
 
 The ``onnx`` package is imported on first use (``pip install 'fnarray[onnx]'``).
 """
