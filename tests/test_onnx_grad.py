@@ -329,3 +329,19 @@ def test_constant_of_the_dynamic_sizes_that_is_no_count_is_refused(tmp_path):
         fonnx.export(f, fa.asarray(RNG.randn(2, 3).astype(np.float32)), path,
                      dynamic_axes={"input_0": [0]})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad", [5, -1], ids=["past_the_classes", "negative"])
+def test_out_of_range_target_fails_the_run(tmp_path, bad):
+    """fnarray raises an IndexError for a target outside [0, C); the exported loss fails
+    in onnxruntime for one on either side (a negative one is not read from the end)."""
+    x, t = _logits(4, 5), np.array([0, 1, bad, 3], np.int64)
+    with pytest.raises(IndexError, match=f"target {bad} is out of bounds for 5 classes"):
+        F.nll_loss(fa.asarray(x), fa.asarray(t))
+    path = tmp_path / "f.onnx"
+    fonnx.export(F.nll_loss, (fa.asarray(x), fa.asarray(_targets((4,), 5))), path)
+    quiet = ort.SessionOptions()
+    quiet.log_severity_level = 4  # the failure is expected: no error log line
+    sess = ort.InferenceSession(str(path), quiet, providers=["CPUExecutionProvider"])
+    with pytest.raises(Exception, match="(?i)out of range"):
+        sess.run(None, {"input_0": x, "input_1": t})

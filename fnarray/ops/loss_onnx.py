@@ -8,10 +8,11 @@ over the samples, written where a class-index ``Range`` equals the target (``Equ
 ``Where``, no scatter into zeros).
 
 Out-of-range targets: fnarray raises an ``IndexError``; ONNX has no operation that fails
-on a data condition, so the exported graph checks nothing.  In ``class_nll``,
-onnxruntime's ``GatherElements`` rejects a target ``>= C`` at run time but reads a negative
-one (other than ``ignore_index``) from the end of the class axis; ``class_nll_grad`` gives
-such a sample no gradient.  Feed the exported model valid targets only.
+on a data condition.  ``class_nll`` sends a negative target (other than ``ignore_index``)
+to ``C``, so that ``GatherElements``, which would read it from the end of the class axis,
+gets an index past it in either case: onnxruntime then fails the run ("out of range value
+in index tensor").  ``class_nll_grad`` gives such a sample no gradient (a program holding
+only the gradient checks nothing).  Feed the exported model valid targets.
 """
 
 from __future__ import annotations
@@ -47,7 +48,11 @@ def _class_nll(g, ins, eqn, *, ignore_index, reduction, class_dim, **_):
     logp, target = ins
     dtype = eqn.invars[0].aval.dtype
     t, valid = _targets(g, target, ignore_index)
-    safe = g.op("Where", [valid, t, g.const(np.int64(0))])
+    n_classes = eqn.invars[0].aval.shape[class_dim]
+    # ignored targets read class 0; negative ones an index past the classes (refused)
+    past = g.op("Where", [g.op("Less", [t, g.const(np.int64(0))]), g.const(np.int64(n_classes)),
+                          t])
+    safe = g.op("Where", [valid, past, g.const(np.int64(0))])
     axis = g.ints([class_dim])
     picked = g.op("GatherElements", [logp, g.op("Unsqueeze", [safe, axis])], axis=class_dim)
     picked = g.op("Squeeze", [picked, axis])
