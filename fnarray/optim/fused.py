@@ -61,6 +61,9 @@ class FusedStep:
         self.factory = factory
         # (static options, state types, state layout) -> (update, {donated positions: jitted})
         self._cache: dict = {}
+        # (options other than lr in the caller's order, state types, state layout, donated
+        # positions) -> jitted: the per-call lookup, without ``_program``'s sorting
+        self._by_call: dict = {}
         self._lr: tuple = (None, None)  # (the Python lr, its float64 Array) of the last call
 
     def programs(self) -> list[Jitted]:
@@ -118,7 +121,13 @@ class FusedStep:
         donated = _free_buffers(states, layout, flat, 1 + 3 * n)
         if holders is not None:
             donated = _free_params(params, holders, 1 + 2 * n) + donated
-        run = self._program(options, tuple([type(s) for s in states]), layout, tuple(donated))
+        kinds = tuple([type(s) for s in states])
+        call_key = (tuple([item for item in options.items() if item[0] != "lr"]), kinds,
+                    layout, tuple(donated))
+        run = self._by_call.get(call_key)
+        if run is None:
+            run = self._by_call[call_key] = self._program(options, kinds, layout,
+                                                          call_key[3])
         return run(self._lr_array(lr), *grads, *[s[0] for s in states], *params, *flat)
 
     def _lr_array(self, lr) -> Array:
