@@ -20,18 +20,40 @@ Measured on conv2 of the tutorial ConvNet (32 -> 64 channels, 26x26 -> 24x24, N=
 float32; /work/notes/winograd-scripts): forward 23.2 -> 14.5 ms (one BLAS thread, thread
 time; about 13 -> 11 ms at two), weight cotangent 20.8 -> 12.0 ms, input cotangent 18.8 ->
 17.2 ms; the Adam step of the ConvNet 72.9 -> 50.3 ms (``compat.compile``, one thread).
-At two threads the products speed up but the transforms do not: they are serial, since a
-numba parallel loop next to OpenBLAS's spinning workers made the step 3x slower here.
 
-It needs the ``accel`` extra (numba) and float32/float64; results agree with the im2col
-path to float rounding (the transforms add and halve, exactly in float64 and to a few ulps
-in float32).
+Threads: a call's chunks can run side by side, dealt round-robin to the calling thread and
+a small pool (:func:`_run`; each thread with its own scratch, BLAS at one thread a product
+for the call, entered and left through ``threadpoolctl`` in ~8 us).  The transforms are
+numba kernels that release the GIL and the products are NumPy's, so the threads overlap
+fully.  Each chunk is computed by the same operations whichever thread runs it, and the
+weight cotangent adds the chunks' products in chunk order, so the results are the serial
+driver's bit for bit.  How many threads (:meth:`_Workers.count`): one for a single chunk
+(a chunk is ~2 MB of work, and a hand-off to the pool costs ~50 us), never more than BLAS's
+thread count (one when the user limits BLAS to one thread) and never more than the CPUs
+left by BLAS's busy-waiting threads.  That last rule decides it on small machines:
+OpenBLAS's idle threads spin for ~0.1 s after each product (2^28 cycles, its default
+``OPENBLAS_THREAD_TIMEOUT``), so in a training step, whose products come every few ms, each
+holds a CPU all the time.  With two CPUs and two BLAS threads the driver therefore stays
+serial by default: threaded, the ConvNet step lost 1.3-1.6 ms (its two threads shared two
+CPUs with the spinning one; a numba parallel loop in the transforms did worse, 3x slower).
+With ``OPENBLAS_THREAD_TIMEOUT=12`` to ``24`` in the environment before NumPy is imported,
+the spinning stops within ~2^24 cycles and the step ran 45 -> 30-36 ms on two threads
+(quiet machine, /work/notes/winograd-par.md); on a busy machine, where a thread of the call
+can be descheduled, the threaded step was often slower.
+
+It needs the ``accel`` extra (numba; threadpoolctl for the threads) and float32/float64;
+results agree with the im2col path to float rounding (the transforms add and halve,
+exactly in float64 and to a few ulps in float32).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -81,7 +103,10 @@ class _Scratch:
         return buf[:nbytes].view(dtype).reshape(shape)
 
 
-_TILES, _PRODUCTS = _Scratch(), _Scratch()  # a chunk's V (16, T, C) and M (16, T, O)
+# per worker slot (0: the calling thread): a chunk's V (16, T, C) and M (16, T, O)
+_TILES: list[_Scratch] = [_Scratch()]
+_PRODUCTS: list[_Scratch] = [_Scratch()]
+_PARTS = _Scratch()  # the weight cotangent's per-chunk products
 
 
 def takes(x, w, strides, dilation, groups) -> bool:
@@ -131,15 +156,20 @@ def correlate(k, xp, x, w, low, out, bias=None):
     bias = xp.zeros(0, x.dtype) if bias is None else xp.ascontiguousarray(bias)
     tiles = ((out[0] + 1) // 2, (out[1] + 1) // 2)
     per_sample = math.prod(tiles)
-    chunk = _chunk(n, per_sample, c + o, x.itemsize)
-    v_all = _TILES.empty(xp, (16, c * chunk * per_sample + _GAP), x.dtype)
-    m_all = _PRODUCTS.empty(xp, (16, chunk * per_sample * o + _GAP), x.dtype)
-    for start in range(0, n, chunk):
-        t = (min(n, start + chunk) - start) * per_sample
-        k.input_tiles(x, v_all, t, start, tuple(low), tiles)
-        xp.matmul(v_all[:, :t * c].reshape(16, t, c), u,
-                  out=m_all[:, :t * o].reshape(16, t, o))
-        k.output_tiles(m_all, t, res, start, bias)
+    spans = _spans(n, _chunk(n, per_sample, c + o, x.itemsize))
+    most = max(stop - start for start, stop in spans) * per_sample
+
+    def share(slot, mine):
+        v_all = _TILES[slot].empty(xp, (16, c * most + _GAP), x.dtype)
+        m_all = _PRODUCTS[slot].empty(xp, (16, most * o + _GAP), x.dtype)
+        for start, stop in mine:
+            t = (stop - start) * per_sample
+            k.input_tiles(x, v_all, t, start, tuple(low), tiles)
+            xp.matmul(v_all[:, :t * c].reshape(16, t, c), u,
+                      out=m_all[:, :t * o].reshape(16, t, o))
+            k.output_tiles(m_all, t, res, start, bias)
+
+    _run(share, spans, _WORKERS.count(len(spans)))
     return res
 
 
@@ -155,18 +185,32 @@ def weight_cotangent(k, xp, x, ct, low):
     if n == 0 or c == 0 or o == 0 or per_sample == 0:
         return xp.zeros((o, c, 3, 3), dtype=x.dtype)
     x, ct = xp.ascontiguousarray(x), xp.ascontiguousarray(ct)
-    chunk = _chunk(n, per_sample, c + o, x.itemsize)
-    v_all = _TILES.empty(xp, (16, c * chunk * per_sample + _GAP), x.dtype)
-    m_all = _PRODUCTS.empty(xp, (16, chunk * per_sample * o + _GAP), x.dtype)
+    spans = _spans(n, _chunk(n, per_sample, c + o, x.itemsize))
+    most = max(stop - start for start, stop in spans) * per_sample
+    threads = _WORKERS.count(len(spans))
     total = xp.zeros((16, c, o), dtype=x.dtype)
-    part = xp.empty((16, c, o), dtype=x.dtype)
-    for start in range(0, n, chunk):
-        t = (min(n, start + chunk) - start) * per_sample
-        k.input_tiles(x, v_all, t, start, tuple(low), tiles)
-        k.cotangent_tiles(ct, m_all, t, start)
-        xp.matmul(xp.swapaxes(v_all[:, :t * c].reshape(16, t, c), 1, 2),
-                  m_all[:, :t * o].reshape(16, t, o), out=part)
-        total += part
+    # the chunks' products, added to ``total`` in chunk order whichever thread computed
+    # them: right away in one thread, after all of them in several
+    parts = _PARTS.empty(xp, (len(spans) if threads > 1 else 1, 16, c, o), x.dtype)
+    index = {start: i for i, (start, _) in enumerate(spans)}
+
+    def share(slot, mine):
+        v_all = _TILES[slot].empty(xp, (16, c * most + _GAP), x.dtype)
+        m_all = _PRODUCTS[slot].empty(xp, (16, most * o + _GAP), x.dtype)
+        for start, stop in mine:
+            t = (stop - start) * per_sample
+            k.input_tiles(x, v_all, t, start, tuple(low), tiles)
+            k.cotangent_tiles(ct, m_all, t, start)
+            part = parts[index[start] % len(parts)]
+            xp.matmul(xp.swapaxes(v_all[:, :t * c].reshape(16, t, c), 1, 2),
+                      m_all[:, :t * o].reshape(16, t, o), out=part)
+            if threads == 1:
+                total[...] += part
+
+    _run(share, spans, threads)
+    if threads > 1:
+        for part in parts:
+            total += part
     gt = _G.T.astype(x.dtype)
     rows = xp.matmul(gt, total.reshape(4, 4 * c * o)).reshape(3, 4, c * o)  # G^T . [i, j]
     dw = xp.matmul(gt, rows).reshape(3, 3, c, o)  # ... . G  (an einsum: 1 ms for conv2)
@@ -178,3 +222,109 @@ def _chunk(n: int, per_sample: int, channels: int, itemsize: int) -> int:
     chunks as even as they come."""
     chunk = max(1, min(n, _CHUNK_BYTES // (16 * per_sample * channels * itemsize)))
     return -(-n // -(-n // chunk))
+
+
+def _spans(n: int, chunk: int) -> list[tuple[int, int]]:
+    """The chunks ``[start, stop)`` of ``n`` samples, ``chunk`` a chunk."""
+    return [(start, min(n, start + chunk)) for start in range(0, n, chunk)]
+
+
+class _Workers:
+    """The threads that run a call's chunks side by side: the calling thread and a small
+    pool, created on first use (again after a fork, whose child has none of the parent's
+    threads), and the BLAS libraries' thread controls (``threadpoolctl``, optional)."""
+
+    def __init__(self):
+        self.pool: ThreadPoolExecutor | None = None
+        self.size = self.pid = -1
+        # held by the one call that runs threaded: BLAS's limit is process-wide, and two
+        # overlapping limits would restore each other's values in the wrong order
+        self.lock = threading.Lock()
+        self.blas = None  # threadpoolctl's controller of the BLAS libraries; False: none
+        self.sleeping: list[bool] = []  # per BLAS library: do its idle threads sleep?
+        self.cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else os.cpu_count() or 1
+
+    def count(self, chunks: int) -> int:
+        """How many threads run a call of ``chunks`` chunks: at most one a chunk, at most
+        BLAS's thread count (so one when the user limits BLAS to one thread), and no more
+        than the CPUs that BLAS's busy-waiting threads leave (see :func:`_sleeps`); one
+        when threadpoolctl is missing."""
+        if chunks < 2:
+            return 1
+        if self.blas is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:
+                self.blas = False
+            else:
+                self.blas = ThreadpoolController().select(user_api="blas") or False
+                if self.blas:
+                    self.sleeping = [_sleeps(lib) for lib in self.blas.lib_controllers]
+        if not self.blas:
+            return 1
+        sizes = [lib.num_threads for lib in self.blas.lib_controllers]
+        spinning = sum(n - 1 for n, asleep in zip(sizes, self.sleeping) if not asleep)
+        return max(1, min(chunks, *sizes, self.cpus - spinning))
+
+    def executor(self, threads: int) -> ThreadPoolExecutor:
+        """The pool, of at least ``threads`` threads."""
+        if self.pool is None or self.pid != os.getpid() or self.size < threads:
+            self.pool = ThreadPoolExecutor(threads, "fnarray-winograd")
+            self.size, self.pid = threads, os.getpid()
+        return self.pool
+
+
+# OpenBLAS's idle threads busy-wait for 2^timeout cycles after each product (default 28:
+# ~0.1 s) before they sleep, so in a training step, whose products come every few ms, they
+# hold their CPUs all the time; below this timeout the threaded driver won the ConvNet step
+# (OPENBLAS_THREAD_TIMEOUT 12-24: 45 -> 30-36 ms, two cores), at 28 it lost 1.3-1.6 ms
+_SLEEPY_TIMEOUT = 24
+
+
+def _sleeps(lib) -> bool:
+    """Whether the idle threads of the BLAS library ``lib`` (a threadpoolctl controller)
+    sleep soon: OpenBLAS's pthreads build with ``OPENBLAS_THREAD_TIMEOUT`` (or
+    ``GOTO_THREAD_TIMEOUT``; read by OpenBLAS when its threads start, i.e. before NumPy is
+    imported) at most ``_SLEEPY_TIMEOUT``.  Other libraries count as busy-waiting (MKL's
+    and OpenMP's threads spin too, by default)."""
+    if lib.internal_api != "openblas" or getattr(lib, "threading_layer", None) != "pthreads":
+        return False
+    value = os.environ.get("OPENBLAS_THREAD_TIMEOUT") or os.environ.get("GOTO_THREAD_TIMEOUT")
+    try:
+        return value is not None and int(value) <= _SLEEPY_TIMEOUT
+    except ValueError:
+        return False
+
+
+_WORKERS = _Workers()
+
+
+def _run(share, spans: list[tuple[int, int]], threads: int) -> None:
+    """Run ``share(slot, chunks)`` over the chunks ``spans``: all of them in the calling
+    thread (``slot`` 0) when ``threads`` is 1, else dealt round-robin to ``threads``
+    threads (the calling one and the pool's), ``slot`` numbering each one's scratch,
+    while BLAS runs one thread a product (so that the threads do not share BLAS's own
+    pool).  While another thread's call runs threaded, this one runs serially.  Every
+    chunk is computed by the same operations whichever thread runs it, so the results do
+    not depend on the threads; the first exception of any thread is raised once all have
+    stopped."""
+    if threads == 1 or not _WORKERS.lock.acquire(blocking=False):
+        share(0, spans)
+        return
+    try:
+        while len(_TILES) < threads:
+            _TILES.append(_Scratch())
+            _PRODUCTS.append(_Scratch())
+        pool = _WORKERS.executor(threads - 1)
+        with _WORKERS.blas.limit(limits=1) if _WORKERS.blas else nullcontext():
+            others = [pool.submit(share, slot, spans[slot::threads])
+                      for slot in range(1, threads)]
+            try:
+                share(0, spans[::threads])
+            finally:
+                wait(others)
+            for other in others:
+                other.result()
+    finally:
+        _WORKERS.lock.release()

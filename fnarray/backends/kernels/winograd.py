@@ -23,9 +23,11 @@ Zero padding (any low padding, negative included, and any output size: an odd on
 last tile and drops its extra cells) is handled by copying each tile row's four input rows
 into a zeroed row buffer first, so the transform itself reads without bounds checks.  The
 transforms' entries are 0 and +-1 (the weight's ``G`` adds +-1/2), so they add and
-subtract only; results agree with a direct correlation to float rounding.  Serial: a
-parallel loop right after an OpenBLAS product measured slower on this class of machine
-(see :mod:`fnarray.backends.kernels.conv`).
+subtract only; results agree with a direct correlation to float rounding.  Each call is
+serial and touches only its chunk's samples and the buffers it is given, so the driver can
+run several chunks at once on its own threads (the kernels release the GIL); a numba
+parallel loop here measured slower, next to OpenBLAS's busy-waiting threads (see
+:mod:`fnarray.backends.kernels.conv`).
 """
 
 from __future__ import annotations
