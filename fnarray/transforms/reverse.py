@@ -120,9 +120,10 @@ def toposort(roots: list[Node]) -> list[Node]:
         if node in entered:
             continue
         enter(node)
-        push((node, True))
-        if not node.parents:
+        if not node.parents:  # nothing to explore (a leaf): finished as soon as entered
+            emit(node)
             continue
+        push((node, True))
         parents = [p[0] for p in node.parents if p is not None and p[0] not in entered]
         if len(parents) > 1:
             # Pushed (the last pushed is explored first): the leaves in their order, then
@@ -202,7 +203,9 @@ def backward(roots: list[tuple[Node, int]], cts: list, release: bool = False,
             pnode, pidx = parent
             slot = acc.get(pnode)
             if slot is None:
-                slot = acc[pnode] = [None] * _n_outs(pnode)
+                pprim = pnode.prim  # (``_n_outs`` inline: once per node reached)
+                slot = acc[pnode] = [None] * (len(pnode.outs) if pprim is not None
+                                              and pprim.multiple_results else 1)
             old = slot[pidx]
             slot[pidx] = ct if old is None else old + ct
         if release:
