@@ -34,12 +34,16 @@ left by BLAS's busy-waiting threads.  That last rule decides it on small machine
 OpenBLAS's idle threads spin for ~0.1 s after each product (2^28 cycles, its default
 ``OPENBLAS_THREAD_TIMEOUT``), so in a training step, whose products come every few ms, each
 holds a CPU all the time.  With two CPUs and two BLAS threads the driver therefore stays
-serial by default: threaded, the ConvNet step lost 1.3-1.6 ms (its two threads shared two
-CPUs with the spinning one; a numba parallel loop in the transforms did worse, 3x slower).
-With ``OPENBLAS_THREAD_TIMEOUT=12`` to ``24`` in the environment before NumPy is imported,
-the spinning stops within ~2^24 cycles and the step ran 45 -> 30-36 ms on two threads
-(quiet machine, /work/notes/winograd-par.md); on a busy machine, where a thread of the call
-can be descheduled, the threaded step was often slower.
+serial by default: forced to two threads, the ConvNet step lost 1.6-1.9 ms (its two threads
+shared two CPUs with the spinning one; a numba parallel loop in the transforms did worse,
+3x slower).  With ``OPENBLAS_THREAD_TIMEOUT=20`` in the environment before NumPy is imported
+(OpenBLAS's threads then sleep after ~2^20 cycles, 0.4 ms at 2.6 GHz), the driver runs
+threaded and the step took 47.9 -> 34.7 ms (``compat.compile``) and 51.6 -> 39.9 ms
+(eager), two threads, quiet machine, interleaved A/B against the serial driver
+(/work/notes/winograd-par.md).  The setting is the user's, since it changes how every
+OpenBLAS product in the process waits (the MLP workload's step, cross-process and noisy,
+showed no clear change at 20); on a busy machine, where a thread of the call can be
+descheduled, the threaded step was often slower.
 
 It needs the ``accel`` extra (numba; threadpoolctl for the threads) and float32/float64;
 results agree with the im2col path to float rounding (the transforms add and halve,
@@ -277,8 +281,9 @@ class _Workers:
 
 # OpenBLAS's idle threads busy-wait for 2^timeout cycles after each product (default 28:
 # ~0.1 s) before they sleep, so in a training step, whose products come every few ms, they
-# hold their CPUs all the time; below this timeout the threaded driver won the ConvNet step
-# (OPENBLAS_THREAD_TIMEOUT 12-24: 45 -> 30-36 ms, two cores), at 28 it lost 1.3-1.6 ms
+# hold their CPUs all the time; at or below this timeout the threaded driver won the
+# ConvNet step (OPENBLAS_THREAD_TIMEOUT 4-24, one run each: 45 -> 30-36 ms, two CPUs; 20:
+# 47.9 -> 34.7 ms over 11 rounds), at the default 28 it lost 1.6-1.9 ms
 _SLEEPY_TIMEOUT = 24
 
 
