@@ -32,6 +32,9 @@ import sys
 import time
 from pathlib import Path
 
+# fnarray first, as in a script that starts with ``import fnarray.compat as torch``: it sets
+# OpenBLAS's thread timeout before NumPy loads OpenBLAS (fnarray/_openblas.py)
+import fnarray  # noqa: F401,I001
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -172,6 +175,9 @@ def environment() -> str:
             lines.append(f"| {mod} | {lib.__version__}{extra} |")
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS"):
         lines.append(f"| ${var} | {os.environ.get(var, 'unset')} |")
+    timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "unset (OpenBLAS default 28)")
+    by = " (set by fnarray before NumPy loaded)" if fnarray._openblas.tuned else ""
+    lines.append(f"| $OPENBLAS_THREAD_TIMEOUT | {timeout}{by} |")
     try:
         load = os.getloadavg()
         lines.append(f"| load average at start | {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} |")

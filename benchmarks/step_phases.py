@@ -25,6 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import fnarray  # noqa: E402,F401,I001 - before NumPy: OpenBLAS's thread timeout (fnarray/_openblas.py)
 import bench_workloads as wl  # noqa: E402
 from compare import SETTLE_SECONDS, environment, write_section  # noqa: E402
 

@@ -1,6 +1,8 @@
 """fnarray: composable function transformations on immutable arrays (NumPy or CuPy),
 with a PyTorch-style training layer on top.  See README.md and API.md."""
 
+# first, before NumPy loads OpenBLAS: importing it sets its thread timeout (fnarray/_openblas.py)
+from fnarray import _openblas  # noqa: F401
 from fnarray.core import tree  # noqa: F401
 from fnarray.core.array import Array  # noqa: F401
 from fnarray.core.device import Device, default_device, devices  # noqa: F401
