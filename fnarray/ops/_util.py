@@ -54,3 +54,11 @@ def normalize_axis(axis: int, ndim: int, op: str) -> int:
     if not -ndim <= axis < max(ndim, 1):
         raise ValueError(f"{op}: axis {axis} is out of bounds for an array with {ndim} dimension(s)")
     return axis % max(ndim, 1)
+
+
+def linear_jvp(prim, primals, tangents, **params):
+    """The JVP rule of a primitive linear in its first operand (any further operands, such
+    as integer indices, carry no tangent): the primitive applied to the tangent."""
+    out = prim.bind(*primals, **params)
+    t = tangents[0]
+    return out, (None if t is None else prim.bind(t, *primals[1:], **params))

@@ -158,10 +158,7 @@ def correlate(k, xp, x, w, low, out, bias=None):
     x = xp.ascontiguousarray(x)
     u = weight_tiles(xp, w)
     bias = xp.zeros(0, x.dtype) if bias is None else xp.ascontiguousarray(bias)
-    tiles = ((out[0] + 1) // 2, (out[1] + 1) // 2)
-    per_sample = math.prod(tiles)
-    spans = _spans(n, _chunk(n, per_sample, c + o, x.itemsize))
-    most = max(stop - start for start, stop in spans) * per_sample
+    tiles, per_sample, spans, most = _plan(n, out, c + o, x.itemsize)
 
     def share(slot, mine):
         v_all = _TILES[slot].empty(xp, (16, c * most + _GAP), x.dtype)
@@ -184,13 +181,10 @@ def weight_cotangent(k, xp, x, ct, low):
     samples, then the small ``G^T . G``: a fresh C-ordered ``(O, C, 3, 3)`` array."""
     n, c, o = x.shape[0], x.shape[1], ct.shape[1]
     out = ct.shape[2:]
-    tiles = ((out[0] + 1) // 2, (out[1] + 1) // 2)
-    per_sample = math.prod(tiles)
-    if n == 0 or c == 0 or o == 0 or per_sample == 0:
+    if n == 0 or c == 0 or o == 0 or math.prod(out) == 0:
         return xp.zeros((o, c, 3, 3), dtype=x.dtype)
     x, ct = xp.ascontiguousarray(x), xp.ascontiguousarray(ct)
-    spans = _spans(n, _chunk(n, per_sample, c + o, x.itemsize))
-    most = max(stop - start for start, stop in spans) * per_sample
+    tiles, per_sample, spans, most = _plan(n, out, c + o, x.itemsize)
     threads = _WORKERS.count(len(spans))
     total = xp.zeros((16, c, o), dtype=x.dtype)
     # the chunks' products, added to ``total`` in chunk order whichever thread computed
@@ -226,6 +220,16 @@ def _chunk(n: int, per_sample: int, channels: int, itemsize: int) -> int:
     chunks as even as they come."""
     chunk = max(1, min(n, _CHUNK_BYTES // (16 * per_sample * channels * itemsize)))
     return -(-n // -(-n // chunk))
+
+
+def _plan(n: int, out, channels: int, itemsize: int):
+    """How a call over ``n`` samples with outputs ``out`` ``(H, W)`` and ``channels`` input
+    plus output channels is cut up: the tile grid ``(ceil(H/2), ceil(W/2))``, the tiles per
+    sample, the chunks of samples (:func:`_spans`) and the most tiles one chunk holds."""
+    tiles = ((out[0] + 1) // 2, (out[1] + 1) // 2)
+    per_sample = math.prod(tiles)
+    spans = _spans(n, _chunk(n, per_sample, channels, itemsize))
+    return tiles, per_sample, spans, max(stop - start for start, stop in spans) * per_sample
 
 
 def _spans(n: int, chunk: int) -> list[tuple[int, int]]:

@@ -26,7 +26,7 @@ from fnarray import api as fa
 from fnarray.api._convert import device_of
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray
-from fnarray.ops._util import move_bdim
+from fnarray.ops._util import linear_jvp, move_bdim
 
 _DUAL = {"backward": "forward", "forward": "backward", "ortho": "ortho"}
 
@@ -41,12 +41,6 @@ def _real_of(dtype) -> np.dtype:
 
 def _shift(axes):
     return tuple(a + 1 for a in axes)
-
-
-def _linear_jvp(prim):
-    def jvp(primals, tangents, **params):
-        return prim.bind(primals[0], **params), prim.bind(tangents[0], **params)
-    return jvp
 
 
 def _batch(prim):
@@ -80,7 +74,8 @@ def _fft_vjp(ct, x, *, out, axes, inverse, norm):
 
 fft = declare("fft", impl=_fft_impl, abstract=lambda a, **_: a, jvp=None, vjp=_fft_vjp,
               batch=None)
-fft.jvp, fft.batch = _linear_jvp(fft), _batch(fft)
+fft.jvp = lambda pr, tg, **p: linear_jvp(fft, pr, tg, **p)
+fft.batch = _batch(fft)
 
 
 # --- real to half spectrum ------------------------------------------------------------------
@@ -105,7 +100,8 @@ def _rfft_vjp(ct, x, *, out, axes, norm):
 
 rfft = declare("rfft", impl=_rfft_impl, abstract=_rfft_abstract, jvp=None, vjp=_rfft_vjp,
                batch=None)
-rfft.jvp, rfft.batch = _linear_jvp(rfft), _batch(rfft)
+rfft.jvp = lambda pr, tg, **p: linear_jvp(rfft, pr, tg, **p)
+rfft.batch = _batch(rfft)
 
 
 # --- half spectrum to real ------------------------------------------------------------------
@@ -131,4 +127,5 @@ def _irfft_vjp(ct, x, *, out, axes, n, norm):
 
 irfft = declare("irfft", impl=_irfft_impl, abstract=_irfft_abstract, jvp=None,
                 vjp=_irfft_vjp, batch=None)
-irfft.jvp, irfft.batch = _linear_jvp(irfft), _batch(irfft)
+irfft.jvp = lambda pr, tg, **p: linear_jvp(irfft, pr, tg, **p)
+irfft.batch = _batch(irfft)

@@ -37,7 +37,7 @@ from fnarray import api as fa
 from fnarray.backends import accel
 from fnarray.core.primitive import declare
 from fnarray.core.shapes import ShapedArray
-from fnarray.ops._util import batch_size, bdim_to_front
+from fnarray.ops._util import batch_size, bdim_to_front, linear_jvp
 from fnarray.transforms.buffers import declare_fresh
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -125,13 +125,6 @@ def _class_nll_abstract(logp, target, *, ignore_index, reduction, class_dim):
     return ShapedArray(shape, logp.dtype, False)
 
 
-def _class_nll_jvp(primals, tangents, **params):
-    logp, target = primals
-    t = tangents[0]
-    out = class_nll.bind(logp, target, **params)
-    return out, (None if t is None else class_nll.bind(t, target, **params))
-
-
 def _class_nll_vjp(ct, logp, target, *, out, **params):
     n_classes = logp.shape[params["class_dim"]]
     return class_nll_grad.bind(ct, target, n_classes=n_classes, **params), None
@@ -165,7 +158,8 @@ def _class_nll_batch(vals, dims, *, ignore_index, reduction, class_dim):
 
 
 class_nll = declare("class_nll", impl=_class_nll_impl, abstract=_class_nll_abstract,
-                    jvp=_class_nll_jvp, vjp=_class_nll_vjp, batch=_class_nll_batch)
+                    jvp=lambda pr, tg, **p: linear_jvp(class_nll, pr, tg, **p),
+                    vjp=_class_nll_vjp, batch=_class_nll_batch)
 
 
 # --- class_nll_grad ---------------------------------------------------------------------------
@@ -205,13 +199,6 @@ def _class_nll_grad_abstract(ct, target, *, ignore_index, reduction, class_dim, 
     return ShapedArray(shape, ct.dtype, False)
 
 
-def _class_nll_grad_jvp(primals, tangents, **params):
-    ct, target = primals
-    t = tangents[0]
-    out = class_nll_grad.bind(ct, target, **params)
-    return out, (None if t is None else class_nll_grad.bind(t, target, **params))
-
-
 def _class_nll_grad_vjp(u, ct, target, *, out, n_classes, **params):
     return class_nll.bind(u, target, **params), None
 
@@ -234,7 +221,8 @@ def _class_nll_grad_batch(vals, dims, *, ignore_index, reduction, class_dim, n_c
 
 
 class_nll_grad = declare("class_nll_grad", impl=_class_nll_grad_impl,
-                         abstract=_class_nll_grad_abstract, jvp=_class_nll_grad_jvp,
+                         abstract=_class_nll_grad_abstract,
+                         jvp=lambda pr, tg, **p: linear_jvp(class_nll_grad, pr, tg, **p),
                          vjp=_class_nll_grad_vjp, batch=_class_nll_grad_batch)
 
 # Both kernels allocate their results: the jit executor may hand those buffers on.
