@@ -161,13 +161,10 @@ def correlate(k, xp, x, w, low, out, bias=None):
     tiles, per_sample, spans, most = _plan(n, out, c + o, x.itemsize)
 
     def share(slot, mine):
-        v_all = _TILES[slot].empty(xp, (16, c * most + _GAP), x.dtype)
-        m_all = _PRODUCTS[slot].empty(xp, (16, most * o + _GAP), x.dtype)
-        for start, stop in mine:
-            t = (stop - start) * per_sample
+        for start, t, v_all, m_all, v, m in _chunk_views(xp, slot, mine, per_sample, c, o,
+                                                         most, x.dtype):
             k.input_tiles(x, v_all, t, start, tuple(low), tiles)
-            xp.matmul(v_all[:, :t * c].reshape(16, t, c), u,
-                      out=m_all[:, :t * o].reshape(16, t, o))
+            xp.matmul(v, u, out=m)
             k.output_tiles(m_all, t, res, start, bias)
 
     _run(share, spans, _WORKERS.count(len(spans)))
@@ -193,15 +190,12 @@ def weight_cotangent(k, xp, x, ct, low):
     index = {start: i for i, (start, _) in enumerate(spans)}
 
     def share(slot, mine):
-        v_all = _TILES[slot].empty(xp, (16, c * most + _GAP), x.dtype)
-        m_all = _PRODUCTS[slot].empty(xp, (16, most * o + _GAP), x.dtype)
-        for start, stop in mine:
-            t = (stop - start) * per_sample
+        for start, t, v_all, m_all, v, m in _chunk_views(xp, slot, mine, per_sample, c, o,
+                                                         most, x.dtype):
             k.input_tiles(x, v_all, t, start, tuple(low), tiles)
             k.cotangent_tiles(ct, m_all, t, start)
             part = parts[index[start] % len(parts)]
-            xp.matmul(xp.swapaxes(v_all[:, :t * c].reshape(16, t, c), 1, 2),
-                      m_all[:, :t * o].reshape(16, t, o), out=part)
+            xp.matmul(xp.swapaxes(v, 1, 2), m, out=part)
             if threads == 1:
                 total[...] += part
 
@@ -230,6 +224,19 @@ def _plan(n: int, out, channels: int, itemsize: int):
     per_sample = math.prod(tiles)
     spans = _spans(n, _chunk(n, per_sample, channels, itemsize))
     return tiles, per_sample, spans, max(stop - start for start, stop in spans) * per_sample
+
+
+def _chunk_views(xp, slot: int, mine, per_sample: int, c: int, o: int, most: int, dtype):
+    """Per chunk ``(start, stop)`` of ``mine``: ``(start, t, v_all, m_all, v, m)``, with ``t``
+    its tiles, ``v_all``/``m_all`` thread ``slot``'s scratch for the transformed tiles and the
+    products (room for ``most`` tiles), and ``v`` ``(16, t, c)``, ``m`` ``(16, t, o)`` the
+    chunk's matrices in them."""
+    v_all = _TILES[slot].empty(xp, (16, c * most + _GAP), dtype)
+    m_all = _PRODUCTS[slot].empty(xp, (16, most * o + _GAP), dtype)
+    for start, stop in mine:
+        t = (stop - start) * per_sample
+        yield (start, t, v_all, m_all, v_all[:, :t * c].reshape(16, t, c),
+               m_all[:, :t * o].reshape(16, t, o))
 
 
 def _spans(n: int, chunk: int) -> list[tuple[int, int]]:
